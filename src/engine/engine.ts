@@ -1,0 +1,30 @@
+import type { LogRecord } from '../ingest/record.js';
+import type { LeakEvent } from './event.js';
+
+/** Receives the events of closed, classified groups, synchronously and in close order. */
+export type EventSink = (events: LeakEvent[]) => void;
+
+export interface EngineStats {
+  linesIn: number;
+  groupsClosed: number;
+  eventsOut: number;
+  openStreams: number;
+  openBytes: number;
+  /** Groups force-closed because the open-group cache was full (never silently dropped). */
+  evictions: number;
+  truncatedGroups: number;
+}
+
+/**
+ * The engine: per-stream multi-line grouping, then classification by the loaded rule set.
+ * Everything is synchronous; callers decide when to feed and when to sweep.
+ */
+export interface Engine {
+  /** Feed records in arrival order. Groups that close as a result go to the sink before this returns. */
+  push(records: readonly LogRecord[]): void;
+  /** Close groups whose stream has been silent since before `now - silence`. `now` is wall-clock ms. */
+  sweep(now: number): void;
+  /** Close every open group (end of input, shutdown). */
+  flush(): void;
+  stats(): EngineStats;
+}

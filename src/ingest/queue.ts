@@ -1,0 +1,33 @@
+import type { LogRecord } from './record.js';
+
+/**
+ * The engine's bounded input queue. Ingest offers whole batches; a batch that does not fit is
+ * refused (the route answers 503, which every shipper retries) rather than buffered without bound.
+ */
+export class BoundedRecordQueue {
+  private readonly batches: LogRecord[][] = [];
+  private queued = 0;
+
+  constructor(readonly capacity: number) {}
+
+  /** Accepts the batch whole, or refuses it whole when it would exceed the capacity. */
+  offer(batch: LogRecord[]): boolean {
+    if (batch.length === 0) return true;
+    // An empty queue always takes one batch, so a batch larger than the capacity is not refused forever.
+    if (this.queued > 0 && this.queued + batch.length > this.capacity) return false;
+    this.batches.push(batch);
+    this.queued += batch.length;
+    return true;
+  }
+
+  /** Removes and returns the oldest batch, if any. */
+  take(): LogRecord[] | undefined {
+    const batch = this.batches.shift();
+    if (batch) this.queued -= batch.length;
+    return batch;
+  }
+
+  get size(): number {
+    return this.queued;
+  }
+}
