@@ -1,0 +1,43 @@
+# leakwatch: the sink on its embedded defaults, listening on all interfaces, SQLite in /data.
+# Three stages keep the compiler and the dev dependencies out of the image.
+
+# 1. Compile TypeScript (npm ci runs `prepare`, which builds dist/).
+FROM node:20-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
+COPY src ./src
+RUN npm ci --no-audit --no-fund
+
+# 2. Production dependencies only (better-sqlite3 may compile, hence the toolchain).
+FROM node:20-slim AS deps
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY scripts ./scripts
+RUN npm ci --omit=dev --no-audit --no-fund
+
+# 3. Runtime.
+FROM node:20-slim
+ENV NODE_ENV=production \
+    LEAKWATCH_HOST=0.0.0.0 \
+    LEAKWATCH_PORT=8080 \
+    LEAKWATCH_DATA_DIR=/data \
+    LEAKWATCH_RULES=/app/rules
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+COPY rules ./rules
+COPY schema ./schema
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.LEAKWATCH_PORT || 8080) + '/healthz').then(r => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "bin/leakwatch.js", "serve"]
