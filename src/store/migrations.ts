@@ -1,0 +1,100 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Versioned schema changes, applied in order, each in its own transaction and recorded in
+ * `schema_migrations`. Never edit a released migration: append a new one. Planned next:
+ * 2 = ingest journal (batches accepted but not yet through the engine), 3 = forwarding outbox.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'events, incidents, memory samples',
+    sql: `
+      CREATE TABLE events (
+        id          TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        time        INTEGER NOT NULL,
+        host        TEXT NOT NULL,
+        service     TEXT NOT NULL,
+        category    TEXT NOT NULL,
+        body        TEXT NOT NULL          -- the LeakEvent as JSON, incident_id filled
+      );
+      CREATE INDEX events_by_incident ON events (incident_id, time);
+      CREATE INDEX events_by_stream ON events (host, service, time);
+
+      CREATE TABLE incidents (
+        id             TEXT PRIMARY KEY,
+        key            TEXT NOT NULL,
+        rule           TEXT NOT NULL,
+        category       TEXT NOT NULL,
+        severity       TEXT NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+        host           TEXT NOT NULL,
+        service        TEXT NOT NULL,
+        pids           TEXT NOT NULL,
+        first_seen     INTEGER NOT NULL,
+        last_seen      INTEGER NOT NULL,
+        count          INTEGER NOT NULL,
+        summary        TEXT NOT NULL,
+        fields         TEXT NOT NULL,
+        evidence       TEXT NOT NULL,
+        last_event     TEXT NOT NULL,
+        acked_at       INTEGER,
+        resolved_at    INTEGER,
+        reopened_count INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX incidents_by_key ON incidents (key, first_seen);
+      CREATE INDEX incidents_by_recency ON incidents (last_seen DESC, id);
+      CREATE INDEX incidents_by_status ON incidents (status, last_seen);
+      CREATE INDEX incidents_by_opening ON incidents (host, service, first_seen);
+
+      CREATE TABLE memory_samples (
+        host       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        pid        TEXT NOT NULL,
+        t          INTEGER NOT NULL,
+        used_bytes INTEGER NOT NULL,
+        max_bytes  INTEGER,
+        source     TEXT NOT NULL
+      );
+      CREATE INDEX samples_by_process ON memory_samples (host, service, pid, t);
+
+      CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+    `,
+  },
+];
+
+/** Applies the migrations the database has not seen yet. Returns the schema version afterwards. */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  )`);
+  const applied = new Set(
+    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((row) => row.version),
+  );
+  const newest = Math.max(0, ...applied);
+  const known = Math.max(0, ...migrations.map((m) => m.version));
+  if (newest > known) {
+    throw new Error(`database schema version ${newest} is newer than this leakwatch understands (${known}); upgrade leakwatch`);
+  }
+  const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (applied.has(migration.version)) continue;
+    db.transaction(() => {
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name, new Date().toISOString());
+    })();
+  }
+  return Math.max(newest, known);
+}

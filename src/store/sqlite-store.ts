@@ -1,0 +1,304 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { LeakEvent, Severity } from '../engine/event.js';
+import { migrate } from './migrations.js';
+import type {
+  EvidenceEntry,
+  IncidentQuery,
+  IncidentRecord,
+  IncidentStatus,
+  MemorySample,
+  ProcessId,
+  Store,
+  StoredSample,
+} from './store.js';
+
+export const DB_FILE_NAME = 'leakwatch.db';
+
+export interface SqliteStoreOptions {
+  /**
+   * NORMAL (default): in WAL mode a commit reaches the OS before it returns, so a killed process
+   * (kill -9, crash, OOM kill) loses nothing committed; only a power loss or kernel crash can drop
+   * the last transactions (never corrupting the file). FULL also fsyncs every commit, which
+   * survives power loss at the price of one fsync per batch.
+   */
+  synchronous?: 'NORMAL' | 'FULL';
+}
+
+interface IncidentRow {
+  id: string;
+  key: string;
+  rule: string;
+  category: string;
+  severity: string;
+  status: string;
+  host: string;
+  service: string;
+  pids: string;
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  summary: string;
+  fields: string;
+  evidence: string;
+  last_event: string;
+  acked_at: number | null;
+  resolved_at: number | null;
+  reopened_count: number;
+}
+
+function toRecord(row: IncidentRow): IncidentRecord {
+  return {
+    id: row.id,
+    key: row.key,
+    rule: row.rule,
+    category: row.category,
+    severity: row.severity as Severity,
+    status: row.status as IncidentStatus,
+    host: row.host,
+    service: row.service,
+    pids: JSON.parse(row.pids) as string[],
+    first_seen: row.first_seen,
+    last_seen: row.last_seen,
+    count: row.count,
+    summary: row.summary,
+    fields: JSON.parse(row.fields) as LeakEvent['fields'],
+    evidence: JSON.parse(row.evidence) as EvidenceEntry[],
+    last_event: JSON.parse(row.last_event) as LeakEvent,
+    acked_at: row.acked_at,
+    resolved_at: row.resolved_at,
+    reopened_count: row.reopened_count,
+  };
+}
+
+function toRow(incident: IncidentRecord): IncidentRow {
+  return {
+    ...incident,
+    pids: JSON.stringify(incident.pids),
+    fields: JSON.stringify(incident.fields),
+    evidence: JSON.stringify(incident.evidence),
+    last_event: JSON.stringify(incident.last_event),
+  };
+}
+
+/** The SQLite implementation of Store: one file `leakwatch.db` in the data directory, WAL mode. */
+export class SqliteStore implements Store {
+  readonly path: string;
+  readonly schemaVersion: number;
+  private readonly db: Database.Database;
+  private readonly statements;
+
+  constructor(dataDir: string, options: SqliteStoreOptions = {}) {
+    mkdirSync(dataDir, { recursive: true });
+    this.path = join(dataDir, DB_FILE_NAME);
+    this.db = new Database(this.path);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+      // Another process (a second leakwatch, sqlite3 CLI) holding the lock briefly should not fail a batch.
+      this.db.pragma('busy_timeout = 5000');
+      this.schemaVersion = migrate(this.db);
+    } catch (error) {
+      this.db.close();
+      throw new Error(`cannot open store ${this.path}: ${(error as Error).message}`, { cause: error });
+    }
+    this.statements = this.prepare();
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      hasEvent: db.prepare('SELECT 1 FROM events WHERE id = ?').pluck(),
+      insertEvent: db.prepare(
+        'INSERT INTO events (id, incident_id, time, host, service, category, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      eventsOfIncident: db
+        .prepare('SELECT body FROM events WHERE incident_id = ? ORDER BY time DESC, rowid DESC LIMIT ?')
+        .pluck(),
+      categoryCounts: db.prepare(
+        `SELECT category, COUNT(*) AS count, MIN(time) AS first_seen, MAX(time) AS last_seen
+           FROM events WHERE host = ? AND service = ? AND time BETWEEN ? AND ? AND category <> ?
+          GROUP BY category ORDER BY category`,
+      ),
+      incidentByKey: db.prepare('SELECT * FROM incidents WHERE key = ? ORDER BY first_seen DESC LIMIT 1'),
+      incident: db.prepare('SELECT * FROM incidents WHERE id = ?'),
+      saveIncident: db.prepare(
+        `INSERT INTO incidents (id, key, rule, category, severity, status, host, service, pids, first_seen, last_seen,
+                                count, summary, fields, evidence, last_event, acked_at, resolved_at, reopened_count)
+         VALUES (@id, @key, @rule, @category, @severity, @status, @host, @service, @pids, @first_seen, @last_seen,
+                 @count, @summary, @fields, @evidence, @last_event, @acked_at, @resolved_at, @reopened_count)
+         ON CONFLICT (id) DO UPDATE SET
+           key = excluded.key, rule = excluded.rule, category = excluded.category, severity = excluded.severity,
+           status = excluded.status, host = excluded.host, service = excluded.service, pids = excluded.pids,
+           first_seen = excluded.first_seen, last_seen = excluded.last_seen, count = excluded.count,
+           summary = excluded.summary, fields = excluded.fields, evidence = excluded.evidence,
+           last_event = excluded.last_event, acked_at = excluded.acked_at, resolved_at = excluded.resolved_at,
+           reopened_count = excluded.reopened_count`,
+      ),
+      incidentsOpenedBetween: db.prepare(
+        'SELECT * FROM incidents WHERE host = ? AND service = ? AND first_seen BETWEEN ? AND ?',
+      ),
+      resolveQuiet: db.prepare(
+        "UPDATE incidents SET status = 'resolved', resolved_at = last_seen + ? WHERE status = 'open' AND last_seen < ?",
+      ),
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
+      setMeta: db.prepare(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      ),
+      pruneEventsOfIncident: db.prepare(
+        `DELETE FROM events WHERE rowid IN (
+           SELECT rowid FROM events WHERE incident_id = ? ORDER BY time DESC, rowid DESC LIMIT -1 OFFSET ?)`,
+      ),
+      countEventsOfIncident: db.prepare('SELECT COUNT(*) FROM events WHERE incident_id = ?').pluck(),
+      deleteEventsOfResolved: db.prepare(
+        "DELETE FROM events WHERE incident_id IN (SELECT id FROM incidents WHERE status = 'resolved' AND last_seen < ?)",
+      ),
+      deleteResolved: db.prepare("DELETE FROM incidents WHERE status = 'resolved' AND last_seen < ?"),
+      insertSample: db.prepare(
+        'INSERT INTO memory_samples (host, service, pid, t, used_bytes, max_bytes, source) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      samplesOf: db.prepare(
+        `SELECT t, used_bytes, max_bytes, source FROM memory_samples
+          WHERE host = ? AND service = ? AND pid = ? AND t >= ? ORDER BY t DESC, rowid DESC LIMIT ?`,
+      ),
+      knownMaxOf: db
+        .prepare(
+          `SELECT max_bytes FROM memory_samples WHERE host = ? AND service = ? AND pid = ? AND max_bytes IS NOT NULL
+            ORDER BY t DESC, rowid DESC LIMIT 1`,
+        )
+        .pluck(),
+      processes: db.prepare(
+        `SELECT DISTINCT host, service, pid FROM memory_samples
+          WHERE (@host IS NULL OR host = @host) AND (@service IS NULL OR service = @service)
+          ORDER BY host, service, pid`,
+      ),
+      pruneSamplesOf: db.prepare(
+        `DELETE FROM memory_samples WHERE rowid IN (
+           SELECT rowid FROM memory_samples WHERE host = ? AND service = ? AND pid = ?
+            ORDER BY t DESC, rowid DESC LIMIT -1 OFFSET ?)`,
+      ),
+    };
+  }
+
+  transaction<T>(work: () => T): T {
+    // better-sqlite3 turns a nested transaction into a savepoint, so callers may nest freely.
+    return this.db.transaction(work)();
+  }
+
+  hasEvent(id: string): boolean {
+    return this.statements.hasEvent.get(id) !== undefined;
+  }
+
+  insertEvent(event: LeakEvent, time: number): void {
+    if (event.incident_id === null) throw new Error(`event ${event.id} has no incident_id`);
+    this.statements.insertEvent.run(event.id, event.incident_id, time, event.host, event.service, event.category, JSON.stringify(event));
+  }
+
+  eventsOfIncident(incidentId: string, limit: number): LeakEvent[] {
+    return (this.statements.eventsOfIncident.all(incidentId, limit) as string[]).map((body) => JSON.parse(body) as LeakEvent);
+  }
+
+  categoryCounts(host: string, service: string, from: number, to: number, excludeCategory: string): EvidenceEntry[] {
+    return this.statements.categoryCounts.all(host, service, from, to, excludeCategory) as EvidenceEntry[];
+  }
+
+  incidentByKey(key: string): IncidentRecord | undefined {
+    const row = this.statements.incidentByKey.get(key) as IncidentRow | undefined;
+    return row && toRecord(row);
+  }
+
+  incident(id: string): IncidentRecord | undefined {
+    const row = this.statements.incident.get(id) as IncidentRow | undefined;
+    return row && toRecord(row);
+  }
+
+  saveIncident(incident: IncidentRecord): void {
+    this.statements.saveIncident.run(toRow(incident));
+  }
+
+  listIncidents(query: IncidentQuery): IncidentRecord[] {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (query.status !== 'all') {
+      where.push('status = ?');
+      params.push(query.status);
+    }
+    for (const column of ['host', 'service', 'category', 'rule', 'severity'] as const) {
+      const value = query[column];
+      if (value !== undefined) {
+        where.push(`${column} = ?`);
+        params.push(value);
+      }
+    }
+    if (query.since !== undefined) {
+      where.push('last_seen >= ?');
+      params.push(query.since);
+    }
+    if (query.after) {
+      where.push('(last_seen < ? OR (last_seen = ? AND id > ?))');
+      params.push(query.after.last_seen, query.after.last_seen, query.after.id);
+    }
+    const sql = `SELECT * FROM incidents ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
+                 ORDER BY last_seen DESC, id ASC LIMIT ?`;
+    params.push(query.limit);
+    return (this.db.prepare(sql).all(...params) as IncidentRow[]).map(toRecord);
+  }
+
+  incidentsOpenedBetween(host: string, service: string, from: number, to: number): IncidentRecord[] {
+    return (this.statements.incidentsOpenedBetween.all(host, service, from, to) as IncidentRow[]).map(toRecord);
+  }
+
+  resolveQuiet(before: number, quietMs: number): number {
+    return this.statements.resolveQuiet.run(quietMs, before).changes;
+  }
+
+  getMeta(key: string): string | undefined {
+    return this.statements.getMeta.get(key) as string | undefined;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.statements.setMeta.run(key, value);
+  }
+
+  pruneEventsOfIncident(incidentId: string, keep: number): number {
+    // Counting first keeps the common case (under the cap) to one index lookup.
+    if ((this.statements.countEventsOfIncident.get(incidentId) as number) <= keep) return 0;
+    return this.statements.pruneEventsOfIncident.run(incidentId, keep).changes;
+  }
+
+  pruneResolvedIncidents(before: number): number {
+    return this.transaction(() => {
+      this.statements.deleteEventsOfResolved.run(before);
+      return this.statements.deleteResolved.run(before).changes;
+    });
+  }
+
+  insertSamples(samples: readonly StoredSample[]): void {
+    this.transaction(() => {
+      for (const s of samples) {
+        this.statements.insertSample.run(s.host, s.service, s.pid, s.t, s.used_bytes, s.max_bytes, s.source);
+      }
+    });
+  }
+
+  samplesOf(process: ProcessId, limit: number, since = Number.MIN_SAFE_INTEGER): MemorySample[] {
+    return this.statements.samplesOf.all(process.host, process.service, process.pid, since, limit) as MemorySample[];
+  }
+
+  knownMaxOf(process: ProcessId): number | null {
+    return (this.statements.knownMaxOf.get(process.host, process.service, process.pid) as number | undefined) ?? null;
+  }
+
+  processes(filter: { host?: string; service?: string } = {}): ProcessId[] {
+    return this.statements.processes.all({ host: filter.host ?? null, service: filter.service ?? null }) as ProcessId[];
+  }
+
+  pruneSamplesOf(process: ProcessId, keep: number): number {
+    return this.statements.pruneSamplesOf.run(process.host, process.service, process.pid, keep).changes;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,111 @@
+import type { LeakEvent, Severity } from '../engine/event.js';
+
+/**
+ * The narrow persistence interface behind incidents and memory tracking. SQLite (sqlite-store.ts)
+ * is the one implementation; a server database can replace it by implementing this interface.
+ * All times are ms since the epoch; event time unless a field says otherwise.
+ */
+
+export type IncidentStatus = 'open' | 'resolved';
+
+/** Other categories seen on the same host+service in the window before an incident opened. */
+export interface EvidenceEntry {
+  category: string;
+  count: number;
+  first_seen: number;
+  last_seen: number;
+}
+
+export interface IncidentRecord {
+  id: string;
+  key: string;
+  rule: string;
+  category: string;
+  severity: Severity;
+  status: IncidentStatus;
+  host: string;
+  service: string;
+  pids: string[];
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  summary: string;
+  fields: LeakEvent['fields'];
+  evidence: EvidenceEntry[];
+  last_event: LeakEvent;
+  /** Wall-clock time of the last ack; cleared on reopen. */
+  acked_at: number | null;
+  /** Event time (last_seen + quiet period) for automatic resolution, wall-clock time for a manual one. */
+  resolved_at: number | null;
+  reopened_count: number;
+}
+
+export interface IncidentQuery {
+  status: IncidentStatus | 'all';
+  host?: string;
+  service?: string;
+  category?: string;
+  rule?: string;
+  severity?: Severity;
+  /** Only incidents with last_seen >= since. */
+  since?: number;
+  limit: number;
+  /** Keyset position: return incidents strictly after (last_seen desc, id asc). */
+  after?: { last_seen: number; id: string };
+}
+
+export interface MemorySample {
+  t: number;
+  used_bytes: number;
+  /** The known limit at that moment, or null when the source does not tell it. */
+  max_bytes: number | null;
+  source: string;
+}
+
+export interface ProcessId {
+  host: string;
+  service: string;
+  pid: string;
+}
+
+export interface StoredSample extends MemorySample, ProcessId {}
+
+export interface Store {
+  /** Runs `work` in one transaction: all of it is committed, or none of it. Nested calls join the outer one. */
+  transaction<T>(work: () => T): T;
+
+  hasEvent(id: string): boolean;
+  insertEvent(event: LeakEvent, time: number): void;
+  /** Newest first, at most `limit`. */
+  eventsOfIncident(incidentId: string, limit: number): LeakEvent[];
+  /** Counts per category of events on host+service with time in [from, to], without `excludeCategory`. */
+  categoryCounts(host: string, service: string, from: number, to: number, excludeCategory: string): EvidenceEntry[];
+
+  incidentByKey(key: string): IncidentRecord | undefined;
+  incident(id: string): IncidentRecord | undefined;
+  saveIncident(incident: IncidentRecord): void;
+  listIncidents(query: IncidentQuery): IncidentRecord[];
+  /** Incidents on host+service whose first_seen is in [from, to] (to find whose evidence window a new event falls in). */
+  incidentsOpenedBetween(host: string, service: string, from: number, to: number): IncidentRecord[];
+  /** Open incidents with last_seen < before: resolved at last_seen + quietMs. Returns how many. */
+  resolveQuiet(before: number, quietMs: number): number;
+
+  /** Small persistent values (the event-time watermark). */
+  getMeta(key: string): string | undefined;
+  setMeta(key: string, value: string): void;
+
+  /** Keeps the newest `keep` events of the incident. Returns how many were deleted. */
+  pruneEventsOfIncident(incidentId: string, keep: number): number;
+  /** Deletes resolved incidents (and their events) with last_seen < before. Returns how many. */
+  pruneResolvedIncidents(before: number): number;
+
+  insertSamples(samples: readonly StoredSample[]): void;
+  /** Newest first, at most `limit`, optionally only from `since`. */
+  samplesOf(process: ProcessId, limit: number, since?: number): MemorySample[];
+  /** Latest non-null max_bytes of the process. */
+  knownMaxOf(process: ProcessId): number | null;
+  processes(filter?: { host?: string; service?: string }): ProcessId[];
+  pruneSamplesOf(process: ProcessId, keep: number): number;
+
+  close(): void;
+}
