@@ -1,0 +1,302 @@
+import { SEVERITIES, type LeakEvent, type Severity } from '../engine/event.js';
+import type { EvidenceEntry, IncidentQuery, IncidentRecord, Store } from '../store/store.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { incidentIdOf } from './incident-id.js';
+
+export interface IncidentServiceOptions {
+  /** An open incident resolves once the newest event time seen is this far past its last_seen. Default 30 min. */
+  quietPeriodMs?: number;
+  /** Evidence covers event time [first_seen - window, first_seen]. Default 15 min. */
+  evidenceWindowMs?: number;
+  /** Newest events kept per incident. Default 1000. */
+  eventsPerIncident?: number;
+  /** Resolved incidents whose last_seen is this far behind the newest event time are deleted. Default 30 d. */
+  resolvedRetentionMs?: number;
+  /** Distinct pids remembered per incident (a restart loop must not grow a row without bound). Default 100. */
+  maxPids?: number;
+  /** Wall clock for ack and manual resolve (tests replace it). */
+  now?: () => number;
+}
+
+export interface IngestResult {
+  inserted: number;
+  /** Events whose id was already stored: they change nothing. */
+  duplicates: number;
+  /** Events that could not be stored (no id, no incident key, unparseable timestamp, unknown severity). */
+  invalid: number;
+  /** The stored events with `incident_id` filled, in input order. */
+  events: LeakEvent[];
+}
+
+export interface EvidenceView {
+  category: string;
+  count: number;
+  first_seen: string;
+  last_seen: string;
+}
+
+/** An incident as the HTTP API shows it: times as ISO-8601. */
+export interface IncidentView {
+  id: string;
+  key: string;
+  rule: string;
+  category: string;
+  severity: Severity;
+  status: 'open' | 'resolved';
+  host: string;
+  service: string;
+  pids: string[];
+  first_seen: string;
+  last_seen: string;
+  count: number;
+  summary: string;
+  fields: LeakEvent['fields'];
+  evidence: EvidenceView[];
+  last_event: LeakEvent;
+  acked_at: string | null;
+  resolved_at: string | null;
+  reopened_count: number;
+}
+
+export interface IncidentListQuery extends Omit<IncidentQuery, 'after'> {
+  cursor?: string;
+}
+
+export class InvalidCursorError extends Error {
+  override readonly name = 'InvalidCursorError';
+}
+
+const WATERMARK_KEY = 'incidents.event_time_watermark';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+function severityRank(severity: Severity): number {
+  return SEVERITIES.indexOf(severity);
+}
+
+export function toIncidentView(incident: IncidentRecord): IncidentView {
+  return {
+    ...incident,
+    first_seen: iso(incident.first_seen),
+    last_seen: iso(incident.last_seen),
+    evidence: incident.evidence.map((entry) => ({ ...entry, first_seen: iso(entry.first_seen), last_seen: iso(entry.last_seen) })),
+    acked_at: isoOrNull(incident.acked_at),
+    resolved_at: isoOrNull(incident.resolved_at),
+  };
+}
+
+/** Why an event cannot be stored, or undefined when it can. */
+function invalidReason(event: LeakEvent): string | undefined {
+  if (typeof event.id !== 'string' || event.id === '') return 'no id';
+  if (typeof event.incident_key !== 'string' || event.incident_key === '') return 'no incident_key';
+  if (!SEVERITIES.includes(event.severity)) return `unknown severity ${String(event.severity)}`;
+  if (!Number.isFinite(Date.parse(event.timestamp))) return `unparseable timestamp ${String(event.timestamp)}`;
+  return undefined;
+}
+
+/**
+ * Incident lifecycle over a Store: events are grouped by their incident key into incidents that
+ * open, escalate, resolve after a quiet period of EVENT time (so replaying an old export behaves
+ * like the live run did), and reopen. Each ingest batch is one transaction.
+ */
+export class IncidentService {
+  private readonly quietPeriodMs: number;
+  private readonly evidenceWindowMs: number;
+  private readonly eventsPerIncident: number;
+  private readonly resolvedRetentionMs: number;
+  private readonly maxPids: number;
+  private readonly now: () => number;
+  /** Newest event time seen on any stream; persisted so a restart resolves the same way. */
+  private watermark: number;
+
+  constructor(
+    private readonly store: Store,
+    options: IncidentServiceOptions = {},
+  ) {
+    this.quietPeriodMs = options.quietPeriodMs ?? 30 * 60_000;
+    this.evidenceWindowMs = options.evidenceWindowMs ?? 15 * 60_000;
+    this.eventsPerIncident = options.eventsPerIncident ?? 1000;
+    this.resolvedRetentionMs = options.resolvedRetentionMs ?? 30 * 86_400_000;
+    this.maxPids = options.maxPids ?? 100;
+    this.now = options.now ?? Date.now;
+    for (const [name, value] of Object.entries({ quietPeriodMs: this.quietPeriodMs, evidenceWindowMs: this.evidenceWindowMs, eventsPerIncident: this.eventsPerIncident, resolvedRetentionMs: this.resolvedRetentionMs, maxPids: this.maxPids })) {
+      if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`incidents: ${name} must be a positive whole number, got ${value}`);
+    }
+    const stored = Number(store.getMeta(WATERMARK_KEY));
+    this.watermark = Number.isSafeInteger(stored) ? stored : Number.MIN_SAFE_INTEGER;
+  }
+
+  /** Newest event time seen, or null before the first event. */
+  get eventTimeWatermark(): number | null {
+    return this.watermark === Number.MIN_SAFE_INTEGER ? null : this.watermark;
+  }
+
+  ingest(events: readonly LeakEvent[]): IngestResult {
+    const result: IngestResult = { inserted: 0, duplicates: 0, invalid: 0, events: [] };
+    const watermark = this.store.transaction(() => {
+      let watermark = this.watermark;
+      const touched = new Set<string>();
+      for (const event of events) {
+        if (event === null || typeof event !== 'object' || invalidReason(event) !== undefined) {
+          result.invalid++;
+          continue;
+        }
+        if (this.store.hasEvent(event.id)) {
+          result.duplicates++;
+          continue;
+        }
+        const time = Date.parse(event.timestamp);
+        watermark = Math.max(watermark, time);
+        const existing = this.store.incidentByKey(event.incident_key);
+        const incident = existing ? this.apply(existing, event, time, watermark) : this.open(event, time);
+        const stored: LeakEvent = { ...event, incident_id: incident.id };
+        this.store.saveIncident(incident);
+        this.store.insertEvent(stored, time);
+        this.addAsEvidence(stored, time);
+        touched.add(incident.id);
+        result.events.push(stored);
+        result.inserted++;
+      }
+      if (result.inserted > 0) {
+        this.store.setMeta(WATERMARK_KEY, String(watermark));
+        this.store.resolveQuiet(watermark - this.quietPeriodMs, this.quietPeriodMs);
+        for (const id of touched) this.store.pruneEventsOfIncident(id, this.eventsPerIncident);
+        this.store.pruneResolvedIncidents(watermark - this.resolvedRetentionMs);
+      }
+      return watermark;
+    });
+    // Only after the commit: a rolled-back batch must not move the watermark.
+    this.watermark = watermark;
+    return result;
+  }
+
+  private open(event: LeakEvent, time: number): IncidentRecord {
+    return {
+      id: incidentIdOf(event.incident_key, time),
+      key: event.incident_key,
+      rule: event.rule,
+      category: event.category,
+      severity: event.severity,
+      status: 'open',
+      host: event.host,
+      service: event.service,
+      pids: event.pid === '' ? [] : [event.pid],
+      first_seen: time,
+      last_seen: time,
+      count: 1,
+      summary: event.annotations?.summary ?? event.message,
+      fields: event.fields ?? {},
+      evidence: this.evidenceFor(event.host, event.service, time, event.category),
+      last_event: event,
+      acked_at: null,
+      resolved_at: null,
+      reopened_count: 0,
+    };
+  }
+
+  private apply(incident: IncidentRecord, event: LeakEvent, time: number, watermark: number): IncidentRecord {
+    const next: IncidentRecord = { ...incident };
+    const newer = time > incident.last_seen;
+    // The event-time sweep runs per batch; an incident quiet long enough before this event was
+    // already resolved in event time even if no batch has swept it yet.
+    if (next.status === 'open' && newer && incident.last_seen < watermark - this.quietPeriodMs) {
+      next.status = 'resolved';
+      next.resolved_at = incident.last_seen + this.quietPeriodMs;
+    }
+    if (next.status === 'resolved' && newer) {
+      next.status = 'open';
+      next.reopened_count++;
+      next.resolved_at = null;
+      next.acked_at = null;
+      next.severity = event.severity;
+    } else if (severityRank(event.severity) > severityRank(next.severity)) {
+      next.severity = event.severity;
+    }
+    next.count++;
+    if (event.pid !== '' && !next.pids.includes(event.pid) && next.pids.length < this.maxPids) {
+      next.pids = [...next.pids, event.pid];
+    }
+    if (time >= incident.last_seen) {
+      next.last_seen = time;
+      next.last_event = event;
+      next.summary = event.annotations?.summary ?? event.message;
+      next.fields = event.fields ?? {};
+    }
+    if (time < incident.first_seen) {
+      // A late, older event moves the opening, and with it the evidence window.
+      next.first_seen = time;
+      next.evidence = this.evidenceFor(next.host, next.service, time, next.category);
+    }
+    return next;
+  }
+
+  private evidenceFor(host: string, service: string, openedAt: number, category: string): EvidenceEntry[] {
+    return this.store.categoryCounts(host, service, openedAt - this.evidenceWindowMs, openedAt, category);
+  }
+
+  /**
+   * Counts a new event into the evidence of incidents on the same host+service whose window it
+   * falls in. Incremental, so evidence survives the per-incident event cap pruning old events.
+   */
+  private addAsEvidence(event: LeakEvent, time: number): void {
+    const incidents = this.store.incidentsOpenedBetween(event.host, event.service, time, time + this.evidenceWindowMs);
+    for (const incident of incidents) {
+      if (incident.id === event.incident_id || incident.category === event.category) continue;
+      const evidence = incident.evidence.map((entry) => ({ ...entry }));
+      const entry = evidence.find((e) => e.category === event.category);
+      if (entry) {
+        entry.count++;
+        entry.first_seen = Math.min(entry.first_seen, time);
+        entry.last_seen = Math.max(entry.last_seen, time);
+      } else {
+        evidence.push({ category: event.category, count: 1, first_seen: time, last_seen: time });
+        evidence.sort((a, b) => a.category.localeCompare(b.category));
+      }
+      this.store.saveIncident({ ...incident, evidence });
+    }
+  }
+
+  /** Page of incidents ordered by last_seen desc, id asc. Throws InvalidCursorError for a bad cursor. */
+  list(query: IncidentListQuery): { incidents: IncidentView[]; next_cursor: string | null } {
+    const { cursor, ...filters } = query;
+    let after: IncidentQuery['after'];
+    if (cursor !== undefined) {
+      after = decodeCursor(cursor);
+      if (!after) throw new InvalidCursorError('cursor is not one this server returned');
+    }
+    const rows = this.store.listIncidents({ ...filters, after, limit: query.limit + 1 });
+    const page = rows.slice(0, query.limit);
+    const last = page[page.length - 1];
+    const next_cursor = rows.length > query.limit && last ? encodeCursor({ last_seen: last.last_seen, id: last.id }) : null;
+    return { incidents: page.map(toIncidentView), next_cursor };
+  }
+
+  get(id: string, eventLimit = 50): (IncidentView & { events: LeakEvent[] }) | undefined {
+    const incident = this.store.incident(id);
+    if (!incident) return undefined;
+    return { ...toIncidentView(incident), events: this.store.eventsOfIncident(id, eventLimit) };
+  }
+
+  /** Marks the incident as seen by a human; it stays open. */
+  ack(id: string): IncidentView | undefined {
+    return this.update(id, (incident) => ({ ...incident, acked_at: this.now() }));
+  }
+
+  /** Resolves by hand (resolved_at is wall-clock time); the next newer event reopens it. */
+  resolve(id: string): IncidentView | undefined {
+    return this.update(id, (incident) =>
+      incident.status === 'resolved' ? incident : { ...incident, status: 'resolved', resolved_at: this.now() },
+    );
+  }
+
+  private update(id: string, change: (incident: IncidentRecord) => IncidentRecord): IncidentView | undefined {
+    return this.store.transaction(() => {
+      const incident = this.store.incident(id);
+      if (!incident) return undefined;
+      const updated = change(incident);
+      this.store.saveIncident(updated);
+      return toIncidentView(updated);
+    });
+  }
+}
