@@ -1,0 +1,33 @@
+/**
+ * State of the `if: {count, within}` thresholds: recent event times per (rule, version, incident
+ * key). Bounded twice: an LRU over keys and at most `count` times per key (older ones can never
+ * matter again). Owned by whoever outlives a reload (RuleSetHolder), so windows survive reloads and
+ * reset only when a rule's version changes (its key changes).
+ */
+import { LRUCache } from 'lru-cache';
+
+export class CountWindows {
+  private readonly times: LRUCache<string, number[]>;
+
+  constructor(maxKeys = 50_000) {
+    this.times = new LRUCache({ max: maxKeys });
+  }
+
+  /** Records an event at `time` and says how many recorded events of `key` lie in (time - withinMs, time]. */
+  record(key: string, time: number, withinMs: number, keep: number): number {
+    const times = this.times.get(key) ?? [];
+    times.push(time);
+    // Out-of-order arrivals happen (several shippers, retries); keep the list sorted.
+    if (times.length > 1 && (times[times.length - 2] as number) > time) times.sort((a, b) => a - b);
+    while (times.length > keep) times.shift();
+    this.times.set(key, times);
+    const latest = times[times.length - 1] as number;
+    let inWindow = 0;
+    for (const seen of times) if (seen > latest - withinMs && seen <= latest) inWindow += 1;
+    return inWindow;
+  }
+
+  get size(): number {
+    return this.times.size;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The shape of a rule file after it passed the JSON Schema (schema/leakwatch-rules.schema.json).
+ * Keep in step with the schema: the loader trusts these types only after validation.
+ */
+import type { Severity } from '../engine/event.js';
+
+export type PredicateField =
+  | 'text'
+  | 'first_line'
+  | 'level'
+  | 'exception.class'
+  | 'exception.message'
+  | 'cause.class'
+  | 'cause.message'
+  | 'host'
+  | 'service';
+
+export type PredicateOp = 'equals' | 'contains' | 'startswith' | 'endswith' | 'regex' | 'in';
+
+/** `{ "field|op": value }`, exactly one key. */
+export type RawPredicate = Record<string, string | string[]>;
+
+export type ExtractSource = 'text' | 'first_line' | 'exception.class' | 'exception.message' | 'cause.class' | 'cause.message';
+
+export type FieldType = 'int' | 'float' | 'bytes' | 'string';
+
+export interface RawExtract {
+  from?: ExtractSource;
+  regex: string;
+  types?: Record<string, FieldType>;
+  optional?: boolean;
+}
+
+export interface RawThresholdCondition {
+  field?: string;
+  gte?: number;
+  gt?: number;
+  lte?: number;
+  lt?: number;
+  count?: number;
+  within?: string;
+}
+
+export interface RawThreshold {
+  if: RawThresholdCondition;
+  severity: Severity;
+}
+
+export interface RawRuleTest {
+  name: string;
+  stream?: { host?: string; service?: string; pid?: string | number };
+  input: string;
+  expect: Array<Record<string, unknown>>;
+}
+
+export interface RawRule {
+  id: string;
+  version: number;
+  enabled?: boolean;
+  title: string;
+  description?: string;
+  references?: string[];
+  priority?: number;
+  match: { literals: string[]; all?: RawPredicate[]; any?: RawPredicate[]; none?: RawPredicate[] };
+  extract?: RawExtract[];
+  derive?: Record<string, string>;
+  classify: { category: string; severity: Severity };
+  thresholds?: RawThreshold[];
+  incident?: { key?: string[] };
+  annotations?: { summary?: string; hint?: string; runbook_url?: string };
+  tests?: RawRuleTest[];
+}
+
+export interface RawGrouper {
+  name: string;
+  services?: string[];
+  max_lines?: number;
+  max_bytes?: number;
+  silence?: string;
+  start?: string[];
+  continue?: string[];
+}
+
+export interface RawRuleFile {
+  groupers?: RawGrouper[];
+  rules?: RawRule[];
+}

@@ -1,0 +1,91 @@
+/**
+ * Regex checks of rule files: portable syntax (no lookbehind, no backreferences, so the rules stay
+ * runnable on a linear engine such as RE2) and catastrophic backtracking, found with `recheck`.
+ * recheck costs milliseconds to seconds per pattern, so results are cached by pattern for the
+ * life of the process (reloads only pay for new or changed patterns).
+ */
+import { check } from 'recheck';
+
+/** The constructs that are rejected, found by a scan that understands escapes and classes. */
+export function findUnportableConstruct(source: string): string | null {
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const char = source[i];
+    if (char === '\\') {
+      const next = source[i + 1] ?? '';
+      if (!inClass && /[1-9]/.test(next)) return `backreference "\\${next}"`;
+      if (!inClass && next === 'k' && source[i + 2] === '<') return 'named backreference "\\k<...>"';
+      i += 1;
+      continue;
+    }
+    if (inClass) {
+      if (char === ']') inClass = false;
+      continue;
+    }
+    if (char === '[') inClass = true;
+    else if (char === '(' && source.startsWith('(?<=', i)) return 'lookbehind "(?<="';
+    else if (char === '(' && source.startsWith('(?<!', i)) return 'lookbehind "(?<!"';
+  }
+  return null;
+}
+
+/** Names of the `(?<name>...)` groups of a pattern, in order. */
+export function namedGroupsOf(source: string): string[] {
+  const names: string[] = [];
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const char = source[i];
+    if (char === '\\') {
+      i += 1;
+      continue;
+    }
+    if (inClass) {
+      if (char === ']') inClass = false;
+      continue;
+    }
+    if (char === '[') inClass = true;
+    else if (char === '(' && source.startsWith('(?<', i) && source[i + 3] !== '=' && source[i + 3] !== '!') {
+      const end = source.indexOf('>', i);
+      if (end > 0) names.push(source.slice(i + 3, end));
+    }
+  }
+  return names;
+}
+
+export interface SafetyVerdict {
+  status: 'safe' | 'vulnerable' | 'unknown';
+  /** For `vulnerable`: the complexity and a shortened attack string; for `unknown`: why. */
+  detail: string;
+}
+
+const verdicts = new Map<string, Promise<SafetyVerdict>>();
+const MAX_CACHED_VERDICTS = 10_000;
+
+function shorten(text: string, max = 60): string {
+  const printable = JSON.stringify(text);
+  return printable.length <= max ? printable : `${printable.slice(0, max - 5)}..." (${text.length} chars)`;
+}
+
+/** recheck's verdict on one pattern, cached; never rejects. */
+export function checkRegexSafety(source: string, timeoutMs = 3000): Promise<SafetyVerdict> {
+  const cached = verdicts.get(source);
+  if (cached) return cached;
+  const verdict = check(source, '', { timeout: timeoutMs }).then(
+    (diagnostics): SafetyVerdict => {
+      if (diagnostics.status === 'safe') return { status: 'safe', detail: diagnostics.complexity.summary };
+      if (diagnostics.status === 'vulnerable') {
+        return {
+          status: 'vulnerable',
+          detail: `${diagnostics.complexity.summary} backtracking, e.g. on ${shorten(diagnostics.attack.string)}`,
+        };
+      }
+      const error = diagnostics.error;
+      const why = error.kind === 'timeout' ? `no verdict within ${timeoutMs} ms` : `${error.kind}${'message' in error ? `: ${error.message}` : ''}`;
+      return { status: 'unknown', detail: why };
+    },
+    (error: unknown): SafetyVerdict => ({ status: 'unknown', detail: `checker failed: ${String(error)}` }),
+  );
+  if (verdicts.size >= MAX_CACHED_VERDICTS) verdicts.clear();
+  verdicts.set(source, verdict);
+  return verdict;
+}
