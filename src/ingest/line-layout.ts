@@ -1,0 +1,236 @@
+/**
+ * Recognises the header of a log record in the layouts linkerd 1.x processes write (see
+ * /work/shared/research/multiline.md §B7): linkerd's own JUL layout, log4j through linkerd,
+ * ISO/logback timestamps, and the JVM's uncaught-exception line. A header starts a multi-line record;
+ * every other line (frames, causes, bare exception texts) continues one.
+ *
+ * isHeaderLine() runs once per line in the engine, so it rejects with a few charCode tests before
+ * any regex is tried.
+ */
+
+export type HeaderLayout = 'linkerd' | 'log4j' | 'iso' | 'uncaught';
+
+export interface LineHeader {
+  layout: HeaderLayout;
+  /** Upper-case level word: TRACE DEBUG INFO WARN ERROR FATAL, UNKNOWN for linkerd's `U`, '' if the layout has none. */
+  level: string;
+  /** The timestamp as logged (`1101 14:10:26.714 UTC`, `2024-05-01T12:00:00Z`), '' if none. */
+  time: string;
+  thread: string;
+  /** The message after the header. */
+  text: string;
+}
+
+// linkerd TimeZoneLogFormat: `<L> MMdd HH:mm:ss.SSS z THREAD<n>[ TraceId:<hex>][ <source>]: <message>`
+const LINKERD_HEADER = /^([DIWEU]) (\d{4} \d\d:\d\d:\d\d\.\d{3} \S+) THREAD(\d+)(?: TraceId:[0-9a-f]+)?(?: \S+)?: (.*)$/;
+// log4j.properties in linkerd: `%p %d{MMdd HH:mm:ss.SSS z} %t: %m%n`
+const LOG4J_HEADER = /^(TRACE|DEBUG|INFO|WARN|ERROR|FATAL) (\d{4} \d\d:\d\d:\d\d\.\d{3} \S+) (.+?): (.*)$/;
+// logback/ISO: date, time with optional fraction and zone, then free text (often `[thread] LEVEL logger - msg`).
+const ISO_HEADER = /^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)(?:\s+(.*))?$/;
+const ISO_LEVEL_AND_THREAD = /^(?:\[([^\]]*)\]\s+)?(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL|SEVERE)\b\s*(?:\[([^\]]*)\]\s*)?(.*)$/;
+const UNCAUGHT_PREFIX = 'Exception in thread "';
+const UNCAUGHT_HEADER = /^Exception in thread "([^"]*)" (.*)$/;
+
+const JUL_LEVELS: Readonly<Record<string, string>> = { D: 'DEBUG', I: 'INFO', W: 'WARN', E: 'ERROR', U: 'UNKNOWN' };
+
+const CH_SPACE = 32;
+const CH_0 = 48;
+const CH_9 = 57;
+const CH_COLON = 58;
+const CH_DASH = 45;
+
+function isDigit(code: number): boolean {
+  return code >= CH_0 && code <= CH_9;
+}
+
+/** journald `short` with an empty host leaves one space before the message (seed: `17:36:55  WARN ...`). */
+function leadingSpaces(line: string): number {
+  let index = 0;
+  while (index < line.length && line.charCodeAt(index) === CH_SPACE) index++;
+  return index;
+}
+
+/** `MMdd HH:` at `at`: four digits, a space, two digits, a colon. */
+function hasMonthDayHour(line: string, at: number): boolean {
+  return (
+    isDigit(line.charCodeAt(at)) &&
+    isDigit(line.charCodeAt(at + 1)) &&
+    isDigit(line.charCodeAt(at + 2)) &&
+    isDigit(line.charCodeAt(at + 3)) &&
+    line.charCodeAt(at + 4) === CH_SPACE &&
+    isDigit(line.charCodeAt(at + 5)) &&
+    isDigit(line.charCodeAt(at + 6)) &&
+    line.charCodeAt(at + 7) === CH_COLON
+  );
+}
+
+type Candidate = HeaderLayout | null;
+
+/** Cheap shape test: which layout the line could be. Never a false negative for the confirmed regexes. */
+function candidateLayout(line: string, start: number): Candidate {
+  const first = line.charCodeAt(start);
+  if (Number.isNaN(first)) return null;
+  if (isDigit(first)) {
+    if (
+      line.charCodeAt(start + 4) === CH_DASH &&
+      line.charCodeAt(start + 7) === CH_DASH &&
+      isDigit(line.charCodeAt(start + 11)) &&
+      line.charCodeAt(start + 13) === CH_COLON
+    ) {
+      return 'iso';
+    }
+    return null;
+  }
+  const second = line.charCodeAt(start + 1);
+  if (second === CH_SPACE) {
+    // D I W E U
+    if (first === 68 || first === 73 || first === 87 || first === 69 || first === 85) {
+      return hasMonthDayHour(line, start + 2) ? 'linkerd' : null;
+    }
+    return null;
+  }
+  if (first === 69 && second === 120) return line.startsWith(UNCAUGHT_PREFIX, start) ? 'uncaught' : null;
+  switch (first) {
+    case 84: // TRACE
+    case 68: // DEBUG
+    case 69: // ERROR
+    case 70: // FATAL
+      return line.charCodeAt(start + 5) === CH_SPACE && hasMonthDayHour(line, start + 6) ? 'log4j' : null;
+    case 73: // INFO
+      return line.charCodeAt(start + 4) === CH_SPACE && hasMonthDayHour(line, start + 5) ? 'log4j' : null;
+    case 87: // WARN
+      return line.charCodeAt(start + 4) === CH_SPACE && hasMonthDayHour(line, start + 5) ? 'log4j' : null;
+  }
+  return null;
+}
+
+function confirm(layout: HeaderLayout, text: string): LineHeader | null {
+  switch (layout) {
+    case 'linkerd': {
+      const match = LINKERD_HEADER.exec(text);
+      if (!match) return null;
+      return {
+        layout,
+        level: JUL_LEVELS[match[1] as string] ?? '',
+        time: match[2] as string,
+        thread: `THREAD${match[3] as string}`,
+        text: match[4] as string,
+      };
+    }
+    case 'log4j': {
+      const match = LOG4J_HEADER.exec(text);
+      if (!match) return null;
+      return { layout, level: match[1] as string, time: match[2] as string, thread: match[3] as string, text: match[4] as string };
+    }
+    case 'iso': {
+      const match = ISO_HEADER.exec(text);
+      if (!match) return null;
+      const rest = match[2] ?? '';
+      const detail = ISO_LEVEL_AND_THREAD.exec(rest);
+      if (!detail) return { layout, level: '', time: match[1] as string, thread: '', text: rest };
+      const word = detail[2] as string;
+      const level = word === 'WARNING' ? 'WARN' : word === 'SEVERE' ? 'ERROR' : word;
+      return { layout, level, time: match[1] as string, thread: detail[1] ?? detail[3] ?? '', text: detail[4] as string };
+    }
+    case 'uncaught': {
+      const match = UNCAUGHT_HEADER.exec(text);
+      if (!match) return null;
+      return { layout, level: 'ERROR', time: '', thread: match[1] as string, text: match[2] as string };
+    }
+  }
+}
+
+/** True when the line starts a new log record. Hot path: most lines are rejected by char tests alone. */
+export function isHeaderLine(line: string): boolean {
+  const start = line.charCodeAt(0) === CH_SPACE ? leadingSpaces(line) : 0;
+  const layout = candidateLayout(line, start);
+  if (layout === null) return false;
+  const text = start === 0 ? line : line.slice(start);
+  switch (layout) {
+    case 'linkerd':
+      return LINKERD_HEADER.test(text);
+    case 'log4j':
+      return LOG4J_HEADER.test(text);
+    case 'iso':
+      return ISO_HEADER.test(text);
+    case 'uncaught':
+      return UNCAUGHT_HEADER.test(text);
+  }
+}
+
+/** The parsed header of a line, or null when the line has none of the known layouts. */
+export function parseLineHeader(line: string): LineHeader | null {
+  const start = line.charCodeAt(0) === CH_SPACE ? leadingSpaces(line) : 0;
+  const layout = candidateLayout(line, start);
+  if (layout === null) return null;
+  return confirm(layout, start === 0 ? line : line.slice(start));
+}
+
+const ZONE_OFFSET_MINUTES: Readonly<Record<string, number>> = {
+  UTC: 0,
+  GMT: 0,
+  Z: 0,
+  EDT: -4 * 60,
+  EST: -5 * 60,
+  CDT: -5 * 60,
+  CST: -6 * 60,
+  MDT: -6 * 60,
+  MST: -7 * 60,
+  PDT: -7 * 60,
+  PST: -8 * 60,
+};
+
+const NUMERIC_OFFSET = /^([+-])(\d\d):?(\d\d)$/;
+
+function zoneOffsetMinutes(zone: string): number | undefined {
+  const named = ZONE_OFFSET_MINUTES[zone.toUpperCase()];
+  if (named !== undefined) return named;
+  const numeric = NUMERIC_OFFSET.exec(zone);
+  if (!numeric) return undefined;
+  const minutes = Number(numeric[2]) * 60 + Number(numeric[3]);
+  return numeric[1] === '-' ? -minutes : minutes;
+}
+
+const MONTH_DAY_TIME = /^(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3}) (\S+)$/;
+const ISO_PARTS = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?(Z|[+-]\d\d:?\d\d)?$/;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+function validParts(month: number, day: number, hour: number, minute: number, second: number): boolean {
+  return month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && minute <= 59 && second <= 60;
+}
+
+/**
+ * The header's time in ms since the epoch. linkerd's layouts carry no year: it is taken from
+ * `referenceMs` (usually the receive time): the latest year that does not put the line after it, so
+ * a line logged on Dec 31 and received on Jan 1 lands in the old year. ISO times without a zone are
+ * read as UTC. Undefined when the header has no time or an unknown zone.
+ */
+export function headerTimeToEpochMs(header: LineHeader, referenceMs: number): number | undefined {
+  if (header.time === '') return undefined;
+  if (header.layout === 'iso') {
+    const parts = ISO_PARTS.exec(header.time);
+    if (!parts) return undefined;
+    const [year, month, day, hour, minute, second] = parts.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+    if (!validParts(month, day, hour, minute, second)) return undefined;
+    const millis = parts[7] === undefined ? 0 : Number(parts[7].slice(0, 3).padEnd(3, '0'));
+    const offset = parts[8] === undefined ? 0 : zoneOffsetMinutes(parts[8]);
+    if (offset === undefined) return undefined;
+    return Date.UTC(year, month - 1, day, hour, minute, second, millis) - offset * 60_000;
+  }
+  const parts = MONTH_DAY_TIME.exec(header.time);
+  if (!parts) return undefined;
+  const [month, day, hour, minute, second, millis] = parts.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (!validParts(month, day, hour, minute, second)) return undefined;
+  const offset = zoneOffsetMinutes(parts[7] as string);
+  if (offset === undefined || !Number.isFinite(referenceMs)) return undefined;
+  const referenceYear = new Date(referenceMs).getUTCFullYear();
+  // Logs describe the past: the latest year that does not put the line more than a day (clock skew)
+  // after the reference.
+  for (const year of [referenceYear + 1, referenceYear, referenceYear - 1]) {
+    const candidate = Date.UTC(year, month - 1, day, hour, minute, second, millis) - offset * 60_000;
+    // Date.UTC rolls Feb 29 over into March in non-leap years; such a year is not a candidate.
+    if (new Date(candidate + offset * 60_000).getUTCDate() !== day) continue;
+    if (candidate <= referenceMs + DAY_MS) return candidate;
+  }
+  return undefined;
+}
