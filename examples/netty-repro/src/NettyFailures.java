@@ -1,0 +1,555 @@
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.util.ReferenceCountUtil;
+import io.netty.util.ResourceLeakDetector;
+import io.netty.util.Version;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import io.netty.util.internal.OutOfDirectMemoryError;
+import io.netty.util.internal.PlatformDependent;
+import io.netty.util.internal.logging.InternalLoggerFactory;
+import io.netty.util.internal.logging.JdkLoggerFactory;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BooleanSupplier;
+import java.util.logging.Handler;
+import java.util.logging.Level;
+import java.util.logging.LogManager;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Triggers three genuine Netty failures through Netty's own code paths and logs them the way a
+ * linkerd 1.x process would have printed them:
+ *
+ * <ol>
+ *   <li>a ResourceLeakDetector "LEAK:" report (a handler that forgets to release a read buffer),
+ *   <li>"An exceptionCaught() event was fired, and it reached at the tail of the pipeline" whose
+ *       cause is the JDK's own connection-reset exception (the peer closes with SO_LINGER 0),
+ *   <li>Netty's OutOfDirectMemoryError thrown by the pooled allocator inside
+ *       ChannelInitializer.initChannel, which Netty logs as "Failed to initialize a channel".
+ * </ol>
+ *
+ * Only the line layout (the JUL Handler below) is ours; every message and stack trace is produced
+ * by Netty 4.1 and the JDK. Each logged record is also described in a manifest (JSON) so the
+ * fixtures can be checked against what was really written.
+ *
+ * System properties: nettyrepro.log (raw log file), nettyrepro.manifest (manifest file),
+ * nettyrepro.layout (jul|log4j), nettyrepro.baseTime (ISO instant the clock starts at),
+ * nettyrepro.seed (varies payload and allocation sizes), nettyrepro.host, nettyrepro.pid.
+ */
+public final class NettyFailures {
+    private static final String CATEGORY_LEAK = "buffer-leak";
+    private static final String CATEGORY_TAIL = "exception-caught-at-tail";
+    private static final String CATEGORY_DIRECT = "direct-memory-exhausted";
+
+    private static final Pattern OODM_MESSAGE = Pattern.compile(
+            "failed to allocate (\\d+) byte\\(s\\) of direct memory \\(used: (\\d+), max: (\\d+)\\)");
+
+    /** Numbers of the OutOfDirectMemoryError we caught, reported in the manifest. */
+    private record DirectMemoryNumbers(long requested, long used, long max) {}
+
+    private static final AtomicReference<DirectMemoryNumbers> caughtDirectMemoryNumbers = new AtomicReference<>();
+    /** Direct buffers held on purpose until the allocator gives up; released before exit. */
+    private static final List<ByteBuf> hoardedBuffers = new CopyOnWriteArrayList<>();
+
+    public static void main(String[] args) throws Exception {
+        Instant programStart = Instant.now();
+        Path logPath = Path.of(requiredProperty("nettyrepro.log"));
+        Path manifestPath = Path.of(requiredProperty("nettyrepro.manifest"));
+        String layout = System.getProperty("nettyrepro.layout", "jul");
+        Instant baseTime = Instant.parse(System.getProperty("nettyrepro.baseTime", programStart.toString()));
+        long seed = Long.parseLong(System.getProperty("nettyrepro.seed", "1"));
+        String host = System.getProperty("nettyrepro.host", "localhost");
+        String pid = System.getProperty("nettyrepro.pid", String.valueOf(ProcessHandle.current().pid()));
+
+        LinkerdLayoutHandler handler = new LinkerdLayoutHandler(
+                logPath, layout, baseTime, programStart, ZoneId.of("UTC"));
+        LogManager.getLogManager().reset();
+        Logger root = Logger.getLogger("");
+        root.setLevel(Level.INFO);
+        root.addHandler(handler);
+        // linkerd routes Netty through slf4j; with only Netty on the classpath, JUL is what Netty
+        // would pick anyway. Setting it explicitly keeps the choice independent of the classpath.
+        InternalLoggerFactory.setDefaultFactory(JdkLoggerFactory.INSTANCE);
+
+        Logger linkerdLog = Logger.getLogger("io.buoyant.linkerd.Main");
+        String nettyVersion = Version.identify().get("netty-common").artifactVersion();
+        linkerdLog.info(String.format(Locale.ROOT,
+                "netty-repro %s/%s: Netty %s on Java %s (linkerd 1.x log layout: %s)",
+                host, pid, nettyVersion, System.getProperty("java.version"), layout));
+        linkerdLog.info(String.format(Locale.ROOT,
+                "leak detection %s, netty direct memory limit %d bytes, no-cleaner buffers %b",
+                ResourceLeakDetector.getLevel(), PlatformDependent.maxDirectMemory(),
+                PlatformDependent.useDirectBufferNoCleaner()));
+        if (!PlatformDependent.useDirectBufferNoCleaner()) {
+            throw new IllegalStateException("Netty cannot use no-cleaner direct buffers, so it would never throw "
+                    + "OutOfDirectMemoryError; run with --add-opens java.base/java.nio=ALL-UNNAMED "
+                    + "-Dio.netty.tryReflectionSetAccessible=true");
+        }
+
+        EventLoopGroup bossGroup = new NioEventLoopGroup(1, new DefaultThreadFactory("finagle/netty4-boss"));
+        EventLoopGroup workerGroup = new NioEventLoopGroup(2, new LinkerdThreadFactory());
+        try {
+            Channel leakServer = bind(bossGroup, workerGroup, new ChannelInitializer<SocketChannel>() {
+                @Override
+                protected void initChannel(SocketChannel ch) {
+                    ch.pipeline().addLast("http-decoder", new ForgetfulHandler());
+                }
+            });
+            Channel resetServer = bind(bossGroup, workerGroup, new ChannelInitializer<SocketChannel>() {
+                @Override
+                protected void initChannel(SocketChannel ch) {
+                    // No handler overrides exceptionCaught(), so the IOException reaches the tail.
+                    ch.pipeline().addLast("discard", new DiscardHandler());
+                }
+            });
+            Channel exhaustServer = bind(bossGroup, workerGroup, new DirectMemoryHoardingInitializer(seed));
+            linkerdLog.info("serving leak on " + leakServer.localAddress() + ", reset on "
+                    + resetServer.localAddress() + ", exhaust on " + exhaustServer.localAddress());
+
+            triggerLeakReport(handler, (InetSocketAddress) leakServer.localAddress(), seed);
+            linkerdLog.info("leak report seen; next: peer reset");
+
+            sendThenReset((InetSocketAddress) resetServer.localAddress(), payload(seed, 700));
+            awaitCondition("tail-of-pipeline warning", () -> handler.count(CATEGORY_TAIL) > 0);
+            linkerdLog.info("tail warning seen; next: direct memory exhaustion");
+
+            sendAndClose((InetSocketAddress) exhaustServer.localAddress(), payload(seed, 64));
+            awaitCondition("channel initializer warning", () -> handler.count(CATEGORY_DIRECT) > 0);
+            for (ByteBuf buffer : hoardedBuffers) {
+                buffer.release();
+            }
+            hoardedBuffers.clear();
+            linkerdLog.info(String.format(Locale.ROOT,
+                    "released hoarded buffers; netty direct memory used %d of %d bytes",
+                    PlatformDependent.usedDirectMemory(), PlatformDependent.maxDirectMemory()));
+        } finally {
+            workerGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+            bossGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        }
+        linkerdLog.info("netty-repro " + host + "/" + pid + " done");
+        handler.close();
+        List<String> problems = handler.checkExactlyOneOfEach(List.of(CATEGORY_LEAK, CATEGORY_TAIL, CATEGORY_DIRECT));
+        Files.writeString(manifestPath, handler.manifestJson(host, pid, layout, nettyVersion, baseTime, seed),
+                StandardCharsets.UTF_8);
+        if (!problems.isEmpty()) {
+            System.err.println("netty-repro: unexpected log records: " + problems);
+            System.exit(2);
+        }
+    }
+
+    private static String requiredProperty(String name) {
+        String value = System.getProperty(name);
+        if (value == null || value.isEmpty()) {
+            throw new IllegalArgumentException("missing system property -D" + name);
+        }
+        return value;
+    }
+
+    private static Channel bind(EventLoopGroup boss, EventLoopGroup workers, ChannelInitializer<SocketChannel> init)
+            throws InterruptedException {
+        return new ServerBootstrap()
+                .group(boss, workers)
+                .channel(NioServerSocketChannel.class)
+                .childHandler(init)
+                .bind(new InetSocketAddress("127.0.0.1", 0))
+                .sync()
+                .channel();
+    }
+
+    private static byte[] payload(long seed, int baseLength) {
+        int length = baseLength + Math.floorMod(seed * 37, 200);
+        byte[] request = new byte[length];
+        byte[] line = ("GET /api/v" + seed + "/status HTTP/1.1\r\nHost: edge\r\n").getBytes(StandardCharsets.US_ASCII);
+        for (int i = 0; i < length; i++) {
+            request[i] = line[i % line.length];
+        }
+        return request;
+    }
+
+    /**
+     * Netty reports a leak only after the leaked buffer was garbage-collected and a later
+     * allocation runs the detector, so keep reading new requests between collections.
+     */
+    private static void triggerLeakReport(LinkerdLayoutHandler handler, InetSocketAddress leakServer, long seed)
+            throws Exception {
+        sendAndClose(leakServer, payload(seed, 300));
+        for (int attempt = 0; attempt < 40 && handler.count(CATEGORY_LEAK) == 0; attempt++) {
+            System.gc();
+            Thread.sleep(100);
+            sendAndClose(leakServer, payload(seed, 40));
+            Thread.sleep(100);
+        }
+        awaitCondition("LEAK report", () -> handler.count(CATEGORY_LEAK) > 0);
+    }
+
+    private static void sendAndClose(InetSocketAddress address, byte[] bytes) throws IOException {
+        try (Socket socket = new Socket()) {
+            socket.connect(address, 5000);
+            OutputStream out = socket.getOutputStream();
+            out.write(bytes);
+            out.flush();
+        }
+    }
+
+    /** SO_LINGER 0 makes close() send an RST instead of a FIN: the server's read fails with a reset. */
+    private static void sendThenReset(InetSocketAddress address, byte[] bytes) throws Exception {
+        Socket socket = new Socket();
+        socket.connect(address, 5000);
+        socket.getOutputStream().write(bytes);
+        socket.getOutputStream().flush();
+        Thread.sleep(200);
+        socket.setSoLinger(true, 0);
+        socket.close();
+    }
+
+    private static void awaitCondition(String what, BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("timed out waiting for " + what);
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    /** Keeps the first buffer of each connection without releasing it: the classic leak. */
+    private static final class ForgetfulHandler extends ChannelInboundHandlerAdapter {
+        private boolean keptOne;
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            if (!keptOne && msg instanceof ByteBuf buffer && buffer.readableBytes() > 256) {
+                keptOne = true;
+                buffer.touch("request head parsed by " + ctx.name());
+                return;
+            }
+            ReferenceCountUtil.release(msg);
+        }
+    }
+
+    private static final class DiscardHandler extends SimpleChannelInboundHandler<ByteBuf> {
+        @Override
+        protected void channelRead0(ChannelHandlerContext ctx, ByteBuf msg) {
+            // Reads are consumed and released by SimpleChannelInboundHandler.
+        }
+    }
+
+    /**
+     * Allocates direct buffers from the channel's pooled allocator and never lets go, the way a
+     * leaking proxy ends up, until Netty's direct-memory counter refuses the next allocation.
+     */
+    private static final class DirectMemoryHoardingInitializer extends ChannelInitializer<SocketChannel> {
+        private final long seed;
+
+        DirectMemoryHoardingInitializer(long seed) {
+            this.seed = seed;
+        }
+
+        @Override
+        protected void initChannel(SocketChannel ch) {
+            int normalSize = 64 * 1024 * (1 + Math.floorMod(seed, 4));
+            int hugeSize = 1_100_000 + Math.floorMod(seed * 7919, 300_000);
+            try {
+                for (int i = 0; i < 100_000; i++) {
+                    int size = i % 3 == 2 ? hugeSize + i : normalSize;
+                    hoardedBuffers.add(ch.alloc().directBuffer(size, size));
+                }
+            } catch (OutOfDirectMemoryError error) {
+                caughtDirectMemoryNumbers.set(numbersOf(error));
+                throw error; // ChannelInitializer logs it as "Failed to initialize a channel".
+            }
+            throw new IllegalStateException("direct memory was never exhausted");
+        }
+    }
+
+    /** OutOfDirectMemoryError carries its numbers only in its message; cross-checked with Netty's counters. */
+    private static DirectMemoryNumbers numbersOf(OutOfDirectMemoryError error) {
+        Matcher matcher = OODM_MESSAGE.matcher(String.valueOf(error.getMessage()));
+        if (!matcher.find()) {
+            throw new IllegalStateException("unexpected OutOfDirectMemoryError message: " + error.getMessage());
+        }
+        DirectMemoryNumbers numbers = new DirectMemoryNumbers(
+                Long.parseLong(matcher.group(1)), Long.parseLong(matcher.group(2)), Long.parseLong(matcher.group(3)));
+        if (numbers.max() != PlatformDependent.maxDirectMemory()
+                || numbers.used() != PlatformDependent.usedDirectMemory()) {
+            throw new IllegalStateException("OutOfDirectMemoryError numbers " + numbers + " disagree with Netty's counters "
+                    + PlatformDependent.usedDirectMemory() + "/" + PlatformDependent.maxDirectMemory());
+        }
+        return numbers;
+    }
+
+    /** finagle &lt; 18.9 named its event-loop threads finagle/netty4-&lt;n&gt; (NamedPoolThreadFactory). */
+    private static final class LinkerdThreadFactory extends DefaultThreadFactory {
+        private final AtomicInteger nextThreadNumber = new AtomicInteger(1);
+
+        LinkerdThreadFactory() {
+            super("finagle/netty4", true);
+        }
+
+        @Override
+        protected Thread newThread(Runnable runnable, String ignoredName) {
+            return super.newThread(runnable, "finagle/netty4-" + nextThreadNumber.getAndIncrement());
+        }
+    }
+
+    /**
+     * Writes each record in one of linkerd 1.x's two layouts and remembers what it wrote.
+     * jul: io.buoyant.admin.TimeZoneLogFormat — "W 1101 14:10:26.714 UTC THREAD42: msg", then
+     * "\n" + printStackTrace() when there is a throwable, then "\n" (a blank line after a trace).
+     * log4j: linkerd's log4j.properties "%p %d{MMdd HH:mm:ss.SSS z} %t: %m%n", then the
+     * throwable's lines as log4j 1.x's appender prints them (no blank line).
+     */
+    private static final class LinkerdLayoutHandler extends Handler {
+        private final OutputStream out;
+        private final String layout;
+        private final Instant baseTime;
+        private final Instant programStart;
+        private final DateTimeFormatter headerTime;
+        private final DateTimeFormatter isoTime = DateTimeFormatter.ISO_INSTANT;
+        private final List<String> manifestRecords = new ArrayList<>();
+        private final List<String> categories = new ArrayList<>();
+        private final List<String> unexpected = new ArrayList<>();
+        private final List<String> nettyLoggers = new ArrayList<>();
+
+        LinkerdLayoutHandler(Path logFile, String layout, Instant baseTime, Instant programStart, ZoneId zone)
+                throws IOException {
+            if (!layout.equals("jul") && !layout.equals("log4j")) {
+                throw new IllegalArgumentException("nettyrepro.layout must be jul or log4j, not " + layout);
+            }
+            this.out = Files.newOutputStream(logFile, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                    StandardOpenOption.WRITE);
+            this.layout = layout;
+            this.baseTime = baseTime;
+            this.programStart = programStart;
+            this.headerTime = DateTimeFormatter.ofPattern("MMdd HH:mm:ss.SSS z", Locale.ROOT).withZone(zone);
+        }
+
+        @Override
+        public synchronized void publish(LogRecord record) {
+            if (!isLoggable(record)) {
+                return;
+            }
+            // The clock starts at baseTime but advances with the real elapsed time of the run.
+            Instant at = baseTime.plus(Duration.between(programStart, record.getInstant()));
+            String message = record.getMessage() == null ? "" : record.getMessage();
+            String formatted = layout.equals("jul") ? formatJul(record, at, message) : formatLog4j(record, at, message);
+            int nonBlankLines = 0;
+            for (String line : formatted.split("\n", -1)) {
+                if (!line.isBlank()) {
+                    nonBlankLines++;
+                }
+            }
+            try {
+                out.write(formatted.getBytes(StandardCharsets.UTF_8));
+                out.flush();
+            } catch (IOException e) {
+                throw new IllegalStateException("cannot write the log file", e);
+            }
+            String category = categoryOf(record, message);
+            categories.add(category);
+            if (category == null && !record.getLoggerName().equals("io.buoyant.linkerd.Main")) {
+                unexpected.add(record.getLoggerName() + ": " + firstLine(message));
+            }
+            StringBuilder json = new StringBuilder();
+            json.append("{\"seq\":").append(manifestRecords.size() + 1)
+                    .append(",\"time\":").append(quote(isoTime.format(at)))
+                    .append(",\"level\":").append(quote(record.getLevel().getName()))
+                    .append(",\"logger\":").append(quote(record.getLoggerName()))
+                    .append(",\"thread\":").append(quote(Thread.currentThread().getName()))
+                    .append(",\"first_line\":").append(quote(firstLine(formatted)))
+                    .append(",\"message_first_line\":").append(quote(firstLine(message)))
+                    .append(",\"exception_class\":").append(record.getThrown() == null ? "null"
+                            : quote(record.getThrown().getClass().getName()))
+                    .append(",\"cause_class\":").append(record.getThrown() == null || record.getThrown().getCause() == null
+                            ? "null" : quote(record.getThrown().getCause().getClass().getName()))
+                    .append(",\"category\":").append(category == null ? "null" : quote(category))
+                    .append(",\"line_count\":").append(nonBlankLines)
+                    .append(",\"raw_line_count\":").append(formatted.split("\n", -1).length - 1);
+            if (CATEGORY_DIRECT.equals(category)) {
+                DirectMemoryNumbers numbers = caughtDirectMemoryNumbers.get();
+                if (numbers == null) {
+                    unexpected.add("OutOfDirectMemoryError logged before the initializer caught it");
+                } else {
+                    json.append(",\"requested_bytes\":").append(numbers.requested())
+                            .append(",\"used_bytes\":").append(numbers.used())
+                            .append(",\"max_bytes\":").append(numbers.max());
+                }
+            }
+            json.append('}');
+            manifestRecords.add(json.toString());
+        }
+
+        private String formatJul(LogRecord record, Instant at, String message) {
+            StringBuilder line = new StringBuilder()
+                    .append(julLevelLetter(record.getLevel()))
+                    .append(' ').append(headerTime.format(at))
+                    .append(" THREAD").append(record.getLongThreadID())
+                    .append(": ").append(message);
+            if (record.getThrown() != null) {
+                line.append('\n').append(stackTraceOf(record.getThrown()));
+            }
+            return line.append('\n').toString();
+        }
+
+        private String formatLog4j(LogRecord record, Instant at, String message) {
+            StringBuilder line = new StringBuilder()
+                    .append(log4jLevel(record.getLevel()))
+                    .append(' ').append(headerTime.format(at))
+                    .append(' ').append(Thread.currentThread().getName())
+                    .append(": ").append(message).append('\n');
+            if (record.getThrown() != null) {
+                // log4j 1.x ThrowableInformation: printStackTrace split into lines, each printed + newline.
+                for (String traceLine : stackTraceOf(record.getThrown()).split("\\R")) {
+                    line.append(traceLine).append('\n');
+                }
+            }
+            return line.toString();
+        }
+
+        private static String stackTraceOf(Throwable thrown) {
+            StringWriter writer = new StringWriter();
+            thrown.printStackTrace(new PrintWriter(writer));
+            return writer.toString();
+        }
+
+        private static String julLevelLetter(Level level) {
+            int value = level.intValue();
+            if (value >= Level.SEVERE.intValue()) return "E";
+            if (value >= Level.WARNING.intValue()) return "W";
+            if (value >= Level.CONFIG.intValue()) return "I";
+            if (value >= Level.FINEST.intValue()) return "D";
+            return "U";
+        }
+
+        private static String log4jLevel(Level level) {
+            int value = level.intValue();
+            if (value >= Level.SEVERE.intValue()) return "ERROR";
+            if (value >= Level.WARNING.intValue()) return "WARN";
+            if (value >= Level.CONFIG.intValue()) return "INFO";
+            if (value >= Level.FINE.intValue()) return "DEBUG";
+            return "TRACE";
+        }
+
+        private static String categoryOf(LogRecord record, String message) {
+            Throwable thrown = record.getThrown();
+            if (thrown instanceof OutOfDirectMemoryError) return CATEGORY_DIRECT;
+            if (message.startsWith("LEAK: ")) return CATEGORY_LEAK;
+            if (message.startsWith("An exceptionCaught() event was fired, and it reached at the tail of the pipeline")
+                    && thrown != null) {
+                return CATEGORY_TAIL;
+            }
+            return null;
+        }
+
+        synchronized int count(String category) {
+            int n = 0;
+            for (String c : categories) {
+                if (category.equals(c)) n++;
+            }
+            return n;
+        }
+
+        synchronized List<String> checkExactlyOneOfEach(List<String> wanted) {
+            List<String> problems = new ArrayList<>(unexpected);
+            for (String category : wanted) {
+                if (count(category) != 1) {
+                    problems.add(count(category) + " records of category " + category);
+                }
+            }
+            return problems;
+        }
+
+        synchronized String manifestJson(String host, String pid, String layout, String nettyVersion,
+                                         Instant baseTime, long seed) {
+            StringBuilder json = new StringBuilder("{\n")
+                    .append("  \"host\": ").append(quote(host)).append(",\n")
+                    .append("  \"pid\": ").append(quote(pid)).append(",\n")
+                    .append("  \"layout\": ").append(quote(layout)).append(",\n")
+                    .append("  \"netty_version\": ").append(quote(nettyVersion)).append(",\n")
+                    .append("  \"java_version\": ").append(quote(System.getProperty("java.runtime.version"))).append(",\n")
+                    .append("  \"base_time\": ").append(quote(baseTime.toString())).append(",\n")
+                    .append("  \"seed\": ").append(seed).append(",\n")
+                    .append("  \"records\": [\n");
+            for (int i = 0; i < manifestRecords.size(); i++) {
+                json.append("    ").append(manifestRecords.get(i)).append(i + 1 < manifestRecords.size() ? ",\n" : "\n");
+            }
+            return json.append("  ]\n}\n").toString();
+        }
+
+        private static String firstLine(String text) {
+            int newline = text.indexOf('\n');
+            return newline < 0 ? text : text.substring(0, newline);
+        }
+
+        private static String quote(String text) {
+            StringBuilder quoted = new StringBuilder("\"");
+            for (char c : text.toCharArray()) {
+                switch (c) {
+                    case '"' -> quoted.append("\\\"");
+                    case '\\' -> quoted.append("\\\\");
+                    case '\n' -> quoted.append("\\n");
+                    case '\r' -> quoted.append("\\r");
+                    case '\t' -> quoted.append("\\t");
+                    default -> {
+                        if (c < 0x20) {
+                            quoted.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
+                        } else {
+                            quoted.append(c);
+                        }
+                    }
+                }
+            }
+            return quoted.append('"').toString();
+        }
+
+        @Override
+        public void flush() {
+            try {
+                out.flush();
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+
+        @Override
+        public synchronized void close() {
+            try {
+                out.close();
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+}
