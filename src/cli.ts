@@ -1,0 +1,184 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { analyzeFiles } from './analyze/analyze.js';
+import { EventWriter, OUTPUT_FORMATS, type OutputFormat } from './analyze/format.js';
+import { ConfigError, DEFAULTS, resolveConfig, type RawSettings } from './config.js';
+import { loadRuleSet, runRuleTests, type RuleProblem } from './rules/index.js';
+import { runServer } from './server.js';
+
+const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/**
+ * `./rules` when run from a checkout or a folder with its own rules; otherwise the rules shipped
+ * in the package, so `npx leakwatch analyze x.log` works from anywhere.
+ */
+export function defaultRulesDir(): string {
+  const fromEnv = process.env.LEAKWATCH_RULES;
+  if (fromEnv) return fromEnv;
+  return existsSync(DEFAULTS.rulesDir) ? DEFAULTS.rulesDir : `${PACKAGE_ROOT}rules`;
+}
+
+function formatProblem(problem: RuleProblem): string {
+  return `${problem.file}:${problem.line}:${problem.col}: ${problem.severity}: ${problem.message}`;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+interface ServeFlags {
+  port?: string;
+  host?: string;
+  dataDir?: string;
+  rules?: string;
+  forwardUrl?: string[];
+  token?: string;
+  maxBodyBytes?: string;
+  queueRecords?: string;
+  resolveAfter?: string;
+  logLevel?: string;
+}
+
+function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('leakwatch')
+    .description('Log-stream analyzer for JVM/Netty proxies: groups traces, classifies failures, tracks direct memory, keeps incidents.')
+    .version(packageVersion())
+    .showHelpAfterError();
+
+  program
+    .command('serve', { isDefault: true })
+    .description('run the HTTP sink (POST /ingest) with incidents, memory and rules endpoints')
+    .option('--port <port>', `port to listen on (default ${DEFAULTS.port}; LEAKWATCH_PORT)`)
+    .option('--host <host>', `address to bind (default ${DEFAULTS.host}; LEAKWATCH_HOST)`)
+    .option('--data-dir <dir>', `where the SQLite store lives (default ${DEFAULTS.dataDir}; LEAKWATCH_DATA_DIR)`)
+    .option('--rules <dir>', 'rule folder (default ./rules, else the shipped rules; LEAKWATCH_RULES)')
+    .option('--forward-url <url>', 'forward enriched events here; repeatable (LEAKWATCH_FORWARD_URL, comma-separated)', collect)
+    .option('--token <token>', 'require this token (Bearer, or Basic password) on ingest (LEAKWATCH_TOKEN)')
+    .option('--max-body-bytes <size>', 'largest request body after decompression, e.g. 32MiB (LEAKWATCH_MAX_BODY_BYTES)')
+    .option('--queue-records <n>', 'records the engine queue holds before ingest answers 503 (LEAKWATCH_QUEUE_RECORDS)')
+    .option('--resolve-after <duration>', 'quiet period, in event time, after which an incident resolves, e.g. 30m (LEAKWATCH_RESOLVE_AFTER)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (LEAKWATCH_LOG_LEVEL)')
+    .action(async (flags: ServeFlags) => {
+      const raw: RawSettings = {
+        port: flags.port,
+        host: flags.host,
+        dataDir: flags.dataDir,
+        rulesDir: flags.rules ?? (process.env.LEAKWATCH_RULES ? undefined : defaultRulesDir()),
+        forwardUrls: flags.forwardUrl,
+        token: flags.token,
+        maxBodyBytes: flags.maxBodyBytes,
+        queueRecords: flags.queueRecords,
+        resolveAfterMs: flags.resolveAfter,
+        logLevel: flags.logLevel,
+      };
+      setExit(await runServer(resolveConfig(raw)));
+    });
+
+  program
+    .command('analyze')
+    .description('run the engine over log files offline: journald short text, raw linkerd files, journalctl -o json; "-" is stdin')
+    .argument('[files...]', 'files to read (default: stdin)')
+    .addOption(new Option('--format <format>', 'output format').choices([...OUTPUT_FORMATS]).default('table'))
+    .option('--rules <dir>', 'rule folder (default ./rules, else the shipped rules)')
+    .action(async (files: string[], options: { format: OutputFormat; rules?: string }) => {
+      const rulesDir = options.rules ?? defaultRulesDir();
+      const { ruleSet, errors } = await loadRuleSet(rulesDir);
+      if (!ruleSet) {
+        for (const problem of errors) process.stderr.write(formatProblem(problem) + '\n');
+        process.stderr.write(`leakwatch: the rules in ${rulesDir} do not load; fix them (leakwatch rules check ${rulesDir})\n`);
+        setExit(1);
+        return;
+      }
+      for (const file of files) {
+        if (file !== '-' && !existsSync(file)) {
+          process.stderr.write(`leakwatch: no such file: ${file}\n`);
+          setExit(2);
+          return;
+        }
+      }
+      const writer = new EventWriter(options.format, (text) => void process.stdout.write(text));
+      const started = performance.now();
+      let events = 0;
+      const result = await analyzeFiles(files, ruleSet, async (batch) => {
+        events += batch.length;
+        writer.events(batch);
+        // Respect the pipe's back-pressure instead of buffering the whole output.
+        if (process.stdout.writableNeedDrain) await new Promise((resolve) => process.stdout.once('drain', resolve));
+      });
+      const seconds = (performance.now() - started) / 1000;
+      process.stderr.write(
+        `leakwatch: ${result.lines} lines, ${result.stats.groupsClosed} records, ${events} events in ${seconds.toFixed(2)} s` +
+          ` (${Math.round(result.lines / Math.max(seconds, 1e-6)).toLocaleString('en-US')} lines/s)` +
+          (result.stats.evictions > 0 ? `, ${result.stats.evictions} groups closed early by the open-group cap` : '') +
+          (result.malformedJsonLines > 0 ? `, ${result.malformedJsonLines} lines looked like JSON but were not (kept as text)` : '') +
+          '\n',
+      );
+      setExit(0);
+    });
+
+  const rules = program.command('rules').description('validate and test rule files');
+  rules
+    .command('check')
+    .description('validate rule files: YAML, schema, regexes (ReDoS), references; prints file:line:col')
+    .argument('[dir]', 'rule folder (default ./rules, else the shipped rules)')
+    .option('--lint-fatal', 'exit 3 when there are warnings but no errors')
+    .action(async (dir: string | undefined, options: { lintFatal?: boolean }) => {
+      const rulesDir = dir ?? defaultRulesDir();
+      const { ruleSet, errors, warnings } = await loadRuleSet(rulesDir, { checkRegexSafety: true });
+      for (const problem of [...errors, ...warnings]) process.stdout.write(formatProblem(problem) + '\n');
+      if (errors.length > 0 || !ruleSet) {
+        process.stdout.write(`FAILED: ${errors.length} error(s), ${warnings.length} warning(s) in ${rulesDir}\n`);
+        setExit(1);
+        return;
+      }
+      process.stdout.write(`SUCCESS: ${ruleSet.rules.length} rules, ${ruleSet.groupers.length} groupers, ${warnings.length} warning(s) in ${rulesDir}\n`);
+      setExit(warnings.length > 0 && options.lintFatal ? 3 : 0);
+    });
+  rules
+    .command('test')
+    .description('run the tests embedded in the rule files')
+    .argument('[dir]', 'rule folder (default ./rules, else the shipped rules)')
+    .action(async (dir: string | undefined) => {
+      const rulesDir = dir ?? defaultRulesDir();
+      const { ruleSet, errors } = await loadRuleSet(rulesDir);
+      if (!ruleSet) {
+        for (const problem of errors) process.stdout.write(formatProblem(problem) + '\n');
+        setExit(1);
+        return;
+      }
+      const report = await runRuleTests(rulesDir);
+      for (const result of report.results) {
+        process.stdout.write(`${result.ok ? 'ok  ' : 'FAIL'} ${result.rule}: ${result.test} (${result.file})\n`);
+        if (!result.ok && result.diff) process.stdout.write(result.diff.replace(/^/gm, '      ') + '\n');
+      }
+      process.stdout.write(`${report.passed} passed, ${report.failed} failed\n`);
+      setExit(report.failed > 0 ? 1 : 0);
+    });
+  return program;
+}
+
+/** Runs the CLI and returns the process exit code (the bin sets it; tests call this directly). */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram((code) => {
+    exitCode = code;
+  });
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof ConfigError) {
+      process.stderr.write(`leakwatch: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  return exitCode;
+}

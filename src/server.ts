@@ -1,0 +1,156 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import type { Config } from './config.js';
+import { createEngine } from './engine/create-engine.js';
+import type { Engine } from './engine/engine.js';
+import { IncidentService } from './incidents/service.js';
+import { incidentRoutes } from './incidents/routes.js';
+import { BoundedRecordQueue } from './ingest/queue.js';
+import { ingestRoutes } from './ingest/routes.js';
+import { MemoryTracker } from './memory/tracker.js';
+import { memoryRoutes } from './memory/routes.js';
+import { renderPrometheus, type MetricSample } from './metrics.js';
+import { Pipeline } from './pipeline.js';
+import { RuleSetHolder, rulesRoutes } from './rules/index.js';
+import { SqliteStore } from './store/sqlite-store.js';
+
+export interface Leakwatch {
+  app: FastifyInstance;
+  pipeline: Pipeline;
+  engine: Engine;
+  rules: RuleSetHolder;
+  incidents: IncidentService;
+  memory: MemoryTracker;
+  store: SqliteStore;
+  /** Stops taking requests, processes what was accepted, closes every open group, closes the store. */
+  close(): Promise<void>;
+}
+
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+/** Builds the whole service without listening; tests and `runServer` both use it. */
+export async function buildLeakwatch(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Leakwatch> {
+  const rules = new RuleSetHolder(config.rulesDir, log);
+  const loaded = await rules.reload();
+  if (!loaded.ok) {
+    const lines = loaded.errors.map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`);
+    throw new StartupError(`the rules in ${config.rulesDir} do not load:\n${lines.join('\n')}`);
+  }
+  const store = new SqliteStore(config.dataDir);
+  const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
+  const memory = new MemoryTracker(store);
+
+  let pipeline: Pipeline | undefined;
+  const engine = createEngine({
+    groupers: () => rules.current().groupers,
+    classifier: () => rules.current().classifier,
+    sink: (events) => pipeline?.onEvents(events),
+  });
+  pipeline = new Pipeline(
+    engine,
+    new BoundedRecordQueue(config.queueRecords),
+    {
+      records: (records) => memory.observeRecords(records),
+      events: (events) => {
+        const stored = incidents.ingest(events);
+        memory.observeEvents(stored.events);
+      },
+    },
+    log,
+  );
+  const activePipeline = pipeline;
+
+  const app = Fastify({ loggerInstance: log, disableRequestLogging: true, bodyLimit: config.maxBodyBytes });
+  await app.register(ingestRoutes, {
+    submit: (records) => activePipeline.submit(records),
+    token: config.token,
+    maxBodyBytes: config.maxBodyBytes,
+  });
+  await app.register(incidentRoutes, { incidents });
+  await app.register(memoryRoutes, { tracker: memory });
+  await app.register(rulesRoutes, { holder: rules });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const checks = { rules: rules.status().rules > 0, store: store.isOpen() };
+    const ready = checks.rules && checks.store;
+    return reply.code(ready ? 200 : 503).send({ ready, checks });
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const stats = engine.stats();
+    const counters = activePipeline.counters;
+    const samples: MetricSample[] = [
+      { name: 'leakwatch_ingest_batches_total', help: 'Batches accepted by ingest.', type: 'counter', value: counters.batchesAccepted },
+      { name: 'leakwatch_ingest_records_total', help: 'Records accepted by ingest.', type: 'counter', value: counters.recordsAccepted },
+      { name: 'leakwatch_ingest_refused_batches_total', help: 'Batches answered 503 because the engine queue was full.', type: 'counter', value: counters.batchesRefused },
+      { name: 'leakwatch_queue_records', help: 'Records waiting for the engine.', type: 'gauge', value: activePipeline.queuedRecords },
+      { name: 'leakwatch_engine_lines_total', help: 'Lines the engine has grouped.', type: 'counter', value: stats.linesIn },
+      { name: 'leakwatch_engine_groups_total', help: 'Multi-line records closed.', type: 'counter', value: stats.groupsClosed },
+      { name: 'leakwatch_engine_events_total', help: 'Events produced by the rules.', type: 'counter', value: stats.eventsOut },
+      { name: 'leakwatch_engine_open_streams', help: 'Streams with an open record.', type: 'gauge', value: stats.openStreams },
+      { name: 'leakwatch_engine_open_bytes', help: 'Bytes held by open records.', type: 'gauge', value: stats.openBytes },
+      { name: 'leakwatch_engine_evictions_total', help: 'Records closed early because the open-record cache was full.', type: 'counter', value: stats.evictions },
+      { name: 'leakwatch_engine_truncated_total', help: 'Records cut at max lines or bytes.', type: 'counter', value: stats.truncatedGroups },
+      { name: 'leakwatch_pipeline_errors_total', help: 'Failures of a pipeline stage (logged).', type: 'counter', value: counters.outputErrors },
+      { name: 'leakwatch_rules_loaded', help: 'Rules in the active rule set.', type: 'gauge', value: rules.status().rules },
+      { name: 'leakwatch_rules_reload_failures_total', help: 'Rule reloads rejected (the previous rules stayed active).', type: 'counter', value: rules.reloadFailures },
+      { name: 'leakwatch_rules_last_reload_ok', help: '1 when the last rule reload succeeded.', type: 'gauge', value: rules.status().last_reload.ok ? 1 : 0 },
+    ];
+    return reply.type('text/plain; version=0.0.4').send(renderPrometheus(samples));
+  });
+
+  pipeline.start();
+  let closed = false;
+  return {
+    app,
+    pipeline,
+    engine,
+    rules,
+    incidents,
+    memory,
+    store,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      activePipeline.stop();
+      store.close();
+    },
+  };
+}
+
+/** `leakwatch serve`: listens until SIGINT/SIGTERM; SIGHUP reloads the rules. Returns the exit code. */
+export async function runServer(config: Config): Promise<number> {
+  const log = pino({ level: config.logLevel });
+  let service: Leakwatch;
+  try {
+    service = await buildLeakwatch(config, log);
+  } catch (error) {
+    log.fatal({ err: error }, error instanceof Error ? error.message : 'startup failed');
+    return 1;
+  }
+  const stopWatching = service.rules.watch();
+  const onHangup = (): void => {
+    void service.rules.reload();
+  };
+  process.on('SIGHUP', onHangup);
+  try {
+    await service.app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    log.fatal({ err: error }, `cannot listen on ${config.host}:${config.port}`);
+    await service.close();
+    return 1;
+  }
+  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules }, 'leakwatch is ready');
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  log.info({ signal }, 'shutting down');
+  process.off('SIGHUP', onHangup);
+  stopWatching();
+  await service.close();
+  return 0;
+}
