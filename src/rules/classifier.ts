@@ -1,0 +1,172 @@
+/**
+ * The compiled rule set as the engine's Classifier. The hot path is the group that no rule can
+ * match (most groups are one ordinary log line): it costs one join and one regex scan of the
+ * alternation of every enabled rule's literals.
+ */
+import { createHash } from 'node:crypto';
+import type { Classifier } from '../engine/classifier.js';
+import { SEVERITIES, type FieldValue, type LeakEvent, type Severity } from '../engine/event.js';
+import type { Group } from '../engine/group.js';
+import type { CompiledRule, GroupView } from './compile.js';
+import type { CountWindows } from './count-windows.js';
+import { levelOf, parseJavaTrace, type JavaTrace } from './group-facts.js';
+
+/** Lines are cut to this many characters before any regex sees them (polynomial blow-ups need long input). */
+export const MAX_MATCH_LINE_CHARS = 16 * 1024;
+
+function escapeRegex(literal: string): string {
+  return literal.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function raise(current: Severity, to: Severity): Severity {
+  return SEVERITIES.indexOf(to) > SEVERITIES.indexOf(current) ? to : current;
+}
+
+function joinForMatching(lines: readonly string[]): string {
+  for (const line of lines) {
+    if (line.length > MAX_MATCH_LINE_CHARS) return lines.map((l) => (l.length > MAX_MATCH_LINE_CHARS ? l.slice(0, MAX_MATCH_LINE_CHARS) : l)).join('\n');
+  }
+  return lines.join('\n');
+}
+
+/** Stable across processes and re-sends: the same record posted twice has the same id. */
+export function eventIdOf(group: Pick<Group, 'host' | 'service' | 'pid' | 'time'>, text: string): string {
+  return createHash('sha256').update(`${group.host}\0${group.service}\0${group.pid}\0${group.time}\0${text}`).digest('hex').slice(0, 32);
+}
+
+class LazyGroupView implements GroupView {
+  readonly firstLine: string;
+  readonly host: string;
+  readonly service: string;
+  private cachedLevel: string | undefined;
+  private cachedTrace: JavaTrace | undefined;
+
+  constructor(
+    private readonly group: Group,
+    readonly text: string,
+  ) {
+    this.firstLine = group.lines[0] ?? '';
+    this.host = group.host;
+    this.service = group.service;
+  }
+
+  level(): string {
+    return (this.cachedLevel ??= levelOf(this.firstLine));
+  }
+
+  trace(): JavaTrace {
+    return (this.cachedTrace ??= parseJavaTrace(this.group.lines));
+  }
+}
+
+interface MatchedRule {
+  rule: CompiledRule;
+  fields: Record<string, FieldValue>;
+}
+
+export class RuleClassifier implements Classifier {
+  private readonly enabled: CompiledRule[];
+  /** Any literal of any enabled rule; null when no rule is enabled. */
+  private readonly prefilter: RegExp | null;
+
+  constructor(
+    rules: readonly CompiledRule[],
+    private readonly windows: CountWindows,
+  ) {
+    // Highest priority first; equal priorities keep load order (file name order, then position).
+    this.enabled = rules
+      .map((rule, order) => ({ rule, order }))
+      .filter(({ rule }) => rule.enabled)
+      .sort((a, b) => b.rule.priority - a.rule.priority || a.order - b.order)
+      .map(({ rule }) => rule);
+    const literals = [...new Set(this.enabled.flatMap((rule) => rule.literals))].sort((a, b) => b.length - a.length);
+    this.prefilter = literals.length > 0 ? new RegExp(literals.map(escapeRegex).join('|')) : null;
+  }
+
+  classify(group: Group): LeakEvent | null {
+    if (!this.prefilter || group.lines.length === 0) return null;
+    const text = joinForMatching(group.lines);
+    if (!this.prefilter.test(text)) return null;
+
+    const view = new LazyGroupView(group, text);
+    const matched: MatchedRule[] = [];
+    for (const rule of this.enabled) {
+      if (!rule.literals.some((literal) => text.includes(literal))) continue;
+      if (!rule.matches(view)) continue;
+      const fields = rule.extract(view);
+      if (!fields) continue;
+      for (const { name, expression } of rule.derive) {
+        const value = expression.evaluate(fields);
+        if (value !== null) fields[name] = value;
+      }
+      matched.push({ rule, fields });
+    }
+    const winner = matched[0];
+    if (!winner) return null;
+    return this.buildEvent(group, view, winner, matched);
+  }
+
+  private buildEvent(group: Group, view: LazyGroupView, winner: MatchedRule, matched: readonly MatchedRule[]): LeakEvent {
+    const { rule } = winner;
+    const fields: Record<string, FieldValue> = {};
+    for (let i = matched.length - 1; i >= 0; i--) Object.assign(fields, (matched[i] as MatchedRule).fields);
+    const tags = [...new Set(matched.slice(1).map((m) => m.rule.category))].filter((category) => category !== rule.category).sort();
+
+    const keyValues: Record<string, string> = { rule: rule.id, host: group.host, service: group.service, pid: group.pid, category: rule.category };
+    const incidentKey = rule.incidentKey.map((part) => keyValues[part] ?? (fields[part] === undefined ? '' : String(fields[part]))).join('|');
+
+    let severity = rule.severity;
+    for (const threshold of rule.thresholds) {
+      if (threshold.kind === 'field') {
+        const value = fields[threshold.field];
+        if (typeof value === 'number' && threshold.test(value)) severity = raise(severity, threshold.severity);
+      } else {
+        const windowKey = `${rule.id}@${rule.version}#${threshold.index}|${incidentKey}`;
+        if (this.windows.record(windowKey, group.time, threshold.withinMs, threshold.count) >= threshold.count) {
+          severity = raise(severity, threshold.severity);
+        }
+      }
+    }
+
+    const trace = view.trace();
+    const fullText = group.lines.every((line) => line.length <= MAX_MATCH_LINE_CHARS) ? view.text : group.lines.join('\n');
+    const templateValues: Record<string, FieldValue | null> = {
+      ...fields,
+      host: group.host,
+      service: group.service,
+      pid: group.pid,
+      rule: rule.id,
+      rule_version: rule.version,
+      category: rule.category,
+      severity,
+      first_line: view.firstLine,
+      'exception.class': trace.exception?.class ?? null,
+      'exception.message': trace.exception?.message ?? null,
+    };
+    const annotations: LeakEvent['annotations'] = {};
+    for (const [name, template] of rule.annotations) annotations[name] = template.render(templateValues);
+
+    return {
+      id: eventIdOf(group, fullText),
+      timestamp: new Date(Math.abs(group.time) <= 8.64e15 ? group.time : 0).toISOString(),
+      host: group.host,
+      service: group.service,
+      pid: group.pid,
+      rule: rule.id,
+      rule_version: rule.version,
+      category: rule.category,
+      severity,
+      tags,
+      message: group.lines[0] ?? '',
+      text: fullText,
+      line_count: group.lines.length,
+      truncated: group.truncated,
+      exception: trace.exception,
+      causes: trace.causes,
+      fields,
+      incident_key: incidentKey,
+      incident_id: null,
+      annotations,
+    };
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Loads a rules folder: every *.yaml/*.yml below it (sorted, so the result does not depend on the
+ * file system's order), YAML → JSON Schema → compilation → regex safety. Never throws on bad
+ * input: every problem comes back as a file:line:col finding.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Classifier } from '../engine/classifier.js';
+import type { GrouperConfig } from '../engine/grouper-config.js';
+import { RuleClassifier } from './classifier.js';
+import { compileRuleFiles, type ParsedRuleFile, type RegexToCheck } from './compile.js';
+import { CountWindows } from './count-windows.js';
+import type { RawRuleFile } from './model.js';
+import { describePath, type RuleProblem } from './problems.js';
+import { checkRegexSafety } from './regex-safety.js';
+import { validateRuleFile } from './validate.js';
+import { parseYamlSource } from './yaml-source.js';
+
+export interface RuleSummary {
+  id: string;
+  version: number;
+  title: string;
+  category: string;
+  enabled: boolean;
+  file: string;
+}
+
+export interface RuleSet {
+  /** sha256 (hex, 16 chars) of the loaded files' names and contents. */
+  hash: string;
+  rules: ReadonlyArray<RuleSummary>;
+  groupers: GrouperConfig[];
+  classifier: Classifier;
+}
+
+export interface LoadOptions {
+  /** Run recheck over every regex (default true). Results are cached per pattern. */
+  checkRegexSafety?: boolean;
+  /** Count-threshold state to keep across reloads (RuleSetHolder passes its own). */
+  windows?: CountWindows;
+}
+
+export interface LoadResult {
+  ruleSet: RuleSet | null;
+  errors: RuleProblem[];
+  warnings: RuleProblem[];
+}
+
+const MAX_RULE_FILE_BYTES = 4 * 1024 * 1024;
+const MAX_RULE_FILES = 2000;
+
+/** How a file is named in findings: relative to the working directory when below it (as compilers print). */
+function displayName(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
+}
+
+async function listRuleFiles(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (current: string): Promise<void> => {
+    const entries = await readdir(current, { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
+      const full = path.join(current, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if ((entry.isFile() || entry.isSymbolicLink()) && /\.ya?ml$/i.test(entry.name)) found.push(full);
+      if (found.length > MAX_RULE_FILES) throw new Error(`more than ${MAX_RULE_FILES} rule files under ${dir}`);
+    }
+  };
+  await walk(dir);
+  return found;
+}
+
+function problemAt(file: string, message: string, severity: 'error' | 'warning' = 'error'): RuleProblem {
+  return { file, line: 1, col: 1, message, severity };
+}
+
+async function regexSafetyProblems(regexes: readonly RegexToCheck[]): Promise<RuleProblem[]> {
+  const verdicts = await Promise.all(regexes.map((regex) => checkRegexSafety(regex.pattern)));
+  const problems: RuleProblem[] = [];
+  verdicts.forEach((verdict, index) => {
+    const regex = regexes[index] as RegexToCheck;
+    if (verdict.status === 'safe') return;
+    const { line, col } = regex.source.locate(regex.path);
+    const where = describePath(regex.path);
+    problems.push(
+      verdict.status === 'vulnerable'
+        ? { file: regex.file, line, col, severity: 'error', message: `${where}: regex can backtrack catastrophically (${verdict.detail}); make the repetitions unambiguous` }
+        : { file: regex.file, line, col, severity: 'warning', message: `${where}: could not prove the regex safe from catastrophic backtracking (${verdict.detail})` },
+    );
+  });
+  return problems;
+}
+
+function byPosition(a: RuleProblem, b: RuleProblem): number {
+  return a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.col - b.col;
+}
+
+export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promise<LoadResult> {
+  const errors: RuleProblem[] = [];
+  const warnings: RuleProblem[] = [];
+  const dirName = displayName(dir);
+  let files: string[];
+  try {
+    if (!(await stat(dir)).isDirectory()) return { ruleSet: null, errors: [problemAt(dirName, 'is not a directory')], warnings };
+    files = await listRuleFiles(dir);
+  } catch (error) {
+    return { ruleSet: null, errors: [problemAt(dirName, `cannot read the rules folder: ${(error as Error).message}`)], warnings };
+  }
+  if (files.length === 0) warnings.push(problemAt(dirName, 'no *.yaml rule files found', 'warning'));
+
+  const hash = createHash('sha256');
+  const parsedFiles: ParsedRuleFile[] = [];
+  for (const file of files) {
+    const name = displayName(file);
+    let text: string;
+    try {
+      const info = await stat(file);
+      if (info.size > MAX_RULE_FILE_BYTES) {
+        errors.push(problemAt(name, `file is larger than ${MAX_RULE_FILE_BYTES} bytes`));
+        continue;
+      }
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      errors.push(problemAt(name, `cannot read: ${(error as Error).message}`));
+      continue;
+    }
+    hash.update(path.relative(dir, file)).update('\0').update(text).update('\0');
+    const source = parseYamlSource(text);
+    for (const problem of source.problems) (problem.severity === 'error' ? errors : warnings).push({ file: name, ...problem });
+    if (source.problems.some((problem) => problem.severity === 'error')) continue;
+    const schemaProblems = validateRuleFile(name, source.data, source);
+    if (schemaProblems.length > 0) {
+      errors.push(...schemaProblems);
+      continue;
+    }
+    parsedFiles.push({ file: name, data: (source.data ?? {}) as RawRuleFile, source });
+  }
+
+  const compiled = compileRuleFiles(parsedFiles);
+  errors.push(...compiled.errors);
+  warnings.push(...compiled.warnings);
+  if (options.checkRegexSafety ?? true) {
+    for (const problem of await regexSafetyProblems(compiled.regexes)) (problem.severity === 'error' ? errors : warnings).push(problem);
+  }
+  errors.sort(byPosition);
+  warnings.sort(byPosition);
+  if (errors.length > 0) return { ruleSet: null, errors, warnings };
+
+  const ruleSet: RuleSet = {
+    hash: hash.digest('hex').slice(0, 16),
+    rules: compiled.rules.map(({ id, version, title, category, enabled, file }) => ({ id, version, title, category, enabled, file })),
+    groupers: compiled.groupers,
+    classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
+  };
+  return { ruleSet, errors, warnings };
+}
