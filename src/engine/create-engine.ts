@@ -1,0 +1,99 @@
+/**
+ * The engine: groups lines per stream (grouper.ts), classifies each closed group with the current
+ * rule set, and hands the events of one push()/sweep()/flush() call to the sink in one call.
+ */
+import type { LogRecord } from '../ingest/record.js';
+import type { Classifier } from './classifier.js';
+import type { Engine, EngineStats, EventSink } from './engine.js';
+import type { LeakEvent } from './event.js';
+import type { Group } from './group.js';
+import type { GrouperConfig, OpenGroupLimits } from './grouper-config.js';
+import { StreamGrouper } from './grouper.js';
+
+export interface EngineOptions {
+  /** Read once per push(), so a rules reload applies from the next batch on. */
+  groupers: () => readonly GrouperConfig[];
+  /** Read once per closed group, so a reload applies from the next group on. */
+  classifier: () => Classifier;
+  sink: EventSink;
+  limits?: OpenGroupLimits;
+  /** Wall clock (ms) read once per push(), for silence; injectable for tests. Default Date.now. */
+  clock?: () => number;
+  /** Called when the classifier throws on a group; the group yields no event and the batch goes on. */
+  onClassifierError?: (error: unknown, group: Group) => void;
+}
+
+/** EngineStats plus the engine's own counters (optional fields of the shared interface). */
+export interface DetailedEngineStats extends EngineStats {
+  swallowedLines: number;
+  pidChanges: number;
+  classifierErrors: number;
+}
+
+export function createEngine(options: EngineOptions): Engine & { stats(): DetailedEngineStats } {
+  const clock = options.clock ?? Date.now;
+  let pending: LeakEvent[] = [];
+  let eventsOut = 0;
+  let classifierErrors = 0;
+
+  const classify = (group: Group): void => {
+    let event: LeakEvent | null;
+    try {
+      event = options.classifier().classify(group);
+    } catch (error) {
+      // One bad group (or a rule bug) must not lose the rest of the batch.
+      classifierErrors++;
+      options.onClassifierError?.(error, group);
+      return;
+    }
+    if (event !== null) pending.push(event);
+  };
+  const grouper = new StreamGrouper(classify, options.limits);
+
+  const deliver = (): void => {
+    if (pending.length === 0) return;
+    const events = pending;
+    pending = [];
+    eventsOut += events.length;
+    options.sink(events);
+  };
+
+  return {
+    push(records: readonly LogRecord[]): void {
+      try {
+        grouper.push(records, options.groupers(), clock());
+      } finally {
+        deliver();
+      }
+    },
+    sweep(now: number): void {
+      try {
+        grouper.sweep(now);
+      } finally {
+        deliver();
+      }
+    },
+    flush(): void {
+      try {
+        grouper.flush();
+      } finally {
+        deliver();
+      }
+    },
+    stats(): DetailedEngineStats {
+      const counters = grouper.counters;
+      return {
+        linesIn: counters.linesIn,
+        groupsClosed: counters.groupsClosed,
+        eventsOut,
+        openStreams: grouper.openStreams,
+        openBytes: grouper.openBytes,
+        evictions: counters.evictions,
+        truncatedGroups: counters.truncatedGroups,
+        swallowedLines: counters.swallowedLines,
+        pidChanges: counters.pidChanges,
+        classifierErrors,
+      };
+    },
+  };
+}
