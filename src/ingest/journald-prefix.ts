@@ -1,0 +1,226 @@
+/**
+ * The prefix `journalctl` prints in its `short` family of output modes:
+ *
+ *   short              Nov 01 11:59:32 web-1 linkerd[5699]: msg
+ *   short-precise      Nov 01 11:59:32.123456 web-1 linkerd[5699]: msg
+ *   short-iso          2017-11-01T11:59:32+0000 web-1 linkerd[5699]: msg
+ *   short-iso-precise  2017-11-01T11:59:32.123456+00:00 web-1 linkerd[5699]: msg
+ *
+ * Pasted or redacted logs often lose the host (`Nov 01 11:59:32 linkerd[5699]: msg`) or host and
+ * identifier (`Nov 03 17:36:55  WARN ...`, the seed thread). This runs once per line on the offline
+ * analyze path, so it works on char codes and indexOf, without a regex per line.
+ */
+
+export interface JournalPrefix {
+  /** undefined when the date is valid-looking but cannot be placed (e.g. Feb 30). */
+  timeMs: number | undefined;
+  host: string;
+  service: string;
+  pid: string;
+  /** Index in the line where the message starts (after `ident[pid]: `, or after the time's separator). */
+  messageStart: number;
+}
+
+const CH_SPACE = 32;
+const CH_COLON = 58;
+const CH_DOT = 46;
+const CH_DASH = 45;
+const CH_PLUS = 43;
+const CH_T = 84;
+const CH_Z = 90;
+const CH_OPEN = 91;
+const CH_CLOSE = 93;
+
+const MONTHS: Readonly<Record<string, number>> = {
+  Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11,
+};
+
+function digit(line: string, at: number): number {
+  const code = line.charCodeAt(at) - 48;
+  return code >= 0 && code <= 9 ? code : -1;
+}
+
+/** Two digits at `at` as a number, or -1. */
+function twoDigits(line: string, at: number): number {
+  const high = digit(line, at);
+  const low = digit(line, at + 1);
+  return high < 0 || low < 0 ? -1 : high * 10 + low;
+}
+
+/** `HH:MM:SS` at `at` as ms since midnight, or -1. */
+function clock(line: string, at: number): number {
+  const hour = twoDigits(line, at);
+  const minute = twoDigits(line, at + 3);
+  const second = twoDigits(line, at + 6);
+  if (hour < 0 || minute < 0 || second < 0 || line.charCodeAt(at + 2) !== CH_COLON || line.charCodeAt(at + 5) !== CH_COLON) return -1;
+  if (hour > 23 || minute > 59 || second > 60) return -1;
+  return ((hour * 60 + minute) * 60 + second) * 1000;
+}
+
+/** Optional `.ffffff` at `at`: returns [millis, index after it]. */
+function fraction(line: string, at: number): [number, number] {
+  if (line.charCodeAt(at) !== CH_DOT) return [0, at];
+  let index = at + 1;
+  let millis = 0;
+  let digits = 0;
+  for (;;) {
+    const value = digit(line, index);
+    if (value < 0) break;
+    if (digits < 3) millis = millis * 10 + value;
+    digits++;
+    index++;
+  }
+  if (digits === 0) return [0, at];
+  for (let pad = digits; pad < 3; pad++) millis *= 10;
+  return [millis, index];
+}
+
+const YEAR_MS = 366 * 24 * 60 * 60 * 1000;
+
+/** `short` has no year: use the hint, else the year that puts the time nearest the reference. */
+function placeYear(month: number, day: number, dayMs: number, referenceMs: number, yearHint: number | undefined): number | undefined {
+  const at = (year: number): number | undefined => {
+    const midnight = Date.UTC(year, month, day);
+    // Date.UTC rolls Feb 30 into March; such a date is not a real one.
+    return new Date(midnight).getUTCDate() === day ? midnight + dayMs : undefined;
+  };
+  if (yearHint !== undefined) return at(yearHint);
+  if (!Number.isFinite(referenceMs)) return undefined;
+  const year = new Date(referenceMs).getUTCFullYear();
+  let best: number | undefined;
+  for (const candidate of [at(year), at(year - 1), at(year + 1)]) {
+    if (candidate === undefined) continue;
+    if (best === undefined || Math.abs(candidate - referenceMs) < Math.abs(best - referenceMs)) best = candidate;
+  }
+  return best !== undefined && Math.abs(best - referenceMs) <= YEAR_MS ? best : undefined;
+}
+
+/** `Nov 01 11:59:32[.ffffff] `: [timeMs, index after the separating space], or null. Read as UTC. */
+function shortTime(line: string, referenceMs: number, yearHint: number | undefined): [number | undefined, number] | null {
+  if (line.charCodeAt(3) !== CH_SPACE || line.charCodeAt(6) !== CH_SPACE) return null;
+  const month = MONTHS[line.slice(0, 3)];
+  if (month === undefined) return null;
+  // journalctl zero-pads the day (`Nov 01`); syslog-style files pad with a space (`Nov  1`).
+  const tens = line.charCodeAt(4) === CH_SPACE ? 0 : digit(line, 4);
+  const ones = digit(line, 5);
+  if (tens < 0 || ones < 0) return null;
+  const day = tens * 10 + ones;
+  const dayMs = clock(line, 7);
+  if (dayMs < 0 || day < 1 || day > 31) return null;
+  const [millis, end] = fraction(line, 15);
+  if (line.charCodeAt(end) !== CH_SPACE && end !== line.length) return null;
+  return [placeYear(month, day, dayMs + millis, referenceMs, yearHint), end + 1];
+}
+
+/** `2017-11-01T11:59:32[.ffffff](+0000|+00:00|Z) `: [timeMs, index after the space], or null. */
+function isoTime(line: string): [number | undefined, number] | null {
+  if (line.charCodeAt(4) !== CH_DASH || line.charCodeAt(7) !== CH_DASH || line.charCodeAt(10) !== CH_T) return null;
+  const year = twoDigits(line, 0) * 100 + twoDigits(line, 2);
+  const month = twoDigits(line, 5);
+  const day = twoDigits(line, 8);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31) return null;
+  const dayMs = clock(line, 11);
+  if (dayMs < 0) return null;
+  const [millis, fractionEnd] = fraction(line, 19);
+  let index = fractionEnd;
+  let offsetMinutes = 0;
+  const sign = line.charCodeAt(index);
+  if (sign === CH_PLUS || sign === CH_DASH) {
+    const hours = twoDigits(line, index + 1);
+    const colon = line.charCodeAt(index + 3) === CH_COLON ? 1 : 0;
+    const minutes = twoDigits(line, index + 3 + colon);
+    if (hours < 0 || minutes < 0) return null;
+    offsetMinutes = (hours * 60 + minutes) * (sign === CH_DASH ? -1 : 1);
+    index += 5 + colon;
+  } else if (sign === CH_Z) {
+    index += 1;
+  }
+  if (line.charCodeAt(index) !== CH_SPACE && index !== line.length) return null;
+  const midnight = Date.UTC(year, month - 1, day);
+  const placed = new Date(midnight).getUTCDate() === day ? midnight + dayMs + millis - offsetMinutes * 60_000 : undefined;
+  return [placed, index + 1];
+}
+
+/** `ident[pid]:` spanning [start, end) (end = index of the space after it, or line end): [service, pid] or null. */
+function identWithPid(line: string, start: number, end: number): [string, string] | null {
+  if (end - start < 5 || line.charCodeAt(end - 1) !== CH_COLON || line.charCodeAt(end - 2) !== CH_CLOSE) return null;
+  const open = line.lastIndexOf('[', end - 3);
+  if (open <= start) return null;
+  for (let index = open + 1; index < end - 2; index++) {
+    if (digit(line, index) < 0) return null;
+  }
+  if (open + 1 === end - 2) return null;
+  return [line.slice(start, open), line.slice(open + 1, end - 2)];
+}
+
+function tokenEnd(line: string, start: number): number {
+  const space = line.indexOf(' ', start);
+  return space < 0 ? line.length : space;
+}
+
+function afterColon(line: string, tokenEndIndex: number): number {
+  return line.charCodeAt(tokenEndIndex) === CH_SPACE ? tokenEndIndex + 1 : tokenEndIndex;
+}
+
+/**
+ * Parses a journald `short*` prefix, or returns null when the line has none. `referenceMs` (the
+ * receive time) supplies the year for `short` unless `yearHint` is given; `short` times are read as
+ * UTC because journalctl prints local time without a zone.
+ */
+export function parseJournalPrefix(line: string, referenceMs: number, yearHint?: number): JournalPrefix | null {
+  if (line.length < 16) return null;
+  const first = line.charCodeAt(0);
+  const time = first >= 48 && first <= 57 ? isoTime(line) : shortTime(line, referenceMs, yearHint);
+  if (time === null) return null;
+  const [timeMs, restStart] = time;
+  const prefix: JournalPrefix = { timeMs, host: '', service: '', pid: '', messageStart: Math.min(restStart, line.length) };
+  if (restStart >= line.length || line.charCodeAt(restStart) === CH_SPACE) return prefix;
+
+  const firstEnd = tokenEnd(line, restStart);
+  const alone = identWithPid(line, restStart, firstEnd);
+  if (alone !== null) {
+    // host missing: `Nov 01 11:59:32 linkerd[5699]: msg`
+    prefix.service = alone[0];
+    prefix.pid = alone[1];
+    prefix.messageStart = afterColon(line, firstEnd);
+    return prefix;
+  }
+  if (firstEnd >= line.length || line.charCodeAt(firstEnd - 1) === CH_COLON) return prefix;
+  const secondStart = firstEnd + 1;
+  const secondEnd = tokenEnd(line, secondStart);
+  const ident = identWithPid(line, secondStart, secondEnd);
+  if (ident !== null) {
+    prefix.host = line.slice(restStart, firstEnd);
+    prefix.service = ident[0];
+    prefix.pid = ident[1];
+    prefix.messageStart = afterColon(line, secondEnd);
+    return prefix;
+  }
+  // `host ident: msg` (no _PID). `Caused by: ...` has the same shape but is a trace line.
+  if (secondEnd - secondStart >= 2 && line.charCodeAt(secondEnd - 1) === CH_COLON && line.charCodeAt(secondStart) !== CH_OPEN) {
+    const host = line.slice(restStart, firstEnd);
+    const service = line.slice(secondStart, secondEnd - 1);
+    if (!(host === 'Caused' && service === 'by') && isHostLike(host)) {
+      prefix.host = host;
+      prefix.service = service;
+      prefix.messageStart = afterColon(line, secondEnd);
+    }
+  }
+  return prefix;
+}
+
+/** Host names are letters, digits, `-`, `.` and `_`; anything else is message text. */
+function isHostLike(token: string): boolean {
+  for (let index = 0; index < token.length; index++) {
+    const code = token.charCodeAt(index);
+    const ok =
+      (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || (code >= 48 && code <= 57) || code === CH_DASH || code === CH_DOT || code === 95;
+    if (!ok) return false;
+  }
+  return token.length > 0;
+}
+
+/** `-- Logs begin at ... --`, `-- No entries --`, `-- Reboot --`, `-- Boot <id> --`: journalctl's own lines. */
+export function isJournalctlMarker(line: string): boolean {
+  return line.startsWith('-- ') && line.endsWith('--') && line.length >= 6;
+}
