@@ -31,6 +31,7 @@ import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneId;
+import java.time.temporal.ChronoUnit;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.List;
@@ -112,6 +113,12 @@ public final class NettyFailures {
                 "leak detection %s, netty direct memory limit %d bytes, no-cleaner buffers %b",
                 ResourceLeakDetector.getLevel(), PlatformDependent.maxDirectMemory(),
                 PlatformDependent.useDirectBufferNoCleaner()));
+        // A seed-dependent number of plain INFO lines shifts this process's failures against the
+        // other host's, so that in the interleaved export their records do not line up.
+        for (int router = 1; router <= Math.floorMod(seed, 5); router++) {
+            linkerdLog.info(String.format(Locale.ROOT,
+                    "initialized router out-%d (seed %d): label=out-%d, dtab=/svc=>/#/io.l5d.fs", router, seed, router));
+        }
         if (!PlatformDependent.useDirectBufferNoCleaner()) {
             throw new IllegalStateException("Netty cannot use no-cleaner direct buffers, so it would never throw "
                     + "OutOfDirectMemoryError; run with --add-opens java.base/java.nio=ALL-UNNAMED "
@@ -384,7 +391,8 @@ public final class NettyFailures {
             }
             StringBuilder json = new StringBuilder();
             json.append("{\"seq\":").append(manifestRecords.size() + 1)
-                    .append(",\"time\":").append(quote(isoTime.format(at)))
+                    .append(",\"time\":").append(quote(isoTime.format(at.truncatedTo(ChronoUnit.MILLIS))))
+                    .append(",\"time_us\":").append(ChronoUnit.MICROS.between(Instant.EPOCH, at))
                     .append(",\"level\":").append(quote(record.getLevel().getName()))
                     .append(",\"logger\":").append(quote(record.getLoggerName()))
                     .append(",\"thread\":").append(quote(Thread.currentThread().getName()))
@@ -392,6 +400,8 @@ public final class NettyFailures {
                     .append(",\"message_first_line\":").append(quote(firstLine(message)))
                     .append(",\"exception_class\":").append(record.getThrown() == null ? "null"
                             : quote(record.getThrown().getClass().getName()))
+                    .append(",\"exception_message\":").append(record.getThrown() == null
+                            || record.getThrown().getMessage() == null ? "null" : quote(record.getThrown().getMessage()))
                     .append(",\"cause_class\":").append(record.getThrown() == null || record.getThrown().getCause() == null
                             ? "null" : quote(record.getThrown().getCause().getClass().getName()))
                     .append(",\"category\":").append(category == null ? "null" : quote(category))
