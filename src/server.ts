@@ -1,4 +1,5 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import Fastify, { type FastifyInstance, type RawServerDefault } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
@@ -14,8 +15,10 @@ import { Pipeline } from './pipeline.js';
 import { RuleSetHolder, rulesRoutes } from './rules/index.js';
 import { SqliteStore } from './store/sqlite-store.js';
 
+export type LeakwatchApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
+
 export interface Leakwatch {
-  app: FastifyInstance;
+  app: LeakwatchApp;
   pipeline: Pipeline;
   engine: Engine;
   rules: RuleSetHolder;
@@ -69,12 +72,12 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     maxBodyBytes: config.maxBodyBytes,
   });
   await app.register(incidentRoutes, { incidents });
-  await app.register(memoryRoutes, { tracker: memory });
+  await app.register(memoryRoutes, { memory });
   await app.register(rulesRoutes, { holder: rules });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const checks = { rules: rules.status().rules > 0, store: store.isOpen() };
+    const checks = { rules: rules.status().rules > 0, store: storeAnswers(store) };
     const ready = checks.rules && checks.store;
     return reply.code(ready ? 200 : 503).send({ ready, checks });
   });
@@ -119,6 +122,15 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       store.close();
     },
   };
+}
+
+function storeAnswers(store: SqliteStore): boolean {
+  try {
+    store.getMeta('readyz');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `leakwatch serve`: listens until SIGINT/SIGTERM; SIGHUP reloads the rules. Returns the exit code. */
