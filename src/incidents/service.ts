@@ -66,6 +66,8 @@ export class InvalidCursorError extends Error {
   override readonly name = 'InvalidCursorError';
 }
 
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+
 const WATERMARK_KEY = 'incidents.event_time_watermark';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -91,7 +93,10 @@ function invalidReason(event: LeakEvent): string | undefined {
   if (typeof event.id !== 'string' || event.id === '') return 'no id';
   if (typeof event.incident_key !== 'string' || event.incident_key === '') return 'no incident_key';
   if (!SEVERITIES.includes(event.severity)) return `unknown severity ${String(event.severity)}`;
-  if (!Number.isFinite(Date.parse(event.timestamp))) return `unparseable timestamp ${String(event.timestamp)}`;
+  // Date.parse accepts 'Nov 01 11:59:32' as year 2001; events carry ISO-8601 only.
+  if (typeof event.timestamp !== 'string' || !ISO_TIME.test(event.timestamp) || !Number.isFinite(Date.parse(event.timestamp))) {
+    return `timestamp is not ISO-8601: ${String(event.timestamp)}`;
+  }
   return undefined;
 }
 

@@ -1,0 +1,194 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { IncidentService, type IncidentServiceOptions } from '../../src/incidents/service.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { makeEvent } from './fixtures.js';
+
+const MIN = 60_000;
+// The seed thread's OODM: Nov 01 2017 11:59:32.962 CDT.
+const T0 = Date.parse('2017-11-01T16:59:32.962Z');
+
+let dir: string;
+let store: SqliteStore;
+
+function service(options: IncidentServiceOptions = {}): IncidentService {
+  return new IncidentService(store, { now: () => Date.parse('2024-01-01T00:00:00Z'), ...options });
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'leakwatch-incidents-'));
+  store = new SqliteStore(dir);
+});
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('IncidentService.ingest', () => {
+  it('is idempotent: the same batch twice changes nothing', () => {
+    const incidents = service();
+    const batch = [
+      makeEvent('leak', { time: T0 - 5 * MIN }),
+      makeEvent('oodm', { time: T0, pid: '5699' }),
+      makeEvent('oodm', { time: T0 + MIN, pid: '5700' }),
+    ];
+    const first = incidents.ingest(batch);
+    expect(first).toMatchObject({ inserted: 3, duplicates: 0, invalid: 0 });
+    const before = incidents.list({ status: 'all', limit: 50 });
+    const second = incidents.ingest(batch);
+    expect(second).toMatchObject({ inserted: 0, duplicates: 3, invalid: 0, events: [] });
+    expect(incidents.list({ status: 'all', limit: 50 })).toEqual(before);
+    // A duplicate inside one batch is also recognised.
+    const third = incidents.ingest([makeEvent('tail', { time: T0 }), makeEvent('tail', { time: T0 })]);
+    expect(third).toMatchObject({ inserted: 1, duplicates: 1 });
+  });
+
+  it('fills incident_id on the stored events and keys incidents by incident_key', () => {
+    const incidents = service();
+    const { events } = incidents.ingest([makeEvent('oodm', { time: T0 }), makeEvent('leak', { time: T0 }), makeEvent('oodm', { time: T0 + 1 })]);
+    expect(events).toHaveLength(3);
+    expect(events[0]!.incident_id).toMatch(/^[0-9a-f]{24}$/);
+    expect(events[2]!.incident_id).toBe(events[0]!.incident_id);
+    expect(events[1]!.incident_id).not.toBe(events[0]!.incident_id);
+  });
+
+  it('tracks count, first/last seen (event time, order-independent) and pids', () => {
+    const incidents = service();
+    incidents.ingest([makeEvent('oodm', { time: T0 + 2 * MIN, pid: '5700', used_bytes: 1037900000 })]);
+    incidents.ingest([makeEvent('oodm', { time: T0, pid: '5699' }), makeEvent('oodm', { time: T0 + MIN, pid: '5699', seq: 1 })]);
+    const [incident] = incidents.list({ status: 'open', limit: 10 }).incidents;
+    expect(incident).toBeDefined();
+    expect(incident!.count).toBe(3);
+    expect(incident!.first_seen).toBe(new Date(T0).toISOString());
+    expect(incident!.last_seen).toBe(new Date(T0 + 2 * MIN).toISOString());
+    expect([...incident!.pids].sort()).toEqual(['5699', '5700']);
+    // fields, summary and last_event come from the newest event, not the last one ingested.
+    expect(incident!.fields['used_bytes']).toBe(1037900000);
+    expect(incident!.last_event.pid).toBe('5700');
+    expect(incident!.summary).toBe(incident!.last_event.annotations.summary);
+    expect(incident).toMatchObject({ key: 'netty-direct-memory-exhausted|lb-1|linkerd', rule: 'netty-direct-memory-exhausted', category: 'direct-memory-exhausted', host: 'lb-1', service: 'linkerd' });
+  });
+
+  it('escalates severity to the maximum seen and never lowers it while open', () => {
+    const incidents = service();
+    incidents.ingest([makeEvent('oodm', { time: T0, severity: 'error' })]);
+    incidents.ingest([makeEvent('oodm', { time: T0 + MIN, severity: 'critical' })]);
+    incidents.ingest([makeEvent('oodm', { time: T0 + 2 * MIN, severity: 'warning' })]);
+    const [incident] = incidents.list({ status: 'open', limit: 10 }).incidents;
+    expect(incident!.severity).toBe('critical');
+    expect(incident!.last_event.severity).toBe('warning');
+  });
+
+  it('resolves after the quiet period in event time and reopens with the same id', () => {
+    const incidents = service({ quietPeriodMs: 30 * MIN });
+    const { events } = incidents.ingest([makeEvent('oodm', { time: T0 })]);
+    const id = events[0]!.incident_id!;
+    // Another stream's event 30 minutes later: exactly the quiet period, not past it.
+    incidents.ingest([makeEvent('leak', { time: T0 + 30 * MIN, host: 'lb-2' })]);
+    expect(incidents.get(id)!.status).toBe('open');
+    incidents.ingest([makeEvent('leak', { time: T0 + 31 * MIN, host: 'lb-2' })]);
+    const resolved = incidents.get(id)!;
+    expect(resolved.status).toBe('resolved');
+    expect(resolved.resolved_at).toBe(new Date(T0 + 30 * MIN).toISOString());
+    expect(incidents.list({ status: 'open', host: 'lb-1', limit: 10 }).incidents).toHaveLength(0);
+
+    incidents.ingest([makeEvent('oodm', { time: T0 + 40 * MIN, severity: 'warning' })]);
+    const reopened = incidents.get(id)!;
+    expect(reopened).toMatchObject({ id, status: 'open', reopened_count: 1, resolved_at: null, count: 2, severity: 'warning' });
+  });
+
+  it('reopens an incident quiet long enough before its own next event even without a sweep in between', () => {
+    const incidents = service({ quietPeriodMs: 30 * MIN });
+    const { events } = incidents.ingest([makeEvent('oodm', { time: T0 })]);
+    incidents.ingest([makeEvent('oodm', { time: T0 + 2 * 60 * MIN })]);
+    expect(incidents.get(events[0]!.incident_id!)).toMatchObject({ status: 'open', reopened_count: 1, count: 2 });
+  });
+
+  it('acks (stays open) and resolves by hand; a newer event reopens and clears the ack', () => {
+    const wall = Date.parse('2024-01-01T00:00:00Z');
+    const incidents = service();
+    const { events } = incidents.ingest([makeEvent('oodm', { time: T0 })]);
+    const id = events[0]!.incident_id!;
+    expect(incidents.ack(id)).toMatchObject({ id, status: 'open', acked_at: new Date(wall).toISOString() });
+    expect(incidents.resolve(id)).toMatchObject({ id, status: 'resolved', resolved_at: new Date(wall).toISOString() });
+    expect(incidents.get(id)!.status).toBe('resolved');
+    // An older, late event is counted but does not reopen.
+    incidents.ingest([makeEvent('oodm', { time: T0 - MIN })]);
+    expect(incidents.get(id)).toMatchObject({ status: 'resolved', count: 2 });
+    incidents.ingest([makeEvent('oodm', { time: T0 + MIN })]);
+    expect(incidents.get(id)).toMatchObject({ status: 'open', reopened_count: 1, acked_at: null, count: 3 });
+    expect(incidents.ack('no-such-id')).toBeUndefined();
+    expect(incidents.resolve('no-such-id')).toBeUndefined();
+  });
+
+  it('gathers evidence: other categories on the same host+service in the window before the opening', () => {
+    const incidents = service({ evidenceWindowMs: 15 * MIN });
+    incidents.ingest([
+      makeEvent('leak', { time: T0 - 20 * MIN }), // before the window
+      makeEvent('leak', { time: T0 - 10 * MIN }),
+      makeEvent('tail', { time: T0 - 5 * MIN }),
+      makeEvent('leak', { time: T0 - 2 * MIN, host: 'lb-2' }), // other host
+      makeEvent('leak', { time: T0 - 2 * MIN, service: 'namerd' }), // other service
+      makeEvent('tail', { time: T0 }), // same timestamp counts
+      makeEvent('oodm', { time: T0 }),
+      makeEvent('tail', { time: T0 + MIN, seq: 1 }), // after the opening
+    ]);
+    const oodm = incidents.list({ status: 'open', category: 'direct-memory-exhausted', limit: 5 }).incidents[0]!;
+    expect(oodm.evidence).toEqual([
+      { category: 'buffer-leak', count: 1, first_seen: new Date(T0 - 10 * MIN).toISOString(), last_seen: new Date(T0 - 10 * MIN).toISOString() },
+      { category: 'exception-caught-at-tail', count: 2, first_seen: new Date(T0 - 5 * MIN).toISOString(), last_seen: new Date(T0).toISOString() },
+    ]);
+    // Evidence that arrives late (another pid's stream flushed later) is still counted.
+    incidents.ingest([makeEvent('leak', { time: T0 - 14 * MIN, pid: '5700' })]);
+    const again = incidents.get(oodm.id)!;
+    expect(again.evidence.find((e) => e.category === 'buffer-leak')).toMatchObject({ count: 2, first_seen: new Date(T0 - 14 * MIN).toISOString() });
+  });
+
+  it('counts invalid events instead of failing the batch', () => {
+    const incidents = service();
+    const good = makeEvent('oodm', { time: T0 });
+    const result = incidents.ingest([
+      { ...makeEvent('oodm', { time: T0, seq: 1 }), timestamp: 'Nov 01 11:59:32' },
+      { ...makeEvent('oodm', { time: T0, seq: 2 }), id: '' },
+      { ...makeEvent('oodm', { time: T0, seq: 3 }), severity: 'fatal' as never },
+      good,
+    ]);
+    expect(result).toMatchObject({ inserted: 1, duplicates: 0, invalid: 3 });
+  });
+
+  it('caps events per incident and keeps the newest', () => {
+    const incidents = service({ eventsPerIncident: 5 });
+    const batch = Array.from({ length: 8 }, (_, i) => makeEvent('oodm', { time: T0 + i * 1000, seq: i }));
+    const { events } = incidents.ingest(batch);
+    const incident = incidents.get(events[0]!.incident_id!)!;
+    expect(incident.count).toBe(8);
+    expect(incident.events.map((e) => e.timestamp)).toEqual(
+      [7, 6, 5, 4, 3].map((i) => new Date(T0 + i * 1000).toISOString()),
+    );
+  });
+
+  it('prunes resolved incidents older than the retention in event time, keeps open ones', () => {
+    const incidents = service({ quietPeriodMs: 30 * MIN, resolvedRetentionMs: 24 * 60 * MIN });
+    const old = incidents.ingest([makeEvent('oodm', { time: T0 })]).events[0]!.incident_id!;
+    const day = 24 * 60 * MIN;
+    incidents.ingest([makeEvent('leak', { time: T0 + day - MIN, host: 'lb-2' })]);
+    expect(incidents.get(old)!.status).toBe('resolved');
+    incidents.ingest([makeEvent('leak', { time: T0 + day + MIN, host: 'lb-2' })]);
+    expect(incidents.get(old)).toBeUndefined();
+    expect(store.eventsOfIncident(old, 10)).toEqual([]);
+    expect(incidents.list({ status: 'all', limit: 10 }).incidents.map((i) => i.host)).toEqual(['lb-2']);
+  });
+
+  it('keeps its event-time watermark across a restart', () => {
+    const first = service({ quietPeriodMs: 30 * MIN });
+    const id = first.ingest([makeEvent('oodm', { time: T0 }), makeEvent('leak', { time: T0 + 10 * MIN, host: 'lb-2' })]).events[0]!.incident_id!;
+    store.close();
+    store = new SqliteStore(dir);
+    const second = service({ quietPeriodMs: 30 * MIN });
+    expect(second.eventTimeWatermark).toBe(T0 + 10 * MIN);
+    second.ingest([makeEvent('leak', { time: T0 + 31 * MIN, host: 'lb-3' })]);
+    expect(second.get(id)!.status).toBe('resolved');
+  });
+});
