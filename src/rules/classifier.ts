@@ -8,7 +8,7 @@ import type { Classifier } from '../engine/classifier.js';
 import { SEVERITIES, type FieldValue, type LeakEvent, type Severity } from '../engine/event.js';
 import type { Group } from '../engine/group.js';
 import type { CompiledRule, GroupView } from './compile.js';
-import type { CountWindows } from './count-windows.js';
+import { CountWindows } from './count-windows.js';
 import { levelOf, parseJavaTrace, type JavaTrace } from './group-facts.js';
 
 /** Lines are cut to this many characters before any regex sees them (polynomial blow-ups need long input). */
@@ -70,7 +70,7 @@ export class RuleClassifier implements Classifier {
   private readonly prefilter: RegExp | null;
 
   constructor(
-    rules: readonly CompiledRule[],
+    private readonly rules: readonly CompiledRule[],
     private readonly windows: CountWindows,
   ) {
     // Highest priority first; equal priorities keep load order (file name order, then position).
@@ -81,6 +81,11 @@ export class RuleClassifier implements Classifier {
       .map(({ rule }) => rule);
     const literals = [...new Set(this.enabled.flatMap((rule) => rule.literals))].sort((a, b) => b.length - a.length);
     this.prefilter = literals.length > 0 ? new RegExp(literals.map(escapeRegex).join('|')) : null;
+  }
+
+  /** The same rules with empty count windows (rule tests start each case from a clean state). */
+  withFreshState(): RuleClassifier {
+    return new RuleClassifier(this.rules, new CountWindows(1000));
   }
 
   classify(group: Group): LeakEvent | null {

@@ -1,0 +1,29 @@
+/** GET /rules (what is loaded, and why the last reload failed) and POST /-/reload. */
+import type { FastifyPluginAsync } from 'fastify';
+import type { RuleSetHolder } from './holder.js';
+import { formatProblem, type RuleProblem } from './problems.js';
+
+function withText(problems: readonly RuleProblem[]): Array<RuleProblem & { text: string }> {
+  return problems.map((problem) => ({ ...problem, text: formatProblem(problem) }));
+}
+
+export const rulesRoutes: FastifyPluginAsync<{ holder: RuleSetHolder }> = async (app, { holder }) => {
+  app.get('/rules', async () => {
+    const status = holder.status();
+    return {
+      ...status,
+      warnings: withText(status.warnings),
+      last_reload: { ...status.last_reload, errors: withText(status.last_reload.errors) },
+    };
+  });
+
+  app.post('/-/reload', async (_request, reply) => {
+    const outcome = await holder.reload();
+    const status = holder.status();
+    if (!outcome.ok) {
+      // 422: the request was fine, the rule files are not; the previous rules stay in force.
+      return reply.code(422).send({ ok: false, errors: withText(outcome.errors), kept_hash: status.hash });
+    }
+    return { ok: true, hash: status.hash, rules: status.rules.length, loaded_at: status.loaded_at, warnings: withText(status.warnings) };
+  });
+};
