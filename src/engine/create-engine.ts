@@ -30,7 +30,11 @@ export interface DetailedEngineStats extends EngineStats {
   classifierErrors: number;
 }
 
-export function createEngine(options: EngineOptions): Engine & { stats(): DetailedEngineStats } {
+export interface DetailedEngine extends Engine {
+  stats(): DetailedEngineStats;
+}
+
+export function createEngine(options: EngineOptions): DetailedEngine {
   const clock = options.clock ?? Date.now;
   let pending: LeakEvent[] = [];
   let eventsOut = 0;

@@ -13,6 +13,12 @@ export interface EngineStats {
   /** Groups force-closed because the open-group cache was full (never silently dropped). */
   evictions: number;
   truncatedGroups: number;
+  /** Lines of a trace after it was cut at its grouper's size limit (counted, not kept). */
+  swallowedLines?: number;
+  /** Groups closed because the same host + service showed up under a new pid. */
+  pidChanges?: number;
+  /** Groups whose classification threw (they yield no event). */
+  classifierErrors?: number;
 }
 
 /**
