@@ -132,7 +132,12 @@ export function safeStringify(value: unknown): string {
   try {
     return JSON.stringify(value, (_key, inner: unknown) => (typeof inner === 'bigint' ? inner.toString() : inner)) ?? String(value);
   } catch {
-    return String(value);
+    // Too deep to print (stack overflow) or a hostile toString: say so rather than crash.
+    try {
+      return String(value);
+    } catch {
+      return '[unprintable value]';
+    }
   }
 }
 

@@ -1,0 +1,107 @@
+import type { DecodedBatch } from './formats/batch.js';
+import { decodeJson } from './formats/json.js';
+import { decodeMsgpack } from './formats/msgpack.js';
+import { decodeNdjson } from './formats/ndjson.js';
+import { decodeTextLines } from './formats/text-lines.js';
+
+export type { DecodedBatch } from './formats/batch.js';
+
+type BodyFormat = 'json' | 'ndjson' | 'msgpack' | 'text';
+
+const DECLARED: Readonly<Record<string, BodyFormat>> = {
+  'application/json': 'json',
+  'text/json': 'json',
+  'application/x-ndjson': 'ndjson',
+  'application/ndjson': 'ndjson',
+  'application/jsonl': 'ndjson',
+  'application/x-jsonlines': 'ndjson',
+  'application/jsonlines': 'ndjson',
+  'application/json-seq': 'ndjson',
+  'application/msgpack': 'msgpack',
+  'application/x-msgpack': 'msgpack',
+  'application/vnd.msgpack': 'msgpack',
+};
+
+/** The media type without parameters, lower-cased; '' when absent. */
+export function mediaTypeOf(contentType: string | undefined): string {
+  if (contentType === undefined) return '';
+  const semicolon = contentType.indexOf(';');
+  return (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
+}
+
+function declaredFormat(mediaType: string): BodyFormat | undefined {
+  const known = DECLARED[mediaType];
+  if (known !== undefined) return known;
+  if (mediaType.endsWith('+json')) return 'json';
+  if (mediaType.startsWith('text/')) return 'text';
+  return undefined;
+}
+
+function firstSignificantByte(body: Uint8Array): number {
+  let index = 0;
+  // UTF-8 BOM
+  if (body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf) index = 3;
+  while (index < body.length) {
+    const byte = body[index] as number;
+    if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) return byte;
+    index++;
+  }
+  return -1;
+}
+
+function looksLikeJson(byte: number): boolean {
+  return byte === 0x5b /* [ */ || byte === 0x7b /* { */;
+}
+
+/** fixmap, fixarray, array16/32, map16/32: how every msgpack record stream starts. */
+function looksLikeMsgpack(byte: number): boolean {
+  return (byte >= 0x80 && byte <= 0x9f) || (byte >= 0xdc && byte <= 0xdf);
+}
+
+function sniff(byte: number): BodyFormat {
+  if (looksLikeJson(byte)) return 'json';
+  if (looksLikeMsgpack(byte)) return 'msgpack';
+  return 'text';
+}
+
+/**
+ * Picks the body's format from its Content-Type, and sniffs when the type is missing, generic
+ * (`application/octet-stream`, `* /*`, curl's form type) or contradicted by the first byte (a JSON
+ * label on text lines). Fluent Bit labels `json_stream` as application/json; the JSON decoder copes.
+ */
+export function chooseFormat(body: Uint8Array, contentType: string | undefined): BodyFormat {
+  const byte = firstSignificantByte(body);
+  const declared = declaredFormat(mediaTypeOf(contentType));
+  switch (declared) {
+    case 'json':
+      return looksLikeJson(byte) || byte === 0x22 /* " */ ? 'json' : sniff(byte);
+    case 'ndjson':
+      return looksLikeJson(byte) || byte === 0x22 ? 'ndjson' : sniff(byte);
+    case 'msgpack':
+      return looksLikeMsgpack(byte) ? 'msgpack' : sniff(byte);
+    case 'text':
+      return 'text';
+    case undefined:
+      return sniff(byte);
+  }
+}
+
+/**
+ * Decodes a whole (already decompressed) body into records. Bad parts inside a batch become raw
+ * text records counted in `malformed`; only a body that cannot be decoded at all throws, as an
+ * IngestError (400, with `where`).
+ */
+export function decodeBody(body: Buffer, contentType: string | undefined, receivedAtMs: number): DecodedBatch {
+  if (body.length === 0) return { records: [], malformed: 0 };
+  const format = chooseFormat(body, contentType);
+  switch (format) {
+    case 'msgpack':
+      return decodeMsgpack(body, receivedAtMs);
+    case 'json':
+      return decodeJson(body.toString('utf8'), receivedAtMs);
+    case 'ndjson':
+      return decodeNdjson(body.toString('utf8'), receivedAtMs);
+    case 'text':
+      return decodeTextLines(body.toString('utf8'), receivedAtMs);
+  }
+}

@@ -1,0 +1,202 @@
+import { badBody } from '../errors.js';
+import { BatchBuilder, isPlainRecord, locate, type DecodedBatch } from './batch.js';
+
+/**
+ * The JSON family, everything labelled `application/json` or sniffed as JSON:
+ * - a JSON array (Vector `json`, Fluent Bit `json`, Fluentd `json_array`), also of bare strings
+ *   (Vector's log namespace), also wrapped as `{"data":[...]}` (Vector `payload_prefix`);
+ * - a single object;
+ * - concatenated values with nothing or one delimiter between them (Fluent Bit `json_stream`, still
+ *   labelled application/json; Vector `bytes`/`character_delimited` framing; GELF's NUL).
+ *
+ * A broken value inside is kept as raw text and counted. Only a body that cannot be split into
+ * values at all (an array that never closes, a first value that never ends) is a 400.
+ */
+export function decodeJson(text: string, receivedAtMs: number): DecodedBatch {
+  const batch = new BatchBuilder(receivedAtMs);
+  const first = skipSeparators(text, 0);
+  if (first >= text.length) return batch.result();
+  const whole = tryParse(text);
+  if (whole !== NOT_JSON) {
+    addDocument(batch, whole);
+    return batch.result();
+  }
+  decodeValueStream(text, first, batch);
+  return batch.result();
+}
+
+const NOT_JSON = Symbol('not-json');
+
+function tryParse(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return NOT_JSON;
+  }
+}
+
+function addDocument(batch: BatchBuilder, document: unknown): void {
+  if (Array.isArray(document)) {
+    for (const element of document) batch.addValue(element);
+    return;
+  }
+  if (isPlainRecord(document)) {
+    const data = document['data'];
+    if (Array.isArray(data) && Object.keys(document).length === 1) {
+      for (const element of data) batch.addValue(element);
+      return;
+    }
+  }
+  batch.addValue(document);
+}
+
+const CH_QUOTE = 34;
+const CH_BACKSLASH = 92;
+const CH_OPEN_BRACE = 123;
+const CH_CLOSE_BRACE = 125;
+const CH_OPEN_BRACKET = 91;
+const CH_CLOSE_BRACKET = 93;
+const CH_COMMA = 44;
+const CH_NEWLINE = 10;
+
+function isSeparator(code: number): boolean {
+  // whitespace, `,` between array-style records, NUL (GELF framing), BOM
+  return code === 32 || code === 10 || code === 13 || code === 9 || code === CH_COMMA || code === 0 || code === 0xfeff;
+}
+
+function skipSeparators(text: string, from: number): number {
+  let index = from;
+  while (index < text.length && isSeparator(text.charCodeAt(index))) index++;
+  return index;
+}
+
+function isContainerStart(code: number): boolean {
+  return code === CH_OPEN_BRACE || code === CH_OPEN_BRACKET || code === CH_QUOTE;
+}
+
+/** Index just past the string whose opening quote is at `quote`, or -1 if it never closes. */
+function stringEnd(text: string, quote: number): number {
+  let from = quote + 1;
+  for (;;) {
+    const close = text.indexOf('"', from);
+    if (close < 0) return -1;
+    let backslashes = 0;
+    for (let at = close - 1; at > quote && text.charCodeAt(at) === CH_BACKSLASH; at--) backslashes++;
+    if (backslashes % 2 === 0) return close + 1;
+    from = close + 1;
+  }
+}
+
+/** Index just past the object/array/string starting at `start`, or -1 if it never ends. */
+function valueEnd(text: string, start: number): number {
+  if (text.charCodeAt(start) === CH_QUOTE) return stringEnd(text, start);
+  let depth = 0;
+  for (let index = start; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code === CH_QUOTE) {
+      const end = stringEnd(text, index);
+      if (end < 0) return -1;
+      index = end - 1;
+    } else if (code === CH_OPEN_BRACE || code === CH_OPEN_BRACKET) {
+      depth++;
+    } else if (code === CH_CLOSE_BRACE || code === CH_CLOSE_BRACKET) {
+      depth--;
+      if (depth === 0) return index + 1;
+    }
+  }
+  return -1;
+}
+
+/** A bare token (number, literal, junk): up to the next separator or structural character. */
+function tokenEnd(text: string, start: number, limit: number): number {
+  let index = start;
+  while (index < limit) {
+    const code = text.charCodeAt(index);
+    if (isSeparator(code) || isContainerStart(code) || code === CH_CLOSE_BRACE || code === CH_CLOSE_BRACKET) break;
+    index++;
+  }
+  return Math.max(index, start + 1);
+}
+
+function decodeValueStream(text: string, from: number, batch: BatchBuilder): void {
+  let index = from;
+  for (;;) {
+    index = skipSeparators(text, index);
+    if (index >= text.length) return;
+    const code = text.charCodeAt(index);
+    if (!isContainerStart(code)) {
+      const end = tokenEnd(text, index, text.length);
+      // One odd character between values is a framing delimiter (Vector character_delimited).
+      if (end - index > 1) batch.addMalformed(text.slice(index, end));
+      index = end;
+      continue;
+    }
+    const end = valueEnd(text, index);
+    if (end < 0) {
+      if (code === CH_OPEN_BRACKET) {
+        const at = locate(text, index);
+        throw badBody(`JSON array opened at line ${at.line} (byte ${at.byteOffset}) is never closed`, { stage: 'json', ...at });
+      }
+      const before = batch.records.length;
+      const parsedPieces = splitAtBoundaries(text, index, batch);
+      if (parsedPieces === 0 && before === 0) {
+        const at = locate(text, index);
+        throw badBody(`JSON value starting at line ${at.line} (byte ${at.byteOffset}) never ends`, { stage: 'json', ...at });
+      }
+      return;
+    }
+    const slice = text.slice(index, end);
+    const parsed = tryParse(slice);
+    if (parsed !== NOT_JSON) addDocument(batch, parsed);
+    else if (code === CH_OPEN_BRACKET) decodeArrayElements(text, index, end, batch);
+    else batch.addMalformed(slice);
+    index = end;
+  }
+}
+
+/** An array that closes but does not parse: keep its good elements, count the bad ones. */
+function decodeArrayElements(text: string, open: number, end: number, batch: BatchBuilder): void {
+  const limit = end - 1;
+  let index = open + 1;
+  for (;;) {
+    index = skipSeparators(text, index);
+    if (index >= limit) return;
+    const code = text.charCodeAt(index);
+    let elementEnd = isContainerStart(code) ? valueEnd(text, index) : tokenEnd(text, index, limit);
+    if (elementEnd < 0 || elementEnd > limit) elementEnd = limit;
+    const slice = text.slice(index, elementEnd);
+    const parsed = tryParse(slice);
+    if (parsed === NOT_JSON) batch.addMalformed(slice);
+    else batch.addValue(parsed);
+    index = elementEnd;
+  }
+}
+
+/**
+ * After a value that never ends (an unbalanced quote, usually), the scanner has lost the structure;
+ * the rest is cut where records usually meet, at line ends and `}{`, so later records survive.
+ * Returns how many pieces parsed.
+ */
+function splitAtBoundaries(text: string, from: number, batch: BatchBuilder): number {
+  let parsedPieces = 0;
+  let start = from;
+  const take = (end: number): void => {
+    const piece = text.slice(start, end).trim();
+    start = end;
+    if (piece === '') return;
+    const parsed = tryParse(piece);
+    if (parsed === NOT_JSON) {
+      batch.addMalformed(piece);
+    } else {
+      parsedPieces++;
+      addDocument(batch, parsed);
+    }
+  };
+  for (let index = from; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code === CH_NEWLINE) take(index + 1);
+    else if (code === CH_CLOSE_BRACE && text.charCodeAt(index + 1) === CH_OPEN_BRACE) take(index + 1);
+  }
+  take(text.length);
+  return parsedPieces;
+}

@@ -1,0 +1,113 @@
+import { Decoder, ExtensionCodec } from '@msgpack/msgpack';
+import { badBody } from '../errors.js';
+import { epochNumberToMs } from '../normalize.js';
+import { BatchBuilder, isPlainRecord, type DecodedBatch } from './batch.js';
+
+/**
+ * A stream of msgpack values with no outer array:
+ * - Fluent Bit v2 chunks (since 2.1): `[[time, metadata], record]`; group markers (time -1/-2) skipped;
+ * - Fluent Bit v1 chunks: `[time, record]`;
+ * - Fluentd `<format> @type msgpack`: plain record maps;
+ * - Fluentd forward-style `[tag, time, record]` and `[tag, [[time, record], ...]]`, for curl users.
+ * Time is ext type 0 (EventTime: u32 seconds, u32 nanoseconds), an integer or a float (seconds).
+ */
+export function decodeMsgpack(body: Uint8Array, receivedAtMs: number): DecodedBatch {
+  const batch = new BatchBuilder(receivedAtMs);
+  if (body.length === 0) return batch.result();
+  const limit = body.length;
+  const decoder = new Decoder({
+    extensionCodec: EVENT_TIME_CODEC,
+    // No container or string can be longer than the body; this stops a bogus 2^32 length up front.
+    maxArrayLength: limit,
+    maxMapLength: limit,
+    maxStrLength: limit,
+    maxBinLength: limit,
+    maxExtLength: limit,
+    mapKeyConverter: (key: unknown) => (typeof key === 'string' || typeof key === 'number' ? key : String(key)),
+  });
+  let values = 0;
+  let consumed = 0;
+  try {
+    for (const value of decoder.decodeMulti(body)) {
+      addEvent(batch, value);
+      values++;
+      consumed = decoderPosition(decoder, consumed);
+    }
+  } catch (error) {
+    const message = (error as Error).message;
+    if (values === 0) {
+      throw badBody(`msgpack body cannot be decoded at its first value: ${message}`, { stage: 'msgpack', byteOffset: 0 });
+    }
+    // The records before the damage stand; the rest is kept (bounded) as one raw record.
+    const rest = Buffer.from(body.buffer, body.byteOffset + consumed, Math.min(body.length - consumed, MAX_RAW_TAIL));
+    batch.addMalformed(`undecodable msgpack at byte ${consumed} (${message}): ${rest.toString('utf8')}`);
+  }
+  return batch.result();
+}
+
+const MAX_RAW_TAIL = 64 * 1024;
+
+/**
+ * Where the decoder stopped after the last complete value. `pos` is private in the library's
+ * types but is the documented way its own stream decoder resumes; read it defensively.
+ */
+function decoderPosition(decoder: Decoder, fallback: number): number {
+  const pos = (decoder as unknown as { pos?: unknown }).pos;
+  return typeof pos === 'number' ? pos : fallback;
+}
+
+class EventTime {
+  constructor(readonly ms: number) {}
+}
+
+const EVENT_TIME_CODEC = new ExtensionCodec();
+EVENT_TIME_CODEC.register({
+  type: 0,
+  encode: () => null,
+  decode: (data: Uint8Array) => {
+    if (data.length !== 8) return null;
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    return new EventTime(view.getUint32(0) * 1000 + Math.floor(view.getUint32(4) / 1e6));
+  },
+});
+
+function eventTimeToMs(time: unknown): number | undefined {
+  if (time instanceof EventTime) return time.ms;
+  if (time instanceof Date) return time.getTime();
+  if (typeof time === 'number') return epochNumberToMs(time);
+  if (typeof time === 'bigint') return epochNumberToMs(Number(time));
+  return undefined;
+}
+
+/** Fluent Bit group start/end markers carry these times instead of a real one. */
+function isGroupMarker(time: unknown): boolean {
+  return time === -1 || time === -2 || time === -1n || time === -2n;
+}
+
+function addEvent(batch: BatchBuilder, value: unknown): void {
+  if (!Array.isArray(value)) {
+    batch.addValue(value);
+    return;
+  }
+  const [head, second, third] = value as unknown[];
+  if (value.length === 2 && isPlainRecord(second)) {
+    // v2: [[time, metadata], record]; v1: [time, record]
+    const time = Array.isArray(head) ? (head as unknown[])[0] : head;
+    if (isGroupMarker(time)) return;
+    batch.addValue(second, eventTimeToMs(time));
+    return;
+  }
+  if (typeof head === 'string' && value.length === 3 && isPlainRecord(third)) {
+    batch.addValue(third, eventTimeToMs(second));
+    return;
+  }
+  if (typeof head === 'string' && value.length >= 2 && Array.isArray(second)) {
+    // Forward mode entries are [time, record]; nothing deeper is followed (no recursion on input).
+    for (const entry of second as unknown[]) {
+      if (Array.isArray(entry) && entry.length === 2 && isPlainRecord(entry[1])) batch.addValue(entry[1], eventTimeToMs(entry[0]));
+      else batch.addValue(entry);
+    }
+    return;
+  }
+  batch.addValue(value);
+}

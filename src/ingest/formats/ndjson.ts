@@ -1,0 +1,31 @@
+import { BatchBuilder, type DecodedBatch } from './batch.js';
+
+/**
+ * Newline-delimited JSON: Vector `newline_delimited` (last LF removed), Fluent Bit `json_lines`
+ * and Fluentd's default (LF after every record). A line that is not JSON is kept as a raw text
+ * record and counted; it never rejects the batch. A line holding an array contributes its elements.
+ */
+export function decodeNdjson(text: string, receivedAtMs: number): DecodedBatch {
+  const batch = new BatchBuilder(receivedAtMs);
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const line = text.slice(start, end).trim();
+    start = end + 1;
+    if (line === '') continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      batch.addMalformed(line);
+      continue;
+    }
+    if (Array.isArray(parsed)) {
+      for (const element of parsed) batch.addValue(element);
+    } else {
+      batch.addValue(parsed);
+    }
+  }
+  return batch.result();
+}
