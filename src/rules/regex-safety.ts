@@ -67,7 +67,7 @@ function shorten(text: string, max = 60): string {
 }
 
 /** recheck's verdict on one pattern, cached; never rejects. */
-export function checkRegexSafety(source: string, timeoutMs = 3000): Promise<SafetyVerdict> {
+export function checkRegexSafety(source: string, timeoutMs = 5000): Promise<SafetyVerdict> {
   const cached = verdicts.get(source);
   if (cached) return cached;
   const verdict = check(source, '', { timeout: timeoutMs }).then(
@@ -87,5 +87,9 @@ export function checkRegexSafety(source: string, timeoutMs = 3000): Promise<Safe
   );
   if (verdicts.size >= MAX_CACHED_VERDICTS) verdicts.clear();
   verdicts.set(source, verdict);
+  // A timeout says more about the machine's load than about the pattern: ask again next time.
+  void verdict.then((result) => {
+    if (result.status === 'unknown' && result.detail.startsWith('no verdict')) verdicts.delete(source);
+  });
   return verdict;
 }
