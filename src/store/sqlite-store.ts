@@ -181,6 +181,12 @@ export class SqliteStore implements Store {
     };
   }
 
+  /** The durability level SQLite actually runs with (read back, not the option asked for). */
+  get synchronousLevel(): string {
+    const level = this.db.pragma('synchronous', { simple: true }) as number;
+    return ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level);
+  }
+
   transaction<T>(work: () => T): T {
     // better-sqlite3 turns a nested transaction into a savepoint, so callers may nest freely.
     return this.db.transaction(work)();
