@@ -13,7 +13,7 @@ import { compileRuleFiles, type ParsedRuleFile, type RegexToCheck } from './comp
 import { CountWindows } from './count-windows.js';
 import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
-import { checkRegexSafety } from './regex-safety.js';
+import { checkRegexSafety, type SafetyVerdict } from './regex-safety.js';
 import { validateRuleFile } from './validate.js';
 import { parseYamlSource } from './yaml-source.js';
 
@@ -78,7 +78,8 @@ function problemAt(file: string, message: string, severity: 'error' | 'warning' 
 }
 
 async function regexSafetyProblems(regexes: readonly RegexToCheck[]): Promise<RuleProblem[]> {
-  const verdicts = await Promise.all(regexes.map((regex) => checkRegexSafety(regex.pattern)));
+  const verdicts: SafetyVerdict[] = [];
+  for (const regex of regexes) verdicts.push(await checkRegexSafety(regex.pattern));
   const problems: RuleProblem[] = [];
   verdicts.forEach((verdict, index) => {
     const regex = regexes[index] as RegexToCheck;
