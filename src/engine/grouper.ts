@@ -31,13 +31,6 @@ export interface GrouperCounters {
   pidChanges: number;
 }
 
-interface OpenGroup {
-  time: number;
-  lines: string[];
-  /** Characters of the kept lines plus one per line break: the group's share of the byte budget. */
-  bytes: number;
-}
-
 interface StreamState {
   readonly stream: string;
   readonly host: string;
@@ -48,7 +41,10 @@ interface StreamState {
   configSource: readonly GrouperConfig[];
   /** Once a stream has shown a header layout, every non-blank non-header line continues its open group. */
   hasHeaders: boolean;
-  group: OpenGroup | null;
+  /** The open group, built whole at open so that closing allocates nothing more. */
+  group: Group | null;
+  /** Characters of the open group's lines plus one per line break: its share of the byte budget. */
+  groupBytes: number;
   /** After a size cut: continuation lines are swallowed until the next header. */
   swallowing: boolean;
   /** Wall-clock ms of the last line (for silence). */
@@ -163,6 +159,7 @@ export class StreamGrouper {
       configSource: this.groupers,
       hasHeaders: false,
       group: null,
+      groupBytes: 0,
       swallowing: false,
       lastSeen: 0,
     };
@@ -218,12 +215,12 @@ export class StreamGrouper {
       return;
     }
     const size = line.length + 1;
-    if (group.bytes + size > config.maxBytes) {
+    if (state.groupBytes + size > config.maxBytes) {
       this.cutAtLimit(state, 'max-bytes');
       return;
     }
     group.lines.push(line);
-    group.bytes += size;
+    state.groupBytes += size;
     this.openBytesTotal += size;
   }
 
@@ -239,7 +236,17 @@ export class StreamGrouper {
     // A single line longer than the whole budget is kept cut, so one group never exceeds it.
     const kept = line.length + 1 > maxBytes ? line.slice(0, Math.max(0, maxBytes - 1)) : line;
     const bytes = kept.length + 1;
-    state.group = { time, lines: [kept], bytes };
+    state.group = {
+      stream: state.stream,
+      host: state.host,
+      service: state.service,
+      pid: state.pid,
+      time,
+      lines: [kept],
+      truncated: false,
+      closeReason: 'end-of-input',
+    };
+    state.groupBytes = bytes;
     this.openGroupCount++;
     this.openBytesTotal += bytes;
     if (kept !== line) {
@@ -249,23 +256,17 @@ export class StreamGrouper {
   }
 
   private closeGroup(state: StreamState, reason: CloseReason, truncated: boolean): void {
-    const open = state.group;
-    if (!open) return;
+    const group = state.group;
+    if (!group) return;
     state.group = null;
     this.openGroupCount--;
-    this.openBytesTotal -= open.bytes;
+    this.openBytesTotal -= state.groupBytes;
+    state.groupBytes = 0;
     this.counters.groupsClosed++;
     if (truncated) this.counters.truncatedGroups++;
-    this.close({
-      stream: state.stream,
-      host: state.host,
-      service: state.service,
-      pid: state.pid,
-      time: open.time,
-      lines: open.lines,
-      truncated,
-      closeReason: reason,
-    });
+    group.truncated = truncated;
+    group.closeReason = reason;
+    this.close(group);
   }
 
   /** Over the shared byte budget: close the least recently used groups, sparing the one being fed. */

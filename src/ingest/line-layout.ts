@@ -22,14 +22,17 @@ export interface LineHeader {
 }
 
 // linkerd TimeZoneLogFormat: `<L> MMdd HH:mm:ss.SSS z THREAD<n>[ TraceId:<hex>][ <source>]: <message>`
-const LINKERD_HEADER = /^([DIWEU]) (\d{4} \d\d:\d\d:\d\d\.\d{3} \S+) THREAD(\d+)(?: TraceId:[0-9a-f]+)?(?: \S+)?: (.*)$/;
+const LINKERD_HEADER = /^([DIWEU]) (\d{4} \d\d:\d\d:\d\d\.\d{3} \S+) THREAD(\d+)(?: TraceId:[0-9a-f]+)?(?: \S+)?: ([^]*)$/;
 // log4j.properties in linkerd: `%p %d{MMdd HH:mm:ss.SSS z} %t: %m%n`
-const LOG4J_HEADER = /^(TRACE|DEBUG|INFO|WARN|ERROR|FATAL) (\d{4} \d\d:\d\d:\d\d\.\d{3} \S+) (.+?): (.*)$/;
+const LOG4J_HEADER = /^(TRACE|DEBUG|INFO|WARN|ERROR|FATAL) (\d{4} \d\d:\d\d:\d\d\.\d{3} \S+) (.+?): ([^]*)$/;
 // logback/ISO: date, time with optional fraction and zone, then free text (often `[thread] LEVEL logger - msg`).
-const ISO_HEADER = /^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)(?:\s+(.*))?$/;
-const ISO_LEVEL_AND_THREAD = /^(?:\[([^\]]*)\]\s+)?(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL|SEVERE)\b\s*(?:\[([^\]]*)\]\s*)?(.*)$/;
+const ISO_HEADER = /^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)(?:\s+([^]*))?$/;
+const ISO_LEVEL_AND_THREAD = /^(?:\[([^\]]*)\]\s+)?(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL|SEVERE)\b\s*(?:\[([^\]]*)\]\s*)?([^]*)$/;
 const UNCAUGHT_PREFIX = 'Exception in thread "';
-const UNCAUGHT_HEADER = /^Exception in thread "([^"]*)" (.*)$/;
+// Prefix-only forms of the same layouts for isHeaderLine: the `(.*)$` tail would only rescan the message.
+const LINKERD_HEADER_PREFIX = /^[DIWEU] \d{4} \d\d:\d\d:\d\d\.\d{3} \S+ THREAD\d+(?: TraceId:[0-9a-f]+)?(?: \S+)?: /;
+const LOG4J_HEADER_PREFIX = /^(?:TRACE|DEBUG|INFO|WARN|ERROR|FATAL) \d{4} \d\d:\d\d:\d\d\.\d{3} \S+ .+?: /;
+const UNCAUGHT_HEADER = /^Exception in thread "([^"]*)" ([^]*)$/;
 
 const JUL_LEVELS: Readonly<Record<string, string>> = { D: 'DEBUG', I: 'INFO', W: 'WARN', E: 'ERROR', U: 'UNKNOWN' };
 
@@ -148,9 +151,9 @@ export function isHeaderLine(line: string): boolean {
   const text = start === 0 ? line : line.slice(start);
   switch (layout) {
     case 'linkerd':
-      return LINKERD_HEADER.test(text);
+      return LINKERD_HEADER_PREFIX.test(text);
     case 'log4j':
-      return LOG4J_HEADER.test(text);
+      return LOG4J_HEADER_PREFIX.test(text);
     case 'iso':
       return ISO_HEADER.test(text);
     case 'uncaught':
