@@ -84,6 +84,6 @@ describe('hot reload during serve', () => {
     await eventually(async () => {
       const now = (await (await request(`${server.url}/rules`)).body.json()) as RulesStatus;
       return now.last_reload.ok ? now : undefined;
-    });
-  });
+    }, 60_000);
+  }, 180_000); // a reload runs the ReDoS check over every regex; generous for a loaded CI machine
 });
