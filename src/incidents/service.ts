@@ -101,6 +101,53 @@ function invalidReason(event: LeakEvent): string | undefined {
 }
 
 /**
+ * The incidents one ingest batch changes, read once and written once at the end: a batch of 100
+ * events on a handful of incidents costs a handful of reads and writes, not 100 of each.
+ */
+class BatchIncidents {
+  private readonly incidents = new Map<string, IncidentRecord>();
+  private readonly idOfKey = new Map<string, string>();
+  private readonly dirty = new Set<string>();
+
+  constructor(private readonly store: Store) {}
+
+  byId(id: string): IncidentRecord | undefined {
+    return this.incidents.get(id);
+  }
+
+  /** The incident events with this key go to: the newest one for the key. */
+  byKey(key: string): IncidentRecord | undefined {
+    const id = this.idOfKey.get(key);
+    if (id !== undefined) return this.incidents.get(id);
+    const stored = this.store.incidentByKey(key);
+    if (!stored) return undefined;
+    this.idOfKey.set(key, stored.id);
+    return this.incidents.get(stored.id) ?? stored;
+  }
+
+  put(incident: IncidentRecord, writeNow: boolean): void {
+    this.incidents.set(incident.id, incident);
+    if (writeNow) this.store.saveIncident(incident);
+    this.dirty.add(incident.id);
+  }
+
+  /** A new incident: from now on the one its key routes to. */
+  opened(incident: IncidentRecord): void {
+    this.idOfKey.set(incident.key, incident.id);
+    this.put(incident, true);
+  }
+
+  touchedIds(): Iterable<string> {
+    return this.incidents.keys();
+  }
+
+  flush(): void {
+    for (const id of this.dirty) this.store.saveIncident(this.incidents.get(id)!);
+    this.dirty.clear();
+  }
+}
+
+/**
  * Incident lifecycle over a Store: events are grouped by their incident key into incidents that
  * open, escalate, resolve after a quiet period of EVENT time (so replaying an old export behaves
  * like the live run did), and reopen. Each ingest batch is one transaction.
@@ -141,7 +188,7 @@ export class IncidentService {
     const result: IngestResult = { inserted: 0, duplicates: 0, invalid: 0, events: [] };
     const watermark = this.store.transaction(() => {
       let watermark = this.watermark;
-      const touched = new Set<string>();
+      const batch = new BatchIncidents(this.store);
       for (const event of events) {
         if (event === null || typeof event !== 'object' || invalidReason(event) !== undefined) {
           result.invalid++;
@@ -153,20 +200,22 @@ export class IncidentService {
         }
         const time = Date.parse(event.timestamp);
         watermark = Math.max(watermark, time);
-        const existing = this.store.incidentByKey(event.incident_key);
+        const existing = batch.byKey(event.incident_key);
         const incident = existing ? this.apply(existing, event, time, watermark) : this.open(event, time);
+        // New incidents and moved openings are written at once, so the evidence query below sees them.
+        if (existing) batch.put(incident, existing.first_seen !== incident.first_seen);
+        else batch.opened(incident);
         const stored: LeakEvent = { ...event, incident_id: incident.id };
-        this.store.saveIncident(incident);
         this.store.insertEvent(stored, time);
-        this.addAsEvidence(stored, time);
-        touched.add(incident.id);
+        this.addAsEvidence(stored, time, batch);
         result.events.push(stored);
         result.inserted++;
       }
       if (result.inserted > 0) {
+        batch.flush();
         this.store.setMeta(WATERMARK_KEY, String(watermark));
         this.store.resolveQuiet(watermark - this.quietPeriodMs, this.quietPeriodMs);
-        for (const id of touched) this.store.pruneEventsOfIncident(id, this.eventsPerIncident);
+        for (const id of batch.touchedIds()) this.store.pruneEventsOfIncident(id, this.eventsPerIncident);
         this.store.pruneResolvedIncidents(watermark - this.resolvedRetentionMs);
       }
       return watermark;
@@ -244,9 +293,10 @@ export class IncidentService {
    * Counts a new event into the evidence of incidents on the same host+service whose window it
    * falls in. Incremental, so evidence survives the per-incident event cap pruning old events.
    */
-  private addAsEvidence(event: LeakEvent, time: number): void {
+  private addAsEvidence(event: LeakEvent, time: number, batch: BatchIncidents): void {
     const incidents = this.store.incidentsOpenedBetween(event.host, event.service, time, time + this.evidenceWindowMs);
-    for (const incident of incidents) {
+    for (const found of incidents) {
+      const incident = batch.byId(found.id) ?? found;
       if (incident.id === event.incident_id || incident.category === event.category) continue;
       const evidence = incident.evidence.map((entry) => ({ ...entry }));
       const entry = evidence.find((e) => e.category === event.category);
@@ -258,7 +308,7 @@ export class IncidentService {
         evidence.push({ category: event.category, count: 1, first_seen: time, last_seen: time });
         evidence.sort((a, b) => a.category.localeCompare(b.category));
       }
-      this.store.saveIncident({ ...incident, evidence });
+      batch.put({ ...incident, evidence }, false);
     }
   }
 
