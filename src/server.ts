@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Fastify, { type FastifyInstance, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type RawServerDefault } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
@@ -65,7 +65,12 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   );
   const activePipeline = pipeline;
 
-  const app = Fastify({ loggerInstance: log, disableRequestLogging: true, bodyLimit: config.maxBodyBytes });
+  // Shippers post several times a second: a log line per request would drown the log that matters.
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.maxBodyBytes,
+  });
   await app.register(ingestRoutes, {
     submit: (records) => activePipeline.submit(records),
     token: config.token,
