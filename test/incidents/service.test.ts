@@ -106,6 +106,18 @@ describe('IncidentService.ingest', () => {
     expect(incidents.get(events[0]!.incident_id!)).toMatchObject({ status: 'open', reopened_count: 1, count: 2 });
   });
 
+  it('applies a whole batch in order: a gap past the quiet period inside one batch reopens', () => {
+    const incidents = service({ quietPeriodMs: 30 * MIN });
+    const { events } = incidents.ingest([
+      makeEvent('oodm', { time: T0, severity: 'critical' }),
+      makeEvent('oodm', { time: T0 + MIN, seq: 1 }),
+      makeEvent('oodm', { time: T0 + 2 * 60 * MIN, severity: 'warning', seq: 2 }),
+      makeEvent('oodm', { time: T0 + 2 * 60 * MIN + MIN, severity: 'error', seq: 3 }),
+    ]);
+    expect(new Set(events.map((e) => e.incident_id)).size).toBe(1);
+    expect(incidents.get(events[0]!.incident_id!)).toMatchObject({ status: 'open', reopened_count: 1, count: 4, severity: 'error' });
+  });
+
   it('acks (stays open) and resolves by hand; a newer event reopens and clears the ack', () => {
     const wall = Date.parse('2024-01-01T00:00:00Z');
     const incidents = service();
