@@ -77,8 +77,29 @@ function fraction(line: string, at: number): [number, number] {
 
 const YEAR_MS = 366 * 24 * 60 * 60 * 1000;
 
+// Consecutive lines share their day; placing the year costs several Date objects, so the last
+// answer is kept (keyed on everything it depends on except the time of day, which only shifts it).
+let cachedMonth = -1;
+let cachedDay = -1;
+let cachedReferenceHour = Number.NaN;
+let cachedYearHint: number | undefined;
+let cachedMidnight: number | undefined;
+
 /** `short` has no year: use the hint, else the year that puts the time nearest the reference. */
 function placeYear(month: number, day: number, dayMs: number, referenceMs: number, yearHint: number | undefined): number | undefined {
+  const referenceHour = Math.floor(referenceMs / 3_600_000);
+  if (month !== cachedMonth || day !== cachedDay || referenceHour !== cachedReferenceHour || yearHint !== cachedYearHint) {
+    cachedMonth = month;
+    cachedDay = day;
+    cachedReferenceHour = referenceHour;
+    cachedYearHint = yearHint;
+    const noon = placeYearUncached(month, day, 12 * 3_600_000, referenceMs, yearHint);
+    cachedMidnight = noon === undefined ? undefined : noon - 12 * 3_600_000;
+  }
+  return cachedMidnight === undefined ? undefined : cachedMidnight + dayMs;
+}
+
+function placeYearUncached(month: number, day: number, dayMs: number, referenceMs: number, yearHint: number | undefined): number | undefined {
   const at = (year: number): number | undefined => {
     const midnight = Date.UTC(year, month, day);
     // Date.UTC rolls Feb 30 into March; such a date is not a real one.

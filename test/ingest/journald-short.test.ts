@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { recordFromJournalObject, recordFromTextLine } from '../../src/ingest/journald-short.js';
+
+// Lines from the seed forum thread (/work/shared/seed/000_c31a6e4e627c007c.txt lines 374, 397-398)
+// and journalctl's documented output modes (systemd man page journalctl(1), --output=short*).
+const RECEIVED = Date.UTC(2017, 10, 5, 12, 0, 0);
+
+describe('recordFromTextLine', () => {
+  it('short with host and ident[pid]', () => {
+    const record = recordFromTextLine('Nov 01 11:59:32 web-1 linkerd[5699]: I 1101 11:59:32.962 UTC THREAD10: hi', RECEIVED);
+    expect(record).toMatchObject({ host: 'web-1', service: 'linkerd', pid: '5699', message: 'I 1101 11:59:32.962 UTC THREAD10: hi' });
+    expect(record?.time).toBe(Date.UTC(2017, 10, 1, 11, 59, 32));
+  });
+
+  it('seed: host missing', () => {
+    const record = recordFromTextLine(
+      'Nov 01 11:59:32 linkerd[5699]: WARN 1101 11:59:32.962 CDT finagle/netty4-103: Failed to initialize a channel. Closing: [id: 0xda8ab2a4, L:/ - R:/]',
+      RECEIVED,
+    );
+    expect(record).toMatchObject({ host: '', service: 'linkerd', pid: '5699' });
+    expect(record?.message.startsWith('WARN 1101')).toBe(true);
+  });
+
+  it('seed: host and identifier missing keep the message (with its own leading space)', () => {
+    const header = recordFromTextLine('Nov 03 17:36:55  WARN 1103 17:36:55.421 CDT finagle/netty4-6: An exceptionCaught() event was fired', RECEIVED);
+    expect(header).toMatchObject({ host: '', service: '', pid: '', message: ' WARN 1103 17:36:55.421 CDT finagle/netty4-6: An exceptionCaught() event was fired' });
+    expect(recordFromTextLine('Nov 03 17:36:55 Connection reset by peer', RECEIVED)?.message).toBe('Connection reset by peer');
+    expect(recordFromTextLine('Nov 03 17:36:55 Caused by: java.io.IOException: x', RECEIVED)).toMatchObject({ host: '', service: '', message: 'Caused by: java.io.IOException: x' });
+  });
+
+  it('short-precise, short-iso, short-iso-precise', () => {
+    expect(recordFromTextLine('Nov 01 11:59:32.123456 web-1 linkerd[5699]: m', RECEIVED)?.time).toBe(Date.UTC(2017, 10, 1, 11, 59, 32, 123));
+    expect(recordFromTextLine('2017-11-01T11:59:32+0000 web-1 linkerd[5699]: m', RECEIVED)).toMatchObject({ host: 'web-1', pid: '5699', time: Date.UTC(2017, 10, 1, 11, 59, 32) });
+    expect(recordFromTextLine('2017-11-01T06:59:32.5-05:00 web-1 kernel: m', RECEIVED)).toMatchObject({ service: 'kernel', pid: '', time: Date.UTC(2017, 10, 1, 11, 59, 32, 500) });
+  });
+
+  it('year: from the hint, else nearest the receive time (Dec 31 received on Jan 1)', () => {
+    expect(recordFromTextLine('Dec 31 23:59:59 h s[1]: m', Date.UTC(2018, 0, 1, 0, 0, 5))?.time).toBe(Date.UTC(2017, 11, 31, 23, 59, 59));
+    expect(recordFromTextLine('Nov 01 11:59:32 h s[1]: m', RECEIVED, 2015)?.time).toBe(Date.UTC(2015, 10, 1, 11, 59, 32));
+  });
+
+  it('journalctl markers and empty lines carry no record', () => {
+    expect(recordFromTextLine('-- Logs begin at Wed 2017-11-01 10:00:00 CDT, end at Fri 2017-11-03 17:40:00 CDT. --', RECEIVED)).toBeNull();
+    expect(recordFromTextLine('-- No entries --', RECEIVED)).toBeNull();
+    expect(recordFromTextLine('', RECEIVED)).toBeNull();
+  });
+
+  it('bare linkerd line: the header gives the time', () => {
+    const record = recordFromTextLine('W 1101 14:10:26.714 UTC THREAD10: hi', RECEIVED);
+    expect(record).toMatchObject({ host: '', service: '', pid: '', time: Date.UTC(2017, 10, 1, 14, 10, 26, 714) });
+    expect(recordFromTextLine('\tat io.netty.buffer.PoolArena.allocate(PoolArena.java:214)', RECEIVED)?.time).toBe(RECEIVED);
+  });
+});
+
+describe('recordFromJournalObject', () => {
+  it('journalctl -o json, MESSAGE as a byte array (non-UTF-8 fields), µs realtime', () => {
+    const record = recordFromJournalObject(
+      { MESSAGE: [...Buffer.from('caf\u00e9')], _HOSTNAME: 'web-1', SYSLOG_IDENTIFIER: 'linkerd', _PID: '5699', __REALTIME_TIMESTAMP: '1509555572962000' },
+      RECEIVED,
+    );
+    expect(record).toMatchObject({ message: 'café', host: 'web-1', service: 'linkerd', pid: '5699', time: 1509555572962 });
+  });
+
+  it('Fluent Bit strip_underscores + lowercase spellings', () => {
+    expect(recordFromJournalObject({ message: 'm', hostname: 'h', syslog_identifier: 's', pid: '7' }, RECEIVED)).toMatchObject({ host: 'h', service: 's', pid: '7' });
+    expect(recordFromJournalObject({ MESSAGE: 'm', HOSTNAME: 'h', SYSTEMD_UNIT: 'u.service', PID: '8' }, RECEIVED)).toMatchObject({ host: 'h', service: 'u.service', pid: '8' });
+  });
+
+  it('a message carrying a journald prefix gives host/service/pid and loses the prefix', () => {
+    const record = recordFromJournalObject({ message: 'Nov 01 11:59:32 web-2 linkerd[5699]: hello', host: 'collector' }, RECEIVED);
+    expect(record).toMatchObject({ host: 'web-2', service: 'linkerd', pid: '5699', message: 'hello', time: Date.UTC(2017, 10, 1, 11, 59, 32) });
+  });
+
+  it('kubernetes metadata', () => {
+    expect(recordFromJournalObject({ log: 'x', kubernetes: { pod_name: 'l5d-abc', container_name: 'l5d' } }, RECEIVED)).toMatchObject({ host: 'l5d-abc', service: 'l5d' });
+  });
+});
+
+describe('throughput (measured, not asserted)', () => {
+  it("parses journald short lines", () => {
+    for (let warm = 0; warm < 50_000; warm++) recordFromTextLine(`Nov 01 11:59:32 web-1 linkerd[5699]: warm ${warm}`, RECEIVED);
+    const lines = Array.from({ length: 200_000 }, (_, index) => `Nov 01 11:59:${String(index % 60).padStart(2, '0')} web-1 linkerd[5699]: at io.netty.buffer.PoolArena.allocate(PoolArena.java:${index})`);
+    const start = performance.now();
+    let parsed = 0;
+    for (const line of lines) if (recordFromTextLine(line, RECEIVED) !== null) parsed++;
+    const seconds = (performance.now() - start) / 1000;
+    console.log(`journald short: ${Math.round(parsed / seconds)} lines/s`);
+    expect(parsed).toBe(lines.length);
+  });
+});
