@@ -39,6 +39,8 @@ export interface MemoryTrackerOptions {
   trendWindowMs?: number;
   /** Direct-memory limit to assume when no event has told it (e.g. -Dio.netty.maxDirectMemory). */
   knownMaxBytes?: number | null;
+  /** A process with no sample for this long (event time, behind the newest sample seen) is forgotten. Default 30 d. */
+  processRetentionMs?: number;
 }
 
 export interface ProcessMemoryView {
@@ -78,6 +80,9 @@ export class MemoryTracker {
   private readonly samplesPerProcess: number;
   private readonly trendWindowMs: number;
   private readonly knownMaxBytes: number | null;
+  private readonly processRetentionMs: number;
+  private newestSampleTime = Number.MIN_SAFE_INTEGER;
+  private savesSinceRetention = 0;
   private readonly insertsSincePrune = new LRUCache<string, { process: ProcessId; count: number }>({ max: 10_000 });
 
   constructor(
@@ -87,6 +92,7 @@ export class MemoryTracker {
     this.samplesPerProcess = options.samplesPerProcess ?? 1000;
     this.trendWindowMs = options.trendWindowMs ?? 3_600_000;
     this.knownMaxBytes = options.knownMaxBytes ?? null;
+    this.processRetentionMs = options.processRetentionMs ?? 30 * 86_400_000;
     if (!Number.isSafeInteger(this.samplesPerProcess) || this.samplesPerProcess < 2) throw new RangeError('memory: samplesPerProcess must be a whole number ≥ 2');
     if (!Number.isSafeInteger(this.trendWindowMs) || this.trendWindowMs < 1) throw new RangeError('memory: trendWindowMs must be a positive whole number');
   }
@@ -148,7 +154,10 @@ export class MemoryTracker {
           entry.count = 0;
         }
         this.insertsSincePrune.set(key, entry);
+        this.newestSampleTime = Math.max(this.newestSampleTime, sample.t);
       }
+      // Restarts leave dead pids behind; sweeping for them is a scan, so only every 1000 saves.
+      if (this.savesSinceRetention++ % 1000 === 0) this.store.pruneSilentProcesses(this.newestSampleTime - this.processRetentionMs);
     });
   }
 

@@ -178,6 +178,10 @@ export class SqliteStore implements Store {
            SELECT rowid FROM memory_samples WHERE host = ? AND service = ? AND pid = ?
             ORDER BY t DESC, rowid DESC LIMIT -1 OFFSET ?)`,
       ),
+      silentProcesses: db.prepare(
+        'SELECT host, service, pid FROM memory_samples GROUP BY host, service, pid HAVING MAX(t) < ?',
+      ),
+      deleteSamplesOf: db.prepare('DELETE FROM memory_samples WHERE host = ? AND service = ? AND pid = ?'),
     };
   }
 
@@ -302,6 +306,14 @@ export class SqliteStore implements Store {
 
   pruneSamplesOf(process: ProcessId, keep: number): number {
     return this.statements.pruneSamplesOf.run(process.host, process.service, process.pid, keep).changes;
+  }
+
+  pruneSilentProcesses(before: number): number {
+    return this.transaction(() => {
+      const silent = this.statements.silentProcesses.all(before) as ProcessId[];
+      for (const p of silent) this.statements.deleteSamplesOf.run(p.host, p.service, p.pid);
+      return silent.length;
+    });
   }
 
   close(): void {

@@ -106,6 +106,8 @@ export interface Store {
   knownMaxOf(process: ProcessId): number | null;
   processes(filter?: { host?: string; service?: string }): ProcessId[];
   pruneSamplesOf(process: ProcessId, keep: number): number;
+  /** Deletes every sample of processes whose newest sample is older than `before` (pids gone for good). */
+  pruneSilentProcesses(before: number): number;
 
   close(): void;
 }

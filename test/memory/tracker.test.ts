@@ -106,6 +106,16 @@ describe('MemoryTracker', () => {
     expect(process).toMatchObject({ max_bytes: null, ratio: null, exhaustion_eta: null, trend_bytes_per_hour: 3600 * MiB });
   });
 
+  it('forgets processes silent for longer than the retention (event time)', () => {
+    const tracker = new MemoryTracker(store, { processRetentionMs: 24 * HOUR });
+    tracker.observeRecord(snapshot(T0, { 'finagle/netty4/pooling/used': MiB }, '100'));
+    tracker.observeRecord(snapshot(T0 + 2 * HOUR, { 'finagle/netty4/pooling/used': MiB }, '200'));
+    expect(tracker.processes().map((p) => p.pid)).toEqual(['100', '200']);
+    // Retention is checked on the first save and then every 1000 saves.
+    for (let i = 0; i < 999; i++) tracker.observeRecord(snapshot(T0 + 25 * HOUR + i, { 'finagle/netty4/pooling/used': MiB }, '300'));
+    expect(tracker.processes().map((p) => p.pid)).toEqual(['200', '300']);
+  });
+
   it('serves GET /memory on a real loopback server', async () => {
     const tracker = new MemoryTracker(store, { trendWindowMs: 3 * HOUR });
     tracker.observeEvents([0, 1, 2].map((h) => makeEvent('oodm', { time: T0 + h * HOUR, used_bytes: (h + 1) * 100 * MiB, max_bytes: 1000 * MiB, seq: h })));
