@@ -67,7 +67,7 @@ function sniff(byte: number): BodyFormat {
 /**
  * Picks the body's format from its Content-Type, and sniffs when the type is missing, generic
  * (`application/octet-stream`, `* /*`, curl's form type) or contradicted by the first byte (a JSON
- * label on text lines). Fluent Bit labels `json_stream` as application/json; the JSON decoder copes.
+ * label on text lines; NDJSON keeps its label, each bad line counted). Fluent Bit labels `json_stream` as application/json; the JSON decoder copes.
  */
 export function chooseFormat(body: Uint8Array, contentType: string | undefined): BodyFormat {
   const byte = firstSignificantByte(body);
@@ -76,7 +76,8 @@ export function chooseFormat(body: Uint8Array, contentType: string | undefined):
     case 'json':
       return looksLikeJson(byte) || byte === 0x22 /* " */ ? 'json' : sniff(byte);
     case 'ndjson':
-      return looksLikeJson(byte) || byte === 0x22 ? 'ndjson' : sniff(byte);
+      // Lines stand alone: a bad first line is one malformed record, not a reason to re-guess.
+      return looksLikeMsgpack(byte) ? 'msgpack' : 'ndjson';
     case 'msgpack':
       return looksLikeMsgpack(byte) ? 'msgpack' : sniff(byte);
     case 'text':
