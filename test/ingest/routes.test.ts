@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
 import * as snappy from 'snappyjs';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   FLUENT_BIT_BODIES,
@@ -244,6 +245,16 @@ describe('limits', () => {
     const answer = await post(`${small.url}/ingest`, Buffer.alloc(64 * 1024 + 1, 0x61), { 'content-type': 'text/plain' });
     expect(answer.status).toBe(413);
     expect(answer.json).toMatchObject({ code: 'LW_ERR_BODY_TOO_LARGE' });
+  });
+
+  it('413 for a chunked body (no Content-Length) that grows past the limit', async () => {
+    async function* chunks(): AsyncGenerator<Buffer> {
+      for (let sent = 0; sent < 256 * 1024; sent += 16 * 1024) yield Buffer.alloc(16 * 1024, 0x61);
+    }
+    const response = await request(`${small.url}/ingest`, { method: 'POST', body: chunks(), headers: { 'content-type': 'text/plain' } });
+    const answer = (await response.body.json()) as Record<string, unknown>;
+    expect(response.statusCode).toBe(413);
+    expect(answer).toMatchObject({ code: 'LW_ERR_BODY_TOO_LARGE', where: { stage: 'request body' } });
   });
 
   it.each(['gzip', 'deflate', 'snappy'] as const)('413 when %s decompresses past the limit', async (encoding) => {
