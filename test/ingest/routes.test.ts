@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
 import * as snappy from 'snappyjs';
@@ -251,7 +252,7 @@ describe('limits', () => {
     async function* chunks(): AsyncGenerator<Buffer> {
       for (let sent = 0; sent < 256 * 1024; sent += 16 * 1024) yield Buffer.alloc(16 * 1024, 0x61);
     }
-    const response = await request(`${small.url}/ingest`, { method: 'POST', body: chunks(), headers: { 'content-type': 'text/plain' } });
+    const response = await request(`${small.url}/ingest`, { method: 'POST', body: Readable.from(chunks()), headers: { 'content-type': 'text/plain' } });
     const answer = (await response.body.json()) as Record<string, unknown>;
     expect(response.statusCode).toBe(413);
     expect(answer).toMatchObject({ code: 'LW_ERR_BODY_TOO_LARGE', where: { stage: 'request body' } });
