@@ -61,8 +61,11 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       },
     },
     log,
+    { journal: store },
   );
   const { engine } = pipeline;
+  const replayed = pipeline.replayJournal();
+  if (replayed > 0) log.info({ batches: replayed }, 'replayed ingest batches accepted before the last stop');
 
   // Shippers post several times a second: a log line per request would drown the log that matters.
   const app = Fastify({
@@ -100,6 +103,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       { name: 'leakwatch_engine_open_bytes', help: 'Bytes held by open records.', type: 'gauge', value: stats.openBytes },
       { name: 'leakwatch_engine_evictions_total', help: 'Records closed early because the open-record cache was full.', type: 'counter', value: stats.evictions },
       { name: 'leakwatch_engine_truncated_total', help: 'Records cut at max lines or bytes.', type: 'counter', value: stats.truncatedGroups },
+      { name: 'leakwatch_journal_replayed_batches', help: 'Ingest batches replayed from the journal at start-up.', type: 'gauge', value: counters.batchesReplayed },
       { name: 'leakwatch_pipeline_errors_total', help: 'Failures of a pipeline stage (logged).', type: 'counter', value: counters.outputErrors },
       { name: 'leakwatch_rules_loaded', help: 'Rules in the active rule set.', type: 'gauge', value: rules.status().rules.length },
       { name: 'leakwatch_rules_reload_failures_total', help: 'Rule reloads rejected (the previous rules stayed active).', type: 'counter', value: rules.reloadFailures },

@@ -84,6 +84,9 @@ export function createEngine(options: EngineOptions): DetailedEngine {
         deliver();
       }
     },
+    oldestOpenSeq(): number | undefined {
+      return grouper.oldestOpenSeq();
+    },
     stats(): DetailedEngineStats {
       const counters = grouper.counters;
       return {

@@ -32,5 +32,10 @@ export interface Engine {
   sweep(now: number): void;
   /** Close every open group (end of input, shutdown). */
   flush(): void;
+  /**
+   * The oldest ingest-journal batch (LogRecord.seq) that an open group started in: every batch
+   * before it has been fully classified. undefined when no open group carries a seq.
+   */
+  oldestOpenSeq(): number | undefined;
   stats(): EngineStats;
 }

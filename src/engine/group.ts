@@ -12,4 +12,6 @@ export interface Group {
   lines: string[];
   truncated: boolean;
   closeReason: CloseReason;
+  /** Ingest-journal batch of the first line: batches from here on must be kept until the group closes. */
+  seq?: number;
 }

@@ -58,6 +58,8 @@ export class StreamGrouper {
   /** host + service → the stream of its current process, to notice a restart under a new pid. */
   private readonly currentStreamOfProcess: LRUCache<string, string>;
   private readonly limits: OpenGroupLimits;
+  /** Journal batch of the record being pushed (see LogRecord.seq). */
+  private currentSeq: number | undefined;
   private openGroupCount = 0;
   private openBytesTotal = 0;
   private groupers: readonly GrouperConfig[] = [];
@@ -90,6 +92,16 @@ export class StreamGrouper {
     this.currentStreamOfProcess = new LRUCache<string, string>({ max: limits.maxStreams });
   }
 
+  /** The oldest ingest-journal batch an open group started in; undefined when none is open or unknown. */
+  oldestOpenSeq(): number | undefined {
+    let oldest: number | undefined;
+    for (const state of this.streams.values()) {
+      const seq = state.group?.seq;
+      if (seq !== undefined && (oldest === undefined || seq < oldest)) oldest = seq;
+    }
+    return oldest;
+  }
+
   get openStreams(): number {
     return this.openGroupCount;
   }
@@ -103,6 +115,7 @@ export class StreamGrouper {
     this.groupers = groupers;
     for (let index = 0; index < records.length; index++) {
       const record = records[index] as LogRecord;
+      this.currentSeq = record.seq;
       const state = this.stateOf(record);
       state.lastSeen = now;
       const message = record.message;
@@ -245,6 +258,7 @@ export class StreamGrouper {
       lines: [kept],
       truncated: false,
       closeReason: 'end-of-input',
+      seq: this.currentSeq,
     };
     state.groupBytes = bytes;
     this.openGroupCount++;

@@ -10,11 +10,16 @@ export class BoundedRecordQueue {
 
   constructor(readonly capacity: number) {}
 
+  /** Whether a batch of this many records would be accepted now. */
+  fits(records: number): boolean {
+    // An empty queue always takes one batch, so a batch larger than the capacity is not refused forever.
+    return records === 0 || this.queued === 0 || this.queued + records <= this.capacity;
+  }
+
   /** Accepts the batch whole, or refuses it whole when it would exceed the capacity. */
   offer(batch: LogRecord[]): boolean {
     if (batch.length === 0) return true;
-    // An empty queue always takes one batch, so a batch larger than the capacity is not refused forever.
-    if (this.queued > 0 && this.queued + batch.length > this.capacity) return false;
+    if (!this.fits(batch.length)) return false;
     this.batches.push(batch);
     this.queued += batch.length;
     return true;

@@ -22,6 +22,8 @@ export interface LogRecord {
   fields?: Record<string, unknown>;
   /** Set when the input could not be decoded as its batch's format and was kept as raw text. */
   malformed?: boolean;
+  /** The ingest-journal batch this record arrived in (server only): what to replay after a crash. */
+  seq?: number;
 }
 
 /** Separator that cannot occur in host names, unit names or pids. */

@@ -6,11 +6,8 @@
 import { parseDocument } from 'yaml';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Classifier } from '../engine/classifier.js';
 import type { LeakEvent } from '../engine/event.js';
-import type { Engine } from '../engine/engine.js';
-import type { GrouperConfig } from '../engine/grouper-config.js';
-import { StreamGrouper } from '../engine/grouper.js';
+import { createEngine } from '../engine/create-engine.js';
 import { parseJournalPrefix } from '../ingest/journald-prefix.js';
 import { streamKeyOf, type LogRecord } from '../ingest/record.js';
 import { RuleClassifier } from './classifier.js';
@@ -30,35 +27,6 @@ export interface RuleTestReport {
   passed: number;
   failed: number;
   results: RuleTestResult[];
-}
-
-type CreateEngine = (options: { groupers: () => GrouperConfig[]; classifier: () => Classifier; sink: (events: LeakEvent[]) => void }) => Engine;
-
-/** The engine engineer's createEngine when it is there; else the same grouper it is built on, driven directly. */
-async function engineFactory(): Promise<CreateEngine> {
-  const specifier = '../engine/create-engine.js';
-  try {
-    const module = (await import(specifier)) as { createEngine?: CreateEngine };
-    if (typeof module.createEngine === 'function') return module.createEngine;
-  } catch {
-    // not built yet: fall through to the grouper
-  }
-  return ({ groupers, classifier, sink }) => {
-    const grouper = new StreamGrouper((group) => {
-      const event = classifier().classify(group);
-      if (event) sink([event]);
-    });
-    let linesIn = 0;
-    return {
-      push(records) {
-        linesIn += records.length;
-        grouper.push(records, groupers(), Date.now());
-      },
-      sweep: (now) => grouper.sweep(now),
-      flush: () => grouper.flush(),
-      stats: () => ({ linesIn, groupsClosed: grouper.counters.groupsClosed, eventsOut: 0, openStreams: grouper.openStreams, openBytes: grouper.openBytes, evictions: grouper.counters.evictions, truncatedGroups: grouper.counters.truncatedGroups }),
-    };
-  };
 }
 
 /** Test inputs carry no dates of their own; a fixed clock keeps event ids and windows reproducible. */
@@ -131,7 +99,7 @@ function compare(expected: ReadonlyArray<Record<string, unknown>>, events: reado
   return lines.length > 0 ? lines.join('\n') : undefined;
 }
 
-function runOne(ruleSet: RuleSet, createEngine: CreateEngine, test: RawRuleTest): LeakEvent[] {
+function runOne(ruleSet: RuleSet, test: RawRuleTest): LeakEvent[] {
   // A fresh engine and fresh count windows per test: no state leaks from one test into the next.
   const events: LeakEvent[] = [];
   const engine = createEngine({ groupers: () => ruleSet.groupers, classifier: () => ruleSet.classifier, sink: (batch) => events.push(...batch) });
@@ -149,7 +117,6 @@ export async function runRuleTests(dir: string): Promise<RuleTestReport> {
       results: first.errors.map((problem) => ({ rule: '', test: 'load', file: problem.file, ok: false, diff: formatProblem(problem) })),
     };
   }
-  const createEngine = await engineFactory();
   const results: RuleTestResult[] = [];
   const files = [...new Set(first.ruleSet.rules.map((rule) => rule.file))];
   for (const file of files) {
@@ -158,7 +125,7 @@ export async function runRuleTests(dir: string): Promise<RuleTestReport> {
     for (const rule of data?.rules ?? []) {
       for (const test of rule.tests ?? []) {
         const classifier = first.ruleSet.classifier instanceof RuleClassifier ? first.ruleSet.classifier.withFreshState() : first.ruleSet.classifier;
-        const events = runOne({ ...first.ruleSet, classifier }, createEngine, test);
+        const events = runOne({ ...first.ruleSet, classifier }, test);
         const diff = compare(test.expect, events);
         results.push({ rule: rule.id, test: test.name, file, ok: diff === undefined, ...(diff === undefined ? {} : { diff }) });
       }

@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 /**
  * Versioned schema changes, applied in order, each in its own transaction and recorded in
  * `schema_migrations`. Never edit a released migration: append a new one. Planned next:
- * 2 = ingest journal (batches accepted but not yet through the engine), 3 = forwarding outbox.
+ * 3 = forwarding outbox.
  */
 export interface Migration {
   version: number;
@@ -69,6 +69,24 @@ export const MIGRATIONS: readonly Migration[] = [
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
       );
+    `,
+  },
+  {
+    version: 2,
+    name: 'ingest journal; memory samples unique per process, time and source',
+    sql: `
+      -- Batches answered 200 whose groups may not all have closed yet: replayed after a crash.
+      CREATE TABLE ingest_journal (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at INTEGER NOT NULL,
+        records     TEXT NOT NULL          -- the batch's LogRecords as a JSON array
+      );
+
+      -- A replayed metrics snapshot must not add its samples twice.
+      DELETE FROM memory_samples WHERE rowid NOT IN (
+        SELECT MIN(rowid) FROM memory_samples GROUP BY host, service, pid, t, source
+      );
+      CREATE UNIQUE INDEX samples_unique ON memory_samples (host, service, pid, t, source);
     `,
   },
 ];

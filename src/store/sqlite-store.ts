@@ -2,12 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LeakEvent, Severity } from '../engine/event.js';
+import type { LogRecord } from '../ingest/record.js';
 import { migrate } from './migrations.js';
 import type {
   EvidenceEntry,
   IncidentQuery,
   IncidentRecord,
   IncidentStatus,
+  JournalBatch,
   MemorySample,
   ProcessId,
   Store,
@@ -142,6 +144,9 @@ export class SqliteStore implements Store {
       resolveQuiet: db.prepare(
         "UPDATE incidents SET status = 'resolved', resolved_at = last_seen + ? WHERE status = 'open' AND last_seen < ?",
       ),
+      appendJournal: db.prepare('INSERT INTO ingest_journal (received_at, records) VALUES (?, ?)'),
+      journalAfter: db.prepare('SELECT seq, received_at, records FROM ingest_journal WHERE seq > ? ORDER BY seq LIMIT ?'),
+      pruneJournal: db.prepare('DELETE FROM ingest_journal WHERE seq <= ?'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       setMeta: db.prepare(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -156,7 +161,7 @@ export class SqliteStore implements Store {
       ),
       deleteResolved: db.prepare("DELETE FROM incidents WHERE status = 'resolved' AND last_seen < ?"),
       insertSample: db.prepare(
-        'INSERT INTO memory_samples (host, service, pid, t, used_bytes, max_bytes, source) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO memory_samples (host, service, pid, t, used_bytes, max_bytes, source) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       samplesOf: db.prepare(
         `SELECT t, used_bytes, max_bytes, source FROM memory_samples
@@ -261,6 +266,19 @@ export class SqliteStore implements Store {
 
   resolveQuiet(before: number, quietMs: number): number {
     return this.statements.resolveQuiet.run(quietMs, before).changes;
+  }
+
+  appendJournal(receivedAt: number, records: readonly LogRecord[]): number {
+    return Number(this.statements.appendJournal.run(receivedAt, JSON.stringify(records)).lastInsertRowid);
+  }
+
+  journalAfter(afterSeq: number, limit: number): JournalBatch[] {
+    const rows = this.statements.journalAfter.all(afterSeq, limit) as { seq: number; received_at: number; records: string }[];
+    return rows.map((row) => ({ seq: row.seq, receivedAt: row.received_at, records: JSON.parse(row.records) as LogRecord[] }));
+  }
+
+  pruneJournal(throughSeq: number): number {
+    return this.statements.pruneJournal.run(throughSeq).changes;
   }
 
   getMeta(key: string): string | undefined {

@@ -1,4 +1,5 @@
 import type { LeakEvent, Severity } from '../engine/event.js';
+import type { LogRecord } from '../ingest/record.js';
 
 /**
  * The narrow persistence interface behind incidents and memory tracking. SQLite (sqlite-store.ts)
@@ -70,7 +71,26 @@ export interface ProcessId {
 
 export interface StoredSample extends MemorySample, ProcessId {}
 
-export interface Store {
+export interface JournalBatch {
+  seq: number;
+  receivedAt: number;
+  records: LogRecord[];
+}
+
+/**
+ * Batches that ingest answered 200 for, kept until every group they took part in has closed, so
+ * that a crash (kill -9, OOM kill) loses nothing that was acknowledged.
+ */
+export interface IngestJournal {
+  /** Stores the batch durably and returns its sequence number (increasing). */
+  appendJournal(receivedAt: number, records: readonly LogRecord[]): number;
+  /** Batches with seq > afterSeq, oldest first, at most `limit`. */
+  journalAfter(afterSeq: number, limit: number): JournalBatch[];
+  /** Deletes the batches with seq <= throughSeq; returns how many. */
+  pruneJournal(throughSeq: number): number;
+}
+
+export interface Store extends IngestJournal {
   /** Runs `work` in one transaction: all of it is committed, or none of it. Nested calls join the outer one. */
   transaction<T>(work: () => T): T;
 

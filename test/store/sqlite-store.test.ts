@@ -40,13 +40,15 @@ describe('SqliteStore', () => {
     new SqliteStore(dir).close();
     const raw = new Database(join(dir, DB_FILE_NAME));
     try {
-      const later = [...MIGRATIONS, { version: 2, name: 'ingest journal', sql: 'CREATE TABLE ingest_journal (id INTEGER PRIMARY KEY, body BLOB NOT NULL)' }];
-      expect(migrate(raw, later)).toBe(2);
-      expect(raw.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'ingest_journal'").pluck().get()).toBe(1);
+      const next = MIGRATIONS.at(-1)!.version + 1;
+      const later = [...MIGRATIONS, { version: next, name: 'forwarding outbox', sql: 'CREATE TABLE outbox (id INTEGER PRIMARY KEY, body BLOB NOT NULL)' }];
+      expect(migrate(raw, later)).toBe(next);
+      expect(raw.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox'").pluck().get()).toBe(1);
     } finally {
       raw.close();
     }
-    expect(() => new SqliteStore(dir)).toThrow(/schema version 2 is newer than this leakwatch understands \(1\)/);
+    const known = MIGRATIONS.at(-1)!.version;
+    expect(() => new SqliteStore(dir)).toThrow(`schema version ${known + 1} is newer than this leakwatch understands (${known})`);
   });
 
   it('reports a file that is not a database clearly', async () => {

@@ -1,0 +1,57 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { streamKeyOf, type LogRecord } from '../../src/ingest/record.js';
+import { MIGRATIONS, migrate } from '../../src/store/migrations.js';
+import { DB_FILE_NAME, SqliteStore } from '../../src/store/sqlite-store.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'leakwatch-journal-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// A line from the seed thread (linkerd 1.3.1 on journald, shared/seed).
+function record(message: string): LogRecord {
+  return { time: 1730462372962, host: 'web-1', service: 'linkerd', pid: '5699', stream: streamKeyOf('web-1', 'linkerd', '5699'), message };
+}
+
+describe('ingest journal', () => {
+  it('keeps batches in order across a reopen until they are pruned', () => {
+    const store = new SqliteStore(dir);
+    const first = store.appendJournal(1000, [record('WARN 1101 11:59:32.962 CDT finagle/netty4-103: Failed to initialize a channel.')]);
+    const second = store.appendJournal(2000, [record('io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s)'), record('at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(')]);
+    expect(second).toBeGreaterThan(first);
+    store.close();
+
+    const reopened = new SqliteStore(dir);
+    const batches = reopened.journalAfter(0, 10);
+    expect(batches.map((b) => [b.seq, b.receivedAt, b.records.length])).toEqual([[first, 1000, 1], [second, 2000, 2]]);
+    expect(batches[1]!.records[1]!.message).toBe('at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(');
+    expect(reopened.journalAfter(first, 10).map((b) => b.seq)).toEqual([second]);
+    expect(reopened.pruneJournal(first)).toBe(1);
+    expect(reopened.journalAfter(0, 10).map((b) => b.seq)).toEqual([second]);
+    reopened.close();
+  });
+
+  it('migration 2 folds duplicate memory samples of a version-1 store and then ignores re-sent ones', () => {
+    const raw = new Database(join(dir, DB_FILE_NAME));
+    migrate(raw, MIGRATIONS.filter((m) => m.version === 1));
+    const insert = raw.prepare('INSERT INTO memory_samples (host, service, pid, t, used_bytes, max_bytes, source) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    insert.run('web-1', 'linkerd', '5699', 1000, 500, null, 'jvm-buffer-pool');
+    insert.run('web-1', 'linkerd', '5699', 1000, 500, null, 'jvm-buffer-pool');
+    insert.run('web-1', 'linkerd', '5699', 1000, 700, null, 'finagle-netty4-pooling');
+    raw.close();
+
+    const store = new SqliteStore(dir);
+    const process = { host: 'web-1', service: 'linkerd', pid: '5699' };
+    expect(store.samplesOf(process, 10)).toHaveLength(2);
+    store.insertSamples([{ ...process, t: 1000, used_bytes: 500, max_bytes: null, source: 'jvm-buffer-pool' }]);
+    expect(store.samplesOf(process, 10)).toHaveLength(2);
+    store.close();
+  });
+});
