@@ -23,6 +23,10 @@ function raise(current: Severity, to: Severity): Severity {
 }
 
 function joinForMatching(lines: readonly string[]): string {
+  if (lines.length === 1) {
+    const only = lines[0] as string;
+    return only.length > MAX_MATCH_LINE_CHARS ? only.slice(0, MAX_MATCH_LINE_CHARS) : only;
+  }
   for (const line of lines) {
     if (line.length > MAX_MATCH_LINE_CHARS) return lines.map((l) => (l.length > MAX_MATCH_LINE_CHARS ? l.slice(0, MAX_MATCH_LINE_CHARS) : l)).join('\n');
   }

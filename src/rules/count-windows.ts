@@ -15,12 +15,15 @@ export class CountWindows {
 
   /** Records an event at `time` and says how many recorded events of `key` lie in (time - withinMs, time]. */
   record(key: string, time: number, withinMs: number, keep: number): number {
-    const times = this.times.get(key) ?? [];
+    let times = this.times.get(key);
+    if (times === undefined) {
+      times = [];
+      this.times.set(key, times);
+    }
     times.push(time);
     // Out-of-order arrivals happen (several shippers, retries); keep the list sorted.
     if (times.length > 1 && (times[times.length - 2] as number) > time) times.sort((a, b) => a - b);
     while (times.length > keep) times.shift();
-    this.times.set(key, times);
     const latest = times[times.length - 1] as number;
     let inWindow = 0;
     for (const seen of times) if (seen > latest - withinMs && seen <= latest) inWindow += 1;
