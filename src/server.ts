@@ -164,6 +164,10 @@ export async function runServer(config: Config): Promise<number> {
     return 1;
   }
   log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length }, 'leakwatch is ready');
+  if (config.forwardUrls.length > 0) {
+    // Accepted now so that configurations stay valid when the forwarder lands; said loudly meanwhile.
+    log.warn({ forwardUrls: config.forwardUrls }, 'forwarding is not implemented in this version; events are not sent downstream');
+  }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
