@@ -3,18 +3,7 @@
  * stream that has shown no header layout (exact texts: /work/shared/research/multiline.md Part B).
  * Char tests only: this runs for every non-header line of such streams.
  */
-
-const CH_TAB = 9;
-const CH_SPACE = 32;
-const CH_HASH = 35;
-const CH_DOT = 46;
-const CH_COLON = 58;
-const CH_0 = 48;
-const CH_9 = 57;
-
-function isDigit(code: number): boolean {
-  return code >= CH_0 && code <= CH_9;
-}
+import { CH_COLON, CH_DOT, CH_HASH, CH_SPACE, CH_TAB, isDigit } from '../text/char-codes.js';
 
 /** `#12:` at `start` (a leak access record number). */
 function isRecordNumber(line: string, start: number): boolean {

@@ -10,6 +10,7 @@
  * identifier (`Nov 03 17:36:55  WARN ...`, the seed thread). This runs once per line on the offline
  * analyze path, so it works on char codes and indexOf, without a regex per line.
  */
+import { CH_CLOSE_BRACKET, CH_COLON, CH_DASH, CH_DOT, CH_OPEN_BRACKET, CH_PLUS, CH_SPACE, CH_T, CH_Z } from '../text/char-codes.js';
 
 export interface JournalPrefix {
   /** undefined when the date is valid-looking but cannot be placed (e.g. Feb 30). */
@@ -20,16 +21,6 @@ export interface JournalPrefix {
   /** Index in the line where the message starts (after `ident[pid]: `, or after the time's separator). */
   messageStart: number;
 }
-
-const CH_SPACE = 32;
-const CH_COLON = 58;
-const CH_DOT = 46;
-const CH_DASH = 45;
-const CH_PLUS = 43;
-const CH_T = 84;
-const CH_Z = 90;
-const CH_OPEN = 91;
-const CH_CLOSE = 93;
 
 const MONTHS: Readonly<Record<string, number>> = {
   Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11,
@@ -164,7 +155,7 @@ function isoTime(line: string): [number | undefined, number] | null {
 
 /** `ident[pid]:` spanning [start, end) (end = index of the space after it, or line end): [service, pid] or null. */
 function identWithPid(line: string, start: number, end: number): [string, string] | null {
-  if (end - start < 5 || line.charCodeAt(end - 1) !== CH_COLON || line.charCodeAt(end - 2) !== CH_CLOSE) return null;
+  if (end - start < 5 || line.charCodeAt(end - 1) !== CH_COLON || line.charCodeAt(end - 2) !== CH_CLOSE_BRACKET) return null;
   const open = line.lastIndexOf('[', end - 3);
   if (open <= start) return null;
   for (let index = open + 1; index < end - 2; index++) {
@@ -218,7 +209,7 @@ export function parseJournalPrefix(line: string, referenceMs: number, yearHint?:
     return prefix;
   }
   // `host ident: msg` (no _PID). `Caused by: ...` has the same shape but is a trace line.
-  if (secondEnd - secondStart >= 2 && line.charCodeAt(secondEnd - 1) === CH_COLON && line.charCodeAt(secondStart) !== CH_OPEN) {
+  if (secondEnd - secondStart >= 2 && line.charCodeAt(secondEnd - 1) === CH_COLON && line.charCodeAt(secondStart) !== CH_OPEN_BRACKET) {
     const host = line.slice(restStart, firstEnd);
     const service = line.slice(secondStart, secondEnd - 1);
     if (!(host === 'Caused' && service === 'by') && isHostLike(host)) {

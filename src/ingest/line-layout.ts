@@ -7,6 +7,7 @@
  * isHeaderLine() runs once per line in the engine, so it rejects with a few charCode tests before
  * any regex is tried.
  */
+import { CH_COLON, CH_DASH, CH_SPACE, isDigit } from '../text/char-codes.js';
 
 export type HeaderLayout = 'linkerd' | 'log4j' | 'iso' | 'uncaught';
 
@@ -35,16 +36,6 @@ const LOG4J_HEADER_PREFIX = /^(?:TRACE|DEBUG|INFO|WARN|ERROR|FATAL) \d{4} \d\d:\
 const UNCAUGHT_HEADER = /^Exception in thread "([^"]*)" ([^]*)$/;
 
 const JUL_LEVELS: Readonly<Record<string, string>> = { D: 'DEBUG', I: 'INFO', W: 'WARN', E: 'ERROR', U: 'UNKNOWN' };
-
-const CH_SPACE = 32;
-const CH_0 = 48;
-const CH_9 = 57;
-const CH_COLON = 58;
-const CH_DASH = 45;
-
-function isDigit(code: number): boolean {
-  return code >= CH_0 && code <= CH_9;
-}
 
 /** journald `short` with an empty host leaves one space before the message (seed: `17:36:55  WARN ...`). */
 function leadingSpaces(line: string): number {

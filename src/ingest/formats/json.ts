@@ -1,5 +1,6 @@
 import { badBody } from '../errors.js';
 import { BatchBuilder, isPlainRecord, locate, type DecodedBatch } from './batch.js';
+import { CH_BACKSLASH, CH_CLOSE_BRACE, CH_CLOSE_BRACKET, CH_COMMA, CH_NEWLINE, CH_OPEN_BRACE, CH_OPEN_BRACKET, CH_QUOTE } from '../../text/char-codes.js';
 
 /**
  * The JSON family, everything labelled `application/json` or sniffed as JSON:
@@ -49,15 +50,6 @@ function addDocument(batch: BatchBuilder, document: unknown): void {
   }
   batch.addValue(document);
 }
-
-const CH_QUOTE = 34;
-const CH_BACKSLASH = 92;
-const CH_OPEN_BRACE = 123;
-const CH_CLOSE_BRACE = 125;
-const CH_OPEN_BRACKET = 91;
-const CH_CLOSE_BRACKET = 93;
-const CH_COMMA = 44;
-const CH_NEWLINE = 10;
 
 function isSeparator(code: number): boolean {
   // whitespace, `,` between array-style records, NUL (GELF framing), BOM
