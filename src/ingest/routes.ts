@@ -62,16 +62,17 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     const decoded = await decodeContentEncoding(raw, headerValue(request.headers['content-encoding']), maxBodyBytes);
     const { records, malformed } = decodeBody(decoded, request.headers['content-type'], receivedAtMs);
     if (records.length > 0) {
-      let taken: boolean;
+      let refusal: string | undefined;
       try {
-        taken = options.submit(records);
+        if (!options.submit(records)) refusal = 'the engine queue is full; retry shortly';
       } catch (error) {
+        // The batch could not be recorded (a full disk, say): 503 so that the shipper keeps it and retries.
         request.log.error({ err: error }, 'ingest: submit failed');
-        taken = false;
+        refusal = 'the batch could not be recorded (storage error, see the server log); retry shortly';
       }
-      if (!taken) {
+      if (refusal !== undefined) {
         reply.header('retry-after', '1');
-        return sendError(reply, new IngestError('LW_ERR_OVERLOADED', 'the engine queue is full; retry shortly'));
+        return sendError(reply, new IngestError('LW_ERR_OVERLOADED', refusal));
       }
     }
     const answer: IngestAnswer = { accepted: records.length, malformed };
