@@ -15,6 +15,11 @@ import { CH_CLOSE_BRACKET, CH_COLON, CH_DASH, CH_DOT, CH_OPEN_BRACKET, CH_PLUS, 
 export interface JournalPrefix {
   /** undefined when the date is valid-looking but cannot be placed (e.g. Feb 30). */
   timeMs: number | undefined;
+  /**
+   * false for the `short` family: journalctl printed local time without a zone (read as UTC), so a
+   * time the message's own header gives with its zone is the better one.
+   */
+  zoned: boolean;
   host: string;
   service: string;
   pid: string;
@@ -185,7 +190,7 @@ export function parseJournalPrefix(line: string, referenceMs: number, yearHint?:
   const time = first >= 48 && first <= 57 ? isoTime(line) : shortTime(line, referenceMs, yearHint);
   if (time === null) return null;
   const [timeMs, restStart] = time;
-  const prefix: JournalPrefix = { timeMs, host: '', service: '', pid: '', messageStart: Math.min(restStart, line.length) };
+  const prefix: JournalPrefix = { timeMs, zoned: first >= 48 && first <= 57, host: '', service: '', pid: '', messageStart: Math.min(restStart, line.length) };
   if (restStart >= line.length || line.charCodeAt(restStart) === CH_SPACE) return prefix;
 
   const firstEnd = tokenEnd(line, restStart);

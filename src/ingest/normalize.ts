@@ -201,7 +201,10 @@ export function recordFromText(line: string, receivedAtMs: number, yearHint?: nu
     return { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message: text };
   }
   const message = text.slice(prefix.messageStart);
-  const time = prefix.timeMs ?? lineHeaderTimeMs(message, receivedAtMs) ?? receivedAtMs;
+  // A linkerd header carries milliseconds and its zone; journalctl's `short` time has neither.
+  const time = prefix.zoned
+    ? (prefix.timeMs ?? lineHeaderTimeMs(message, receivedAtMs) ?? receivedAtMs)
+    : (lineHeaderTimeMs(message, prefix.timeMs ?? receivedAtMs) ?? prefix.timeMs ?? receivedAtMs);
   return { time, host: prefix.host, service: prefix.service, pid: prefix.pid, stream: streamKeyOf(prefix.host, prefix.service, prefix.pid), message };
 }
 

@@ -9,6 +9,12 @@ describe('recordFromTextLine', () => {
   it('short with host and ident[pid]', () => {
     const record = recordFromTextLine('Nov 01 11:59:32 web-1 linkerd[5699]: I 1101 11:59:32.962 UTC THREAD10: hi', RECEIVED);
     expect(record).toMatchObject({ host: 'web-1', service: 'linkerd', pid: '5699', message: 'I 1101 11:59:32.962 UTC THREAD10: hi' });
+    // The linkerd header's time (milliseconds, a zone) beats journalctl's zone-less seconds.
+    expect(record?.time).toBe(Date.UTC(2017, 10, 1, 11, 59, 32, 962));
+  });
+
+  it('short-iso keeps journald\'s own (zoned) time', () => {
+    const record = recordFromTextLine('2017-11-01T11:59:32+0000 web-1 linkerd[5699]: I 1101 11:59:33.962 UTC THREAD10: hi', RECEIVED);
     expect(record?.time).toBe(Date.UTC(2017, 10, 1, 11, 59, 32));
   });
 

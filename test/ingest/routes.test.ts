@@ -97,7 +97,8 @@ describe('records are normalised', () => {
       ['', 'linkerd', '5699'],
     ]);
     expect(records[0]?.message.startsWith('WARN 1101 11:59:32.962 CDT')).toBe(true);
-    expect(records[0]?.time).toBe(Date.UTC(2017, 10, 1, 11, 59, 32));
+    // journalctl printed local (CDT) time without a zone; the log4j header says 11:59:32.962 CDT.
+    expect(records[0]?.time).toBe(Date.UTC(2017, 10, 1, 16, 59, 32, 962));
   });
 
   it('Fluent Bit msgpack v2: EventTime ext 0 becomes the time, group markers are skipped', async () => {
