@@ -7,15 +7,19 @@
  */
 import { check } from 'recheck';
 
-/** The constructs that are rejected, found by a scan that understands escapes and classes. */
-export function findUnportableConstruct(source: string): string | null {
+/** A piece of a pattern outside any character class: an escape (`\x`) or a plain character. */
+type PatternToken = { kind: 'escape' | 'char'; at: number };
+
+/**
+ * Walks a pattern's source outside character classes, skipping escapes as units: what both
+ * checks below need so that `[(?<=]` or `\(?<` is not taken for a group.
+ */
+function* tokensOutsideClasses(source: string): Generator<PatternToken> {
   let inClass = false;
   for (let i = 0; i < source.length; i++) {
     const char = source[i];
     if (char === '\\') {
-      const next = source[i + 1] ?? '';
-      if (!inClass && /[1-9]/.test(next)) return `backreference "\\${next}"`;
-      if (!inClass && next === 'k' && source[i + 2] === '<') return 'named backreference "\\k<...>"';
+      if (!inClass) yield { kind: 'escape', at: i };
       i += 1;
       continue;
     }
@@ -24,8 +28,22 @@ export function findUnportableConstruct(source: string): string | null {
       continue;
     }
     if (char === '[') inClass = true;
-    else if (char === '(' && source.startsWith('(?<=', i)) return 'lookbehind "(?<="';
-    else if (char === '(' && source.startsWith('(?<!', i)) return 'lookbehind "(?<!"';
+    else yield { kind: 'char', at: i };
+  }
+}
+
+/** The constructs that are rejected, found by a scan that understands escapes and classes. */
+export function findUnportableConstruct(source: string): string | null {
+  for (const { kind, at } of tokensOutsideClasses(source)) {
+    if (kind === 'escape') {
+      const next = source[at + 1] ?? '';
+      if (/[1-9]/.test(next)) return `backreference "\\${next}"`;
+      if (next === 'k' && source[at + 2] === '<') return 'named backreference "\\k<...>"';
+    } else if (source.startsWith('(?<=', at)) {
+      return 'lookbehind "(?<="';
+    } else if (source.startsWith('(?<!', at)) {
+      return 'lookbehind "(?<!"';
+    }
   }
   return null;
 }
@@ -33,21 +51,10 @@ export function findUnportableConstruct(source: string): string | null {
 /** Names of the `(?<name>...)` groups of a pattern, in order. */
 export function namedGroupsOf(source: string): string[] {
   const names: string[] = [];
-  let inClass = false;
-  for (let i = 0; i < source.length; i++) {
-    const char = source[i];
-    if (char === '\\') {
-      i += 1;
-      continue;
-    }
-    if (inClass) {
-      if (char === ']') inClass = false;
-      continue;
-    }
-    if (char === '[') inClass = true;
-    else if (char === '(' && source.startsWith('(?<', i) && source[i + 3] !== '=' && source[i + 3] !== '!') {
-      const end = source.indexOf('>', i);
-      if (end > 0) names.push(source.slice(i + 3, end));
+  for (const { kind, at } of tokensOutsideClasses(source)) {
+    if (kind === 'char' && source.startsWith('(?<', at) && source[at + 3] !== '=' && source[at + 3] !== '!') {
+      const end = source.indexOf('>', at);
+      if (end > 0) names.push(source.slice(at + 3, end));
     }
   }
   return names;

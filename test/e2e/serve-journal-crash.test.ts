@@ -4,17 +4,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SEED_OODM_NUMBERS, SEED_OODM_RECORD } from '../helpers/seed-lines.js';
 import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
 
 // DESIGN: ingest answers 200 "once the batch is durably recorded". A record whose trace is still
 // open (its stream has not been silent for 2 s yet) when the process is killed must not be lost.
-// The lines are the seed thread's (linkerd 1.3.1 on journald, shared/seed), one record.
-const OODM_RECORD = [
-  'Nov 01 11:59:32 web-1 linkerd[5699]: WARN 1101 11:59:32.962 CDT finagle/netty4-103: Failed to initialize a channel. Closing: [id: 0xda8ab2a4, L:/ - R:/]',
-  'Nov 01 11:59:32 web-1 linkerd[5699]: io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s) of direct memory (used: 1037041958, max: 1037959168)',
-  'Nov 01 11:59:32 web-1 linkerd[5699]: at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(',
-  'Nov 01 11:59:32 web-1 linkerd[5699]: at io.netty.util.internal.PlatformDependent.allocateDirectNoCleaner(',
-].join('\n');
 
 interface Incident {
   category: string;
@@ -51,7 +45,7 @@ describe('kill -9 while a record is still being grouped', () => {
   });
 
   it('replays the acknowledged batch after a restart, and the journal empties once it is classified', async () => {
-    const response = await request(`${server.url}/ingest`, { method: 'POST', body: OODM_RECORD, headers: { 'content-type': 'text/plain' } });
+    const response = await request(`${server.url}/ingest`, { method: 'POST', body: SEED_OODM_RECORD, headers: { 'content-type': 'text/plain' } });
     expect(response.statusCode).toBe(200);
     await response.body.dump();
     // Killed at once: the group waits for 2 s of silence, so nothing has been classified yet.
@@ -63,7 +57,7 @@ describe('kill -9 while a record is still being grouped', () => {
     expect(metrics).toMatch(/^leakwatch_journal_replayed_batches 1$/m);
     const found = await eventually(async () => (await incidents(server.url)).find((i) => i.category === 'direct-memory-exhausted'));
     expect(found.count).toBe(1);
-    expect(found.fields).toMatchObject({ used_bytes: 1037041958, max_bytes: 1037959168, requested_bytes: 1048576 });
+    expect(found.fields).toMatchObject(SEED_OODM_NUMBERS);
     await eventually(async () => (journalRows(dataDir) === 0 ? true : undefined));
 
     // A second crash now replays nothing and changes nothing.

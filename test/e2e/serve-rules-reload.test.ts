@@ -4,19 +4,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SEED_OODM_NUMBERS, SEED_OODM_RECORD } from '../helpers/seed-lines.js';
 import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
 
 // Issue 3: "a broken edit during `serve` leaves the old rules working". A real child process
 // serves a copy of the shipped rules; the test breaks one file the way an SRE might.
 
 const SHIPPED_RULES = fileURLToPath(new URL('../../rules/', import.meta.url));
-// Two lines the seed thread quotes (linkerd 1.3.1 on journald, shared/seed), one record.
-const OODM_RECORD = [
-  'Nov 01 11:59:32 web-1 linkerd[5699]: WARN 1101 11:59:32.962 CDT finagle/netty4-103: Failed to initialize a channel. Closing: [id: 0xda8ab2a4, L:/ - R:/]',
-  'Nov 01 11:59:32 web-1 linkerd[5699]: io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s) of direct memory (used: 1037041958, max: 1037959168)',
-  'Nov 01 11:59:32 web-1 linkerd[5699]: at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(',
-  'Nov 01 11:59:32 web-1 linkerd[5699]: at io.netty.util.internal.PlatformDependent.allocateDirectNoCleaner(',
-].join('\n');
 
 interface RulesStatus {
   hash: string;
@@ -68,7 +62,7 @@ describe('hot reload during serve', () => {
     expect(metrics).toMatch(/^leakwatch_rules_reload_failures_total [1-9]/m);
 
     // The old rules still classify: the seed's OODM record becomes a direct-memory incident.
-    const ingest = await request(`${server.url}/ingest`, { method: 'POST', body: OODM_RECORD, headers: { 'content-type': 'text/plain' } });
+    const ingest = await request(`${server.url}/ingest`, { method: 'POST', body: SEED_OODM_RECORD, headers: { 'content-type': 'text/plain' } });
     expect(ingest.statusCode).toBe(200);
     await ingest.body.dump();
     const incident = await eventually(async () => {
@@ -77,7 +71,7 @@ describe('hot reload during serve', () => {
       };
       return incidents.find((i) => i.category === 'direct-memory-exhausted');
     });
-    expect(incident.fields).toMatchObject({ used_bytes: 1037041958, max_bytes: 1037959168, requested_bytes: 1048576 });
+    expect(incident.fields).toMatchObject(SEED_OODM_NUMBERS);
 
     // Fixing the file is picked up by the file watcher, without a reload request.
     writeFileSync(netty, good);
