@@ -177,7 +177,7 @@ const ZONE_OFFSET_MINUTES: Readonly<Record<string, number>> = {
 const NUMERIC_OFFSET = /^([+-])(\d\d):?(\d\d)$/;
 
 function zoneOffsetMinutes(zone: string): number | undefined {
-  const named = ZONE_OFFSET_MINUTES[zone.toUpperCase()];
+  const named = ZONE_OFFSET_MINUTES[zone] ?? ZONE_OFFSET_MINUTES[zone.toUpperCase()];
   if (named !== undefined) return named;
   const numeric = NUMERIC_OFFSET.exec(zone);
   if (!numeric) return undefined;
@@ -185,9 +185,50 @@ function zoneOffsetMinutes(zone: string): number | undefined {
   return numeric[1] === '-' ? -minutes : minutes;
 }
 
-const MONTH_DAY_TIME = /^(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3}) (\S+)$/;
 const ISO_PARTS = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?(Z|[+-]\d\d:?\d\d)?$/;
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Days from 1970-01-01 to the date (proleptic Gregorian): Date.UTC without its runtime call. */
+function daysSinceEpoch(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146097 + dayOfEra - 719468;
+}
+
+/** The digit at `at`, or -1000 (so that any sum using it is negative, i.e. invalid). */
+function digitAt(text: string, at: number): number {
+  const code = text.charCodeAt(at);
+  return isDigit(code) ? code - 48 : -1000;
+}
+
+function twoDigitsAt(text: string, at: number): number {
+  return digitAt(text, at) * 10 + digitAt(text, at + 1);
+}
+
+function daysInMonth(year: number, month: number): number {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  return month === 2 && leap ? 29 : (DAYS_IN_MONTH[month - 1] as number);
+}
+
+// One header time is computed per line on the offline hot path, nearly always against the same
+// reference year: remember the bounds of the last year seen instead of building a Date each time.
+let cachedYear = Number.NaN;
+let cachedYearStart = 0;
+let cachedYearEnd = 0;
+
+function utcYearOf(ms: number): number {
+  if (!(ms >= cachedYearStart && ms < cachedYearEnd)) {
+    cachedYear = new Date(ms).getUTCFullYear();
+    cachedYearStart = Date.UTC(cachedYear, 0, 1);
+    cachedYearEnd = Date.UTC(cachedYear + 1, 0, 1);
+  }
+  return cachedYear;
+}
 
 function validParts(month: number, day: number, hour: number, minute: number, second: number): boolean {
   return month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && minute <= 59 && second <= 60;
@@ -211,19 +252,27 @@ export function headerTimeToEpochMs(header: LineHeader, referenceMs: number): nu
     if (offset === undefined) return undefined;
     return Date.UTC(year, month - 1, day, hour, minute, second, millis) - offset * 60_000;
   }
-  const parts = MONTH_DAY_TIME.exec(header.time);
-  if (!parts) return undefined;
-  const [month, day, hour, minute, second, millis] = parts.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  // `MMdd HH:mm:ss.SSS ZONE`, read at fixed positions (this runs for every header line offline).
+  const time = header.time;
+  if (time.length < 19 || time.charCodeAt(4) !== CH_SPACE || time.charCodeAt(17) !== CH_SPACE) return undefined;
+  const month = twoDigitsAt(time, 0);
+  const day = twoDigitsAt(time, 2);
+  const hour = twoDigitsAt(time, 5);
+  const minute = twoDigitsAt(time, 8);
+  const second = twoDigitsAt(time, 11);
+  const millis = twoDigitsAt(time, 14) * 10 + digitAt(time, 16);
+  if (time.charCodeAt(7) !== CH_COLON || time.charCodeAt(10) !== CH_COLON || time.charCodeAt(13) !== 46 || millis < 0) return undefined;
   if (!validParts(month, day, hour, minute, second)) return undefined;
-  const offset = zoneOffsetMinutes(parts[7] as string);
+  const offset = zoneOffsetMinutes(time.slice(18));
   if (offset === undefined || !Number.isFinite(referenceMs)) return undefined;
-  const referenceYear = new Date(referenceMs).getUTCFullYear();
+  const referenceYear = utcYearOf(referenceMs);
+  const timeOfDayMs = ((hour * 60 + minute) * 60 + second) * 1000 + millis - offset * 60_000;
   // Logs describe the past: the latest year that does not put the line more than a day (clock skew)
   // after the reference.
-  for (const year of [referenceYear + 1, referenceYear, referenceYear - 1]) {
-    const candidate = Date.UTC(year, month - 1, day, hour, minute, second, millis) - offset * 60_000;
-    // Date.UTC rolls Feb 29 over into March in non-leap years; such a year is not a candidate.
-    if (new Date(candidate + offset * 60_000).getUTCDate() !== day) continue;
+  for (let year = referenceYear + 1; year >= referenceYear - 1; year--) {
+    // Date.UTC would roll Feb 29 (or Apr 31) over into the next month; such a year is no candidate.
+    if (day > daysInMonth(year, month)) continue;
+    const candidate = daysSinceEpoch(year, month, day) * DAY_MS + timeOfDayMs;
     if (candidate <= referenceMs + DAY_MS) return candidate;
   }
   return undefined;
