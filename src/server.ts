@@ -84,7 +84,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const checks = { rules: rules.status().rules.length > 0, store: storeAnswers(store) };
+    const checks = { rules: rules.isLoaded(), store: storeAnswers(store) };
     const ready = checks.rules && checks.store;
     return reply.code(ready ? 200 : 503).send({ ready, checks });
   });
