@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../src/config.js';
+import { buildLeakwatch, type Leakwatch } from '../../src/server.js';
+
+// Vector's healthcheck sends HEAD and needs exactly 200 (shared/research/shippers.md §0.6).
+describe('probes and metrics', () => {
+  let dataDir: string;
+  let service: Leakwatch;
+  let base: string;
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-probes-'));
+    service = await buildLeakwatch(resolveConfig({ dataDir, rulesDir: 'rules' }, {}), pino({ level: 'silent' }));
+    await service.app.listen({ port: 0, host: '127.0.0.1' });
+    const address = service.app.server.address();
+    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  });
+
+  afterAll(async () => {
+    await service.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('HEAD and GET /healthz answer exactly 200', async () => {
+    for (const method of ['HEAD', 'GET'] as const) {
+      const response = await request(`${base}/healthz`, { method });
+      expect(response.statusCode).toBe(200);
+      await response.body.dump();
+    }
+  });
+
+  it('/readyz reports rules and store ready', async () => {
+    const response = await request(`${base}/readyz`);
+    expect(response.statusCode).toBe(200);
+    expect(await response.body.json()).toEqual({ ready: true, checks: { rules: true, store: true } });
+  });
+
+  it('/metrics is Prometheus text that counts what was ingested', async () => {
+    const body = 'Nov 01 11:59:32 web-1 linkerd[5699]: I 1101 11:59:32.000 UTC THREAD1: linkerd 1.3.1 started\n';
+    await (await request(`${base}/ingest`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } })).body.dump();
+    await service.pipeline.whenIdle();
+    const response = await request(`${base}/metrics`);
+    expect(response.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await response.body.text();
+    expect(text).toMatch(/^# TYPE leakwatch_ingest_records_total counter$/m);
+    expect(text).toMatch(/^leakwatch_ingest_records_total 1$/m);
+    expect(text).toMatch(/^leakwatch_engine_lines_total 1$/m);
+    expect(text).toContain(`\nleakwatch_rules_loaded ${service.rules.status().rules.length}\n`);
+    expect(service.rules.status().rules.length).toBeGreaterThan(0);
+  });
+});
