@@ -1,11 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../src/config.js';
-import { buildLeakwatch, type Leakwatch } from '../../src/server.js';
+import type { Leakwatch } from '../../src/server.js';
+import { startLeakwatch, type RunningLeakwatch } from '../helpers/in-process.js';
 
 // Issue 4: linkerd's /admin/metrics.json flat map posted as a record, three snapshots an hour apart
 // with rising Netty pool usage, after an OutOfDirectMemoryError told the process's limit. Numbers
@@ -42,22 +38,16 @@ function snapshot(hours: number, pooledMiB: number): Record<string, unknown> {
 }
 
 describe('direct-memory trend from metrics snapshots posted to /ingest', () => {
-  let dataDir: string;
+  let running: RunningLeakwatch;
   let service: Leakwatch;
   let base: string;
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-memory-'));
-    service = await buildLeakwatch(resolveConfig({ dataDir, rulesDir: 'rules' }, {}), pino({ level: 'silent' }));
-    await service.app.listen({ port: 0, host: '127.0.0.1' });
-    const address = service.app.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    running = await startLeakwatch('memory');
+    ({ service, base } = running);
   });
 
-  afterAll(async () => {
-    await service.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => running.close());
 
   it('gives 100 MiB/h and an exhaustion time 7 h after the last snapshot', async () => {
     const body = [oodm, snapshot(0, 100), snapshot(1, 200), snapshot(2, 300)].map((r) => JSON.stringify(r)).join('\n');

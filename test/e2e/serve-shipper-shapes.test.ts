@@ -1,15 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { encode, ExtensionCodec } from '@msgpack/msgpack';
-import { pino } from 'pino';
 import snappy from 'snappyjs';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../src/config.js';
 import type { LeakEvent } from '../../src/engine/event.js';
-import { buildLeakwatch } from '../../src/server.js';
+import { startLeakwatch } from '../helpers/in-process.js';
 import { JOURNAL_JSON, expectEventsMatchManifest } from '../helpers/netty-fixtures.js';
 
 // Issue 3: the real two-host Netty export, re-encoded as each shipper would send it (body shapes of
@@ -99,12 +95,9 @@ function compress(body: Buffer, encoding: Shape['encoding']): Buffer {
 describe('every shipper shape posted to the server yields the export\'s events', () => {
   for (const shape of SHAPES) {
     it(shape.name, async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-shape-'));
-      const service = await buildLeakwatch(resolveConfig({ dataDir, rulesDir: 'rules' }, {}), pino({ level: 'silent' }));
+      const running = await startLeakwatch('shape');
+      const { service, base } = running;
       try {
-        await service.app.listen({ port: 0, host: '127.0.0.1' });
-        const address = service.app.server.address();
-        const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
         const third = Math.ceil(entries.length / 3);
         for (let start = 0; start < entries.length; start += third) {
           const batch = entries.slice(start, start + third);
@@ -124,8 +117,7 @@ describe('every shipper shape posted to the server yields the export\'s events',
         }
         expectEventsMatchManifest(events);
       } finally {
-        await service.close();
-        rmSync(dataDir, { recursive: true, force: true });
+        await running.close();
       }
     });
   }

@@ -1,30 +1,20 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../src/config.js';
-import { buildLeakwatch, type Leakwatch } from '../../src/server.js';
+import type { Leakwatch } from '../../src/server.js';
+import { startLeakwatch, type RunningLeakwatch } from '../helpers/in-process.js';
 
 // Vector's healthcheck sends HEAD and needs exactly 200 (shared/research/shippers.md §0.6).
 describe('probes and metrics', () => {
-  let dataDir: string;
+  let running: RunningLeakwatch;
   let service: Leakwatch;
   let base: string;
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-probes-'));
-    service = await buildLeakwatch(resolveConfig({ dataDir, rulesDir: 'rules' }, {}), pino({ level: 'silent' }));
-    await service.app.listen({ port: 0, host: '127.0.0.1' });
-    const address = service.app.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    running = await startLeakwatch('probes');
+    ({ service, base } = running);
   });
 
-  afterAll(async () => {
-    await service.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => running.close());
 
   it('HEAD and GET /healthz answer exactly 200', async () => {
     for (const method of ['HEAD', 'GET'] as const) {
