@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { analyzeFiles } from './analyze/analyze.js';
 import { EventWriter, OUTPUT_FORMATS, type OutputFormat } from './analyze/format.js';
-import { ConfigError, DEFAULTS, resolveConfig, type RawSettings } from './config.js';
+import { ConfigError, DEFAULTS, flagHelp, flagUsage, resolveConfig, SETTINGS, type RawSettings } from './config.js';
 import { loadRuleSet, runRuleTests, type RuleProblem } from './rules/index.js';
 import { runServer } from './server.js';
 
@@ -32,53 +32,28 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-interface ServeFlags {
-  port?: string;
-  host?: string;
-  dataDir?: string;
-  rules?: string;
-  forwardUrl?: string[];
-  token?: string;
-  maxBodyBytes?: string;
-  queueRecords?: string;
-  resolveAfter?: string;
-  logLevel?: string;
-}
-
 function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('leakwatch')
     .description('Log-stream analyzer for JVM/Netty proxies: groups traces, classifies failures, tracks direct memory, keeps incidents.')
     .version(packageVersion())
     .showHelpAfterError();
 
-  program
+  const serve = program
     .command('serve', { isDefault: true })
-    .description('run the HTTP sink (POST /ingest) with incidents, memory and rules endpoints')
-    .option('--port <port>', `port to listen on (default ${DEFAULTS.port}; LEAKWATCH_PORT)`)
-    .option('--host <host>', `address to bind (default ${DEFAULTS.host}; LEAKWATCH_HOST)`)
-    .option('--data-dir <dir>', `where the SQLite store lives (default ${DEFAULTS.dataDir}; LEAKWATCH_DATA_DIR)`)
-    .option('--rules <dir>', 'rule folder (default ./rules, else the shipped rules; LEAKWATCH_RULES)')
-    .option('--forward-url <url>', 'forward enriched events here; repeatable (LEAKWATCH_FORWARD_URL, comma-separated)', collect)
-    .option('--token <token>', 'require this token (Bearer, or Basic password) on ingest (LEAKWATCH_TOKEN)')
-    .option('--max-body-bytes <size>', 'largest request body after decompression, e.g. 32MiB (LEAKWATCH_MAX_BODY_BYTES)')
-    .option('--queue-records <n>', 'records the engine queue holds before ingest answers 503 (LEAKWATCH_QUEUE_RECORDS)')
-    .option('--resolve-after <duration>', 'quiet period, in event time, after which an incident resolves, e.g. 30m (LEAKWATCH_RESOLVE_AFTER)')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (LEAKWATCH_LOG_LEVEL)')
-    .action(async (flags: ServeFlags) => {
-      const raw: RawSettings = {
-        port: flags.port,
-        host: flags.host,
-        dataDir: flags.dataDir,
-        rulesDir: flags.rules ?? (process.env.LEAKWATCH_RULES ? undefined : defaultRulesDir()),
-        forwardUrls: flags.forwardUrl,
-        token: flags.token,
-        maxBodyBytes: flags.maxBodyBytes,
-        queueRecords: flags.queueRecords,
-        resolveAfterMs: flags.resolveAfter,
-        logLevel: flags.logLevel,
-      };
-      setExit(await runServer(resolveConfig(raw)));
-    });
+    .description('run the HTTP sink (POST /ingest) with incidents, memory and rules endpoints');
+  // Every flag comes from the settings table, which also names its variable and default.
+  const options = SETTINGS.map((setting) => {
+    const option = new Option(flagUsage(setting), flagHelp(setting));
+    if (setting.type === 'urls') option.argParser(collect);
+    serve.addOption(option);
+    return { setting, option };
+  });
+  serve.action(async (flags: Record<string, string | string[] | undefined>) => {
+    const raw: RawSettings = {};
+    for (const { setting, option } of options) raw[setting.key] = flags[option.attributeName()];
+    if (raw.rulesDir === undefined && !process.env.LEAKWATCH_RULES) raw.rulesDir = defaultRulesDir();
+    setExit(await runServer(resolveConfig(raw)));
+  });
 
   program
     .command('analyze')

@@ -1,143 +1,316 @@
 /**
- * Settings for `leakwatch serve`: defaults, overridden by LEAKWATCH_* environment variables,
- * overridden by command-line flags. Every value is validated once here, so the rest of the
- * program can trust its Config.
+ * Settings for `leakwatch serve`, as one declarative table: each row names a setting's flag,
+ * environment variable, type, default and help. The command line (`--help` included), the
+ * environment and the README's configuration table are all made from it (a test compares the
+ * README with `renderConfigTable()`). Defaults, overridden by LEAKWATCH_* variables, overridden by
+ * flags; every value is validated once here, so the rest of the program can trust its Config.
  */
+import { readFileSync } from 'node:fs';
+import { formatBytes, parseBytes, parseDuration } from './units.js';
+
 export interface Config {
   port: number;
   host: string;
   dataDir: string;
   rulesDir: string;
   forwardUrls: string[];
+  /** Admin token: every route but /healthz and /readyz needs it (or readToken, for reading). */
   token: string | undefined;
-  /** Largest request body after decompression. */
+  /** Read-only token: GET/HEAD routes accept it; ingest and state changes do not. */
+  readToken: string | undefined;
+  /** Largest request body, as received and after each Content-Encoding is undone. */
   maxBodyBytes: number;
+  /** Records one body may hold. */
+  maxRecords: number;
+  /** Longest line of a text or NDJSON body, and largest single value of a JSON or msgpack body. */
+  maxLineBytes: number;
+  /** Longest message of one record. */
+  maxMessageBytes: number;
+  /** Deepest nesting of arrays and objects inside one record. */
+  maxDepth: number;
+  /** Largest zstd window a frame may ask for. */
+  maxZstdWindowBytes: number;
+  /** Request body bytes held across all requests at once (received and decompressed). */
+  maxInflightBytes: number;
+  /** Longest pause while a request body is uploading. */
+  bodyTimeoutMs: number;
+  /** Longest time for a whole request to arrive, headers and body. */
+  requestTimeoutMs: number;
   /** Records the engine's input queue holds before ingest answers 503. */
   queueRecords: number;
+  /** Bytes (estimated) the engine's input queue holds before ingest answers 503. */
+  queueBytes: number;
   /** Quiet period (event time) after which an open incident resolves. */
   resolveAfterMs: number;
   logLevel: string;
 }
 
-export const DEFAULTS: Config = {
-  port: 8080,
-  host: '127.0.0.1',
-  dataDir: './data',
-  rulesDir: './rules',
-  forwardUrls: [],
-  token: undefined,
-  maxBodyBytes: 32 * 1024 * 1024,
-  queueRecords: 500_000,
-  resolveAfterMs: 30 * 60 * 1000,
-  logLevel: 'info',
-};
-
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+type SettingType = 'port' | 'text' | 'path' | 'urls' | 'secret' | 'secret-file' | 'count' | 'size' | 'duration' | 'level';
+
+/** Settings that are read from a file (the secret itself stays out of `ps` and the environment). */
+type FileSetting = 'tokenFile' | 'readTokenFile';
+export type SettingKey = keyof Config | FileSetting;
+
+export interface Setting {
+  key: SettingKey;
+  /** `--data-dir` */
+  flag: string;
+  /** What the flag's argument looks like in `--help`: `--data-dir <dir>`. */
+  placeholder: string;
+  env: string;
+  type: SettingType;
+  /** As written in `--help` and the README; parsed with the setting's type for the built-in default. */
+  default: string | undefined;
+  /** Extra words after the default in the README (where the default differs by context). */
+  defaultNote?: string;
+  help: string;
+  /** Bounds of counts, sizes and durations. */
+  min?: number;
+  max?: number;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export const SETTINGS: readonly Setting[] = [
+  { key: 'port', flag: '--port', placeholder: 'port', env: 'LEAKWATCH_PORT', type: 'port', default: '8080', help: 'port to listen on' },
+  {
+    key: 'host', flag: '--host', placeholder: 'address', env: 'LEAKWATCH_HOST', type: 'text', default: '127.0.0.1', defaultNote: '(the Docker image: 0.0.0.0)',
+    help: 'address to bind; a non-loopback address without a token is warned about at start-up',
+  },
+  { key: 'dataDir', flag: '--data-dir', placeholder: 'dir', env: 'LEAKWATCH_DATA_DIR', type: 'path', default: './data', help: 'where the SQLite store and the regex-safety cache live' },
+  { key: 'rulesDir', flag: '--rules', placeholder: 'dir', env: 'LEAKWATCH_RULES', type: 'path', default: './rules', defaultNote: '(else the rules shipped in the package)', help: 'rule folder' },
+  {
+    key: 'forwardUrls', flag: '--forward-url', placeholder: 'url', env: 'LEAKWATCH_FORWARD_URL', type: 'urls', default: undefined,
+    help: 'forward enriched events here (repeatable; the variable takes a comma-separated list); not implemented yet',
+  },
+  {
+    key: 'token', flag: '--token', placeholder: 'token', env: 'LEAKWATCH_TOKEN', type: 'secret', default: undefined,
+    help: 'admin token: every route but /healthz and /readyz needs it (Bearer, or Basic with it as password); prefer the variable or --token-file, a flag shows in ps',
+  },
+  { key: 'tokenFile', flag: '--token-file', placeholder: 'file', env: 'LEAKWATCH_TOKEN_FILE', type: 'secret-file', default: undefined, help: 'read the admin token from this file' },
+  {
+    key: 'readToken', flag: '--read-token', placeholder: 'token', env: 'LEAKWATCH_READ_TOKEN', type: 'secret', default: undefined,
+    help: 'read-only token: GET routes accept it; ingest, ack, resolve and reload need the admin token',
+  },
+  { key: 'readTokenFile', flag: '--read-token-file', placeholder: 'file', env: 'LEAKWATCH_READ_TOKEN_FILE', type: 'secret-file', default: undefined, help: 'read the read-only token from this file' },
+  {
+    key: 'maxBodyBytes', flag: '--max-body-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_BODY_BYTES', type: 'size', default: '32MiB', min: 1024, max: 1024 ** 3,
+    help: 'largest request body, as sent and after decompression (413 past it)',
+  },
+  { key: 'maxRecords', flag: '--max-records', placeholder: 'n', env: 'LEAKWATCH_MAX_RECORDS', type: 'count', default: '100000', min: 1, max: 10_000_000, help: 'records one body may hold (413 past it)' },
+  {
+    key: 'maxLineBytes', flag: '--max-line-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_LINE_BYTES', type: 'size', default: '1MiB', min: 256, max: 1024 ** 3,
+    help: 'longest line of a text or NDJSON body, largest value of a JSON or msgpack body; longer ones are kept cut, as raw text, counted malformed',
+  },
+  {
+    key: 'maxMessageBytes', flag: '--max-message-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_MESSAGE_BYTES', type: 'size', default: '256KiB', min: 256, max: 1024 ** 3,
+    help: 'longest message of one record; a longer one is cut and the record counted malformed',
+  },
+  {
+    key: 'maxDepth', flag: '--max-depth', placeholder: 'n', env: 'LEAKWATCH_MAX_DEPTH', type: 'count', default: '32', min: 2, max: 1000,
+    help: 'deepest nesting of objects and arrays in one record; a deeper record is kept as raw text, counted malformed',
+  },
+  {
+    key: 'maxZstdWindowBytes', flag: '--max-zstd-window', placeholder: 'size', env: 'LEAKWATCH_MAX_ZSTD_WINDOW', type: 'size', default: '8MiB', min: 1024, max: 1024 ** 3,
+    help: 'largest window a zstd frame may ask for (400 past it)',
+  },
+  {
+    key: 'maxInflightBytes', flag: '--max-inflight-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_INFLIGHT_BYTES', type: 'size', default: '256MiB', min: 1024, max: 64 * 1024 ** 3,
+    help: 'request bytes held at once across all requests, received and decompressed (503 + Retry-After past it)',
+  },
+  {
+    key: 'bodyTimeoutMs', flag: '--body-timeout', placeholder: 'duration', env: 'LEAKWATCH_BODY_TIMEOUT', type: 'duration', default: '10s', min: 100, max: 3_600_000,
+    help: 'longest pause in a body upload before the request is answered 408 and closed',
+  },
+  {
+    key: 'requestTimeoutMs', flag: '--request-timeout', placeholder: 'duration', env: 'LEAKWATCH_REQUEST_TIMEOUT', type: 'duration', default: '60s', min: 1000, max: 3_600_000,
+    help: 'longest time for a whole request to arrive before it is answered 408 and closed',
+  },
+  {
+    key: 'queueRecords', flag: '--queue-records', placeholder: 'n', env: 'LEAKWATCH_QUEUE_RECORDS', type: 'count', default: '500000', min: 1, max: 100_000_000,
+    help: 'records the engine queue holds before ingest answers 503 + Retry-After',
+  },
+  {
+    key: 'queueBytes', flag: '--queue-bytes', placeholder: 'size', env: 'LEAKWATCH_QUEUE_BYTES', type: 'size', default: '256MiB', min: 1024, max: 64 * 1024 ** 3,
+    help: 'bytes (estimated) the engine queue holds before ingest answers 503 + Retry-After',
+  },
+  {
+    key: 'resolveAfterMs', flag: '--resolve-after', placeholder: 'duration', env: 'LEAKWATCH_RESOLVE_AFTER', type: 'duration', default: '30m', min: 1000, max: 365 * 86_400_000,
+    help: 'quiet period, in event time, after which an incident resolves',
+  },
+  { key: 'logLevel', flag: '--log-level', placeholder: 'level', env: 'LEAKWATCH_LOG_LEVEL', type: 'level', default: 'info', help: LOG_LEVELS.join('|') },
+];
+
 /** Raw values as strings, from flags or the environment (commander gives strings too). */
-export type RawSettings = Partial<Record<keyof Config, string | string[] | undefined>>;
+export type RawSettings = Partial<Record<SettingKey, string | string[] | undefined>>;
 
-const ENV_NAMES: Record<keyof Config, string> = {
-  port: 'LEAKWATCH_PORT',
-  host: 'LEAKWATCH_HOST',
-  dataDir: 'LEAKWATCH_DATA_DIR',
-  rulesDir: 'LEAKWATCH_RULES',
-  forwardUrls: 'LEAKWATCH_FORWARD_URL',
-  token: 'LEAKWATCH_TOKEN',
-  maxBodyBytes: 'LEAKWATCH_MAX_BODY_BYTES',
-  queueRecords: 'LEAKWATCH_QUEUE_RECORDS',
-  resolveAfterMs: 'LEAKWATCH_RESOLVE_AFTER',
-  logLevel: 'LEAKWATCH_LOG_LEVEL',
-};
-
-export function envName(key: keyof Config): string {
-  return ENV_NAMES[key];
+export function settingOf(key: SettingKey): Setting {
+  const setting = SETTINGS.find((candidate) => candidate.key === key);
+  if (!setting) throw new Error(`no setting ${key}`);
+  return setting;
 }
 
-function fromEnv(env: NodeJS.ProcessEnv): RawSettings {
-  const raw: RawSettings = {};
-  for (const key of Object.keys(ENV_NAMES) as (keyof Config)[]) {
-    const value = env[ENV_NAMES[key]];
-    if (value === undefined || value === '') continue;
-    // Several forward URLs fit in one variable, separated by commas or spaces.
-    raw[key] = key === 'forwardUrls' ? value.split(/[\s,]+/).filter(Boolean) : value;
+export function envName(key: SettingKey): string {
+  return settingOf(key).env;
+}
+
+function label(setting: Setting, source: 'flag' | 'env'): string {
+  return source === 'flag' ? setting.flag : setting.env;
+}
+
+function parseCount(setting: Setting, where: string, value: string): number {
+  if (!/^\s*\d+\s*$/.test(value)) throw new ConfigError(`${where}: expected a whole number, got "${value}"`);
+  return withinBounds(setting, where, Number(value), String);
+}
+
+function withinBounds(setting: Setting, where: string, value: number, show: (n: number) => string): number {
+  if ((setting.min !== undefined && value < setting.min) || (setting.max !== undefined && value > setting.max)) {
+    throw new ConfigError(`${where}: must be between ${show(setting.min ?? 0)} and ${show(setting.max ?? Number.MAX_SAFE_INTEGER)}, got ${show(value)}`);
   }
-  return raw;
+  return value;
 }
 
-function integer(name: string, value: string, min: number, max: number): number {
-  if (!/^\d+$/.test(value.trim())) throw new ConfigError(`${name}: expected a whole number, got "${value}"`);
-  const n = Number(value);
-  if (n < min || n > max) throw new ConfigError(`${name}: must be between ${min} and ${max}, got ${n}`);
-  return n;
+function formatDuration(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
-
-export function parseByteSize(name: string, value: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
-  const unit = match ? SIZE_UNITS[match[2]!.toLowerCase()] : undefined;
-  if (!match || unit === undefined) throw new ConfigError(`${name}: expected a size such as 32MiB or 1048576, got "${value}"`);
-  return Math.floor(Number(match[1]) * unit);
+function readSecretFile(where: string, file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${where}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  // Files written by `echo`, Kubernetes secrets and Docker secrets end with a newline or none.
+  const secret = text.replace(/[\r\n]+$/, '');
+  if (secret === '' || /[\r\n]/.test(secret)) throw new ConfigError(`${where}: ${file} must hold the token on one line`);
+  return secret;
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-export function parseDuration(name: string, value: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value);
-  if (!match) throw new ConfigError(`${name}: expected a duration such as 2s, 30m or 1h, got "${value}"`);
-  return Math.round(Number(match[1]) * DURATION_UNITS[match[2]!]!);
+/** One setting's value from its text; `where` names the flag or variable in errors. */
+function parseValue(setting: Setting, where: string, raw: string | string[]): unknown {
+  const text = Array.isArray(raw) ? (raw[raw.length - 1] as string) : raw;
+  switch (setting.type) {
+    case 'port':
+      if (!/^\s*\d+\s*$/.test(text) || Number(text) > 65535) throw new ConfigError(`${where}: expected a port number 0-65535, got "${text}"`);
+      return Number(text);
+    case 'text':
+    case 'path':
+      if (text === '') throw new ConfigError(`${where}: must not be empty`);
+      return text;
+    case 'secret':
+      if (text.trim() === '') throw new ConfigError(`${where}: must not be empty`);
+      return text;
+    case 'secret-file':
+      return readSecretFile(where, text);
+    case 'count':
+      return parseCount(setting, where, text);
+    case 'size': {
+      const bytes = parseBytes(text);
+      if (bytes === null) throw new ConfigError(`${where}: expected a size such as 32MiB or 1048576, got "${text}"`);
+      return withinBounds(setting, where, bytes, formatBytes);
+    }
+    case 'duration': {
+      const ms = parseDuration(text);
+      if (ms === null) throw new ConfigError(`${where}: expected a duration such as 2s, 30m or 1h, got "${text}"`);
+      return withinBounds(setting, where, ms, formatDuration);
+    }
+    case 'level':
+      if (!LOG_LEVELS.includes(text)) throw new ConfigError(`${where}: expected one of ${LOG_LEVELS.join(', ')}, got "${text}"`);
+      return text;
+    case 'urls': {
+      const urls = (Array.isArray(raw) ? raw : [raw]).flatMap((item) => item.split(/[\s,]+/)).filter(Boolean);
+      for (const url of urls) {
+        let parsed: URL;
+        try {
+          parsed = new URL(url);
+        } catch {
+          throw new ConfigError(`${where}: not a URL: "${url}"`);
+        }
+        if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+          throw new ConfigError(`${where}: only http and https URLs are supported, got "${url}"`);
+        }
+      }
+      return urls;
+    }
+  }
 }
 
-function one(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[value.length - 1] : value;
+function builtInDefaults(): Config {
+  const config: Record<string, unknown> = { forwardUrls: [], token: undefined, readToken: undefined };
+  for (const setting of SETTINGS) {
+    if (setting.default !== undefined) config[setting.key] = parseValue(setting, `default of ${setting.flag}`, setting.default);
+  }
+  return config as unknown as Config;
 }
+
+export const DEFAULTS: Readonly<Config> = Object.freeze(builtInDefaults());
+
+/** A secret given twice (value and file) is a mistake to report, not to resolve silently. */
+const SECRET_FILES: ReadonlyArray<readonly [keyof Config, FileSetting]> = [
+  ['token', 'tokenFile'],
+  ['readToken', 'readTokenFile'],
+];
 
 /** Flags win over the environment, which wins over the defaults. */
 export function resolveConfig(flags: RawSettings, env: NodeJS.ProcessEnv = process.env): Config {
-  const envRaw = fromEnv(env);
-  const pick = (key: keyof Config): string | string[] | undefined => flags[key] ?? envRaw[key];
-  const label = (key: keyof Config): string => `${envName(key)} / --${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`;
-  const config: Config = { ...DEFAULTS, forwardUrls: [] };
+  const config: Record<string, unknown> = { ...DEFAULTS, forwardUrls: [...DEFAULTS.forwardUrls] };
+  const sources = new Map<SettingKey, string>();
+  for (const setting of SETTINGS) {
+    const fromFlag = flags[setting.key];
+    const fromEnv = env[setting.env];
+    let value: unknown;
+    if (fromFlag !== undefined) {
+      value = parseValue(setting, label(setting, 'flag'), fromFlag);
+      sources.set(setting.key, label(setting, 'flag'));
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      value = parseValue(setting, label(setting, 'env'), fromEnv);
+      sources.set(setting.key, label(setting, 'env'));
+    } else {
+      continue;
+    }
+    const secretOf = SECRET_FILES.find(([, file]) => file === setting.key);
+    config[secretOf ? secretOf[0] : setting.key] = value;
+  }
+  for (const [secret, file] of SECRET_FILES) {
+    const direct = sources.get(secret);
+    const viaFile = sources.get(file);
+    if (direct !== undefined && viaFile !== undefined) throw new ConfigError(`${direct} and ${viaFile}: give the token one way, not both`);
+  }
+  if (config.readToken !== undefined && config.readToken === config.token) {
+    throw new ConfigError('the read-only token must differ from the admin token');
+  }
+  if (config.readToken !== undefined && config.token === undefined) {
+    throw new ConfigError('a read-only token needs an admin token too (--token-file or LEAKWATCH_TOKEN)');
+  }
+  return config as unknown as Config;
+}
 
-  const port = one(pick('port'));
-  if (port !== undefined) config.port = integer(label('port'), port, 0, 65535);
-  const host = one(pick('host'));
-  if (host !== undefined) config.host = host;
-  const dataDir = one(pick('dataDir'));
-  if (dataDir !== undefined) config.dataDir = dataDir;
-  const rulesDir = one(pick('rulesDir'));
-  if (rulesDir !== undefined) config.rulesDir = rulesDir;
-  const token = one(pick('token'));
-  if (token !== undefined) config.token = token;
-  const maxBody = one(pick('maxBodyBytes'));
-  if (maxBody !== undefined) config.maxBodyBytes = parseByteSize(label('maxBodyBytes'), maxBody);
-  const queue = one(pick('queueRecords'));
-  if (queue !== undefined) config.queueRecords = integer(label('queueRecords'), queue, 1, 100_000_000);
-  const resolveAfter = one(pick('resolveAfterMs'));
-  if (resolveAfter !== undefined) config.resolveAfterMs = parseDuration(label('resolveAfterMs'), resolveAfter);
-  const logLevel = one(pick('logLevel'));
-  if (logLevel !== undefined) {
-    if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
-      throw new ConfigError(`${label('logLevel')}: expected one of fatal, error, warn, info, debug, trace, silent, got "${logLevel}"`);
-    }
-    config.logLevel = logLevel;
+/** The flag with its argument, as `--help` shows it. */
+export function flagUsage(setting: Setting): string {
+  return `${setting.flag} <${setting.placeholder}>`;
+}
+
+/** The help text of one flag: what it does, its default and its variable. */
+export function flagHelp(setting: Setting): string {
+  const byDefault = setting.default === undefined ? 'none' : `${setting.default}${setting.defaultNote ? ` ${setting.defaultNote}` : ''}`;
+  return `${setting.help} (default: ${byDefault}; ${setting.env})`;
+}
+
+function markdownCell(text: string): string {
+  return text.replace(/\|/g, '\\|');
+}
+
+/** The README's configuration table, made from SETTINGS. */
+export function renderConfigTable(): string {
+  const rows = ['| flag | environment | default | meaning |', '|---|---|---|---|'];
+  for (const setting of SETTINGS) {
+    const byDefault = setting.default === undefined ? 'none' : `${setting.default}${setting.defaultNote ? ` ${setting.defaultNote}` : ''}`;
+    rows.push(`| \`${flagUsage(setting)}\` | \`${setting.env}\` | ${markdownCell(byDefault)} | ${markdownCell(setting.help)} |`);
   }
-  const forward = pick('forwardUrls');
-  const urls = forward === undefined ? [] : Array.isArray(forward) ? forward : [forward];
-  for (const url of urls) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new ConfigError(`${label('forwardUrls')}: not a URL: "${url}"`);
-    }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-      throw new ConfigError(`${label('forwardUrls')}: only http and https URLs are supported, got "${url}"`);
-    }
-    config.forwardUrls.push(url);
-  }
-  return config;
+  return rows.join('\n');
 }
