@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type RawServerDefault } from 'fastify';
 import { pino, type Logger } from 'pino';
+import { installAuth } from './auth.js';
 import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
+import { installErrorShape } from './errors.js';
 import type { Engine } from './engine/engine.js';
 import { IncidentService } from './incidents/service.js';
 import { incidentRoutes } from './incidents/routes.js';
@@ -73,17 +75,19 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxBodyBytes,
   });
+  installErrorShape(app);
+  installAuth(app, { token: config.token, readToken: config.readToken });
   await app.register(ingestRoutes, {
     submit: (records) => pipeline.submit(records),
-    token: config.token,
     maxBodyBytes: config.maxBodyBytes,
   });
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });
   await app.register(rulesRoutes, { holder: rules });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
+  // Probes answer without a token: orchestrators and load balancers cannot send one.
+  app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
     const checks = { rules: rules.isLoaded(), store: storeAnswers(store) };
     const ready = checks.rules && checks.store;
     return reply.code(ready ? 200 : 503).send({ ready, checks });
@@ -132,6 +136,11 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   };
 }
 
+/** 127.0.0.0/8, ::1 and localhost reach only this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 function storeAnswers(store: SqliteStore): boolean {
   try {
     store.getMeta('readyz');
@@ -164,6 +173,12 @@ export async function runServer(config: Config): Promise<number> {
     return 1;
   }
   log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length }, 'leakwatch is ready');
+  if (config.token === undefined && !isLoopback(config.host)) {
+    log.warn(
+      { host: config.host },
+      `LISTENING ON ${config.host} WITHOUT A TOKEN: anyone who can reach this port can send logs, read incidents and resolve them; set LEAKWATCH_TOKEN or --token-file`,
+    );
+  }
   if (config.forwardUrls.length > 0) {
     // Accepted now so that configurations stay valid when the forwarder lands; said loudly meanwhile.
     log.warn({ forwardUrls: config.forwardUrls }, 'forwarding is not implemented in this version; events are not sent downstream');

@@ -1,4 +1,6 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { LeakwatchError, sendError } from '../errors.js';
+import { onlyQueryParameters } from '../query-parameters.js';
 import { SEVERITIES, type Severity } from '../engine/event.js';
 import { InvalidCursorError, type IncidentService } from './service.js';
 
@@ -52,45 +54,22 @@ export function parseSince(value: string): number | undefined {
 }
 
 function badParameter(reply: FastifyReply, parameter: string, message: string): FastifyReply {
-  return reply.code(400).send({ error: 'Bad Request', parameter, message: `${parameter}: ${message}` });
+  return sendError(reply, new LeakwatchError('LW_ERR_BAD_PARAMETER', `${parameter}: ${message}`, { where: { parameter } }));
 }
 
-/** Names the offending parameter of an ajv validation failure, which Fastify reports as a path. */
-function parameterOf(error: FastifyError): string {
-  const first = error.validation?.[0];
-  if (!first) return 'request';
-  const missing = (first.params as { missingProperty?: unknown }).missingProperty;
-  if (typeof missing === 'string') return missing;
-  return first.instancePath.replace(/^\//, '').split('/')[0] || (error.validationContext ?? 'request');
+function noSuchIncident(reply: FastifyReply, id: string): FastifyReply {
+  return sendError(reply, new LeakwatchError('LW_ERR_NOT_FOUND', `no incident with id ${id}`, { where: { parameter: 'id' } }));
 }
 
 /** GET /incidents, GET /incidents/:id, POST /incidents/:id/ack, POST /incidents/:id/resolve. */
 export async function incidentRoutes(app: FastifyInstance, options: IncidentRoutesOptions): Promise<void> {
   const { incidents } = options;
 
-  // Encapsulated in this plugin: only these routes answer validation failures this way.
-  app.setErrorHandler((error: FastifyError, _request, reply) => {
-    if (error.validation) {
-      const parameter = parameterOf(error);
-      return badParameter(reply, parameter, error.message.replace(/^[a-z]+\/[^ ]* /, ''));
-    }
-    const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
-    if (status >= 500) app.log.error({ err: error }, 'incident route failed');
-    return reply.code(status).send({ error: status >= 500 ? 'Internal Server Error' : error.message });
-  });
-
   app.get<{ Querystring: ListQuery }>(
     '/incidents',
     {
       schema: { querystring: listQuerySchema },
-      // Fastify would silently drop unknown parameters; a misspelt filter must not look like "no filter".
-      preValidation: async (request: FastifyRequest, reply: FastifyReply) => {
-        const query = request.query as Record<string, unknown>;
-        for (const name of Object.keys(query)) {
-          if (!LIST_PARAMETERS.includes(name)) return badParameter(reply, name, `unknown parameter; expected one of ${LIST_PARAMETERS.join(', ')}`);
-          if (Array.isArray(query[name])) return badParameter(reply, name, 'given more than once');
-        }
-      },
+      preValidation: onlyQueryParameters(LIST_PARAMETERS),
     },
     async (request, reply) => {
       const { since, cursor, ...filters } = request.query;
@@ -110,13 +89,13 @@ export async function incidentRoutes(app: FastifyInstance, options: IncidentRout
 
   app.get<{ Params: { id: string } }>('/incidents/:id', { schema: { params: idParamsSchema } }, async (request, reply) => {
     const incident = incidents.get(request.params.id);
-    return incident ?? reply.code(404).send({ error: 'Not Found', message: `no incident with id ${request.params.id}` });
+    return incident ?? noSuchIncident(reply, request.params.id);
   });
 
   for (const action of ['ack', 'resolve'] as const) {
     app.post<{ Params: { id: string } }>(`/incidents/:id/${action}`, { schema: { params: idParamsSchema } }, async (request, reply) => {
       const incident = action === 'ack' ? incidents.ack(request.params.id) : incidents.resolve(request.params.id);
-      return incident ?? reply.code(404).send({ error: 'Not Found', message: `no incident with id ${request.params.id}` });
+      return incident ?? noSuchIncident(reply, request.params.id);
     });
   }
 }

@@ -2,7 +2,8 @@ import { promisify } from 'node:util';
 import { gunzip, inflate, inflateRaw, type ZlibOptions } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import * as snappy from 'snappyjs';
-import { badBody, bodyTooLarge, IngestError, unsupportedEncoding } from './errors.js';
+import { isLeakwatchError } from '../errors.js';
+import { badBody, bodyTooLarge, unsupportedEncoding } from './errors.js';
 
 export const DEFAULT_MAX_DECODED_BYTES = 32 * 1024 * 1024;
 
@@ -107,7 +108,7 @@ function decodeZstd(data: Buffer, maxBytes: number): Buffer {
       decompressor.push(data.subarray(offset, end), end === data.length);
     }
   } catch (error) {
-    if (error instanceof IngestError) throw error;
+    if (isLeakwatchError(error)) throw error;
     throw badBody(`invalid zstd data: ${(error as Error).message}`, { stage: 'content-encoding:zstd' });
   }
   return Buffer.concat(parts, total);

@@ -90,7 +90,7 @@ export function chooseFormat(body: Uint8Array, contentType: string | undefined):
 /**
  * Decodes a whole (already decompressed) body into records. Bad parts inside a batch become raw
  * text records counted in `malformed`; only a body that cannot be decoded at all throws, as an
- * IngestError (400, with `where`).
+ * LeakwatchError (400, with `where`).
  */
 export function decodeBody(body: Buffer, contentType: string | undefined, receivedAtMs: number): DecodedBatch {
   if (body.length === 0) return { records: [], malformed: 0 };

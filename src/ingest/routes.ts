@@ -1,16 +1,14 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { decodeContentEncoding, parseContentEncoding } from './content-encoding.js';
 import { decodeBody } from './decode-body.js';
-import { bodyTooLarge, IngestError, isIngestError } from './errors.js';
+import { LeakwatchError, sendError } from '../errors.js';
+import { badBody, bodyTooLarge } from './errors.js';
 import type { LogRecord } from './record.js';
 
 export interface IngestRoutesOptions {
   /** Hands a decoded batch on; false means "full, try again later" (503 + Retry-After). */
   submit: (records: LogRecord[]) => boolean;
-  /** When set, requests need `Authorization: Bearer <token>` or Basic with password = token. */
-  token?: string;
   /** Limit for the body as received and again after each Content-Encoding is undone. */
   maxBodyBytes: number;
   /** Receive time for records without one; injectable for tests. */
@@ -31,7 +29,6 @@ export interface IngestAnswer {
 export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app, options) => {
   const now = options.now ?? Date.now;
   const maxBodyBytes = options.maxBodyBytes;
-  const expectedToken = options.token === undefined || options.token === '' ? undefined : digest(options.token);
 
   // Encapsulated by fastify: only these routes lose the default JSON/text parsers.
   app.removeAllContentTypeParsers();
@@ -39,16 +36,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     done(null, payload);
   });
 
-  app.setErrorHandler((error: unknown, _request, reply) => {
-    if (isIngestError(error)) return sendError(reply, error);
-    throw error;
-  });
-
-  app.addHook('onRequest', async (request, reply) => {
-    if (expectedToken !== undefined && !isAuthorized(request.headers.authorization, expectedToken)) {
-      reply.header('www-authenticate', ['Bearer realm="leakwatch"', 'Basic realm="leakwatch"']);
-      return sendError(reply, new IngestError('LW_ERR_UNAUTHORIZED', 'missing or wrong token (send Authorization: Bearer <token>, or Basic with the token as password)'));
-    }
+  app.addHook('onRequest', async (request) => {
     // Refuse unknown encodings and oversized bodies before reading a byte.
     parseContentEncoding(headerValue(request.headers['content-encoding']));
     const declared = Number(request.headers['content-length']);
@@ -70,10 +58,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
         request.log.error({ err: error }, 'ingest: submit failed');
         refusal = 'the batch could not be recorded (storage error, see the server log); retry shortly';
       }
-      if (refusal !== undefined) {
-        reply.header('retry-after', '1');
-        return sendError(reply, new IngestError('LW_ERR_OVERLOADED', refusal));
-      }
+      if (refusal !== undefined) return sendError(reply, new LeakwatchError('LW_ERR_OVERLOADED', refusal));
     }
     const answer: IngestAnswer = { accepted: records.length, malformed };
     return reply.code(200).send(answer);
@@ -84,11 +69,6 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
   app.post('/ingest', routeOptions, handler);
   app.post('/', routeOptions, handler);
 };
-
-function sendError(reply: FastifyReply, error: IngestError): FastifyReply {
-  if (error.statusCode === 413) reply.header('connection', 'close');
-  return reply.code(error.statusCode).type('application/json; charset=utf-8').send(error.toJSON());
-}
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(',') : value;
@@ -120,29 +100,7 @@ async function readBody(body: unknown, limit: number): Promise<Buffer> {
     stream.on('data', onData);
     stream.once('end', () => resolve(Buffer.concat(chunks, total)));
     stream.once('error', (error) =>
-      reject(new IngestError('LW_ERR_BAD_BODY', `request body could not be read: ${error.message}`, { stage: 'read' })),
+      reject(badBody(`request body could not be read: ${error.message}`, { stage: 'read' })),
     );
   });
-}
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
-/** Bearer token, or Basic whose password is the token (Fluent Bit http_passwd, Fluentd <auth>). */
-function isAuthorized(header: string | undefined, expected: Buffer): boolean {
-  if (header === undefined) return false;
-  const space = header.indexOf(' ');
-  if (space < 0) return false;
-  const scheme = header.slice(0, space).toLowerCase();
-  const credentials = header.slice(space + 1).trim();
-  let presented: string | undefined;
-  if (scheme === 'bearer') {
-    presented = credentials;
-  } else if (scheme === 'basic') {
-    const decoded = Buffer.from(credentials, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    presented = colon < 0 ? undefined : decoded.slice(colon + 1);
-  }
-  return presented !== undefined && timingSafeEqual(digest(presented), expected);
 }

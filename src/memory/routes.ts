@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { onlyQueryParameters } from '../query-parameters.js';
 import type { MemoryTracker } from './tracker.js';
 
 export interface MemoryRoutesOptions {
@@ -19,7 +20,7 @@ const querySchema = {
 export async function memoryRoutes(app: FastifyInstance, options: MemoryRoutesOptions): Promise<void> {
   app.get<{ Querystring: { host?: string; service?: string; samples: number } }>(
     '/memory',
-    { schema: { querystring: querySchema } },
+    { schema: { querystring: querySchema }, preValidation: onlyQueryParameters(Object.keys(querySchema.properties)) },
     async (request) => {
       const { host, service, samples } = request.query;
       return { processes: options.memory.processes({ host, service }, samples) };

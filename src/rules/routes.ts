@@ -1,5 +1,6 @@
 /** GET /rules (what is loaded, and why the last reload failed) and POST /-/reload. */
 import type { FastifyPluginAsync } from 'fastify';
+import { LeakwatchError, sendError } from '../errors.js';
 import type { RuleSetHolder } from './holder.js';
 import { formatProblem, type RuleProblem } from './problems.js';
 
@@ -22,7 +23,13 @@ export const rulesRoutes: FastifyPluginAsync<{ holder: RuleSetHolder }> = async 
     const status = holder.status();
     if (!outcome.ok) {
       // 422: the request was fine, the rule files are not; the previous rules stay in force.
-      return reply.code(422).send({ ok: false, errors: withText(outcome.errors), kept_hash: status.hash });
+      const count = outcome.errors.length;
+      return sendError(
+        reply,
+        new LeakwatchError('LW_ERR_RULES_INVALID', `the rule files have ${count} error${count === 1 ? '' : 's'}; the previous rules (hash ${status.hash || 'none'}) stay active`, {
+          problems: withText(outcome.errors),
+        }),
+      );
     }
     return { ok: true, hash: status.hash, rules: status.rules.length, loaded_at: status.loaded_at, warnings: withText(status.warnings) };
   });

@@ -49,10 +49,10 @@ describe('hot reload during serve', () => {
 
     const reload = await request(`${server.url}/-/reload`, { method: 'POST' });
     expect(reload.statusCode).toBe(422);
-    const failure = (await reload.body.json()) as { ok: boolean; errors: { file: string; line: number; text: string }[] };
-    expect(failure.ok).toBe(false);
+    const failure = (await reload.body.json()) as { code: string; problems: { file: string; line: number; text: string }[] };
+    expect(failure.code).toBe('LW_ERR_RULES_INVALID');
     const brokenLine = broken.split('\n').findIndex((line) => line.includes('severity: fatal')) + 1;
-    expect(failure.errors.some((e) => e.file.endsWith('netty.yaml') && e.line === brokenLine)).toBe(true);
+    expect(failure.problems.some((e) => e.file.endsWith('netty.yaml') && e.line === brokenLine)).toBe(true);
 
     const status = (await (await request(`${server.url}/rules`)).body.json()) as RulesStatus;
     expect(status.hash).toBe(before.hash);

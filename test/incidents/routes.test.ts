@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installErrorShape } from '../../src/errors.js';
 import { incidentRoutes } from '../../src/incidents/routes.js';
 import { IncidentService, type IncidentView } from '../../src/incidents/service.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
@@ -36,6 +37,7 @@ beforeAll(async () => {
   events.push(makeEvent('tail', { time: T0 - MIN, host: 'lb-00' }));
   incidents.ingest(events);
   app = Fastify();
+  installErrorShape(app);
   await app.register(incidentRoutes, { incidents });
   base = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('localhost', '127.0.0.1');
 });
@@ -103,7 +105,7 @@ describe('GET /incidents', () => {
   ])('answers 400 naming the parameter for %s', async (query, parameter) => {
     const { status, body } = await getJson(`/incidents?${query}`);
     expect(status).toBe(400);
-    expect(body['parameter']).toBe(parameter);
+    expect(body).toMatchObject({ statusCode: 400, code: 'LW_ERR_BAD_PARAMETER', error: 'Bad Request', where: { parameter } });
     expect(String(body['message'])).toContain(parameter);
   });
 });
@@ -135,6 +137,7 @@ describe('GET /incidents/:id and actions', () => {
     for (const [path, method] of [['/incidents/ffffffffffffffffffffffff', 'GET'], ['/incidents/ffffffffffffffffffffffff/ack', 'POST'], ['/incidents/ffffffffffffffffffffffff/resolve', 'POST']] as const) {
       const { status, body } = await getJson(path, { method });
       expect(status).toBe(404);
+      expect(body).toMatchObject({ statusCode: 404, code: 'LW_ERR_NOT_FOUND' });
       expect(String(body['message'])).toContain('ffffffffffffffffffffffff');
     }
   });

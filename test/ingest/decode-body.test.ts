@@ -1,7 +1,7 @@
 import { encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { chooseFormat, decodeBody } from '../../src/ingest/decode-body.js';
-import { IngestError } from '../../src/ingest/errors.js';
+import { LeakwatchError } from '../../src/errors.js';
 import { VECTOR_JOURNALD_EVENTS } from '../fixtures/shippers/bodies.js';
 
 const NOW = Date.UTC(2024, 4, 1, 12, 0, 0);
@@ -12,14 +12,14 @@ function decode(body: string | Buffer, contentType?: string): ReturnType<typeof 
   return decodeBody(Buffer.isBuffer(body) ? body : Buffer.from(body), contentType, NOW);
 }
 
-function thrown(run: () => unknown): IngestError {
+function thrown(run: () => unknown): LeakwatchError {
   try {
     run();
   } catch (error) {
-    if (error instanceof IngestError) return error;
+    if (error instanceof LeakwatchError) return error;
     throw error;
   }
-  throw new Error('expected an IngestError');
+  throw new Error('expected an LeakwatchError');
 }
 
 describe('JSON family (Vector framings, src/sinks/http/encoder.rs and config.rs)', () => {

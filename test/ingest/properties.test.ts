@@ -4,7 +4,7 @@ import * as snappy from 'snappyjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeContentEncoding } from '../../src/ingest/content-encoding.js';
 import { decodeBody } from '../../src/ingest/decode-body.js';
-import { isIngestError } from '../../src/ingest/errors.js';
+import { isLeakwatchError } from '../../src/errors.js';
 import { FLUENT_BIT_BODIES, FLUENTD_BODIES, VECTOR_BODIES } from '../fixtures/shippers/bodies.js';
 import { post, startIngestServer, type TestServer } from './server-harness.js';
 
@@ -67,7 +67,7 @@ describe('decoder: only typed 4xx errors, whatever comes in', () => {
             expect(Number.isFinite(record.time)).toBe(true);
           }
         } catch (error) {
-          if (!isIngestError(error)) throw error;
+          if (!isLeakwatchError(error)) throw error;
           expect([400, 413, 415]).toContain(error.statusCode);
           expect(error.toJSON().code).toMatch(/^LW_ERR_/);
         }

@@ -1,5 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
+import { installAuth } from '../../src/auth.js';
+import { installErrorShape } from '../../src/errors.js';
 import { ingestRoutes, type IngestRoutesOptions } from '../../src/ingest/routes.js';
 import type { LogRecord } from '../../src/ingest/record.js';
 
@@ -13,11 +15,13 @@ export interface TestServer {
 }
 
 /** A real Fastify app on loopback with only the ingest plugin; submit collects the batches. */
-export async function startIngestServer(options: Partial<IngestRoutesOptions> = {}): Promise<TestServer> {
+export async function startIngestServer(options: Partial<IngestRoutesOptions> & { token?: string } = {}): Promise<TestServer> {
   const batches: LogRecord[][] = [];
   const accepting = { value: true };
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
   const app = Fastify({ bodyLimit: maxBodyBytes });
+  installErrorShape(app);
+  installAuth(app, { token: options.token });
   await app.register(ingestRoutes, {
     maxBodyBytes,
     submit: (records) => {
@@ -25,7 +29,6 @@ export async function startIngestServer(options: Partial<IngestRoutesOptions> = 
       batches.push(records);
       return true;
     },
-    ...(options.token !== undefined ? { token: options.token } : {}),
     now: options.now ?? (() => Date.UTC(2017, 10, 5, 12, 0, 0)),
   });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });

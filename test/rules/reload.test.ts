@@ -79,10 +79,10 @@ describe('rules routes', () => {
       await writeFile(path.join(dir, 'tail.yaml'), BROKEN);
       const refused = await fetch(`${base}/-/reload`, { method: 'POST' });
       expect(refused.status).toBe(422);
-      const body = (await refused.json()) as { ok: boolean; errors: Array<{ text: string }>; kept_hash: string };
-      expect(body.ok).toBe(false);
-      expect(body.kept_hash).toBe(listed.hash);
-      expect(body.errors[0]?.text).toMatch(/tail\.yaml:7:63: rules\[0\]\.classify\.severity: must be one of/);
+      const body = (await refused.json()) as { code: string; message: string; problems: Array<{ text: string }> };
+      expect(body.code).toBe('LW_ERR_RULES_INVALID');
+      expect(body.message).toContain(`(hash ${listed.hash})`);
+      expect(body.problems[0]?.text).toMatch(/tail\.yaml:7:63: rules\[0\]\.classify\.severity: must be one of/);
       const after = (await (await fetch(`${base}/rules`)).json()) as { last_reload: { ok: boolean; errors: Array<{ line: number }> } };
       expect(after.last_reload).toMatchObject({ ok: false, errors: [{ line: 7 }] });
 

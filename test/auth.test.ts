@@ -1,0 +1,84 @@
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SEED_OODM_RECORD } from './helpers/seed-lines.js';
+import { startLeakwatch, type RunningLeakwatch } from './helpers/in-process.js';
+
+// Issue 8, defect 7: with a token set, every route but the probes needs it; the read-only token
+// reads but changes nothing.
+const ADMIN = 'adm1n-t0ken';
+const READER = 'r3ad-only';
+
+function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+function basic(password: string): Record<string, string> {
+  return { authorization: `Basic ${Buffer.from(`browser:${password}`).toString('base64')}` };
+}
+
+describe('auth on every route', () => {
+  let running: RunningLeakwatch;
+  let incidentId: string;
+
+  async function call(method: 'GET' | 'HEAD' | 'POST', path: string, headers: Record<string, string> = {}, body?: string) {
+    const response = await request(`${running.base}${path}`, { method, headers, body });
+    const text = await response.body.text();
+    return { status: response.statusCode, headers: response.headers, json: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : { text } };
+  }
+
+  beforeAll(async () => {
+    running = await startLeakwatch('auth', { token: ADMIN, readToken: READER });
+    const ingest = await call('POST', '/ingest', { ...bearer(ADMIN), 'content-type': 'text/plain' }, SEED_OODM_RECORD);
+    expect(ingest.status).toBe(200);
+    await running.service.pipeline.whenIdle();
+    running.service.pipeline.stop();
+    const list = await call('GET', '/incidents?status=all', bearer(READER));
+    incidentId = (list.json['incidents'] as { id: string }[])[0]!.id;
+  });
+  afterAll(() => running.close());
+
+  const READ_ROUTES = ['/incidents', '/memory', '/rules', '/metrics', '/nowhere'];
+  const ADMIN_ROUTES = () => [`/incidents/${incidentId}/ack`, `/incidents/${incidentId}/resolve`, '/-/reload', '/ingest', '/'];
+
+  it('the probes answer without a token', async () => {
+    expect((await call('GET', '/healthz')).status).toBe(200);
+    expect((await call('HEAD', '/healthz')).status).toBe(200);
+    expect((await call('GET', '/readyz')).status).toBe(200);
+  });
+
+  it('every other route answers 401 with a Basic challenge, in the error shape, without a token', async () => {
+    for (const [method, path] of [...READ_ROUTES.map((p) => ['GET', p] as const), ...ADMIN_ROUTES().map((p) => ['POST', p] as const)]) {
+      const answer = await call(method, path);
+      expect(answer.status, `${method} ${path}`).toBe(401);
+      expect(answer.headers['www-authenticate']).toBe('Basic realm="leakwatch", charset="UTF-8"');
+      expect(answer.json).toMatchObject({ statusCode: 401, code: 'LW_ERR_UNAUTHORIZED', error: 'Unauthorized' });
+    }
+  });
+
+  it('a wrong token is refused too', async () => {
+    expect((await call('GET', '/incidents', bearer('adm1n-t0keN'))).status).toBe(401);
+    expect((await call('GET', '/incidents', basic('nope'))).status).toBe(401);
+  });
+
+  it('the read-only token reads (Bearer or browser Basic) but cannot ingest, ack, resolve or reload', async () => {
+    for (const path of ['/incidents', '/memory', '/rules', '/metrics', `/incidents/${incidentId}`]) {
+      expect((await call('GET', path, bearer(READER))).status, path).toBe(200);
+      expect((await call('GET', path, basic(READER))).status, path).toBe(200);
+    }
+    for (const path of ADMIN_ROUTES()) {
+      const answer = await call('POST', path, { ...bearer(READER), 'content-type': 'text/plain' }, 'a line');
+      expect(answer.status, path).toBe(403);
+      expect(answer.json).toMatchObject({ statusCode: 403, code: 'LW_ERR_FORBIDDEN' });
+    }
+    const incident = await call('GET', `/incidents/${incidentId}`, bearer(READER));
+    expect(incident.json['status']).toBe('open');
+    expect(incident.json['acked_at']).toBeNull();
+  });
+
+  it('the admin token does everything', async () => {
+    expect((await call('GET', '/incidents', bearer(ADMIN))).status).toBe(200);
+    expect((await call('POST', `/incidents/${incidentId}/ack`, basic(ADMIN))).status).toBe(200);
+    expect((await call('POST', `/incidents/${incidentId}/resolve`, bearer(ADMIN))).json['status']).toBe('resolved');
+    expect((await call('POST', '/-/reload', bearer(ADMIN))).status).toBe(200);
+  });
+});
