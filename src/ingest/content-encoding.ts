@@ -1,11 +1,11 @@
-import { promisify } from 'node:util';
-import { gunzip, inflate, inflateRaw, type ZlibOptions } from 'node:zlib';
-import { Decompress as ZstdDecompress } from 'fzstd';
-import * as snappy from 'snappyjs';
-import { isLeakwatchError } from '../errors.js';
+import { createGunzip, createInflate, createInflateRaw, type Gunzip, type Inflate, type InflateRaw } from 'node:zlib';
+import zstd from 'zstd-napi/binding.js';
 import { badBody, bodyTooLarge, unsupportedEncoding } from './errors.js';
+import { decodeSnappy } from './snappy.js';
+import { TimeSlicer } from './time-slice.js';
 
 export const DEFAULT_MAX_DECODED_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_MAX_ZSTD_WINDOW_BYTES = 8 * 1024 * 1024;
 
 type Coding = 'gzip' | 'deflate' | 'zstd' | 'snappy' | 'identity';
 type ActiveCoding = Exclude<Coding, 'identity'>;
@@ -19,9 +19,14 @@ const CODING_OF: Readonly<Record<string, Coding>> = {
   identity: 'identity',
 };
 
-const gunzipAsync = promisify<Buffer, ZlibOptions, Buffer>(gunzip);
-const inflateAsync = promisify<Buffer, ZlibOptions, Buffer>(inflate);
-const inflateRawAsync = promisify<Buffer, ZlibOptions, Buffer>(inflateRaw);
+export interface DecodeEncodingOptions {
+  /** Largest output of each stage (413 past it). */
+  maxBytes: number;
+  /** Largest window a zstd frame may ask for (400 past it, before anything is allocated). */
+  maxZstdWindowBytes?: number;
+  /** Called for every decoded chunk before it is kept (bytes in flight); throws to refuse. */
+  reserve?: (bytes: number) => void;
+}
 
 /**
  * Parses a `Content-Encoding` header into the codings to undo, in the order to undo them (the
@@ -44,33 +49,33 @@ export function parseContentEncoding(header: string | undefined): ActiveCoding[]
 /**
  * Undoes every `Content-Encoding` of the body. Each stage stops as soon as its output would pass
  * `maxBytes`, so a compression bomb costs at most `maxBytes` of memory and the time to produce it
- * (413). Corrupt compressed data is a 400 naming the coding.
+ * (413). Corrupt compressed data is a 400 naming the coding. zlib runs on libuv's thread pool and
+ * zstd and snappy in slices of a few milliseconds, so no body holds the event loop.
  */
 export async function decodeContentEncoding(
   body: Buffer,
   header: string | undefined,
-  maxBytes: number = DEFAULT_MAX_DECODED_BYTES,
+  limits: number | DecodeEncodingOptions = DEFAULT_MAX_DECODED_BYTES,
 ): Promise<Buffer> {
+  const options = typeof limits === 'number' ? { maxBytes: limits } : limits;
   let data = body;
   for (const coding of parseContentEncoding(header)) {
-    data = await undo(coding, data, maxBytes);
+    data = await undo(coding, data, options);
   }
   return data;
 }
 
-async function undo(coding: ActiveCoding, data: Buffer, maxBytes: number): Promise<Buffer> {
+async function undo(coding: ActiveCoding, data: Buffer, options: DecodeEncodingOptions): Promise<Buffer> {
   switch (coding) {
     case 'gzip':
-      return zlibStage('gzip', () => gunzipAsync(data, { maxOutputLength: maxBytes }), maxBytes);
+      return zlibStage('gzip', createGunzip(), data, options);
     case 'deflate':
       // RFC 9110 deflate is zlib-wrapped (Vector's `zlib`), but some clients send a raw deflate stream.
-      return hasZlibHeader(data)
-        ? zlibStage('deflate', () => inflateAsync(data, { maxOutputLength: maxBytes }), maxBytes)
-        : zlibStage('deflate', () => inflateRawAsync(data, { maxOutputLength: maxBytes }), maxBytes);
+      return zlibStage('deflate', hasZlibHeader(data) ? createInflate() : createInflateRaw(), data, options);
     case 'zstd':
-      return decodeZstd(data, maxBytes);
+      return decodeZstd(data, options);
     case 'snappy':
-      return decodeSnappy(data, maxBytes);
+      return decodeSnappy(data, { maxBytes: options.maxBytes, reserve: options.reserve });
   }
 }
 
@@ -81,95 +86,87 @@ function hasZlibHeader(data: Buffer): boolean {
   return (cmf & 0x0f) === 8 && (cmf >> 4) <= 7 && ((cmf << 8) | flg) % 31 === 0;
 }
 
-async function zlibStage(stage: string, run: () => Promise<Buffer>, maxBytes: number): Promise<Buffer> {
-  try {
-    return await run();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ERR_BUFFER_TOO_LARGE') throw bodyTooLarge(maxBytes, `after content-encoding ${stage}`);
-    throw badBody(`invalid ${stage} data: ${(error as Error).message}`, { stage: `content-encoding:${stage}` });
-  }
-}
-
-/** fzstd decodes synchronously; feeding it slices lets the size check stop a bomb early. */
-function decodeZstd(data: Buffer, maxBytes: number): Buffer {
-  const SLICE = 64 * 1024;
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  const decompressor = new ZstdDecompress((chunk) => {
-    total += chunk.length;
-    if (total > maxBytes) throw bodyTooLarge(maxBytes, 'after content-encoding zstd');
-    parts.push(chunk);
+/** Inflates on the thread pool, counting each output chunk as it comes; stops at the first one past the cap. */
+function zlibStage(stage: string, inflater: Gunzip | Inflate | InflateRaw, data: Buffer, options: DecodeEncodingOptions): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let total = 0;
+    let settled = false;
+    const fail = (error: Error): void => {
+      if (settled) return;
+      settled = true;
+      parts.length = 0;
+      inflater.destroy();
+      reject(error);
+    };
+    inflater.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      total += chunk.length;
+      if (total > options.maxBytes) return fail(bodyTooLarge(options.maxBytes, `after content-encoding ${stage}`));
+      try {
+        options.reserve?.(chunk.length);
+      } catch (error) {
+        return fail(error as Error);
+      }
+      parts.push(chunk);
+    });
+    inflater.on('error', (error) => fail(badBody(`invalid ${stage} data: ${error.message}`, { stage: `content-encoding:${stage}` })));
+    inflater.on('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve(Buffer.concat(parts, total));
+    });
+    inflater.end(data);
   });
-  try {
-    if (data.length === 0) throw new Error('empty zstd stream');
-    for (let offset = 0; offset < data.length; offset += SLICE) {
-      const end = Math.min(offset + SLICE, data.length);
-      decompressor.push(data.subarray(offset, end), end === data.length);
-    }
-  } catch (error) {
-    if (isLeakwatchError(error)) throw error;
-    throw badBody(`invalid zstd data: ${(error as Error).message}`, { stage: 'content-encoding:zstd' });
-  }
-  return Buffer.concat(parts, total);
 }
 
-const SNAPPY_FRAMED_MAGIC = Buffer.from([0xff, 0x06, 0x00, 0x00, 0x73, 0x4e, 0x61, 0x50, 0x70, 0x59]);
+const ZSTD_OUTPUT_CHUNK = 128 * 1024;
 
-/** Vector and Fluent Bit send a raw snappy block; the framing format is accepted too. */
-function decodeSnappy(data: Buffer, maxBytes: number): Buffer {
-  if (data.subarray(0, SNAPPY_FRAMED_MAGIC.length).equals(SNAPPY_FRAMED_MAGIC)) return decodeSnappyFramed(data, maxBytes);
-  return decodeSnappyBlock(data, maxBytes, 0);
+/** The zstd window limit as the decoder's windowLogMax (libzstd accepts 10 to 31). */
+function windowLogFor(bytes: number): number {
+  return Math.min(31, Math.max(10, Math.floor(Math.log2(bytes))));
 }
 
-function decodeSnappyBlock(block: Uint8Array, maxBytes: number, byteOffset: number): Buffer {
-  const declared = readVarint32(block);
-  if (declared === undefined) {
-    throw badBody('invalid snappy block: bad length header', { stage: 'content-encoding:snappy', byteOffset });
-  }
-  if (declared > maxBytes) throw bodyTooLarge(maxBytes, `snappy block declares ${declared} bytes`);
-  try {
-    const out = snappy.uncompress(block, maxBytes);
-    return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-  } catch (error) {
-    throw badBody(`invalid snappy data: ${(error as Error).message}`, { stage: 'content-encoding:snappy', byteOffset });
-  }
-}
-
-function readVarint32(bytes: Uint8Array): number | undefined {
-  let value = 0;
-  for (let index = 0; index < 5 && index < bytes.length; index++) {
-    const byte = bytes[index] as number;
-    value += (byte & 0x7f) * 2 ** (7 * index);
-    if ((byte & 0x80) === 0) return value;
-  }
-  return undefined;
-}
-
-function decodeSnappyFramed(data: Buffer, maxBytes: number): Buffer {
+/**
+ * libzstd (zstd-napi) in streaming mode: a frame asking for a window over the limit is refused
+ * from its header, content checksums are verified when the frame carries one, output comes in
+ * fixed chunks (no copying of what was already decoded), and the loop yields between chunks.
+ */
+async function decodeZstd(data: Buffer, options: DecodeEncodingOptions): Promise<Buffer> {
+  const stage = 'content-encoding:zstd';
+  if (data.length === 0) throw badBody('invalid zstd data: empty stream', { stage });
+  const maxWindow = options.maxZstdWindowBytes ?? DEFAULT_MAX_ZSTD_WINDOW_BYTES;
+  const context = new zstd.DCtx();
+  context.setParameter(zstd.DParameter.windowLogMax, windowLogFor(maxWindow));
+  const slicer = new TimeSlicer();
   const parts: Buffer[] = [];
   let total = 0;
-  let offset = 0;
-  while (offset < data.length) {
-    if (offset + 4 > data.length) throw badBody('truncated snappy frame header', { stage: 'content-encoding:snappy', byteOffset: offset });
-    const type = data[offset] as number;
-    const length = data.readUIntLE(offset + 1, 3);
-    const start = offset + 4;
-    const end = start + length;
-    if (end > data.length) throw badBody('truncated snappy frame', { stage: 'content-encoding:snappy', byteOffset: offset });
-    // 0x00 compressed and 0x01 uncompressed chunks start with a 4-byte masked CRC (not checked:
-    // TCP and the shipper already protect the bytes, and a bad chunk still fails to decode).
-    if (type === 0x00 || type === 0x01) {
-      if (length < 4) throw badBody('snappy chunk too short', { stage: 'content-encoding:snappy', byteOffset: offset });
-      const chunk =
-        type === 0x00 ? decodeSnappyBlock(data.subarray(start + 4, end), maxBytes - total, start + 4) : data.subarray(start + 4, end);
-      total += chunk.length;
-      if (total > maxBytes) throw bodyTooLarge(maxBytes, 'after content-encoding snappy');
-      parts.push(chunk);
-    } else if (type >= 0x02 && type <= 0x7f) {
-      throw badBody(`unskippable snappy chunk type ${type}`, { stage: 'content-encoding:snappy', byteOffset: offset });
+  let input: Uint8Array = data;
+  let pending = 0;
+  let produced = 0;
+  do {
+    const out = Buffer.allocUnsafe(ZSTD_OUTPUT_CHUNK);
+    let consumed: number;
+    try {
+      [pending, produced, consumed] = context.decompressStream(out, input);
+    } catch (error) {
+      const message = (error as Error).message;
+      if (/too much memory/i.test(message)) {
+        throw badBody(`zstd frame asks for a window larger than ${maxWindow} bytes (--max-zstd-window)`, { stage, byteOffset: data.length - input.length });
+      }
+      throw badBody(`invalid zstd data: ${message}`, { stage, byteOffset: data.length - input.length });
     }
-    offset = end;
-  }
+    input = input.subarray(consumed);
+    if (produced > 0) {
+      total += produced;
+      if (total > options.maxBytes) throw bodyTooLarge(options.maxBytes, 'after content-encoding zstd');
+      options.reserve?.(produced);
+      // A short last chunk is copied so that it does not pin a whole output buffer.
+      parts.push(produced < ZSTD_OUTPUT_CHUNK / 4 ? Buffer.from(out.subarray(0, produced)) : out.subarray(0, produced));
+    }
+    if (consumed === 0 && produced === 0) break;
+    await slicer.yieldIfDue();
+  } while (input.length > 0 || produced === ZSTD_OUTPUT_CHUNK);
+  if (pending !== 0) throw badBody('invalid zstd data: the stream ends inside a frame (truncated?)', { stage, byteOffset: data.length });
   return Buffer.concat(parts, total);
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
-import { decompress as zstdDecompress } from 'fzstd';
+import { decompress as zstdDecompress } from 'zstd-napi';
 import * as snappy from 'snappyjs';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

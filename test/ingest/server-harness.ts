@@ -11,6 +11,8 @@ export interface TestServer {
   app: FastifyInstance;
   /** Set to false to make submit refuse (queue full). */
   accepting: { value: boolean };
+  /** Set to make submit throw it (a store that fails). */
+  failure: { error: Error | undefined };
   close(): Promise<void>;
 }
 
@@ -18,13 +20,17 @@ export interface TestServer {
 export async function startIngestServer(options: Partial<IngestRoutesOptions> & { token?: string } = {}): Promise<TestServer> {
   const batches: LogRecord[][] = [];
   const accepting = { value: true };
+  const failure: { error: Error | undefined } = { error: undefined };
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
   const app = Fastify({ bodyLimit: maxBodyBytes });
   installErrorShape(app);
   installAuth(app, { token: options.token });
+  app.get('/healthz', async () => ({ status: 'ok' }));
   await app.register(ingestRoutes, {
+    ...options,
     maxBodyBytes,
     submit: (records) => {
+      if (failure.error) throw failure.error;
       if (!accepting.value) return false;
       batches.push(records);
       return true;
@@ -32,7 +38,7 @@ export async function startIngestServer(options: Partial<IngestRoutesOptions> & 
     now: options.now ?? (() => Date.UTC(2017, 10, 5, 12, 0, 0)),
   });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
-  return { url: address, batches, app, accepting, close: () => app.close() };
+  return { url: address, batches, app, accepting, failure, close: () => app.close() };
 }
 
 export interface Answer {

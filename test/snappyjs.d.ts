@@ -1,4 +1,4 @@
-// snappyjs ships no type declarations; these cover the two functions leakwatch uses (index.js).
+// snappyjs ships no type declarations; these cover the two functions the tests use (index.js).
 declare module 'snappyjs' {
   /** Throws when the block is invalid or its declared length exceeds maxLength. */
   export function uncompress(compressed: Uint8Array, maxLength?: number): Uint8Array;
