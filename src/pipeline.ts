@@ -75,7 +75,7 @@ export class Pipeline {
    * batch is in the journal: answering 200 is safe.
    */
   submit(records: LogRecord[]): boolean {
-    if (!this.queue.fits(records.length)) {
+    if (!this.queue.fits(records)) {
       this.counters.batchesRefused++;
       return false;
     }

@@ -47,6 +47,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
   const memory = new MemoryTracker(store);
 
+  const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
     (sink) =>
       createEngine({
@@ -54,7 +55,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
         classifier: () => rules.current().classifier,
         sink,
       }),
-    new BoundedRecordQueue(config.queueRecords),
+    queue,
     {
       records: (records) => memory.observeRecords(records),
       events: (events) => {
@@ -100,6 +101,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       { name: 'leakwatch_ingest_records_total', help: 'Records accepted by ingest.', type: 'counter', value: counters.recordsAccepted },
       { name: 'leakwatch_ingest_refused_batches_total', help: 'Batches answered 503 because the engine queue was full.', type: 'counter', value: counters.batchesRefused },
       { name: 'leakwatch_queue_records', help: 'Records waiting for the engine.', type: 'gauge', value: pipeline.queuedRecords },
+      { name: 'leakwatch_queue_bytes', help: 'Bytes (estimated) of the records waiting for the engine.', type: 'gauge', value: queue.bytes },
       { name: 'leakwatch_engine_lines_total', help: 'Lines the engine has grouped.', type: 'counter', value: stats.linesIn },
       { name: 'leakwatch_engine_groups_total', help: 'Multi-line records closed.', type: 'counter', value: stats.groupsClosed },
       { name: 'leakwatch_engine_events_total', help: 'Events produced by the rules.', type: 'counter', value: stats.eventsOut },

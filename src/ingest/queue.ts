@@ -1,38 +1,84 @@
 import type { LogRecord } from './record.js';
 
+/** Bytes a record holds in memory, roughly: its strings at two bytes a character, plus per-value overhead. */
+export function estimateRecordBytes(record: LogRecord): number {
+  let bytes = 96 + 2 * (record.message.length + record.stream.length);
+  if (record.fields === undefined) return bytes;
+  // Iterative: the decoder already bounded the depth, but no walk on input should recurse.
+  const stack: unknown[] = [record.fields];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value === 'string') bytes += 16 + 2 * value.length;
+    else if (value instanceof Uint8Array) bytes += 64 + value.byteLength;
+    else if (value !== null && typeof value === 'object') {
+      for (const [key, inner] of Object.entries(value as object)) {
+        bytes += 16 + 2 * key.length;
+        stack.push(inner);
+      }
+    } else bytes += 16;
+  }
+  return bytes;
+}
+
 /**
- * The engine's bounded input queue. Ingest offers whole batches; a batch that does not fit is
- * refused (the route answers 503, which every shipper retries) rather than buffered without bound.
+ * The engine's bounded input queue, by records and by bytes. Ingest offers whole batches; a batch
+ * that does not fit is refused (the route answers 503, which every shipper retries) rather than
+ * buffered without bound.
  */
 export class BoundedRecordQueue {
-  private readonly batches: LogRecord[][] = [];
+  private readonly batches: Array<{ records: LogRecord[]; bytes: number }> = [];
   private queued = 0;
+  private queuedBytes = 0;
+  /** Sizes measured by fits(), reused by offer() for the same batch. */
+  private readonly measured = new WeakMap<readonly LogRecord[], number>();
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    readonly capacityBytes: number = Number.POSITIVE_INFINITY,
+  ) {}
 
-  /** Whether a batch of this many records would be accepted now. */
-  fits(records: number): boolean {
-    // An empty queue always takes one batch, so a batch larger than the capacity is not refused forever.
-    return records === 0 || this.queued === 0 || this.queued + records <= this.capacity;
+  /** Whether this batch would be accepted now. */
+  fits(batch: readonly LogRecord[]): boolean {
+    // An empty queue always takes one batch, so a batch larger than a capacity is not refused forever.
+    if (batch.length === 0 || this.queued === 0) return true;
+    return this.queued + batch.length <= this.capacity && this.queuedBytes + this.bytesOf(batch) <= this.capacityBytes;
   }
 
-  /** Accepts the batch whole, or refuses it whole when it would exceed the capacity. */
+  /** Accepts the batch whole, or refuses it whole when it would exceed a capacity. */
   offer(batch: LogRecord[]): boolean {
     if (batch.length === 0) return true;
-    if (!this.fits(batch.length)) return false;
-    this.batches.push(batch);
+    if (!this.fits(batch)) return false;
+    const bytes = this.bytesOf(batch);
+    this.batches.push({ records: batch, bytes });
     this.queued += batch.length;
+    this.queuedBytes += bytes;
     return true;
   }
 
   /** Removes and returns the oldest batch, if any. */
   take(): LogRecord[] | undefined {
-    const batch = this.batches.shift();
-    if (batch) this.queued -= batch.length;
-    return batch;
+    const entry = this.batches.shift();
+    if (!entry) return undefined;
+    this.queued -= entry.records.length;
+    this.queuedBytes -= entry.bytes;
+    return entry.records;
   }
 
   get size(): number {
     return this.queued;
+  }
+
+  get bytes(): number {
+    return this.queuedBytes;
+  }
+
+  private bytesOf(batch: readonly LogRecord[]): number {
+    let bytes = this.measured.get(batch);
+    if (bytes === undefined) {
+      bytes = 0;
+      for (const record of batch) bytes += estimateRecordBytes(record);
+      this.measured.set(batch, bytes);
+    }
+    return bytes;
   }
 }
