@@ -122,6 +122,18 @@ export function isLeakwatchError(error: unknown): error is LeakwatchError {
   return error instanceof LeakwatchError;
 }
 
+/** SQLite result codes (and errnos) of conditions that pass: a busy or locked database, a full disk, an I/O hiccup. */
+const PASSING_STORAGE_CODES = /^(SQLITE_(BUSY|LOCKED|FULL|IOERR|NOMEM|CANTOPEN|PROTOCOL)|ENOSPC|EIO|EAGAIN|EBUSY|EMFILE|ENFILE)/;
+
+/**
+ * Whether a failure to record a batch can pass, so that a retry may succeed (503); any other
+ * failure (a record the journal cannot serialise, say) would fail the same way every time.
+ */
+export function isPassingStorageError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && PASSING_STORAGE_CODES.test(code);
+}
+
 /** Answers with the error's shape; 503s carry Retry-After, answers that end an upload early close the connection. */
 export function sendError(reply: FastifyReply, error: LeakwatchError): FastifyReply {
   if (error.statusCode === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));

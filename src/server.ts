@@ -75,12 +75,19 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxBodyBytes,
+    // Backstop for what ingest's own timeouts do not see (headers that never end, other routes).
+    requestTimeout: config.requestTimeoutMs + 5000,
   });
   installErrorShape(app);
   installAuth(app, { token: config.token, readToken: config.readToken });
   await app.register(ingestRoutes, {
     submit: (records) => pipeline.submit(records),
     maxBodyBytes: config.maxBodyBytes,
+    limits: { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth },
+    maxZstdWindowBytes: config.maxZstdWindowBytes,
+    maxInflightBytes: config.maxInflightBytes,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
   });
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });

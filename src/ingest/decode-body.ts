@@ -1,10 +1,10 @@
-import type { DecodedBatch } from './formats/batch.js';
+import { BatchBuilder, type DecodedBatch, type DecodeLimits } from './formats/batch.js';
 import { decodeJson } from './formats/json.js';
 import { decodeMsgpack } from './formats/msgpack.js';
 import { decodeNdjson } from './formats/ndjson.js';
 import { decodeTextLines } from './formats/text-lines.js';
 
-export type { DecodedBatch } from './formats/batch.js';
+export type { DecodedBatch, DecodeLimits } from './formats/batch.js';
 
 type BodyFormat = 'json' | 'ndjson' | 'msgpack' | 'text';
 
@@ -88,21 +88,28 @@ export function chooseFormat(body: Uint8Array, contentType: string | undefined):
 }
 
 /**
- * Decodes a whole (already decompressed) body into records. Bad parts inside a batch become raw
- * text records counted in `malformed`; only a body that cannot be decoded at all throws, as an
- * LeakwatchError (400, with `where`).
+ * Decodes a whole (already decompressed) body into records, in slices of a few milliseconds. Bad
+ * parts inside a batch become raw text records counted in `malformed`, as do lines, values and
+ * records over the limits; a body that cannot be decoded at all throws a LeakwatchError (400,
+ * with `where`), one with more than `maxRecords` records a 413.
  */
-export function decodeBody(body: Buffer, contentType: string | undefined, receivedAtMs: number): DecodedBatch {
-  if (body.length === 0) return { records: [], malformed: 0 };
+export async function decodeBody(
+  body: Buffer,
+  contentType: string | undefined,
+  receivedAtMs: number,
+  limits: Partial<DecodeLimits> = {},
+): Promise<DecodedBatch> {
+  const batch = new BatchBuilder(receivedAtMs, limits);
+  if (body.length === 0) return batch.result();
   const format = chooseFormat(body, contentType);
   switch (format) {
     case 'msgpack':
-      return decodeMsgpack(body, receivedAtMs);
+      return decodeMsgpack(body, batch);
     case 'json':
-      return decodeJson(body.toString('utf8'), receivedAtMs);
+      return decodeJson(body.toString('utf8'), batch);
     case 'ndjson':
-      return decodeNdjson(body.toString('utf8'), receivedAtMs);
+      return decodeNdjson(body.toString('utf8'), batch);
     case 'text':
-      return decodeTextLines(body.toString('utf8'), receivedAtMs);
+      return decodeTextLines(body.toString('utf8'), batch);
   }
 }

@@ -1,9 +1,11 @@
 import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULTS } from '../config.js';
+import { isPassingStorageError, LeakwatchError } from '../errors.js';
 import { decodeContentEncoding, parseContentEncoding } from './content-encoding.js';
-import { decodeBody } from './decode-body.js';
-import { LeakwatchError, sendError } from '../errors.js';
+import { decodeBody, type DecodeLimits } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
+import { InflightBytes, type InflightClaim } from './inflight.js';
 import type { LogRecord } from './record.js';
 
 export interface IngestRoutesOptions {
@@ -11,6 +13,17 @@ export interface IngestRoutesOptions {
   submit: (records: LogRecord[]) => boolean;
   /** Limit for the body as received and again after each Content-Encoding is undone. */
   maxBodyBytes: number;
+  /** Records, line, message and depth limits of one body (the --max-* settings). */
+  limits?: Partial<DecodeLimits>;
+  maxZstdWindowBytes?: number;
+  /** Request bytes held at once across all requests. */
+  maxInflightBytes?: number;
+  /** Longest pause in a body upload (408 and the connection closed). */
+  bodyTimeoutMs?: number;
+  /** Longest time for a whole request (408 and the connection closed). */
+  requestTimeoutMs?: number;
+  /** False while the service cannot take batches yet (rules loading): 503 + Retry-After. */
+  ready?: () => boolean;
   /** Receive time for records without one; injectable for tests. */
   now?: () => number;
 }
@@ -24,11 +37,14 @@ export interface IngestAnswer {
  * `POST /ingest` and `POST /` (Fluent Bit's default `uri /`): the HTTP sink every shipper posts to.
  * The plugin reads the raw body itself: all content types go to one catch-all parser, so no shipper
  * label (application/msgpack, application/x-msgpack, none at all) can earn fastify's own 415, and
- * the size limits apply to the bytes received and to what they decompress to.
+ * the size limits apply to the bytes received and to what they decompress to. Every byte held is
+ * counted against --max-inflight-bytes while the request runs.
  */
 export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app, options) => {
   const now = options.now ?? Date.now;
   const maxBodyBytes = options.maxBodyBytes;
+  const inflight = new InflightBytes(options.maxInflightBytes ?? DEFAULTS.maxInflightBytes);
+  const timeouts = { idleMs: options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs, totalMs: options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs };
 
   // Encapsulated by fastify: only these routes lose the default JSON/text parsers.
   app.removeAllContentTypeParsers();
@@ -45,24 +61,50 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
   });
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const startedAt = Date.now();
     const receivedAtMs = now();
-    const raw = await readBody(request.body, maxBodyBytes);
-    const decoded = await decodeContentEncoding(raw, headerValue(request.headers['content-encoding']), maxBodyBytes);
-    const { records, malformed } = decodeBody(decoded, request.headers['content-type'], receivedAtMs);
-    if (records.length > 0) {
-      let refusal: string | undefined;
-      try {
-        if (!options.submit(records)) refusal = 'the engine queue is full; retry shortly';
-      } catch (error) {
-        // The batch could not be recorded (a full disk, say): 503 so that the shipper keeps it and retries.
-        request.log.error({ err: error }, 'ingest: submit failed');
-        refusal = 'the batch could not be recorded (storage error, see the server log); retry shortly';
+    const claim = inflight.claim();
+    try {
+      if (options.ready !== undefined && !options.ready()) {
+        throw new LeakwatchError('LW_ERR_NOT_READY', 'the rules are still being loaded and checked; retry shortly');
       }
-      if (refusal !== undefined) return sendError(reply, new LeakwatchError('LW_ERR_OVERLOADED', refusal));
+      const declared = Number(request.headers['content-length']);
+      // Claim what the client announced before reading it, so that 40 big uploads cannot all start.
+      if (Number.isFinite(declared) && declared > 0) claim.add(declared);
+      const raw = await readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt });
+      const decoded = await decodeContentEncoding(raw, headerValue(request.headers['content-encoding']), {
+        maxBytes: maxBodyBytes,
+        maxZstdWindowBytes: options.maxZstdWindowBytes,
+        reserve: (bytes) => claim.add(bytes),
+      });
+      const { records, malformed } = await decodeBody(decoded, request.headers['content-type'], receivedAtMs, options.limits);
+      if (records.length > 0) submitOrRefuse(records, request);
+      const answer: IngestAnswer = { accepted: records.length, malformed };
+      return reply.code(200).send(answer);
+    } catch (error) {
+      // A refusal before the body was read leaves it unread: close rather than drain it.
+      if (error instanceof LeakwatchError && error.statusCode === 503 && !request.raw.readableEnded) reply.header('connection', 'close');
+      throw error;
+    } finally {
+      claim.release();
     }
-    const answer: IngestAnswer = { accepted: records.length, malformed };
-    return reply.code(200).send(answer);
   };
+
+  /** 503 only for what passes (queue full, store busy or full); a batch that can never be recorded gets a final 422. */
+  function submitOrRefuse(records: LogRecord[], request: FastifyRequest): void {
+    let accepted: boolean;
+    try {
+      accepted = options.submit(records);
+    } catch (error) {
+      if (isPassingStorageError(error)) {
+        request.log.warn({ err: error }, 'ingest: the store refused the batch for now');
+        throw new LeakwatchError('LW_ERR_STORAGE', `the batch could not be recorded for now (${(error as Error).message}); retry shortly`);
+      }
+      request.log.error({ err: error }, 'ingest: the batch cannot be recorded');
+      throw new LeakwatchError('LW_ERR_UNRECORDABLE', `the batch cannot be recorded: ${(error as Error).message}`);
+    }
+    if (!accepted) throw new LeakwatchError('LW_ERR_OVERLOADED', 'the engine queue is full (--queue-records / --queue-bytes); retry shortly');
+  }
 
   // The route limit only has to let the stream through; readBody enforces maxBodyBytes itself.
   const routeOptions = { bodyLimit: maxBodyBytes + 1 };
@@ -74,8 +116,19 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(',') : value;
 }
 
-/** Collects the request stream, refusing (413) past the limit without buffering more. */
-async function readBody(body: unknown, limit: number): Promise<Buffer> {
+interface BodyTimeouts {
+  idleMs: number;
+  totalMs: number;
+  startedAt: number;
+}
+
+/**
+ * Collects the request stream, refusing past the size limit (413), when the upload pauses longer
+ * than `idleMs` or takes longer than `totalMs` in all (408), and when the bytes in flight are at
+ * their cap (503), without buffering more. Bytes beyond what Content-Length announced are claimed
+ * as they come.
+ */
+async function readBody(body: unknown, limit: number, claim: InflightClaim, timeouts: BodyTimeouts): Promise<Buffer> {
   if (body === undefined || body === null) return Buffer.alloc(0);
   if (Buffer.isBuffer(body)) {
     if (body.length > limit) throw bodyTooLarge(limit, 'request body');
@@ -85,22 +138,51 @@ async function readBody(body: unknown, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   return new Promise<Buffer>((resolve, reject) => {
+    let idle: NodeJS.Timeout | undefined;
+    const overall = setTimeout(() => stop(timedOut(`the request took longer than ${timeouts.totalMs} ms (--request-timeout)`)), Math.max(0, timeouts.startedAt + timeouts.totalMs - Date.now()));
+    const armIdle = (): void => {
+      if (idle) clearTimeout(idle);
+      idle = setTimeout(() => stop(timedOut(`the upload paused for more than ${timeouts.idleMs} ms (--body-timeout)`)), timeouts.idleMs);
+    };
+    const finish = (): void => {
+      if (idle) clearTimeout(idle);
+      clearTimeout(overall);
+      stream.off('data', onData);
+    };
+    // Stop keeping bytes; the answer goes out with Connection: close, which ends the upload.
+    const stop = (error: Error): void => {
+      finish();
+      chunks.length = 0;
+      stream.resume();
+      reject(error);
+    };
     const onData = (chunk: Buffer): void => {
+      armIdle();
       total += chunk.length;
-      if (total > limit) {
-        // Stop keeping bytes; the 413 goes out with Connection: close, which ends the upload.
-        stream.off('data', onData);
-        stream.resume();
-        chunks.length = 0;
-        reject(bodyTooLarge(limit, 'request body'));
-        return;
+      if (total > limit) return stop(bodyTooLarge(limit, 'request body'));
+      const unclaimed = total - claim.bytes;
+      if (unclaimed > 0) {
+        try {
+          claim.add(unclaimed);
+        } catch (error) {
+          return stop(error as Error);
+        }
       }
       chunks.push(chunk);
     };
+    armIdle();
     stream.on('data', onData);
-    stream.once('end', () => resolve(Buffer.concat(chunks, total)));
-    stream.once('error', (error) =>
-      reject(badBody(`request body could not be read: ${error.message}`, { stage: 'read' })),
-    );
+    stream.once('end', () => {
+      finish();
+      resolve(Buffer.concat(chunks, total));
+    });
+    stream.once('error', (error) => {
+      finish();
+      reject(badBody(`request body could not be read: ${error.message}`, { stage: 'read' }));
+    });
   });
+}
+
+function timedOut(message: string): LeakwatchError {
+  return new LeakwatchError('LW_ERR_REQUEST_TIMEOUT', message);
 }

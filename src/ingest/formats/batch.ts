@@ -1,46 +1,141 @@
+import { DEFAULTS } from '../../config.js';
+import { tooManyRecords } from '../errors.js';
 import { malformedRecord, recordFromObject, recordFromText, safeStringify } from '../normalize.js';
 import type { LogRecord } from '../record.js';
+import { TimeSlicer } from '../time-slice.js';
 
-/** What a body decodes to: every record, and how many of them were kept as raw text. */
+/** What a body decodes to: every record, and how many of them were kept as raw text or cut. */
 export interface DecodedBatch {
   records: LogRecord[];
   malformed: number;
 }
 
-/** Collects one body's records; the formats share its rules for values that are not records. */
+/** The bounds of one body's decoding (the --max-* settings). */
+export interface DecodeLimits {
+  /** More records than this: the body is refused (413). */
+  maxRecords: number;
+  /** A longer line (text, NDJSON) or value (JSON, msgpack) is kept cut, as raw text, counted malformed. */
+  maxLineBytes: number;
+  /** A longer message is cut; its record is counted malformed. */
+  maxMessageBytes: number;
+  /** A record nested deeper is kept as raw text, counted malformed. */
+  maxDepth: number;
+}
+
+export const DEFAULT_DECODE_LIMITS: Readonly<DecodeLimits> = {
+  maxRecords: DEFAULTS.maxRecords,
+  maxLineBytes: DEFAULTS.maxLineBytes,
+  maxMessageBytes: DEFAULTS.maxMessageBytes,
+  maxDepth: DEFAULTS.maxDepth,
+};
+
+/** The first `maxBytes` bytes of `text` as UTF-8, never splitting a character. */
+export function cutToBytes(text: string, maxBytes: number): string {
+  // Fast path: even at 3 bytes per UTF-16 unit it fits.
+  if (text.length * 3 <= maxBytes) return text;
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  let end = maxBytes;
+  while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--;
+  return bytes.toString('utf8', 0, end);
+}
+
+/** Whether `value` nests objects/arrays more than `maxDepth` deep (iterative: a hostile depth cannot overflow the stack). */
+export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (depth > maxDepth) return true;
+    const children = Array.isArray(current) ? current : current instanceof Uint8Array ? [] : Object.values(current as object);
+    for (const child of children) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/**
+ * Collects one body's records; the formats share its rules for values that are not records and
+ * its limits. The decoders call `yieldIfDue()` in their loops so that a large body is decoded in
+ * slices and the event loop keeps answering other requests.
+ */
 export class BatchBuilder {
   readonly records: LogRecord[] = [];
   malformed = 0;
+  readonly limits: DecodeLimits;
+  private readonly slicer: TimeSlicer;
 
-  constructor(readonly receivedAtMs: number) {}
+  constructor(
+    readonly receivedAtMs: number,
+    limits: Partial<DecodeLimits> = {},
+    slicer: TimeSlicer = new TimeSlicer(),
+  ) {
+    this.limits = { ...DEFAULT_DECODE_LIMITS, ...limits };
+    this.slicer = slicer;
+  }
+
+  yieldIfDue(): Promise<void> | undefined {
+    return this.slicer.due() ? this.slicer.pause() : undefined;
+  }
 
   /**
    * One decoded value: an object is a record, a string is a message (Vector's opt-in log namespace
-   * sends bare strings), anything else is kept as raw text and counted as malformed.
+   * sends bare strings), anything else is kept as raw text and counted as malformed. `source` is
+   * the value's text as sent, when the format has it, for the raw record of a value too deep.
    */
-  addValue(value: unknown, eventTimeMs?: number): void {
-    if (isPlainRecord(value)) {
-      this.records.push(recordFromObject(value, this.receivedAtMs, eventTimeMs));
+  addValue(value: unknown, eventTimeMs?: number, source?: string): void {
+    if (nestsDeeperThan(value, this.limits.maxDepth)) {
+      this.addMalformed(source ?? `[a value nested more than ${this.limits.maxDepth} levels deep (--max-depth)]`);
+    } else if (isPlainRecord(value)) {
+      this.push(recordFromObject(value, this.receivedAtMs, eventTimeMs));
     } else if (typeof value === 'string') {
-      const record = recordFromText(value, this.receivedAtMs);
-      if (record !== null) this.records.push(record);
+      const record = recordFromText(this.cutLine(value), this.receivedAtMs);
+      if (record !== null) this.push(record);
     } else {
       this.addMalformed(safeStringify(value));
     }
   }
 
   addMalformed(text: string): void {
-    this.records.push(malformedRecord(text, this.receivedAtMs));
     this.malformed++;
+    this.push(malformedRecord(this.cutLine(text), this.receivedAtMs), true);
   }
 
   addTextLine(line: string): void {
+    const cut = this.cutLine(line);
+    if (cut !== line) {
+      this.addMalformed(cut);
+      return;
+    }
     const record = recordFromText(line, this.receivedAtMs);
-    if (record !== null) this.records.push(record);
+    if (record !== null) this.push(record);
+  }
+
+  /** Whether a line or value of this many UTF-16 units may be over --max-line-bytes (then `cutLine` decides). */
+  mayBeTooLong(length: number): boolean {
+    return length > this.limits.maxLineBytes / 3;
   }
 
   result(): DecodedBatch {
     return { records: this.records, malformed: this.malformed };
+  }
+
+  private cutLine(text: string): string {
+    return this.mayBeTooLong(text.length) ? cutToBytes(text, this.limits.maxLineBytes) : text;
+  }
+
+  private push(record: LogRecord, counted = false): void {
+    if (this.records.length >= this.limits.maxRecords) throw tooManyRecords(this.limits.maxRecords);
+    if (record.message.length * 3 > this.limits.maxMessageBytes) {
+      const cut = cutToBytes(record.message, this.limits.maxMessageBytes);
+      if (cut !== record.message) {
+        record.message = cut;
+        if (!counted && record.malformed !== true) {
+          record.malformed = true;
+          this.malformed++;
+        }
+      }
+    }
+    this.records.push(record);
   }
 }
 

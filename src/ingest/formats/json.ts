@@ -3,6 +3,13 @@ import { BatchBuilder, isPlainRecord, locate, type DecodedBatch } from './batch.
 import { CH_BACKSLASH, CH_CLOSE_BRACE, CH_CLOSE_BRACKET, CH_COMMA, CH_NEWLINE, CH_OPEN_BRACE, CH_OPEN_BRACKET, CH_QUOTE } from '../../text/char-codes.js';
 
 /**
+ * Bodies up to this size are tried with one JSON.parse (a few milliseconds); larger ones are cut
+ * into values first and each value is parsed alone, so that no single step holds the event loop
+ * and a value over --max-line-bytes is kept raw without being parsed.
+ */
+const WHOLE_PARSE_MAX_CHARS = 256 * 1024;
+
+/**
  * The JSON family, everything labelled `application/json` or sniffed as JSON:
  * - a JSON array (Vector `json`, Fluent Bit `json`, Fluentd `json_array`), also of bare strings
  *   (Vector's log namespace), also wrapped as `{"data":[...]}` (Vector `payload_prefix`);
@@ -11,20 +18,35 @@ import { CH_BACKSLASH, CH_CLOSE_BRACE, CH_CLOSE_BRACKET, CH_COMMA, CH_NEWLINE, C
  *   labelled application/json; Vector `bytes`/`character_delimited` framing; GELF's NUL).
  *
  * A broken value inside is kept as raw text and counted. Only a body that cannot be split into
- * values at all (an array that never closes, a first value that never ends) is a 400.
+ * values at all (an array that never closes, a first value that never ends) is a 400; a large
+ * body keeps the complete elements of an array that never closes.
  */
-export function decodeJson(text: string, receivedAtMs: number): DecodedBatch {
-  const batch = new BatchBuilder(receivedAtMs);
+export async function decodeJson(text: string, batch: BatchBuilder): Promise<DecodedBatch> {
   const first = skipSeparators(text, 0);
   if (first >= text.length) return batch.result();
-  const whole = tryParse(text);
-  if (whole !== NOT_JSON) {
-    addDocument(batch, whole);
+  if (text.length <= WHOLE_PARSE_MAX_CHARS) {
+    const whole = tryParse(text);
+    if (whole !== NOT_JSON) {
+      await addDocument(batch, whole, text);
+      return batch.result();
+    }
+    await decodeValueStream(text, first, batch, false);
     return batch.result();
   }
-  decodeValueStream(text, first, batch);
+  const wrapped = DATA_WRAPPER.exec(text.slice(first, first + 64));
+  if (wrapped) {
+    const open = first + wrapped[0].length - 1;
+    const close = await decodeLargeArray(text, open, batch);
+    if (close >= 0 && /^\s*\}\s*$/.test(text.slice(close))) return batch.result();
+    if (close >= 0) await decodeValueStream(text, close, batch, true);
+    return batch.result();
+  }
+  await decodeValueStream(text, first, batch, true);
   return batch.result();
 }
+
+/** Vector's `payload_prefix: '{"data":'` with `payload_suffix: '}'`. */
+const DATA_WRAPPER = /^\{\s*"data"\s*:\s*\[/;
 
 const NOT_JSON = Symbol('not-json');
 
@@ -36,19 +58,35 @@ function tryParse(text: string): unknown {
   }
 }
 
-function addDocument(batch: BatchBuilder, document: unknown): void {
-  if (Array.isArray(document)) {
-    for (const element of document) batch.addValue(element);
-    return;
+async function addElements(batch: BatchBuilder, elements: unknown[]): Promise<void> {
+  for (const element of elements) {
+    batch.addValue(element);
+    await batch.yieldIfDue();
   }
+}
+
+async function addDocument(batch: BatchBuilder, document: unknown, source: string): Promise<void> {
+  if (Array.isArray(document)) return addElements(batch, document);
   if (isPlainRecord(document)) {
     const data = document['data'];
-    if (Array.isArray(data) && Object.keys(document).length === 1) {
-      for (const element of data) batch.addValue(element);
-      return;
-    }
+    if (Array.isArray(data) && Object.keys(document).length === 1) return addElements(batch, data);
   }
-  batch.addValue(document);
+  batch.addValue(document, undefined, source);
+}
+
+/** One value's text: parsed and added, or kept raw when it is too long or not JSON. */
+function addValueText(batch: BatchBuilder, slice: string): boolean {
+  if (batch.mayBeTooLong(slice.length) && Buffer.byteLength(slice) > batch.limits.maxLineBytes) {
+    batch.addMalformed(slice);
+    return false;
+  }
+  const parsed = tryParse(slice);
+  if (parsed === NOT_JSON) {
+    batch.addMalformed(slice);
+    return false;
+  }
+  batch.addValue(parsed, undefined, slice);
+  return true;
 }
 
 function isSeparator(code: number): boolean {
@@ -110,9 +148,10 @@ function tokenEnd(text: string, start: number, limit: number): number {
   return Math.max(index, start + 1);
 }
 
-function decodeValueStream(text: string, from: number, batch: BatchBuilder): void {
+async function decodeValueStream(text: string, from: number, batch: BatchBuilder, large: boolean): Promise<void> {
   let index = from;
   for (;;) {
+    await batch.yieldIfDue();
     index = skipSeparators(text, index);
     if (index >= text.length) return;
     const code = text.charCodeAt(index);
@@ -123,6 +162,12 @@ function decodeValueStream(text: string, from: number, batch: BatchBuilder): voi
       index = end;
       continue;
     }
+    if (large && code === CH_OPEN_BRACKET) {
+      const close = await decodeLargeArray(text, index, batch);
+      if (close < 0) return;
+      index = close;
+      continue;
+    }
     const end = valueEnd(text, index);
     if (end < 0) {
       if (code === CH_OPEN_BRACKET) {
@@ -130,7 +175,7 @@ function decodeValueStream(text: string, from: number, batch: BatchBuilder): voi
         throw badBody(`JSON array opened at line ${at.line} (byte ${at.byteOffset}) is never closed`, { stage: 'json', ...at });
       }
       const before = batch.records.length;
-      const parsedPieces = splitAtBoundaries(text, index, batch);
+      const parsedPieces = await splitAtBoundaries(text, index, batch);
       if (parsedPieces === 0 && before === 0) {
         const at = locate(text, index);
         throw badBody(`JSON value starting at line ${at.line} (byte ${at.byteOffset}) never ends`, { stage: 'json', ...at });
@@ -138,16 +183,43 @@ function decodeValueStream(text: string, from: number, batch: BatchBuilder): voi
       return;
     }
     const slice = text.slice(index, end);
-    const parsed = tryParse(slice);
-    if (parsed !== NOT_JSON) addDocument(batch, parsed);
-    else if (code === CH_OPEN_BRACKET) decodeArrayElements(text, index, end, batch);
-    else batch.addMalformed(slice);
+    if (batch.mayBeTooLong(slice.length) && Buffer.byteLength(slice) > batch.limits.maxLineBytes) {
+      batch.addMalformed(slice);
+    } else {
+      const parsed = tryParse(slice);
+      if (parsed !== NOT_JSON) await addDocument(batch, parsed, slice);
+      else if (code === CH_OPEN_BRACKET) await decodeArrayElements(text, index, end, batch);
+      else batch.addMalformed(slice);
+    }
+    index = end;
+  }
+}
+
+/**
+ * The elements of a large array, each parsed alone, without finding the array's end first.
+ * Returns the index after its `]`, or -1 when it never closes (its complete elements are kept,
+ * the incomplete rest counted malformed).
+ */
+async function decodeLargeArray(text: string, open: number, batch: BatchBuilder): Promise<number> {
+  let index = open + 1;
+  for (;;) {
+    await batch.yieldIfDue();
+    index = skipSeparators(text, index);
+    if (index >= text.length) return -1;
+    const code = text.charCodeAt(index);
+    if (code === CH_CLOSE_BRACKET) return index + 1;
+    const end = isContainerStart(code) ? valueEnd(text, index) : tokenEnd(text, index, text.length);
+    if (end < 0) {
+      batch.addMalformed(text.slice(index));
+      return -1;
+    }
+    addValueText(batch, text.slice(index, end));
     index = end;
   }
 }
 
 /** An array that closes but does not parse: keep its good elements, count the bad ones. */
-function decodeArrayElements(text: string, open: number, end: number, batch: BatchBuilder): void {
+async function decodeArrayElements(text: string, open: number, end: number, batch: BatchBuilder): Promise<void> {
   const limit = end - 1;
   let index = open + 1;
   for (;;) {
@@ -156,11 +228,9 @@ function decodeArrayElements(text: string, open: number, end: number, batch: Bat
     const code = text.charCodeAt(index);
     let elementEnd = isContainerStart(code) ? valueEnd(text, index) : tokenEnd(text, index, limit);
     if (elementEnd < 0 || elementEnd > limit) elementEnd = limit;
-    const slice = text.slice(index, elementEnd);
-    const parsed = tryParse(slice);
-    if (parsed === NOT_JSON) batch.addMalformed(slice);
-    else batch.addValue(parsed);
+    addValueText(batch, text.slice(index, elementEnd));
     index = elementEnd;
+    await batch.yieldIfDue();
   }
 }
 
@@ -169,26 +239,28 @@ function decodeArrayElements(text: string, open: number, end: number, batch: Bat
  * the rest is cut where records usually meet, at line ends and `}{`, so later records survive.
  * Returns how many pieces parsed.
  */
-function splitAtBoundaries(text: string, from: number, batch: BatchBuilder): number {
+async function splitAtBoundaries(text: string, from: number, batch: BatchBuilder): Promise<number> {
   let parsedPieces = 0;
   let start = from;
-  const take = (end: number): void => {
+  const take = async (end: number): Promise<void> => {
     const piece = text.slice(start, end).trim();
     start = end;
     if (piece === '') return;
-    const parsed = tryParse(piece);
+    const tooLong = batch.mayBeTooLong(piece.length) && Buffer.byteLength(piece) > batch.limits.maxLineBytes;
+    const parsed = tooLong ? NOT_JSON : tryParse(piece);
     if (parsed === NOT_JSON) {
       batch.addMalformed(piece);
     } else {
       parsedPieces++;
-      addDocument(batch, parsed);
+      await addDocument(batch, parsed, piece);
     }
+    await batch.yieldIfDue();
   };
   for (let index = from; index < text.length; index++) {
     const code = text.charCodeAt(index);
-    if (code === CH_NEWLINE) take(index + 1);
-    else if (code === CH_CLOSE_BRACE && text.charCodeAt(index + 1) === CH_OPEN_BRACE) take(index + 1);
+    if (code === CH_NEWLINE) await take(index + 1);
+    else if (code === CH_CLOSE_BRACE && text.charCodeAt(index + 1) === CH_OPEN_BRACE) await take(index + 1);
   }
-  take(text.length);
+  await take(text.length);
   return parsedPieces;
 }

@@ -1,7 +1,7 @@
 import { Decoder, ExtensionCodec } from '@msgpack/msgpack';
 import { badBody } from '../errors.js';
 import { epochNumberToMs } from '../normalize.js';
-import { BatchBuilder, isPlainRecord, type DecodedBatch } from './batch.js';
+import { type BatchBuilder, isPlainRecord, type DecodedBatch } from './batch.js';
 
 /**
  * A stream of msgpack values with no outer array:
@@ -11,9 +11,9 @@ import { BatchBuilder, isPlainRecord, type DecodedBatch } from './batch.js';
  * - Fluentd forward-style `[tag, time, record]` and `[tag, [[time, record], ...]]`, for curl users.
  * Time is ext type 0 (EventTime: u32 seconds, u32 nanoseconds), an integer or a float (seconds).
  */
-export function decodeMsgpack(body: Uint8Array, receivedAtMs: number): DecodedBatch {
-  const batch = new BatchBuilder(receivedAtMs);
-  if (body.length === 0) return batch.result();
+export async function decodeMsgpack(original: Uint8Array, batch: BatchBuilder): Promise<DecodedBatch> {
+  if (original.length === 0) return batch.result();
+  const body = withoutProtoKeys(original);
   const limit = body.length;
   const decoder = new Decoder({
     extensionCodec: EVENT_TIME_CODEC,
@@ -29,9 +29,16 @@ export function decodeMsgpack(body: Uint8Array, receivedAtMs: number): DecodedBa
   let consumed = 0;
   try {
     for (const value of decoder.decodeMulti(body)) {
-      addEvent(batch, value);
-      values++;
+      const start = consumed;
       consumed = decoderPosition(decoder, consumed);
+      values++;
+      if (consumed - start > batch.limits.maxLineBytes) {
+        const head = Buffer.from(body.buffer, body.byteOffset + start, Math.min(consumed - start, MAX_RAW_TAIL)).toString('utf8');
+        batch.addMalformed(`msgpack value of ${consumed - start} bytes at byte ${start}, over --max-line-bytes (${batch.limits.maxLineBytes}): ${head}`);
+      } else {
+        addEvent(batch, value);
+      }
+      await batch.yieldIfDue();
     }
   } catch (error) {
     const message = (error as Error).message;
@@ -46,6 +53,27 @@ export function decodeMsgpack(body: Uint8Array, receivedAtMs: number): DecodedBa
 }
 
 const MAX_RAW_TAIL = 64 * 1024;
+
+/** The key `__proto__` as a msgpack fixstr and as a str8. */
+const PROTO_KEYS = [Buffer.from([0xa9, ...Buffer.from('__proto__')]), Buffer.from([0xd9, 0x09, ...Buffer.from('__proto__')])];
+const PROTO_KEY_RENAMED = Buffer.from('__PROTO__');
+
+/**
+ * @msgpack/msgpack refuses a map with a `__proto__` key (prototype pollution), which would cost the
+ * rest of the batch; such a key is spelt `__PROTO__` instead (same length, so nothing else moves).
+ * The body is copied only when it holds the key.
+ */
+function withoutProtoKeys(body: Uint8Array): Uint8Array {
+  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (!PROTO_KEYS.some((key) => bytes.includes(key))) return body;
+  const copy = Buffer.from(bytes);
+  for (const key of PROTO_KEYS) {
+    for (let at = copy.indexOf(key); at >= 0; at = copy.indexOf(key, at + key.length)) {
+      PROTO_KEY_RENAMED.copy(copy, at + key.length - PROTO_KEY_RENAMED.length);
+    }
+  }
+  return copy;
+}
 
 /**
  * Where the decoder stopped after the last complete value. `pos` is private in the library's

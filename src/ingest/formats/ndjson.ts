@@ -2,18 +2,23 @@ import { BatchBuilder, type DecodedBatch } from './batch.js';
 
 /**
  * Newline-delimited JSON: Vector `newline_delimited` (last LF removed), Fluent Bit `json_lines`
- * and Fluentd's default (LF after every record). A line that is not JSON is kept as a raw text
- * record and counted; it never rejects the batch. A line holding an array contributes its elements.
+ * and Fluentd's default (LF after every record). A line that is not JSON, or is over
+ * --max-line-bytes, is kept as a raw text record and counted; it never rejects the batch. A line
+ * holding an array contributes its elements.
  */
-export function decodeNdjson(text: string, receivedAtMs: number): DecodedBatch {
-  const batch = new BatchBuilder(receivedAtMs);
+export async function decodeNdjson(text: string, batch: BatchBuilder): Promise<DecodedBatch> {
   let start = 0;
   while (start < text.length) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
     const line = text.slice(start, end).trim();
     start = end + 1;
+    await batch.yieldIfDue();
     if (line === '') continue;
+    if (batch.mayBeTooLong(line.length) && Buffer.byteLength(line) > batch.limits.maxLineBytes) {
+      batch.addMalformed(line);
+      continue;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(line);
@@ -22,9 +27,12 @@ export function decodeNdjson(text: string, receivedAtMs: number): DecodedBatch {
       continue;
     }
     if (Array.isArray(parsed)) {
-      for (const element of parsed) batch.addValue(element);
+      for (const element of parsed) {
+        batch.addValue(element);
+        await batch.yieldIfDue();
+      }
     } else {
-      batch.addValue(parsed);
+      batch.addValue(parsed, undefined, line);
     }
   }
   return batch.result();

@@ -2,16 +2,17 @@ import { BatchBuilder, type DecodedBatch } from './batch.js';
 
 /**
  * Plain text lines: Vector `text`/`raw_message` (trailing LF kept), Fluentd `single_value`,
- * journalctl `short*` output, bare linkerd log files posted with curl.
+ * journalctl `short*` output, bare linkerd log files posted with curl. A line over
+ * --max-line-bytes is kept cut, counted malformed.
  */
-export function decodeTextLines(text: string, receivedAtMs: number): DecodedBatch {
-  const batch = new BatchBuilder(receivedAtMs);
+export async function decodeTextLines(text: string, batch: BatchBuilder): Promise<DecodedBatch> {
   let start = 0;
   while (start < text.length) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
     if (end > start) batch.addTextLine(text.slice(start, end));
     start = end + 1;
+    await batch.yieldIfDue();
   }
   return batch.result();
 }
