@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance, type RawServerDefault } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { installAuth } from './auth.js';
@@ -14,7 +15,7 @@ import { MemoryTracker } from './memory/tracker.js';
 import { memoryRoutes } from './memory/routes.js';
 import { renderPrometheus, type MetricSample } from './metrics.js';
 import { Pipeline } from './pipeline.js';
-import { RuleSetHolder, rulesRoutes } from './rules/index.js';
+import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem } from './rules/index.js';
 import { SqliteStore } from './store/sqlite-store.js';
 
 export type LeakwatchApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
@@ -27,6 +28,12 @@ export interface Leakwatch {
   incidents: IncidentService;
   memory: MemoryTracker;
   store: SqliteStore;
+  /**
+   * Resolves once the rules have passed the regex safety check and the journal has been replayed;
+   * until then /readyz answers 503 and ingest 503 + Retry-After. Rejects (StartupError) when the
+   * rules fail that check.
+   */
+  ready: Promise<void>;
   /** Stops taking requests, processes what was accepted, closes every open group, closes the store. */
   close(): Promise<void>;
 }
@@ -35,15 +42,29 @@ export class StartupError extends Error {
   override readonly name = 'StartupError';
 }
 
-/** Builds the whole service without listening; tests and `runServer` both use it. */
+function rulesFailure(rulesDir: string, errors: readonly RuleProblem[]): StartupError {
+  return new StartupError(`the rules in ${rulesDir} do not load:\n${errors.map(formatProblem).join('\n')}`);
+}
+
+/**
+ * Builds the whole service without listening; tests and `runServer` both use it. The rule files
+ * must parse and compile before it returns; the regex safety check, which can take seconds per
+ * new pattern, runs afterwards (`ready`), while the server already listens, and its verdicts are
+ * kept in the data folder so that a restart does not pay for them again.
+ */
 export async function buildLeakwatch(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Leakwatch> {
-  const rules = new RuleSetHolder(config.rulesDir, log);
-  const loaded = await rules.reload();
-  if (!loaded.ok) {
-    const lines = loaded.errors.map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`);
-    throw new StartupError(`the rules in ${config.rulesDir} do not load:\n${lines.join('\n')}`);
+  let store: SqliteStore;
+  try {
+    store = new SqliteStore(config.dataDir);
+  } catch (error) {
+    throw new StartupError(`cannot open the store in ${config.dataDir}: ${(error as Error).message}`);
   }
-  const store = new SqliteStore(config.dataDir);
+  const compiled = await loadRuleSet(config.rulesDir, { checkRegexSafety: false });
+  if (!compiled.ruleSet) {
+    store.close();
+    throw rulesFailure(config.rulesDir, compiled.errors);
+  }
+  const rules = new RuleSetHolder(config.rulesDir, log, { safetyCacheFile: join(config.dataDir, 'regex-safety-cache.json') });
   const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
   const memory = new MemoryTracker(store);
 
@@ -67,8 +88,19 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     { journal: store },
   );
   const { engine } = pipeline;
-  const replayed = pipeline.replayJournal();
-  if (replayed > 0) log.info({ batches: replayed }, 'replayed ingest batches accepted before the last stop');
+  let closed = false;
+  let ready = false;
+  // Nothing reaches the engine before the checked rules do: the journal is replayed then, and
+  // ingest answers 503 + Retry-After until then.
+  const whenReady = rules.reload().then((outcome) => {
+    if (!outcome.ok) throw rulesFailure(config.rulesDir, outcome.errors);
+    if (closed) return;
+    const replayed = pipeline.replayJournal();
+    if (replayed > 0) log.info({ batches: replayed }, 'replayed ingest batches accepted before the last stop');
+    ready = true;
+  });
+  // Callers await `ready`; this keeps a failure from also surfacing as an unhandled rejection.
+  whenReady.catch(() => undefined);
 
   // Shippers post several times a second: a log line per request would drown the log that matters.
   const app = Fastify({
@@ -88,6 +120,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     maxInflightBytes: config.maxInflightBytes,
     bodyTimeoutMs: config.bodyTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
+    ready: () => ready,
   });
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });
@@ -96,9 +129,11 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   // Probes answer without a token: orchestrators and load balancers cannot send one.
   app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
-    const checks = { rules: rules.isLoaded(), store: storeAnswers(store) };
-    const ready = checks.rules && checks.store;
-    return reply.code(ready ? 200 : 503).send({ ready, checks });
+    const checks = { rules: ready && rules.isLoaded(), store: storeAnswers(store) };
+    const allReady = checks.rules && checks.store;
+    if (allReady) return reply.code(200).send({ ready: true, checks });
+    const waitingFor = !checks.rules ? `rules: ${rules.loading() ?? (rules.isLoaded() ? 'replaying the ingest journal' : 'the last load failed')}` : 'store: it does not answer';
+    return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor });
   });
   app.get('/metrics', async (_request, reply) => {
     const stats = engine.stats();
@@ -126,7 +161,6 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   });
 
   pipeline.start();
-  let closed = false;
   return {
     app,
     pipeline,
@@ -135,6 +169,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     incidents,
     memory,
     store,
+    ready: whenReady,
     async close() {
       if (closed) return;
       closed = true;
@@ -178,6 +213,15 @@ export async function runServer(config: Config): Promise<number> {
     await service.app.listen({ port: config.port, host: config.host });
   } catch (error) {
     log.fatal({ err: error }, `cannot listen on ${config.host}:${config.port}`);
+    await service.close();
+    return 1;
+  }
+  try {
+    await service.ready;
+  } catch (error) {
+    log.fatal({ err: error }, error instanceof Error ? error.message : 'the rules failed their check');
+    process.off('SIGHUP', onHangup);
+    stopWatching();
     await service.close();
     return 1;
   }

@@ -10,11 +10,14 @@ import { RuleClassifier } from './classifier.js';
 import { CountWindows } from './count-windows.js';
 import { loadRuleSet, type RuleSet } from './load.js';
 import { formatProblem, type RuleProblem } from './problems.js';
+import { SafetyVerdictCache } from './regex-safety.js';
 
 export interface ReloadOutcome {
   ok: boolean;
   at: string | null;
   errors: RuleProblem[];
+  /** Regexes checked for safety, and how many verdicts came from the cache file in the data folder. */
+  regex_checks?: { total: number; from_cache_file: number };
 }
 
 export interface RuleSetStatus {
@@ -45,11 +48,17 @@ export class RuleSetHolder {
   /** Count-threshold windows outlive reloads; they are keyed by rule id and version. */
   private readonly windows = new CountWindows();
   private pending: Promise<{ ok: boolean; errors: RuleProblem[] }> | null = null;
+  private readonly safetyCache: SafetyVerdictCache | undefined;
+  /** Regex safety progress of the load under way, for /readyz. */
+  private safetyProgress: { checked: number; total: number } | null = null;
 
   constructor(
     readonly dir: string,
     private readonly log?: Logger,
-  ) {}
+    options: { safetyCacheFile?: string } = {},
+  ) {
+    this.safetyCache = options.safetyCacheFile === undefined ? undefined : new SafetyVerdictCache(options.safetyCacheFile);
+  }
 
   /** The rule set to classify with. Before the first successful reload: no rules, default grouper. */
   current(): RuleSet {
@@ -59,6 +68,13 @@ export class RuleSetHolder {
   /** True once a rule set has been loaded (for /readyz). */
   isLoaded(): boolean {
     return this.loadedAt !== null;
+  }
+
+  /** What a load under way is doing, for /readyz; null when none is. */
+  loading(): string | null {
+    if (this.pending === null) return null;
+    const progress = this.safetyProgress;
+    return progress === null ? 'loading the rule files' : `checking regexes for catastrophic backtracking (${progress.checked}/${progress.total})`;
   }
 
   /** Loads the folder again; a call during a load waits for it and then loads again, so it sees the latest files. */
@@ -75,13 +91,22 @@ export class RuleSetHolder {
   private async load(): Promise<{ ok: boolean; errors: RuleProblem[] }> {
     let result: Awaited<ReturnType<typeof loadRuleSet>>;
     try {
-      result = await loadRuleSet(this.dir, { checkRegexSafety: true, windows: this.windows });
+      result = await loadRuleSet(this.dir, {
+        checkRegexSafety: true,
+        windows: this.windows,
+        safetyCache: this.safetyCache,
+        onSafetyProgress: (checked, total) => {
+          this.safetyProgress = { checked, total };
+        },
+      });
     } catch (error) {
       // loadRuleSet reports problems instead of throwing; this is the last guard for the unexpected.
       result = { ruleSet: null, errors: [{ file: this.dir, line: 1, col: 1, message: `reload failed: ${String(error)}`, severity: 'error' }], warnings: [] };
     }
+    this.safetyProgress = null;
     const at = new Date().toISOString();
     this.lastReload = { ok: result.ruleSet !== null, at, errors: result.errors };
+    if (result.regexChecks) this.lastReload.regex_checks = { total: result.regexChecks.total, from_cache_file: result.regexChecks.fromCacheFile };
     for (const warning of result.warnings) this.log?.warn({ rules_dir: this.dir }, formatProblem(warning));
     if (!result.ruleSet) {
       this.reloadFailures += 1;

@@ -13,7 +13,7 @@ import { compileRuleFiles, type ParsedRuleFile, type RegexToCheck } from './comp
 import { CountWindows } from './count-windows.js';
 import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
-import { checkRegexSafety, type SafetyVerdict } from './regex-safety.js';
+import { checkRegexSafety, type SafetyVerdict, type SafetyVerdictCache } from './regex-safety.js';
 import { validateRuleFile } from './validate.js';
 import { parseYamlSource } from './yaml-source.js';
 
@@ -39,12 +39,23 @@ export interface LoadOptions {
   checkRegexSafety?: boolean;
   /** Count-threshold state to keep across reloads (RuleSetHolder passes its own). */
   windows?: CountWindows;
+  /** Verdicts kept across restarts; saved after the check. */
+  safetyCache?: SafetyVerdictCache;
+  /** Told after each regex has been checked for safety. */
+  onSafetyProgress?: (checked: number, total: number) => void;
 }
 
 export interface LoadResult {
   ruleSet: RuleSet | null;
   errors: RuleProblem[];
   warnings: RuleProblem[];
+  /** Regexes checked for safety, and how many of those verdicts came from the cache file. */
+  regexChecks?: RegexCheckCount;
+}
+
+export interface RegexCheckCount {
+  total: number;
+  fromCacheFile: number;
 }
 
 const MAX_RULE_FILE_BYTES = 4 * 1024 * 1024;
@@ -77,9 +88,16 @@ function problemAt(file: string, message: string, severity: 'error' | 'warning' 
   return { file, line: 1, col: 1, message, severity };
 }
 
-async function regexSafetyProblems(regexes: readonly RegexToCheck[]): Promise<RuleProblem[]> {
+async function regexSafetyProblems(regexes: readonly RegexToCheck[], options: LoadOptions, count: RegexCheckCount): Promise<RuleProblem[]> {
   const verdicts: SafetyVerdict[] = [];
-  for (const regex of regexes) verdicts.push(await checkRegexSafety(regex.pattern));
+  for (const regex of regexes) {
+    if (options.safetyCache?.get(regex.pattern) !== undefined) count.fromCacheFile++;
+    count.total++;
+    verdicts.push(await checkRegexSafety(regex.pattern, undefined, options.safetyCache));
+    options.onSafetyProgress?.(verdicts.length, regexes.length);
+  }
+  // A cache that cannot be written (a read-only data folder) only costs the next start its time.
+  await options.safetyCache?.save().catch(() => undefined);
   const problems: RuleProblem[] = [];
   verdicts.forEach((verdict, index) => {
     const regex = regexes[index] as RegexToCheck;
@@ -143,12 +161,13 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
   const compiled = compileRuleFiles(parsedFiles);
   errors.push(...compiled.errors);
   warnings.push(...compiled.warnings);
+  const regexChecks: RegexCheckCount = { total: 0, fromCacheFile: 0 };
   if (options.checkRegexSafety ?? true) {
-    for (const problem of await regexSafetyProblems(compiled.regexes)) (problem.severity === 'error' ? errors : warnings).push(problem);
+    for (const problem of await regexSafetyProblems(compiled.regexes, options, regexChecks)) (problem.severity === 'error' ? errors : warnings).push(problem);
   }
   errors.sort(byPosition);
   warnings.sort(byPosition);
-  if (errors.length > 0) return { ruleSet: null, errors, warnings };
+  if (errors.length > 0) return { ruleSet: null, errors, warnings, regexChecks };
 
   const ruleSet: RuleSet = {
     hash: hash.digest('hex').slice(0, 16),
@@ -156,5 +175,5 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
     groupers: compiled.groupers,
     classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
   };
-  return { ruleSet, errors, warnings };
+  return { ruleSet, errors, warnings, regexChecks };
 }

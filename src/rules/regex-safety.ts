@@ -2,9 +2,15 @@
  * Regex checks of rule files: portable syntax (no lookbehind, no backreferences, so the rules stay
  * runnable on a linear engine such as RE2) and catastrophic backtracking, found with `recheck`.
  * recheck costs milliseconds to seconds per pattern, so results are cached by pattern for the
- * life of the process (reloads only pay for new or changed patterns). Callers check one pattern
- * at a time: recheck runs them in one agent process, so parallel checks only share out the timeout.
+ * life of the process (reloads only pay for new or changed patterns), and in a file across
+ * restarts (SafetyVerdictCache), so that a server restarts without checking its patterns again.
+ * Callers check one pattern at a time: recheck runs them in one agent process, so parallel checks
+ * only share out the timeout.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { check } from 'recheck';
 
 /** A piece of a pattern outside any character class: an escape (`\x`) or a plain character. */
@@ -74,10 +80,60 @@ function shorten(text: string, max = 60): string {
   return printable.length <= max ? printable : `${printable.slice(0, max - 5)}..." (${text.length} chars)`;
 }
 
-/** recheck's verdict on one pattern, cached; never rejects. */
-export function checkRegexSafety(source: string, timeoutMs = 5000): Promise<SafetyVerdict> {
+/** The checker's identity: a verdict of another recheck version or checker is not reused. */
+const CHECKER = `recheck ${(createRequire(import.meta.url)('recheck/package.json') as { version: string }).version} fuzz`;
+
+/**
+ * Final verdicts (safe, vulnerable) by sha256 of the pattern, in a JSON file: a restart reuses
+ * them instead of spending up to seconds per pattern. A missing or unreadable file is an empty
+ * cache; the file is written whole and renamed, so a crash never leaves half of it.
+ */
+export class SafetyVerdictCache {
+  private readonly entries = new Map<string, SafetyVerdict>();
+  private dirty = false;
+
+  constructor(private readonly file: string) {
+    try {
+      const stored = JSON.parse(readFileSync(file, 'utf8')) as { checker?: unknown; verdicts?: Record<string, SafetyVerdict> };
+      if (stored.checker === CHECKER && stored.verdicts) {
+        for (const [key, verdict] of Object.entries(stored.verdicts)) {
+          if (verdict && (verdict.status === 'safe' || verdict.status === 'vulnerable') && typeof verdict.detail === 'string') this.entries.set(key, verdict);
+        }
+      }
+    } catch {
+      // No cache yet, or an unreadable one: every pattern is checked again and the file rewritten.
+    }
+  }
+
+  private static keyOf(source: string): string {
+    return createHash('sha256').update(source).digest('hex');
+  }
+
+  get(source: string): SafetyVerdict | undefined {
+    return this.entries.get(SafetyVerdictCache.keyOf(source));
+  }
+
+  set(source: string, verdict: SafetyVerdict): void {
+    if (verdict.status === 'unknown') return;
+    this.entries.set(SafetyVerdictCache.keyOf(source), verdict);
+    this.dirty = true;
+  }
+
+  async save(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const temporary = `${this.file}.${process.pid}.tmp`;
+    await writeFile(temporary, JSON.stringify({ checker: CHECKER, verdicts: Object.fromEntries(this.entries) }));
+    await rename(temporary, this.file);
+  }
+}
+
+/** recheck's verdict on one pattern, cached (in memory, and in `cache` when given); never rejects. */
+export function checkRegexSafety(source: string, timeoutMs = 5000, cache?: SafetyVerdictCache): Promise<SafetyVerdict> {
+  const stored = cache?.get(source);
+  if (stored) return Promise.resolve(stored);
   const cached = verdicts.get(source);
-  if (cached) return cached;
+  if (cached) return cache ? cached.then((verdict) => (cache.set(source, verdict), verdict)) : cached;
   // The fuzzing checker: the automaton checker proves more but took 4-5 s per long literal-heavy
   // pattern on this 2-core machine (0.1-0.3 s with fuzzing), which a reload cannot afford.
   const verdict = check(source, '', { timeout: timeoutMs, checker: 'fuzz' }).then(
@@ -101,5 +157,5 @@ export function checkRegexSafety(source: string, timeoutMs = 5000): Promise<Safe
   void verdict.then((result) => {
     if (result.status === 'unknown' && result.detail.startsWith('no verdict')) verdicts.delete(source);
   });
-  return verdict;
+  return cache ? verdict.then((result) => (cache.set(source, result), result)) : verdict;
 }

@@ -1,5 +1,5 @@
 /** A parsed YAML rule file that can point back at any path in it as file:line:col. */
-import { LineCounter, parseDocument, isMap, isPair, isScalar, Scalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, isPair, isScalar, Scalar, visit, type Document, type Node } from 'yaml';
 
 export type YamlPath = ReadonlyArray<string | number>;
 
@@ -24,6 +24,20 @@ function firstLineOf(message: string): string {
   return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
 }
 
+/** Rule files need few aliases; this bounds what a billion-laughs document can expand to. */
+const MAX_ALIAS_EXPANSIONS = 100;
+
+function firstAliasOffset(doc: Document): number {
+  let offset = 0;
+  visit(doc, {
+    Alias(_key, node) {
+      if (isAlias(node) && node.range) offset = node.range[0];
+      return visit.BREAK;
+    },
+  });
+  return offset;
+}
+
 export function parseYamlSource(text: string): YamlSource {
   const lineCounter = new LineCounter();
   const doc: Document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: true, strict: true });
@@ -42,8 +56,17 @@ export function parseYamlSource(text: string): YamlSource {
     const { line, col } = lineCounter.linePos(offset);
     return { line, col };
   };
+  let data: unknown;
+  if (!problems.some((p) => p.severity === 'error')) {
+    try {
+      data = doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
+    } catch (error) {
+      // An alias bomb (aliases of aliases, expanding exponentially): point at the first alias.
+      problems.push({ ...toPosition(firstAliasOffset(doc)), message: `cannot expand the document: ${(error as Error).message} (at most ${MAX_ALIAS_EXPANSIONS} alias expansions)`, severity: 'error' });
+    }
+  }
   return {
-    data: problems.some((p) => p.severity === 'error') ? undefined : doc.toJS({ maxAliasCount: 100 }),
+    data,
     problems,
     locate(path, options = {}) {
       for (let length = path.length; length >= 0; length--) {

@@ -20,6 +20,7 @@ export interface RunningLeakwatch {
 export async function startLeakwatch(name: string, settings: RawSettings = {}): Promise<RunningLeakwatch> {
   const dataDir = mkdtempSync(join(tmpdir(), `leakwatch-${name}-`));
   const service = await buildLeakwatch(resolveConfig({ dataDir, rulesDir: 'rules', ...settings }, {}), pino({ level: 'silent' }));
+  await service.ready;
   await service.app.listen({ port: 0, host: '127.0.0.1' });
   const address = service.app.server.address();
   return {

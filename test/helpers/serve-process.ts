@@ -13,7 +13,7 @@ export interface ServeProcess {
 
 /**
  * Starts the real `leakwatch serve` as a child process on a free loopback port and resolves once
- * it logs where it listens.
+ * it logs where it listens and that it is ready (its rules checked, its journal replayed).
  */
 export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', ...args], {
@@ -28,7 +28,7 @@ export async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): P
     const timer = setTimeout(() => reject(new Error(`leakwatch serve did not start:\n${log}`)), 30_000);
     const onData = (): void => {
       const match = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(log);
-      if (match) {
+      if (match && log.includes('"msg":"leakwatch is ready"')) {
         clearTimeout(timer);
         resolve(match[1]!);
       }
