@@ -134,11 +134,15 @@ export function isPassingStorageError(error: unknown): boolean {
   return typeof code === 'string' && PASSING_STORAGE_CODES.test(code);
 }
 
-/** Answers with the error's shape; 503s carry Retry-After, answers that end an upload early close the connection. */
+/**
+ * Answers with the error's shape; 503s carry Retry-After. A body refused before it was read is
+ * read on and discarded by Node (bounded by the request timeout), not cut off: closing a socket
+ * with unread data resets it, and the client may never see the answer. A stalled upload (408) is
+ * closed.
+ */
 export function sendError(reply: FastifyReply, error: LeakwatchError): FastifyReply {
   if (error.statusCode === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
-  // The rest of an upload that was refused early is not worth reading.
-  if (error.statusCode === 413 || error.statusCode === 408) reply.header('connection', 'close');
+  if (error.statusCode === 408) reply.header('connection', 'close');
   return reply.code(error.statusCode).type('application/json; charset=utf-8').send(error.toJSON());
 }
 

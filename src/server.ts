@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Fastify, { LogController, type FastifyInstance, type RawServerDefault } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { installAuth } from './auth.js';
@@ -135,6 +136,9 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     const waitingFor = !checks.rules ? `rules: ${rules.loading() ?? (rules.isLoaded() ? 'replaying the ingest journal' : 'the last load failed')}` : 'store: it does not answer';
     return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor });
   });
+  // The longest the event loop was held since start: what every request may have had to wait.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   app.get('/metrics', async (_request, reply) => {
     const stats = engine.stats();
     const counters = pipeline.counters;
@@ -156,6 +160,8 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       { name: 'leakwatch_rules_loaded', help: 'Rules in the active rule set.', type: 'gauge', value: rules.status().rules.length },
       { name: 'leakwatch_rules_reload_failures_total', help: 'Rule reloads rejected (the previous rules stayed active).', type: 'counter', value: rules.reloadFailures },
       { name: 'leakwatch_rules_last_reload_ok', help: '1 when the last rule reload succeeded.', type: 'gauge', value: rules.status().last_reload.ok ? 1 : 0 },
+      { name: 'leakwatch_event_loop_delay_max_seconds', help: 'Longest event-loop delay since start.', type: 'gauge', value: loopDelay.max / 1e9 },
+      { name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', type: 'gauge', value: process.memoryUsage.rss() },
     ];
     return reply.type('text/plain; version=0.0.4').send(renderPrometheus(samples));
   });
@@ -173,6 +179,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     async close() {
       if (closed) return;
       closed = true;
+      loopDelay.disable();
       await app.close();
       pipeline.stop();
       store.close();

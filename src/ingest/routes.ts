@@ -81,10 +81,6 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
       if (records.length > 0) submitOrRefuse(records, request);
       const answer: IngestAnswer = { accepted: records.length, malformed };
       return reply.code(200).send(answer);
-    } catch (error) {
-      // A refusal before the body was read leaves it unread: close rather than drain it.
-      if (error instanceof LeakwatchError && error.statusCode === 503 && !request.raw.readableEnded) reply.header('connection', 'close');
-      throw error;
     } finally {
       claim.release();
     }
@@ -149,7 +145,7 @@ async function readBody(body: unknown, limit: number, claim: InflightClaim, time
       clearTimeout(overall);
       stream.off('data', onData);
     };
-    // Stop keeping bytes; the answer goes out with Connection: close, which ends the upload.
+    // Stop keeping bytes; the rest of the upload is read and discarded (a 408 closes the connection).
     const stop = (error: Error): void => {
       finish();
       chunks.length = 0;

@@ -10,7 +10,8 @@ interface RawAnswer {
   status: number;
   head: string;
   body: string;
-  closed: boolean;
+  /** Resolves when the server closes the connection. */
+  closed: Promise<void>;
 }
 
 /** Sends headers and `sent` bytes of a body announced as `declared` bytes, then stalls; resolves with the answer. */
@@ -19,20 +20,24 @@ function stalledUpload(url: string, declared: number, sent: Buffer): { answer: P
   const socket = connect(Number(port), hostname);
   socket.write(`POST /ingest HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: text/plain\r\nContent-Length: ${declared}\r\n\r\n`);
   socket.write(sent);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => undefined);
   const answer = new Promise<RawAnswer>((resolve) => {
     let text = '';
-    let done = false;
-    const finish = (closed: boolean): void => {
-      if (done) return;
-      done = true;
-      const [head = '', body = ''] = text.split('\r\n\r\n');
-      resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0), head, body, closed });
+    const check = (): void => {
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = text.slice(0, end);
+      const length = Number(/^content-length: (\d+)$/im.exec(head)?.[1] ?? 0);
+      const body = text.slice(end + 4);
+      if (body.length < length) return;
+      resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0), head, body: body.slice(0, length), closed });
     };
     socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (text += chunk));
-    socket.on('end', () => finish(true));
-    socket.on('close', () => finish(true));
-    socket.on('error', () => finish(true));
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      check();
+    });
   });
   return { answer, socket };
 }
@@ -48,7 +53,7 @@ describe('stalled uploads', () => {
     const { answer } = stalledUpload(server.url, 1000, Buffer.from('Nov 01 11:59:32 web-1 linkerd[1]: a line\n'));
     const result = await answer;
     expect(result.status).toBe(408);
-    expect(result.closed).toBe(true);
+    await result.closed;
     expect(JSON.parse(result.body)).toMatchObject({ code: 'LW_ERR_REQUEST_TIMEOUT' });
     expect(server.batches).toHaveLength(0);
   });
@@ -57,6 +62,7 @@ describe('stalled uploads', () => {
     const rssBefore = process.memoryUsage().rss;
     const uploads = Array.from({ length: 40 }, () => stalledUpload(server.url, 30 * MiB, Buffer.alloc(MiB, 0x61)));
     const answers = await Promise.all(uploads.map((upload) => upload.answer));
+    for (const upload of uploads) upload.socket.destroy();
     const refused = answers.filter((answer) => answer.status === 503);
     const timedOut = answers.filter((answer) => answer.status === 408);
     expect(refused.length + timedOut.length).toBe(40);
