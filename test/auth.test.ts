@@ -82,3 +82,23 @@ describe('auth on every route', () => {
     expect((await call('POST', '/-/reload', bearer(ADMIN))).status).toBe(200);
   });
 });
+
+describe('start-up warning', () => {
+  it('a non-loopback address without a token is warned about loudly; with a token it is not', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { startServe } = await import('./helpers/serve-process.js');
+    for (const [env, warned] of [[{}, true], [{ LEAKWATCH_TOKEN: ADMIN }, false]] as const) {
+      const dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-warn-'));
+      // Listening on every interface; the test talks to it over loopback only.
+      const server = await startServe(['--host', '0.0.0.0', '--data-dir', dataDir, '--rules', 'rules'], env);
+      try {
+        expect(server.output().includes('WITHOUT A TOKEN'), JSON.stringify(env)).toBe(warned);
+      } finally {
+        await server.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    }
+  }, 120_000);
+});
