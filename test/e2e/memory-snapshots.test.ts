@@ -23,7 +23,7 @@ const oodm = {
     '\tat io.netty.util.internal.PlatformDependent.incrementMemoryCounter(PlatformDependent.java:618)',
 };
 
-// Keys as twitter-util's JvmStats and finagle-netty4 export them (shared/research/multiline.md §B8).
+// Keys as twitter-util's JvmStats and finagle-netty4 export them.
 function snapshot(hours: number, pooledMiB: number): Record<string, unknown> {
   return {
     timestamp: new Date(T0 + hours * HOUR).toISOString(),

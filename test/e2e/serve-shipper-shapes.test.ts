@@ -8,8 +8,8 @@ import type { LeakEvent } from '../../src/engine/event.js';
 import { startLeakwatch } from '../helpers/in-process.js';
 import { JOURNAL_JSON, expectEventsMatchManifest } from '../helpers/netty-fixtures.js';
 
-// Issue 3: the real two-host Netty export, re-encoded as each shipper would send it (body shapes of
-// shared/research/shippers.md §1; field names of each shipper's journald input), posted in three
+// Issue 3: the real two-host Netty export, re-encoded as each shipper would send it (body shapes and
+// field names of each shipper's journald input), posted in three
 // batches to a real server; the events must be exactly those of the export. Batches split traces,
 // so grouping must carry across requests.
 

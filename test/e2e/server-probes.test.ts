@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Leakwatch } from '../../src/server.js';
 import { startLeakwatch, type RunningLeakwatch } from '../helpers/in-process.js';
 
-// Vector's healthcheck sends HEAD and needs exactly 200 (shared/research/shippers.md §0.6).
+// Vector's healthcheck sends HEAD and needs exactly 200.
 describe('probes and metrics', () => {
   let running: RunningLeakwatch;
   let service: Leakwatch;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { recordFromJournalObject, recordFromTextLine } from '../../src/ingest/journald-short.js';
 
-// Lines from the seed forum thread (/work/shared/seed/000_c31a6e4e627c007c.txt lines 374, 397-398)
+// Lines from the linkerd forum thread "Linkerd: Non-heap Memory Leak on 1.3.1"
 // and journalctl's documented output modes (systemd man page journalctl(1), --output=short*).
 const RECEIVED = Date.UTC(2017, 10, 5, 12, 0, 0);
 

@@ -13,7 +13,7 @@ import type { RawRuleFile } from '../../src/rules/model.js';
 
 const RULES_DIR = 'rules';
 
-/** The stable category names of /work/shared/DESIGN.md ("Categories of the shipped rules"). */
+/** The stable category names of the shipped rules: dashboards and alerts key on them. */
 const DESIGN_CATEGORIES = [
   'direct-memory-exhausted',
   'exception-caught-at-tail',
