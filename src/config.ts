@@ -101,7 +101,8 @@ export const SETTINGS: readonly Setting[] = [
     key: 'maxBodyBytes', flag: '--max-body-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_BODY_BYTES', type: 'size', default: '32MiB', min: 1024, max: 1024 ** 3,
     help: 'largest request body, as sent and after decompression (413 past it)',
   },
-  { key: 'maxRecords', flag: '--max-records', placeholder: 'n', env: 'LEAKWATCH_MAX_RECORDS', type: 'count', default: '100000', min: 1, max: 10_000_000, help: 'records one body may hold (413 past it)' },
+  { key: 'maxRecords', flag: '--max-records', placeholder: 'n', env: 'LEAKWATCH_MAX_RECORDS', type: 'count', default: '250000', min: 1, max: 10_000_000,
+    help: 'records one body may hold (413 past it); a 10 MB batch of 40-byte lines stays under it' },
   {
     key: 'maxLineBytes', flag: '--max-line-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_LINE_BYTES', type: 'size', default: '1MiB', min: 256, max: 1024 ** 3,
     help: 'longest line of a text or NDJSON body, largest value of a JSON or msgpack body; longer ones are kept cut, as raw text, counted malformed',

@@ -123,7 +123,7 @@ describe('defect 1: bodies of a few KB that inflate to millions of tiny records'
       post(`${server.url}/ingest`, compressed, { 'content-type': contentType, 'content-encoding': 'gzip' }),
     );
     expect(result.status).toBe(413);
-    expect(result.json).toMatchObject({ code: 'LW_ERR_TOO_MANY_RECORDS', limit: { setting: '--max-records', value: 100_000 } });
+    expect(result.json).toMatchObject({ code: 'LW_ERR_TOO_MANY_RECORDS', limit: { setting: '--max-records', value: 250_000 } });
     expect(probes).toBeGreaterThan(0);
   });
 
@@ -131,7 +131,7 @@ describe('defect 1: bodies of a few KB that inflate to millions of tiny records'
     const record = JSON.stringify({ message: `Nov 01 11:59:32 web-1 linkerd[5699]: ${'x'.repeat(400)}`, host: 'web-1' });
     const count = Math.floor((32 * MiB - 2) / (record.length + 1));
     const body = `[${Array(count).fill(record).join(',')}]`;
-    expect(count).toBeLessThan(100_000);
+    expect(count).toBeLessThan(250_000);
     expect(body.length).toBeGreaterThan(31 * MiB);
     const { result, slowestProbeMs, probes, loopStallMs } = await whileProbing(server.url, () =>
       post(`${server.url}/ingest`, body, { 'content-type': 'application/json' }),
