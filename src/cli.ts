@@ -52,7 +52,11 @@ function buildProgram(setExit: (code: number) => void): Command {
     const raw: RawSettings = {};
     for (const { setting, option } of options) raw[setting.key] = flags[option.attributeName()];
     if (raw.rulesDir === undefined && !process.env.LEAKWATCH_RULES) raw.rulesDir = defaultRulesDir();
-    setExit(await runServer(resolveConfig(raw)));
+    const config = resolveConfig(raw);
+    for (const secret of [raw.token, raw.readToken]) {
+      if (secret !== undefined) process.stderr.write('leakwatch: a token given as a flag is visible to every user in ps; prefer LEAKWATCH_TOKEN or --token-file\n');
+    }
+    setExit(await runServer(config));
   });
 
   program

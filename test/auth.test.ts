@@ -84,17 +84,19 @@ describe('auth on every route', () => {
 });
 
 describe('start-up warning', () => {
-  it('a non-loopback address without a token is warned about loudly; with a token it is not', async () => {
+  it('a non-loopback address without a token is warned about loudly, and so is a token in a flag', async () => {
     const { mkdtempSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const { startServe } = await import('./helpers/serve-process.js');
-    for (const [env, warned] of [[{}, true], [{ LEAKWATCH_TOKEN: ADMIN }, false]] as const) {
+    for (const [env, flags, warned] of [[{}, [], true], [{ LEAKWATCH_TOKEN: ADMIN }, [], false], [{}, ['--token', ADMIN], false]] as const) {
       const dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-warn-'));
       // Listening on every interface; the test talks to it over loopback only.
-      const server = await startServe(['--host', '0.0.0.0', '--data-dir', dataDir, '--rules', 'rules'], env);
+      const server = await startServe(['--host', '0.0.0.0', '--data-dir', dataDir, '--rules', 'rules', ...flags], env);
       try {
         expect(server.output().includes('WITHOUT A TOKEN'), JSON.stringify(env)).toBe(warned);
+        // A token on the command line works, but is shown to every user by ps: said so.
+        expect(server.output().includes('visible to every user in ps')).toBe(flags.length > 0);
       } finally {
         await server.stop();
         rmSync(dataDir, { recursive: true, force: true });
