@@ -14,6 +14,8 @@ export interface PipelineOutputs {
 export interface PipelineCounters {
   batchesAccepted: number;
   recordsAccepted: number;
+  /** Accepted records with none of the text fields leakwatch reads. */
+  recordsWithoutText: number;
   batchesRefused: number;
   eventsOut: number;
   outputErrors: number;
@@ -40,6 +42,7 @@ export class Pipeline {
   readonly counters: PipelineCounters = {
     batchesAccepted: 0,
     recordsAccepted: 0,
+    recordsWithoutText: 0,
     batchesRefused: 0,
     eventsOut: 0,
     outputErrors: 0,
@@ -86,6 +89,7 @@ export class Pipeline {
     this.queue.offer(records);
     this.counters.batchesAccepted++;
     this.counters.recordsAccepted += records.length;
+    for (const record of records) if (record.withoutText === true) this.counters.recordsWithoutText++;
     this.scheduleDrain();
     return true;
   }

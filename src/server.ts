@@ -94,6 +94,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     const samples: MetricSample[] = [
       { name: 'leakwatch_ingest_batches_total', help: 'Batches accepted by ingest.', type: 'counter', value: counters.batchesAccepted },
       { name: 'leakwatch_ingest_records_total', help: 'Records accepted by ingest.', type: 'counter', value: counters.recordsAccepted },
+      { name: 'leakwatch_ingest_records_without_text_total', help: 'Accepted records with none of the text fields leakwatch reads (counted, not grouped).', type: 'counter', value: counters.recordsWithoutText },
       { name: 'leakwatch_ingest_refused_batches_total', help: 'Batches answered 503 because the engine queue was full.', type: 'counter', value: counters.batchesRefused },
       { name: 'leakwatch_queue_records', help: 'Records waiting for the engine.', type: 'gauge', value: pipeline.queuedRecords },
       { name: 'leakwatch_engine_lines_total', help: 'Lines the engine has grouped.', type: 'counter', value: stats.linesIn },
@@ -102,6 +103,8 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       { name: 'leakwatch_engine_open_streams', help: 'Streams with an open record.', type: 'gauge', value: stats.openStreams },
       { name: 'leakwatch_engine_open_bytes', help: 'Bytes held by open records.', type: 'gauge', value: stats.openBytes },
       { name: 'leakwatch_engine_evictions_total', help: 'Records closed early because the open-record cache was full.', type: 'counter', value: stats.evictions },
+      { name: 'leakwatch_engine_held_records', help: 'Records held to put out-of-order deliveries back in source order.', type: 'gauge', value: stats.heldRecords ?? 0 },
+      { name: 'leakwatch_engine_late_records_total', help: 'Records that arrived after a later record of their stream had been grouped (beyond the reorder window).', type: 'counter', value: stats.lateRecords ?? 0 },
       { name: 'leakwatch_engine_truncated_total', help: 'Records cut at max lines or bytes.', type: 'counter', value: stats.truncatedGroups },
       { name: 'leakwatch_journal_replayed_batches', help: 'Ingest batches replayed from the journal at start-up.', type: 'gauge', value: counters.batchesReplayed },
       { name: 'leakwatch_pipeline_errors_total', help: 'Failures of a pipeline stage (logged).', type: 'counter', value: counters.outputErrors },

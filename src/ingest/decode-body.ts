@@ -93,7 +93,7 @@ export function chooseFormat(body: Uint8Array, contentType: string | undefined):
  * IngestError (400, with `where`).
  */
 export function decodeBody(body: Buffer, contentType: string | undefined, receivedAtMs: number): DecodedBatch {
-  if (body.length === 0) return { records: [], malformed: 0 };
+  if (body.length === 0) return { records: [], malformed: 0, withoutText: 0 };
   const format = chooseFormat(body, contentType);
   switch (format) {
     case 'msgpack':

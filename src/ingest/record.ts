@@ -3,8 +3,21 @@
  * `journalctl -o json`, raw linkerd files) and the engine consumes.
  */
 export interface LogRecord {
-  /** Event time in ms since the epoch: the shipper's field, else the line's own prefix, else receipt time. */
+  /**
+   * Event time in ms since the epoch: the line's own time (journald prefix, log header, journald's
+   * source timestamp), else the time its source or shipper stamped on it, else receipt time. The
+   * same line gets the same time whatever body shape carried it, so its event id is the same too.
+   */
   time: number;
+  /**
+   * The time the source stamped on the record, in µs since the epoch: one clock for every line of a
+   * stream alike (journald's receive time, the shipper's read time, a journald text prefix), unlike
+   * `time`, which only header lines carry. Puts a stream back in source order and measures the
+   * silence between its lines. Undefined when the record carries no such time.
+   */
+  sourceUs?: number;
+  /** The record's position in its source (journald sequence number, file offset): orders records with equal sourceUs. */
+  position?: number;
   /** '' when unknown. */
   host: string;
   /** journald SYSLOG_IDENTIFIER / unit / container name; '' when unknown. */
@@ -22,6 +35,8 @@ export interface LogRecord {
   fields?: Record<string, unknown>;
   /** Set when the input could not be decoded as its batch's format and was kept as raw text. */
   malformed?: boolean;
+  /** Set when a shipper's object had none of the text fields leakwatch knows: counted, never quietly ignored. */
+  withoutText?: boolean;
   /** The ingest-journal batch this record arrived in (server only): what to replay after a crash. */
   seq?: number;
 }

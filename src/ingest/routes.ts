@@ -20,7 +20,12 @@ export interface IngestRoutesOptions {
 export interface IngestAnswer {
   accepted: number;
   malformed: number;
+  /** Records with none of the text fields leakwatch reads (kept and counted, see normalize.ts). */
+  without_text: number;
 }
+
+/** Records without a text field are logged at most this often, with an example of their keys. */
+const WITHOUT_TEXT_LOG_EVERY_MS = 60_000;
 
 /**
  * `POST /ingest` and `POST /` (Fluent Bit's default `uri /`): the HTTP sink every shipper posts to.
@@ -32,6 +37,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
   const now = options.now ?? Date.now;
   const maxBodyBytes = options.maxBodyBytes;
   const expectedToken = options.token === undefined || options.token === '' ? undefined : digest(options.token);
+  let withoutTextLoggedAt = Number.NEGATIVE_INFINITY;
 
   // Encapsulated by fastify: only these routes lose the default JSON/text parsers.
   app.removeAllContentTypeParsers();
@@ -60,7 +66,15 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     const receivedAtMs = now();
     const raw = await readBody(request.body, maxBodyBytes);
     const decoded = await decodeContentEncoding(raw, headerValue(request.headers['content-encoding']), maxBodyBytes);
-    const { records, malformed } = decodeBody(decoded, request.headers['content-type'], receivedAtMs);
+    const { records, malformed, withoutText } = decodeBody(decoded, request.headers['content-type'], receivedAtMs);
+    if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
+      withoutTextLoggedAt = receivedAtMs;
+      const example = records.find((record) => record.withoutText === true)?.fields;
+      request.log.warn(
+        { withoutText, keys: example === undefined ? [] : Object.keys(example).slice(0, 20) },
+        'ingest: records without a text field leakwatch reads (message, MESSAGE, log, msg, full_message, short_message); they are counted, not grouped',
+      );
+    }
     if (records.length > 0) {
       let refusal: string | undefined;
       try {
@@ -75,7 +89,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
         return sendError(reply, new IngestError('LW_ERR_OVERLOADED', refusal));
       }
     }
-    const answer: IngestAnswer = { accepted: records.length, malformed };
+    const answer: IngestAnswer = { accepted: records.length, malformed, without_text: withoutText };
     return reply.code(200).send(answer);
   };
 

@@ -3,10 +3,10 @@ import type { LeakEvent, Severity } from '../../src/engine/event.js';
 
 /*
  * Event texts are real log excerpts:
- * - OODM: the seed forum thread "Linkerd: Non-heap Memory Leak on 1.3.1" (/work/shared/seed/000_c31a6e4e627c007c.txt),
+ * - OODM: the linkerd forum thread "Non-heap Memory Leak on 1.3.1" (discourse.linkerd.io, November 2017),
  *   the same trace as https://github.com/linkerd/linkerd/issues/1690 (frames there lost their parentheses).
  * - exceptionCaught at the tail + Connection reset by peer: the same seed thread (Nov 03 17:36:55).
- * - LEAK: https://github.com/linkerd/linkerd/issues/1678 (quoted in /work/shared/research/multiline.md §B3).
+ * - LEAK: https://github.com/linkerd/linkerd/issues/1678.
  * The events are built in the LeakEvent shape the engine emits (src/engine/event.ts).
  */
 

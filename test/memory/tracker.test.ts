@@ -16,7 +16,7 @@ const T0 = Date.parse('2017-11-01T16:59:32.962Z');
 
 /**
  * A metrics snapshot as a record: the flat map of linkerd's /admin/metrics.json. Metric names are the
- * ones twitter/util JvmStats.scala and finagle-netty4 export (/work/shared/research/multiline.md §B8);
+ * ones twitter/util JvmStats.scala and finagle-netty4 export;
  * the values are the seed thread's numbers (181 MB of DirectByteBuffers seen in the heap dump).
  */
 function snapshot(time: number, fields: Record<string, unknown>, pid = '4416'): LogRecord {

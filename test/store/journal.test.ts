@@ -15,7 +15,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-// A line from the seed thread (linkerd 1.3.1 on journald, shared/seed).
+// A line from the linkerd forum thread "Non-heap Memory Leak on 1.3.1" (discourse.linkerd.io, November 2017) (linkerd 1.3.1 on journald).
 function record(message: string): LogRecord {
   return { time: 1730462372962, host: 'web-1', service: 'linkerd', pid: '5699', stream: streamKeyOf('web-1', 'linkerd', '5699'), message };
 }

@@ -1,10 +1,11 @@
 import { malformedRecord, recordFromObject, recordFromText, safeStringify } from '../normalize.js';
 import type { LogRecord } from '../record.js';
 
-/** What a body decodes to: every record, and how many of them were kept as raw text. */
+/** What a body decodes to: every record, how many were kept as raw text, and how many had no text field. */
 export interface DecodedBatch {
   records: LogRecord[];
   malformed: number;
+  withoutText: number;
 }
 
 /** Collects one body's records; the formats share its rules for values that are not records. */
@@ -18,9 +19,9 @@ export class BatchBuilder {
    * One decoded value: an object is a record, a string is a message (Vector's opt-in log namespace
    * sends bare strings), anything else is kept as raw text and counted as malformed.
    */
-  addValue(value: unknown, eventTimeMs?: number): void {
+  addValue(value: unknown, transportTimeUs?: number): void {
     if (isPlainRecord(value)) {
-      this.records.push(recordFromObject(value, this.receivedAtMs, eventTimeMs));
+      this.records.push(recordFromObject(value, this.receivedAtMs, transportTimeUs));
     } else if (typeof value === 'string') {
       const record = recordFromText(value, this.receivedAtMs);
       if (record !== null) this.records.push(record);
@@ -40,7 +41,9 @@ export class BatchBuilder {
   }
 
   result(): DecodedBatch {
-    return { records: this.records, malformed: this.malformed };
+    let withoutText = 0;
+    for (const record of this.records) if (record.withoutText === true) withoutText++;
+    return { records: this.records, malformed: this.malformed, withoutText };
   }
 }
 
