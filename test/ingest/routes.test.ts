@@ -111,7 +111,7 @@ describe('records are normalised', () => {
     expect(docker?.message).toBe('GET / 200');
   });
 
-  it('Fluent Bit v2 chunk byte for byte (shippers.md §5.2)', async () => {
+  it('Fluent Bit v2 chunk byte for byte (flb_log_event.h event format)', async () => {
     const answer = await post(`${server.url}/`, FLUENT_BIT_V2_EXACT, { 'content-type': 'application/msgpack' });
     expect(answer.json).toEqual({ accepted: 1, malformed: 0, without_text: 0 });
     expect(server.batches.at(-1)?.[0]).toMatchObject({ message: 'hi', time: 1714564800500 });
