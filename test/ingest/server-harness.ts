@@ -1,4 +1,6 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import Fastify, { type FastifyInstance, type RawServerDefault } from 'fastify';
+import { pino, type Logger } from 'pino';
 import { request } from 'undici';
 import { ingestRoutes, type IngestRoutesOptions } from '../../src/ingest/routes.js';
 import type { LogRecord } from '../../src/ingest/record.js';
@@ -6,18 +8,21 @@ import type { LogRecord } from '../../src/ingest/record.js';
 export interface TestServer {
   url: string;
   batches: LogRecord[][];
-  app: FastifyInstance;
+  app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
   /** Set to false to make submit refuse (queue full). */
   accepting: { value: boolean };
   close(): Promise<void>;
 }
 
-/** A real Fastify app on loopback with only the ingest plugin; submit collects the batches. */
-export async function startIngestServer(options: Partial<IngestRoutesOptions> = {}): Promise<TestServer> {
+/** A real Fastify app on loopback with only the ingest plugin; submit collects the batches; `logLines` collects its log. */
+export async function startIngestServer(options: Partial<IngestRoutesOptions> & { logLines?: string[] } = {}): Promise<TestServer> {
   const batches: LogRecord[][] = [];
   const accepting = { value: true };
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
-  const app = Fastify({ bodyLimit: maxBodyBytes });
+  const logLines = options.logLines;
+  // Without a sink the log is silent, as the harness always was.
+  const log = pino({ level: logLines === undefined ? 'silent' : 'warn' }, { write: (line: string) => void logLines?.push(line) });
+  const app = Fastify({ bodyLimit: maxBodyBytes, loggerInstance: log });
   await app.register(ingestRoutes, {
     maxBodyBytes,
     submit: (records) => {
