@@ -13,7 +13,7 @@ import { memoryRoutes } from './memory/routes.js';
 import { renderPrometheus, type MetricSample } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { RuleSetHolder, rulesRoutes } from './rules/index.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
 
 export type LeakwatchApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
 
@@ -61,7 +61,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       },
     },
     log,
-    { journal: store },
+    { journal: store, isStoreUnavailable },
   );
   const { engine } = pipeline;
   const replayed = pipeline.replayJournal();
@@ -84,9 +84,10 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const checks = { rules: rules.isLoaded(), store: storeAnswers(store) };
+    const checks = { rules: rules.isLoaded(), store: storeAnswers(store) && pipeline.storeWritable };
     const ready = checks.rules && checks.store;
-    return reply.code(ready ? 200 : 503).send({ ready, checks });
+    const problem = pipeline.storeProblem;
+    return reply.code(ready ? 200 : 503).send(problem === undefined ? { ready, checks } : { ready, checks, store_problem: problem });
   });
   app.get('/metrics', async (_request, reply) => {
     const stats = engine.stats();
@@ -107,6 +108,9 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       { name: 'leakwatch_engine_late_records_total', help: 'Records that arrived after a later record of their stream had been grouped (beyond the reorder window).', type: 'counter', value: stats.lateRecords ?? 0 },
       { name: 'leakwatch_engine_truncated_total', help: 'Records cut at max lines or bytes.', type: 'counter', value: stats.truncatedGroups },
       { name: 'leakwatch_journal_replayed_batches', help: 'Ingest batches replayed from the journal at start-up.', type: 'gauge', value: counters.batchesReplayed },
+      { name: 'leakwatch_store_write_failures_total', help: 'Store writes that failed (a full disk, say); what they carried was kept and retried.', type: 'counter', value: counters.storeWriteFailures },
+      { name: 'leakwatch_store_writable', help: '1 while the store takes writes; 0 while ingest answers 503 because it does not.', type: 'gauge', value: pipeline.storeWritable ? 1 : 0 },
+      { name: 'leakwatch_journal_replay_skipped_records', help: 'Records of replayed batches already in stored groups at the last checkpoint (not fed again).', type: 'gauge', value: counters.recordsSkippedOnReplay },
       { name: 'leakwatch_pipeline_errors_total', help: 'Failures of a pipeline stage (logged).', type: 'counter', value: counters.outputErrors },
       { name: 'leakwatch_rules_loaded', help: 'Rules in the active rule set.', type: 'gauge', value: rules.status().rules.length },
       { name: 'leakwatch_rules_reload_failures_total', help: 'Rule reloads rejected (the previous rules stayed active).', type: 'counter', value: rules.reloadFailures },

@@ -116,8 +116,8 @@ export function createEngine(options: EngineOptions): DetailedEngine {
         deliver();
       }
     },
-    oldestOpenSeq(): number | undefined {
-      return grouper.oldestOpenSeq();
+    pendingJournalPositions(): number[] {
+      return grouper.pendingJournalPositions();
     },
     stats(): DetailedEngineStats {
       const counters = grouper.counters;

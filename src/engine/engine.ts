@@ -40,9 +40,9 @@ export interface Engine {
   /** Group everything held and close every open group (end of input, shutdown). */
   flush(): void;
   /**
-   * The oldest ingest-journal batch (LogRecord.seq) that an open group or a held record belongs
-   * to: every batch before it has been fully classified. undefined when there is none.
+   * Journal positions (LogRecord.journalPos) of the records not yet in a closed group: held for
+   * reordering or in an open group. Every other record the engine was given is done.
    */
-  oldestOpenSeq(): number | undefined;
+  pendingJournalPositions(): number[];
   stats(): EngineStats;
 }

@@ -17,6 +17,4 @@ export interface Group {
   lines: string[];
   truncated: boolean;
   closeReason: CloseReason;
-  /** The oldest ingest-journal batch (LogRecord.seq) of any of its lines: kept until the group closes. */
-  seq?: number;
 }

@@ -76,6 +76,8 @@ interface StreamState {
   configSource: readonly GrouperConfig[];
   /** The open group, built whole at open so that closing allocates nothing more. */
   group: Group | null;
+  /** Journal positions (LogRecord.journalPos) of the records in the open group: not done until it closes. */
+  positions: number[];
   phase: Phase;
   /** Lines of the open group that are certain; the ones after are tentative message lines. */
   confirmed: number;
@@ -111,7 +113,8 @@ interface StreamState {
 const SEP = '\u001f';
 interface TentativeLine {
   time: number;
-  seq: number | undefined;
+  /** Journal position of its record, when journaled. */
+  position: number | undefined;
 }
 
 /** Shared by every stream without tentative lines (nearly all, nearly always): no array per group. */
@@ -132,8 +135,6 @@ export class StreamGrouper {
   private readonly currentStreamOfProcess: LRUCache<string, string>;
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
-  /** Journal batch (LogRecord.seq) → records of it still held for reordering; seqs arrive in increasing order. */
-  private readonly heldPerSeq = new Map<number, number>();
   private heldCount = 0;
   private openGroupCount = 0;
   private openBytesTotal = 0;
@@ -173,21 +174,19 @@ export class StreamGrouper {
     this.currentStreamOfProcess = new LRUCache<string, string>({ max: limits.maxStreams });
   }
 
-  /** The oldest ingest-journal batch an open group or a held record belongs to; undefined when none. */
-  oldestOpenSeq(): number | undefined {
-    let oldest: number | undefined;
-    for (const seq of this.heldPerSeq.keys()) {
-      oldest = seq;
-      break;
-    }
+  /**
+   * Journal positions (LogRecord.journalPos) of the records not done yet: held for reordering, or
+   * in a group that has not closed. Everything else the engine was given is in a closed group.
+   */
+  pendingJournalPositions(): number[] {
+    const pending: number[] = [];
     for (const state of this.streams.values()) {
-      const seq = state.group?.seq;
-      if (seq !== undefined && (oldest === undefined || seq < oldest)) oldest = seq;
-      for (const { seq: tentative } of state.tentative) {
-        if (tentative !== undefined && (oldest === undefined || tentative < oldest)) oldest = tentative;
-      }
+      for (const { record } of state.held) if (record.journalPos !== undefined) pending.push(record.journalPos);
+      if (state.group === null) continue;
+      for (const position of state.positions) pending.push(position);
+      for (const { position } of state.tentative) if (position !== undefined) pending.push(position);
     }
-    return oldest;
+    return pending;
   }
 
   get openStreams(): number {
@@ -265,6 +264,7 @@ export class StreamGrouper {
       config: selectGrouper(this.groupers, service),
       configSource: this.groupers,
       group: null,
+      positions: [],
       phase: Phase.None,
       confirmed: 0,
       tentative: NO_TENTATIVE,
@@ -296,8 +296,6 @@ export class StreamGrouper {
     if (at === held.length) held.push(entry);
     else held.splice(at, 0, entry);
     this.heldCount++;
-    const seq = record.seq;
-    if (seq !== undefined) this.heldPerSeq.set(seq, (this.heldPerSeq.get(seq) ?? 0) + 1);
   }
 
   /** Groups held records from the front while their window has passed (the front blocks those behind it). */
@@ -309,12 +307,6 @@ export class StreamGrouper {
     const released = count === held.length ? held.splice(0) : held.splice(0, count);
     for (const { record } of released) {
       this.heldCount--;
-      const seq = record.seq;
-      if (seq !== undefined) {
-        const left = (this.heldPerSeq.get(seq) ?? 1) - 1;
-        if (left === 0) this.heldPerSeq.delete(seq);
-        else this.heldPerSeq.set(seq, left);
-      }
       this.group(state, record);
     }
   }
@@ -477,7 +469,7 @@ export class StreamGrouper {
   private startRecord(state: StreamState, line: string, record: LogRecord, phase: Phase): void {
     if (state.group) this.closeGroup(state, 'next-record', false);
     state.swallowing = false;
-    this.openGroup(state, line, record.time, record.seq);
+    this.openGroup(state, line, record);
     state.phase = phase;
   }
 
@@ -498,18 +490,18 @@ export class StreamGrouper {
     state.groupBytes += size;
     this.openBytesTotal += size;
     state.continuesNext = endsWithNestedIs(line);
+    const position = record.journalPos;
     if (certain) {
       state.throwableCandidate = false;
       if (state.tentative !== NO_TENTATIVE) {
-        for (const { seq } of state.tentative) if (seq !== undefined && (group.seq === undefined || seq < group.seq)) group.seq = seq;
+        for (const tentative of state.tentative) if (tentative.position !== undefined) notePosition(state, tentative.position);
         state.tentative = NO_TENTATIVE;
       }
       state.confirmed = group.lines.length;
-      const seq = record.seq;
-      if (seq !== undefined && (group.seq === undefined || seq < group.seq)) group.seq = seq;
+      if (position !== undefined) notePosition(state, position);
     } else {
       if (state.tentative === NO_TENTATIVE) state.tentative = [];
-      state.tentative.push({ time: record.time, seq: record.seq });
+      state.tentative.push({ time: record.time, position });
     }
   }
 
@@ -520,7 +512,7 @@ export class StreamGrouper {
     this.counters.swallowedLines++;
   }
 
-  private openGroup(state: StreamState, line: string, time: number, seq: number | undefined): void {
+  private openGroup(state: StreamState, line: string, record: LogRecord): void {
     const maxBytes = state.config.maxBytes;
     // A single line longer than the whole budget is kept cut, so one group never exceeds it.
     const kept = line.length + 1 > maxBytes ? line.slice(0, Math.max(0, maxBytes - 1)) : line;
@@ -530,12 +522,13 @@ export class StreamGrouper {
       host: state.host,
       service: state.service,
       pid: state.pid,
-      time,
+      time: record.time,
       lines: [kept],
       truncated: false,
       closeReason: 'end-of-input',
-      seq,
     };
+    state.positions.length = 0;
+    if (record.journalPos !== undefined) state.positions.push(record.journalPos);
     state.confirmed = 1;
     state.hasException = false;
     state.expectException = false;
@@ -558,8 +551,6 @@ export class StreamGrouper {
     let tentativeLines = state.tentative;
     if (state.throwableCandidate) {
       state.confirmed++;
-      const seq = tentativeLines[0]?.seq;
-      if (seq !== undefined && (group.seq === undefined || seq < group.seq)) group.seq = seq;
       tentativeLines = tentativeLines.slice(1);
     }
     const tentative = group.lines.length > state.confirmed ? group.lines.splice(state.confirmed) : null;
@@ -590,7 +581,6 @@ export class StreamGrouper {
         lines: [tentative[index] as string],
         truncated: false,
         closeReason: reason,
-        seq: tentativeLines[index]?.seq,
       });
     }
   }
@@ -604,6 +594,12 @@ export class StreamGrouper {
       this.closeGroup(state, 'evicted', false);
     }
   }
+}
+
+/** Adds a journal position to the open group's, once per record (its lines come one after another). */
+function notePosition(state: StreamState, position: number): void {
+  const positions = state.positions;
+  if (positions[positions.length - 1] !== position) positions.push(position);
 }
 
 /** Source order: the source clock, then the position in the source; equal keys keep arrival order. */

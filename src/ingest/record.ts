@@ -39,6 +39,8 @@ export interface LogRecord {
   withoutText?: boolean;
   /** The ingest-journal batch this record arrived in (server only): what to replay after a crash. */
   seq?: number;
+  /** Its place in the journal, journalPosition(seq, index in the batch): what a replay may skip. */
+  journalPos?: number;
 }
 
 /** Separator that cannot occur in host names, unit names or pids. */
@@ -46,4 +48,17 @@ const SEP = '\u001f';
 
 export function streamKeyOf(host: string, service: string, pid: string): string {
   return host + SEP + service + SEP + pid;
+}
+
+/** Records per journal batch the position numbering leaves room for (2^24; ingest caps records per body far below). */
+export const JOURNAL_BATCH_RECORDS = 2 ** 24;
+
+/** A record's place in the ingest journal as one number: its batch, then its index in the batch. */
+export function journalPosition(seq: number, index: number): number {
+  return seq * JOURNAL_BATCH_RECORDS + index;
+}
+
+/** The journal batch of a journalPosition(). */
+export function journalBatchOf(position: number): number {
+  return Math.floor(position / JOURNAL_BATCH_RECORDS);
 }

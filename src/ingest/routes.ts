@@ -82,7 +82,10 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
       } catch (error) {
         // The batch could not be recorded (a full disk, say): 503 so that the shipper keeps it and retries.
         request.log.error({ err: error }, 'ingest: submit failed');
-        refusal = 'the batch could not be recorded (storage error, see the server log); retry shortly';
+        refusal =
+          error instanceof Error && error.name === 'StoreUnavailableError'
+            ? error.message
+            : 'the batch could not be recorded (storage error, see the server log); retry shortly';
       }
       if (refusal !== undefined) {
         reply.header('retry-after', '1');

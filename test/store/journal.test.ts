@@ -33,9 +33,14 @@ describe('ingest journal', () => {
     expect(batches.map((b) => [b.seq, b.receivedAt, b.records.length])).toEqual([[first, 1000, 1], [second, 2000, 2]]);
     expect(batches[1]!.records[1]!.message).toBe('at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(');
     expect(reopened.journalAfter(first, 10).map((b) => b.seq)).toEqual([second]);
-    expect(reopened.pruneJournal(first)).toBe(1);
+    expect(reopened.journalCheckpoint()).toBeUndefined();
+    reopened.checkpointJournal(first, { pushedThrough: second, pending: [second * 2 ** 24 + 1, second * 2 ** 24, 7] });
     expect(reopened.journalAfter(0, 10).map((b) => b.seq)).toEqual([second]);
     reopened.close();
+
+    const again = new SqliteStore(dir);
+    expect(again.journalCheckpoint()).toEqual({ pushedThrough: second, pending: [7, second * 2 ** 24, second * 2 ** 24 + 1] });
+    again.close();
   });
 
   it('migration 2 folds duplicate memory samples of a version-1 store and then ignores re-sent ones', () => {
