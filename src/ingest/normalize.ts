@@ -59,6 +59,7 @@ const LATE_CLOCK_KEYS: ReadonlyArray<readonly [string, boolean]> = [
 /** journald's record of when the process itself logged the line (absent for stdout lines). */
 const SOURCE_REALTIME_KEYS = ['_SOURCE_REALTIME_TIMESTAMP', 'SOURCE_REALTIME_TIMESTAMP', '_source_realtime_timestamp', 'source_realtime_timestamp'] as const;
 const OFFSET_KEYS = ['offset', 'Offset', 'file_offset'] as const;
+const FILE_KEYS = ['file', 'path', 'filename'] as const;
 const SEQNUM_KEYS = ['__SEQNUM', '_SEQNUM', 'SEQNUM', '__seqnum', 'seqnum'] as const;
 
 /** A journald field that repeats within an entry arrives as an array; the first value stands. */
@@ -211,6 +212,17 @@ function isGelf(obj: Record<string, unknown>): boolean {
   return obj['short_message'] !== undefined && (obj['version'] !== undefined || obj['message'] === undefined);
 }
 
+/**
+ * A tailed file's name (Vector's `file`, Fluent Bit's `Path_Key path`) names the stream of records
+ * that say nothing else about their origin, as `leakwatch analyze` names a raw file's: two log files
+ * of one host are two streams, never joined.
+ */
+function fileNameOf(obj: Record<string, unknown>): string {
+  const path = pick(obj, FILE_KEYS);
+  const slash = path.lastIndexOf('/');
+  return slash < 0 ? path : path.slice(slash + 1);
+}
+
 /** A flat map of `a/b/c` keys to numbers: a metrics snapshot (linkerd's /admin/metrics.json), no log line. */
 function isMetricsSnapshot(obj: Record<string, unknown>): boolean {
   for (const key in obj) {
@@ -230,7 +242,7 @@ export function recordFromObject(input: Record<string, unknown>, receivedAtMs: n
   const text = messageText(obj);
   let message = text ?? '';
   let host = pick(obj, HOST_KEYS) || nestedText(obj, 'host', 'name') || nestedText(obj, 'host', 'hostname') || nestedText(obj, 'kubernetes', 'pod_name');
-  let service = pick(obj, SERVICE_KEYS) || nestedText(obj, 'kubernetes', 'container_name');
+  let service = pick(obj, SERVICE_KEYS) || nestedText(obj, 'kubernetes', 'container_name') || fileNameOf(obj);
   let pid = pick(obj, PID_KEYS);
 
   let sourceUs = clockFrom(obj, SOURCE_CLOCK_KEYS);

@@ -94,6 +94,19 @@ describe('field names of other shippers', () => {
     ]);
   });
 
+  it('tailed raw files: the file name is the stream (Vector `file`, Fluent Bit `Path_Key`), the offset orders it', async () => {
+    // Vector's file source with `offset_key: offset`; Fluent Bit's tail with `Path_Key path` and `Offset_Key offset`.
+    const body = [
+      { file: '/var/log/linkerd/linkerd.log', host: 'web-1', message: 'I 0406 15:09:51.270 UTC THREAD1: linkerd 1.3.6', offset: 812, timestamp: '2018-04-06T15:09:51.300012Z' },
+      { path: '/var/log/linkerd/namerd.log', log: 'I 0406 15:09:52.001 UTC THREAD1: namerd 1.3.6', offset: 96, date: 1523027392.0125 },
+    ];
+    const { records } = await recordsOf(JSON.stringify(body), 'application/json');
+    expect(records.map((record) => [record.host, record.service, record.position, record.sourceUs])).toEqual([
+      ['web-1', 'linkerd.log', 812, 1523027391300012],
+      ['', 'namerd.log', 96, 1523027392012500],
+    ]);
+  });
+
   it('a record with none of the text fields is counted in the answer and logged, not silently accepted', async () => {
     const logged: string[] = [];
     const counting = await startIngestServer({ logLines: logged });
