@@ -36,6 +36,7 @@ import type { LogRecord } from '../ingest/record.js';
 import type { CloseReason, Group } from './group.js';
 import { DEFAULT_OPEN_GROUP_LIMITS, type GrouperConfig, type HeaderPattern, type OpenGroupLimits } from './grouper-config.js';
 import { selectGrouper } from './grouper-selection.js';
+import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
 import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
 
 /** Receives every closed group, in close order. */
@@ -119,6 +120,8 @@ interface TentativeLine {
 
 /** Shared by every stream without tentative lines (nearly all, nearly always): no array per group. */
 const NO_TENTATIVE: TentativeLine[] = [];
+/** Shared by groups of records that were never journaled (`analyze`, tests). */
+const NO_POSITIONS: number[] = [];
 
 export interface StreamGrouperOptions {
   limits?: OpenGroupLimits;
@@ -264,7 +267,7 @@ export class StreamGrouper {
       config: selectGrouper(this.groupers, service),
       configSource: this.groupers,
       group: null,
-      positions: [],
+      positions: NO_POSITIONS,
       phase: Phase.None,
       confirmed: 0,
       tentative: NO_TENTATIVE,
@@ -527,8 +530,9 @@ export class StreamGrouper {
       truncated: false,
       closeReason: 'end-of-input',
     };
-    state.positions.length = 0;
-    if (record.journalPos !== undefined) state.positions.push(record.journalPos);
+    // Setting an array's length is a runtime call: only journaled records (the server) use positions.
+    if (record.journalPos !== undefined) state.positions = [record.journalPos];
+    else if (state.positions !== NO_POSITIONS) state.positions = NO_POSITIONS;
     state.confirmed = 1;
     state.hasException = false;
     state.expectException = false;
@@ -599,7 +603,8 @@ export class StreamGrouper {
 /** Adds a journal position to the open group's, once per record (its lines come one after another). */
 function notePosition(state: StreamState, position: number): void {
   const positions = state.positions;
-  if (positions[positions.length - 1] !== position) positions.push(position);
+  if (positions === NO_POSITIONS) state.positions = [position];
+  else if (positions[positions.length - 1] !== position) positions.push(position);
 }
 
 /** Source order: the source clock, then the position in the source; equal keys keep arrival order. */
@@ -650,6 +655,9 @@ function isBareCause(line: string): boolean {
 
 /** RemoteException's message ends `; nested exception is: ` and the detail's toString follows on the next line. */
 function endsWithNestedIs(line: string): boolean {
+  // Nearly every line ends in neither `:` nor a space: one char test decides.
+  const last = line.charCodeAt(line.length - 1);
+  if (last !== 58 && last !== 32) return false;
   let end = line.length;
   while (end > 0 && line.charCodeAt(end - 1) === 32) end--;
   return line.charCodeAt(end - 1) === 58 /* : */ && line.endsWith('nested exception is:', end);
@@ -666,8 +674,16 @@ function matchesAny(patterns: readonly RegExp[], line: string): boolean {
   return false;
 }
 
+const prefilters = new WeakMap<readonly HeaderPattern[], HeaderPrefilter>();
+
 /** The layout whose header this line is; a second header line without its first starts a record too (an excerpt). */
 function matchingHeader(headers: readonly HeaderPattern[], line: string): HeaderPattern | null {
+  let prefilter = prefilters.get(headers);
+  if (prefilter === undefined) {
+    prefilter = headerPrefilter(headers.flatMap((header) => (header.second === null ? [header.first] : [header.first, header.second])));
+    prefilters.set(headers, prefilter);
+  }
+  if (prefilter.union !== null && !prefilter.union.test(line) && !matchesAny(prefilter.alone, line)) return null;
   for (const header of headers) if (matches(header.first, line)) return header;
   for (const header of headers) if (header.second !== null && matches(header.second, line)) return SECOND_LINE_ALONE;
   return null;
