@@ -109,6 +109,8 @@ interface StreamState {
   held: HeldRecord[];
   /** Whether a record of this stream has been grouped (a new pid shows its restart only then). */
   grouped: boolean;
+  /** When it was last used (a counter), for the LRU's recency. */
+  lastUse: number;
 }
 
 const SEP = '\u001f';
@@ -134,6 +136,9 @@ export interface StreamGrouperOptions {
 
 export class StreamGrouper {
   private readonly streams: LRUCache<string, StreamState>;
+  /** The states used since their recency was last written to the LRU (an evicted one leaves too). */
+  private readonly touched = new Map<string, StreamState>();
+  private uses = 0;
   /** host + service → the stream of its current process, to notice a restart under a new pid. */
   private readonly currentStreamOfProcess: LRUCache<string, string>;
   private readonly limits: OpenGroupLimits;
@@ -164,7 +169,8 @@ export class StreamGrouper {
     this.ordered = options.ordered ?? false;
     this.streams = new LRUCache<string, StreamState>({
       max: limits.maxStreams,
-      dispose: (state, _key, reason) => {
+      dispose: (state, key, reason) => {
+        this.touched.delete(key);
         if (reason !== 'evict') return;
         // Room is needed: what the stream still holds is grouped now, and its record closed.
         if (state.held.length > 0) this.release(state, Number.POSITIVE_INFINITY);
@@ -218,6 +224,7 @@ export class StreamGrouper {
         this.hold(state, record, now + state.config.reorderWindowMs);
       }
     }
+    this.writeRecency();
   }
 
   /**
@@ -243,16 +250,34 @@ export class StreamGrouper {
     }
   }
 
+  /**
+   * The stream's state. Moving an entry in the LRU cost more than grouping the line, so within a
+   * push a plain Map finds the states already used, and their recency is written to the LRU in the
+   * order they were last used, once per push, and before any new stream could evict one.
+   */
   private stateOf(record: LogRecord): StreamState {
     const stream = record.stream;
-    let state = this.streams.get(stream);
+    let state = this.touched.get(stream);
     if (state === undefined) {
-      state = this.newState(record);
-    } else if (state.configSource !== this.groupers) {
-      state.config = selectGrouper(this.groupers, state.service);
-      state.configSource = this.groupers;
+      state = this.streams.peek(stream);
+      if (state === undefined) {
+        this.writeRecency();
+        state = this.newState(record);
+      } else if (state.configSource !== this.groupers) {
+        state.config = selectGrouper(this.groupers, state.service);
+        state.configSource = this.groupers;
+      }
+      this.touched.set(stream, state);
     }
+    state.lastUse = ++this.uses;
     return state;
+  }
+
+  private writeRecency(): void {
+    if (this.touched.size === 0) return;
+    const used = [...this.touched.values()].sort((a, b) => a.lastUse - b.lastUse);
+    this.touched.clear();
+    for (const state of used) this.streams.get(state.stream);
   }
 
   private newState(record: LogRecord): StreamState {
@@ -282,6 +307,7 @@ export class StreamGrouper {
       lastSourceUs: undefined,
       held: [],
       grouped: false,
+      lastUse: 0,
     };
     this.streams.set(record.stream, state);
     return state;
