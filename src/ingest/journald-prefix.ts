@@ -181,6 +181,49 @@ function parsePrefix(line: string, referenceMs: number): JournalPrefix | null {
   const [timeMs, restStart] = time;
   const prefix: JournalPrefix = { timeMs, zoned: first >= 48 && first <= 57, host: '', service: '', pid: '', messageStart: Math.min(restStart, line.length) };
   if (restStart >= line.length || line.charCodeAt(restStart) === CH_SPACE) return prefix;
+  if (knownOrigin(line, restStart, prefix)) return prefix;
+  parseOrigin(line, restStart, prefix);
+  if (prefix.service !== '') rememberOrigin(line, restStart, prefix);
+  return prefix;
+}
+
+interface KnownOrigin {
+  /** `host ident[pid]: ` exactly as it stood in the line, up to the message. */
+  text: string;
+  host: string;
+  service: string;
+  pid: string;
+}
+
+// A journal's lines come from a handful of processes: their origin text is compared in place and
+// its parts reused, instead of slicing host, identifier and pid out of every line.
+const KNOWN_ORIGINS = 32;
+const knownOrigins: KnownOrigin[] = [];
+let nextOrigin = 0;
+
+function knownOrigin(line: string, restStart: number, prefix: JournalPrefix): boolean {
+  for (let index = 0; index < knownOrigins.length; index++) {
+    const known = knownOrigins[index] as KnownOrigin;
+    if (!line.startsWith(known.text, restStart)) continue;
+    prefix.host = known.host;
+    prefix.service = known.service;
+    prefix.pid = known.pid;
+    prefix.messageStart = restStart + known.text.length;
+    return true;
+  }
+  return false;
+}
+
+function rememberOrigin(line: string, restStart: number, prefix: JournalPrefix): void {
+  // Only an origin ending in `: ` ends where its last token does; one ending at the line's end
+  // could be the start of a longer token in another line.
+  if (line.charCodeAt(prefix.messageStart - 1) !== CH_SPACE) return;
+  const known: KnownOrigin = { text: line.slice(restStart, prefix.messageStart), host: prefix.host, service: prefix.service, pid: prefix.pid };
+  knownOrigins[nextOrigin] = known;
+  nextOrigin = (nextOrigin + 1) % KNOWN_ORIGINS;
+}
+
+function parseOrigin(line: string, restStart: number, prefix: JournalPrefix): void {
 
   const firstEnd = tokenEnd(line, restStart);
   const alone = identWithPid(line, restStart, firstEnd);
@@ -189,9 +232,9 @@ function parsePrefix(line: string, referenceMs: number): JournalPrefix | null {
     prefix.service = alone[0];
     prefix.pid = alone[1];
     prefix.messageStart = afterColon(line, firstEnd);
-    return prefix;
+    return;
   }
-  if (firstEnd >= line.length || line.charCodeAt(firstEnd - 1) === CH_COLON) return prefix;
+  if (firstEnd >= line.length || line.charCodeAt(firstEnd - 1) === CH_COLON) return;
   const secondStart = firstEnd + 1;
   const secondEnd = tokenEnd(line, secondStart);
   const ident = identWithPid(line, secondStart, secondEnd);
@@ -200,7 +243,7 @@ function parsePrefix(line: string, referenceMs: number): JournalPrefix | null {
     prefix.service = ident[0];
     prefix.pid = ident[1];
     prefix.messageStart = afterColon(line, secondEnd);
-    return prefix;
+    return;
   }
   // `host ident: msg` (no _PID). `Caused by: ...` has the same shape but is a trace line.
   if (secondEnd - secondStart >= 2 && line.charCodeAt(secondEnd - 1) === CH_COLON && line.charCodeAt(secondStart) !== CH_OPEN_BRACKET) {
@@ -212,7 +255,7 @@ function parsePrefix(line: string, referenceMs: number): JournalPrefix | null {
       prefix.messageStart = afterColon(line, secondEnd);
     }
   }
-  return prefix;
+  return;
 }
 
 /** `ident[pid]: msg` with no time before it: an identifier of name characters, a numeric pid. */

@@ -234,19 +234,54 @@ export function headerTimeToEpochMs(header: LineHeader, referenceMs: number): nu
     if (offset === undefined) return undefined;
     return Date.UTC(year, month - 1, day, hour, minute, second, millis) - offset * 60_000;
   }
-  // `MMdd HH:mm:ss.SSS ZONE`, read at fixed positions (this runs for every header line offline).
-  const time = header.time;
-  if (time.length < 19 || time.charCodeAt(4) !== CH_SPACE || time.charCodeAt(17) !== CH_SPACE) return undefined;
-  const month = twoDigitsAt(time, 0);
-  const day = twoDigitsAt(time, 2);
-  const hour = twoDigitsAt(time, 5);
-  const minute = twoDigitsAt(time, 8);
-  const second = twoDigitsAt(time, 11);
-  const millis = twoDigitsAt(time, 14) * 10 + digitAt(time, 16);
-  if (time.charCodeAt(7) !== CH_COLON || time.charCodeAt(10) !== CH_COLON || time.charCodeAt(13) !== 46 || millis < 0) return undefined;
+  return linkerdTimeAt(header.time, 0, referenceMs);
+}
+
+let lastZone = '';
+let lastZoneOffset: number | undefined;
+
+/**
+ * `MMdd HH:mm:ss.SSS ZONE` at `at` in `text`, read at fixed positions (this runs for every header
+ * line a text body or file holds), the year placed by the reference.
+ */
+function linkerdTimeAt(text: string, at: number, referenceMs: number): number | undefined {
+  if (text.length < at + 19 || text.charCodeAt(at + 4) !== CH_SPACE || text.charCodeAt(at + 17) !== CH_SPACE) return undefined;
+  const month = twoDigitsAt(text, at);
+  const day = twoDigitsAt(text, at + 2);
+  const hour = twoDigitsAt(text, at + 5);
+  const minute = twoDigitsAt(text, at + 8);
+  const second = twoDigitsAt(text, at + 11);
+  const millis = twoDigitsAt(text, at + 14) * 10 + digitAt(text, at + 16);
+  if (text.charCodeAt(at + 7) !== CH_COLON || text.charCodeAt(at + 10) !== CH_COLON || text.charCodeAt(at + 13) !== 46 || millis < 0) return undefined;
   if (!validParts(month, day, hour, minute, second)) return undefined;
-  const offset = zoneOffsetMinutes(time.slice(18));
+  const zoneStart = at + 18;
+  let zoneEnd = text.indexOf(' ', zoneStart);
+  if (zoneEnd < 0) zoneEnd = text.length;
+  // Lines of one process share their zone: compare in place before slicing it out.
+  let offset: number | undefined;
+  if (zoneEnd - zoneStart === lastZone.length && text.startsWith(lastZone, zoneStart)) {
+    offset = lastZoneOffset;
+  } else {
+    lastZone = text.slice(zoneStart, zoneEnd);
+    offset = lastZoneOffset = zoneOffsetMinutes(lastZone);
+  }
   if (offset === undefined) return undefined;
   const timeOfDayMs = ((hour * 60 + minute) * 60 + second) * 1000 + millis - offset * 60_000;
   return placeYearless(month, day, timeOfDayMs, referenceMs);
+}
+
+/**
+ * The time of a header line, or undefined when it has none or it cannot be read: what
+ * headerTimeToEpochMs(parseLineHeader(line)) gives, without building the parsed header for
+ * linkerd's two layouts.
+ */
+export function headerTimeOf(line: string, referenceMs: number): number | undefined {
+  const start = line.charCodeAt(0) === CH_SPACE ? leadingSpaces(line) : 0;
+  const layout = candidateLayout(line, start);
+  if (layout === null) return undefined;
+  const text = start === 0 ? line : line.slice(start);
+  if (layout === 'linkerd') return LINKERD_HEADER_PREFIX.test(text) ? linkerdTimeAt(text, 2, referenceMs) : undefined;
+  if (layout === 'log4j') return LOG4J_HEADER_PREFIX.test(text) ? linkerdTimeAt(text, text.indexOf(' ') + 1, referenceMs) : undefined;
+  const header = confirm(layout, text);
+  return header === null ? undefined : headerTimeToEpochMs(header, referenceMs);
 }

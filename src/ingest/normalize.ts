@@ -1,5 +1,5 @@
 import { isJournalctlMarker, parseJournalPrefix, type JournalPrefix } from './journald-prefix.js';
-import { headerTimeToEpochMs, parseLineHeader } from './line-layout.js';
+import { headerTimeOf } from './line-layout.js';
 import { streamKeyOf, type LogRecord } from './record.js';
 import { timeValueToUs } from './timestamps.js';
 
@@ -173,11 +173,6 @@ function stripTrailingNewline(text: string): string {
   return end === text.length ? text : text.slice(0, end);
 }
 
-/** A log header's own time (linkerd, log4j, ISO), for lines that carry one. */
-function headerTimeMs(line: string, referenceMs: number): number | undefined {
-  const header = parseLineHeader(line);
-  return header === null ? undefined : headerTimeToEpochMs(header, referenceMs);
-}
 
 /**
  * The line's own time: a journald prefix with a zone (`short-iso`), else the log header's (with
@@ -185,7 +180,7 @@ function headerTimeMs(line: string, referenceMs: number): number | undefined {
  */
 function ownTimeMs(prefix: JournalPrefix | null, message: string, referenceMs: number): number | undefined {
   if (prefix !== null && prefix.zoned && prefix.timeMs !== undefined) return prefix.timeMs;
-  return headerTimeMs(message, referenceMs) ?? prefix?.timeMs;
+  return headerTimeOf(message, referenceMs) ?? prefix?.timeMs;
 }
 
 /**
@@ -288,7 +283,7 @@ export function recordFromText(line: string, receivedAtMs: number): LogRecord | 
   if (text.charCodeAt(0) === 45 && isJournalctlMarker(text)) return null;
   const prefix = parseJournalPrefix(text, receivedAtMs);
   if (prefix === null) {
-    const time = headerTimeMs(text, receivedAtMs) ?? receivedAtMs;
+    const time = headerTimeOf(text, receivedAtMs) ?? receivedAtMs;
     return { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message: text };
   }
   const message = text.slice(prefix.messageStart);

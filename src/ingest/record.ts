@@ -46,8 +46,28 @@ export interface LogRecord {
 /** Separator that cannot occur in host names, unit names or pids. */
 const SEP = '\u001f';
 
+interface KnownStream {
+  host: string;
+  service: string;
+  pid: string;
+  key: string;
+}
+
+// Records come from a handful of processes at a time: their key is looked up among the last ones
+// instead of concatenated (a new string) for every record.
+const KNOWN_STREAMS = 32;
+const knownStreams: KnownStream[] = [];
+let nextKnownStream = 0;
+
 export function streamKeyOf(host: string, service: string, pid: string): string {
-  return host + SEP + service + SEP + pid;
+  for (let index = 0; index < knownStreams.length; index++) {
+    const known = knownStreams[index] as KnownStream;
+    if (known.pid === pid && known.service === service && known.host === host) return known.key;
+  }
+  const key = host + SEP + service + SEP + pid;
+  knownStreams[nextKnownStream] = { host, service, pid, key };
+  nextKnownStream = (nextKnownStream + 1) % KNOWN_STREAMS;
+  return key;
 }
 
 /** Records per journal batch the position numbering leaves room for (2^24; ingest caps records per body far below). */

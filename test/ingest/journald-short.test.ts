@@ -102,4 +102,13 @@ describe('throughput (measured, not asserted)', () => {
     console.log(`journald short: ${Math.round(parsed / seconds)} lines/s`);
     expect(parsed).toBe(lines.length);
   });
+
+  it('origins remembered from earlier lines never take over a line whose tokens differ', () => {
+    const reference = Date.UTC(2017, 10, 5);
+    expect(recordFromTextLine('Nov 01 11:59:32 web-1 linkerd[5699]: first', reference)).toMatchObject({ host: 'web-1', service: 'linkerd', pid: '5699', message: 'first' });
+    // Text glued to the colon is no journald origin (journalctl always writes `: `), remembered or not.
+    expect(recordFromTextLine('Nov 01 11:59:33 web-1 linkerd[5699]:second', reference)).toMatchObject({ host: '', service: '', pid: '', message: 'web-1 linkerd[5699]:second' });
+    expect(recordFromTextLine('Nov 01 11:59:34 web-1 linkerd[56990]: third', reference)).toMatchObject({ pid: '56990', message: 'third' });
+    expect(recordFromTextLine('Nov 01 11:59:35 web-1 linkerd[5699]: fourth', reference)).toMatchObject({ pid: '5699', message: 'fourth', stream: 'web-1\u001flinkerd\u001f5699' });
+  });
 });
