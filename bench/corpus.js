@@ -1,7 +1,7 @@
 // Generates a journald `short` corpus of linkerd 1.x output for the engine benchmark:
 // `Nov 01 11:59:32 host-3 linkerd[5699]: <line>`, several processes interleaved line by line,
 // about a third of the lines inside traces. Trace shapes are copied from real public reports
-// (cited per template); ordinary lines follow linkerd's JUL layout (multiline.md §B7).
+// (cited per template); ordinary lines follow linkerd's JUL layout (linkerd admin TimeZoneLogFormat.scala).
 //
 //   node bench/corpus.js --lines 1000000 --out /tmp/corpus.log
 import { createWriteStream } from 'node:fs';
@@ -153,7 +153,7 @@ export function* generateCorpus({ lines = 1_000_000, processes = 8, hosts = 4, t
 }
 
 export function journaldLine(entry) {
-  // journald strips trailing whitespace (multiline.md §B7).
+  // journald strips trailing whitespace (https://github.com/systemd/systemd/pull/1460).
   return journaldPrefix(new Date(entry.time), entry.host, entry.service, entry.pid) + entry.line.trimEnd();
 }
 

@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { analyzeFiles } from './analyze/analyze.js';
-import { EventWriter, OUTPUT_FORMATS, type OutputFormat } from './analyze/format.js';
+import { EventWriter, OUTPUT_FORMATS, unclassifiedSummary, type OutputFormat } from './analyze/format.js';
+import { isLeakEvent } from './engine/grouped-record.js';
 import { ConfigError, DEFAULTS, flagHelp, flagUsage, resolveConfig, SETTINGS, type RawSettings } from './config.js';
 import { loadRuleSet, runRuleTests, type RuleProblem } from './rules/index.js';
 import { runServer } from './server.js';
@@ -64,8 +65,9 @@ function buildProgram(setExit: (code: number) => void): Command {
     .description('run the engine over log files offline: journald short text, raw linkerd files, journalctl -o json; "-" is stdin')
     .argument('[files...]', 'files to read (default: stdin)')
     .addOption(new Option('--format <format>', 'output format').choices([...OUTPUT_FORMATS]).default('table'))
+    .option('--all', 'also list every grouped record no rule classified (category "-" in the table, null in ndjson)')
     .option('--rules <dir>', 'rule folder (default ./rules, else the shipped rules)')
-    .action(async (files: string[], options: { format: OutputFormat; rules?: string }) => {
+    .action(async (files: string[], options: { format: OutputFormat; all?: boolean; rules?: string }) => {
       const rulesDir = options.rules ?? defaultRulesDir();
       // The ReDoS check belongs to `rules check` and to the long-running server; an offline run
       // starts at once (the lines are still cut to 16 KiB before any regex sees them).
@@ -86,12 +88,20 @@ function buildProgram(setExit: (code: number) => void): Command {
       const writer = new EventWriter(options.format, (text) => void process.stdout.write(text));
       const started = performance.now();
       let events = 0;
-      const result = await analyzeFiles(files, ruleSet, async (batch) => {
-        events += batch.length;
-        writer.events(batch);
-        // Respect the pipe's back-pressure instead of buffering the whole output.
-        if (process.stdout.writableNeedDrain) await new Promise((resolve) => process.stdout.once('drain', resolve));
-      });
+      const result = await analyzeFiles(
+        files,
+        ruleSet,
+        async (batch) => {
+          for (const record of batch) if (isLeakEvent(record)) events++;
+          writer.events(batch);
+          // Respect the pipe's back-pressure instead of buffering the whole output.
+          if (process.stdout.writableNeedDrain) await new Promise((resolve) => process.stdout.once('drain', resolve));
+        },
+        { all: options.all === true },
+      );
+      const summary = unclassifiedSummary(result.unclassifiedTraces);
+      // The table is for people and ends with it; ndjson stays pure records, so it goes to stderr there.
+      if (summary !== '') (options.format === 'table' ? process.stdout : process.stderr).write(summary);
       const seconds = (performance.now() - started) / 1000;
       process.stderr.write(
         `leakwatch: ${result.lines} lines, ${result.stats.groupsClosed} records, ${events} events in ${seconds.toFixed(2)} s` +

@@ -130,6 +130,8 @@ const PASSING_STORAGE_CODES = /^(SQLITE_(BUSY|LOCKED|FULL|IOERR|NOMEM|CANTOPEN|P
  * failure (a record the journal cannot serialise, say) would fail the same way every time.
  */
 export function isPassingStorageError(error: unknown): boolean {
+  // The pipeline's own word for a store that cannot be written until a write succeeds again.
+  if (error instanceof Error && error.name === 'StoreUnavailableError') return true;
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && PASSING_STORAGE_CODES.test(code);
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Engine, EventSink } from './engine/engine.js';
 import type { LeakEvent } from './engine/event.js';
 import type { BoundedRecordQueue } from './ingest/queue.js';
-import type { LogRecord } from './ingest/record.js';
+import { journalBatchOf, journalPosition, type LogRecord } from './ingest/record.js';
 import type { IngestJournal } from './store/store.js';
 
 /** Where the pipeline hands its output: records (metrics snapshots) and classified events. */
@@ -14,11 +14,17 @@ export interface PipelineOutputs {
 export interface PipelineCounters {
   batchesAccepted: number;
   recordsAccepted: number;
+  /** Accepted records with none of the text fields leakwatch reads. */
+  recordsWithoutText: number;
   batchesRefused: number;
   eventsOut: number;
   outputErrors: number;
+  /** Writes to the store that failed (a full disk, say); what they carried is kept and retried. */
+  storeWriteFailures: number;
   /** Journal batches replayed at start-up (accepted before a crash, not all classified). */
   batchesReplayed: number;
+  /** Records of replayed batches that were already in stored groups, so not fed again. */
+  recordsSkippedOnReplay: number;
 }
 
 export interface PipelineOptions {
@@ -26,36 +32,58 @@ export interface PipelineOptions {
   journal?: IngestJournal;
   sweepEveryMs?: number;
   checkpointEveryMs?: number;
+  /** Tells a store failure that passes (disk full, busy, I/O) from a bug or bad data. */
+  isStoreUnavailable?: (error: unknown) => boolean;
 }
 
+/** Ingest is refused (503, retry) while the store cannot be written: nothing could be kept. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+}
+
+/** Output that could not be stored, kept in order until the store takes writes again. */
+type Undelivered = { kind: 'events'; events: LeakEvent[] } | { kind: 'records'; records: readonly LogRecord[] };
+
 /**
- * The one-way flow of the server: ingest → journal → bounded queue → engine → outputs. A batch is
- * journaled before ingest answers 200, and leaves the journal only once every group it took part in
- * has closed and gone to the outputs; after a crash the rest is replayed (event ids are stable, so
- * what was already stored is recognised as a duplicate). The queue is drained a few batches per
- * event-loop turn, so HTTP keeps answering while a backlog is processed, and a timer closes groups
- * whose stream has gone quiet.
+ * The one-way flow of the server: ingest → journal → bounded queue → engine → outputs.
+ *
+ * A batch is journaled before ingest answers 200. A checkpoint (every second) records which of
+ * the journaled records are not yet in a closed, stored group and drops the batches that hold
+ * none of them, in one transaction; after a crash the replay feeds exactly those records and the
+ * batches that came after the checkpoint, so a trace whose head was already stored is never fed
+ * again as a headless fragment. When the store cannot be written (a full disk), what failed is
+ * kept in order and retried, nothing is pruned, and ingest answers 503 until writes succeed.
+ *
+ * The queue is drained a few batches per event-loop turn, so HTTP keeps answering while a backlog
+ * is processed, and a timer releases held records and closes groups of quiet streams.
  */
 export class Pipeline {
   readonly counters: PipelineCounters = {
     batchesAccepted: 0,
     recordsAccepted: 0,
+    recordsWithoutText: 0,
     batchesRefused: 0,
     eventsOut: 0,
     outputErrors: 0,
+    storeWriteFailures: 0,
     batchesReplayed: 0,
+    recordsSkippedOnReplay: 0,
   };
   /** The engine, built by the pipeline so that its sink is the pipeline's own. */
   readonly engine: Engine;
   private readonly journal: IngestJournal | undefined;
   private readonly sweepEveryMs: number;
   private readonly checkpointEveryMs: number;
+  private readonly isStoreUnavailable: (error: unknown) => boolean;
   private draining = false;
   private timers: NodeJS.Timeout[] = [];
   private idleWaiters: Array<() => void> = [];
   /** Journal seq of the newest batch that has gone through the engine. */
   private lastPushedSeq = 0;
-  private prunedThroughSeq = 0;
+  private undelivered: Undelivered[] = [];
+  /** The last journal or checkpoint write failed; the next checkpoint tries again. */
+  private journalFailing = false;
+  private lastStoreError: string | undefined;
 
   constructor(
     createEngine: (sink: EventSink) => Engine,
@@ -68,42 +96,85 @@ export class Pipeline {
     this.journal = options.journal;
     this.sweepEveryMs = options.sweepEveryMs ?? 250;
     this.checkpointEveryMs = options.checkpointEveryMs ?? 1000;
+    this.isStoreUnavailable = options.isStoreUnavailable ?? (() => false);
+  }
+
+  /** False while a store write is failing: /readyz says so and ingest answers 503. */
+  get storeWritable(): boolean {
+    return this.undelivered.length === 0 && !this.journalFailing;
+  }
+
+  /** Why the store is not writable (the last error), for /readyz. */
+  get storeProblem(): string | undefined {
+    return this.storeWritable ? undefined : this.lastStoreError;
   }
 
   /**
    * Called by the ingest route; false means "full, try again later" (503). When it returns true the
-   * batch is in the journal: answering 200 is safe.
+   * batch is in the journal: answering 200 is safe. Throws StoreUnavailableError (503) while the
+   * store cannot be written.
    */
   submit(records: LogRecord[]): boolean {
+    if (!this.storeWritable) {
+      this.counters.batchesRefused++;
+      throw new StoreUnavailableError(`the store cannot be written (${this.lastStoreError ?? 'see the log'}); retry shortly`);
+    }
     if (!this.queue.fits(records)) {
       this.counters.batchesRefused++;
       return false;
     }
     if (this.journal && records.length > 0) {
-      const seq = this.journal.appendJournal(Date.now(), records);
-      for (const record of records) record.seq = seq;
+      let seq: number;
+      try {
+        seq = this.journal.appendJournal(Date.now(), records);
+      } catch (error) {
+        if (!this.isStoreUnavailable(error)) throw error;
+        this.storeFailed(error, 'ingest journal');
+        throw new StoreUnavailableError(`the batch could not be recorded (${this.lastStoreError}); retry shortly`);
+      }
+      for (let index = 0; index < records.length; index++) {
+        const record = records[index] as LogRecord;
+        record.seq = seq;
+        record.journalPos = journalPosition(seq, index);
+      }
     }
     this.queue.offer(records);
     this.counters.batchesAccepted++;
     this.counters.recordsAccepted += records.length;
+    for (const record of records) if (record.withoutText === true) this.counters.recordsWithoutText++;
     this.scheduleDrain();
     return true;
   }
 
   /**
    * Feeds what the journal still holds (accepted before a crash or kill) through the engine, in
-   * order, before new traffic. Returns the number of batches replayed.
+   * order, before new traffic: of the batches the last checkpoint had seen, only the records that
+   * were not yet in a stored group; the later batches whole. Returns the number of batches replayed.
    */
   replayJournal(): number {
     const journal = this.journal;
     if (!journal) return 0;
+    const checkpoint = journal.journalCheckpoint();
+    const pushedThrough = checkpoint?.pushedThrough ?? 0;
+    const pending = new Set(checkpoint?.pending ?? []);
     let after = 0;
     for (;;) {
       const batches = journal.journalAfter(after, 64);
       if (batches.length === 0) break;
       for (const batch of batches) {
-        for (const record of batch.records) record.seq = batch.seq;
-        this.process(batch.records);
+        const fed: LogRecord[] = [];
+        batch.records.forEach((record, index) => {
+          const position = journalPosition(batch.seq, index);
+          if (batch.seq <= pushedThrough && !pending.has(position)) {
+            this.counters.recordsSkippedOnReplay++;
+            return;
+          }
+          record.seq = batch.seq;
+          record.journalPos = position;
+          fed.push(record);
+        });
+        if (fed.length > 0) this.process(fed);
+        if (batch.seq > this.lastPushedSeq) this.lastPushedSeq = batch.seq;
         after = batch.seq;
         this.counters.batchesReplayed++;
       }
@@ -119,7 +190,7 @@ export class Pipeline {
     this.timers = [sweep, checkpoint];
   }
 
-  /** Processes what is queued, then closes every open group (shutdown) and empties the journal. */
+  /** Processes what is queued, then closes every open group (shutdown) and checkpoints the journal. */
   stop(): void {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
@@ -141,17 +212,25 @@ export class Pipeline {
   /** The engine's sink: events of closed groups. */
   readonly onEvents = (events: LeakEvent[]): void => {
     this.counters.eventsOut += events.length;
-    this.guard(() => this.outputs.events(events));
+    this.deliver({ kind: 'events', events });
   };
 
-  /** Drops the journal batches whose every group has closed and reached the outputs. */
+  /**
+   * Retries what the store refused, then records which journaled records are not done yet and
+   * drops the batches that hold none of them. Nothing is dropped while anything is undelivered.
+   */
   checkpoint(): void {
-    if (!this.journal) return;
-    const oldestOpen = this.engine.oldestOpenSeq();
-    const doneThrough = oldestOpen === undefined ? this.lastPushedSeq : Math.min(oldestOpen - 1, this.lastPushedSeq);
-    if (doneThrough > this.prunedThroughSeq) {
-      this.journal.pruneJournal(doneThrough);
-      this.prunedThroughSeq = doneThrough;
+    if (!this.retryUndelivered() || !this.journal) return;
+    const pending = this.engine.pendingJournalPositions();
+    let oldestPending = Number.POSITIVE_INFINITY;
+    for (const position of pending) oldestPending = Math.min(oldestPending, journalBatchOf(position));
+    const pruneThrough = Math.min(oldestPending - 1, this.lastPushedSeq);
+    try {
+      this.journal.checkpointJournal(pruneThrough, { pushedThrough: this.lastPushedSeq, pending });
+      this.journalFailing = false;
+    } catch (error) {
+      if (!this.isStoreUnavailable(error)) throw error;
+      this.storeFailed(error, 'journal checkpoint');
     }
   }
 
@@ -182,15 +261,61 @@ export class Pipeline {
   }
 
   private process(batch: LogRecord[]): void {
-    this.guard(() => {
-      this.outputs.records(batch);
-      this.engine.push(batch);
-    });
+    this.deliver({ kind: 'records', records: batch });
+    this.guard(() => this.engine.push(batch));
     const seq = batch[0]?.seq;
     if (seq !== undefined && seq > this.lastPushedSeq) this.lastPushedSeq = seq;
   }
 
-  /** A failing output (a full disk, say) is logged and counted; it must not take the process down. */
+  /** Hands output on in order; once something is undelivered, later output queues behind it. */
+  private deliver(item: Undelivered): void {
+    if (this.undelivered.length > 0) {
+      this.undelivered.push(item);
+      return;
+    }
+    if (!this.tryDeliver(item)) this.undelivered.push(item);
+  }
+
+  /** False when the store refused it (kept for a retry); other failures are logged and counted. */
+  private tryDeliver(item: Undelivered): boolean {
+    try {
+      if (item.kind === 'events') this.outputs.events(item.events);
+      else this.outputs.records(item.records);
+      return true;
+    } catch (error) {
+      if (this.isStoreUnavailable(error)) {
+        this.storeFailed(error, item.kind === 'events' ? 'storing events' : 'storing metrics samples');
+        return false;
+      }
+      // A bug or data the store cannot take: retrying would fail the same way forever.
+      this.counters.outputErrors++;
+      this.log.error({ err: error }, 'pipeline output failed; the output is dropped');
+      return true;
+    }
+  }
+
+  /** True when nothing is left undelivered. */
+  private retryUndelivered(): boolean {
+    while (this.undelivered.length > 0) {
+      if (!this.tryDeliver(this.undelivered[0] as Undelivered)) return false;
+      this.undelivered.shift();
+    }
+    if (this.lastStoreError !== undefined && this.storeWritable) {
+      this.log.info('the store takes writes again');
+      this.lastStoreError = undefined;
+    }
+    return true;
+  }
+
+  private storeFailed(error: unknown, what: string): void {
+    this.counters.storeWriteFailures++;
+    const message = `${what}: ${error instanceof Error ? error.message : String(error)}`;
+    if (message !== this.lastStoreError) this.log.error({ err: error }, `store write failed (${what}); kept in memory and retried, ingest answers 503 meanwhile`);
+    this.lastStoreError = message;
+    if (what === 'ingest journal' || what === 'journal checkpoint') this.journalFailing = true;
+  }
+
+  /** A failing stage must not take the process down. */
   private guard(work: () => void): void {
     try {
       work();

@@ -17,7 +17,7 @@ import { memoryRoutes } from './memory/routes.js';
 import { renderPrometheus, type MetricSample } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem } from './rules/index.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
 
 export type LeakwatchApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
 
@@ -86,7 +86,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       },
     },
     log,
-    { journal: store },
+    { journal: store, isStoreUnavailable },
   );
   const { engine } = pipeline;
   let closed = false;
@@ -130,11 +130,12 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   // Probes answer without a token: orchestrators and load balancers cannot send one.
   app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
-    const checks = { rules: ready && rules.isLoaded(), store: storeAnswers(store) };
-    const allReady = checks.rules && checks.store;
-    if (allReady) return reply.code(200).send({ ready: true, checks });
-    const waitingFor = !checks.rules ? `rules: ${rules.loading() ?? (rules.isLoaded() ? 'replaying the ingest journal' : 'the last load failed')}` : 'store: it does not answer';
-    return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor });
+    const checks = { rules: ready && rules.isLoaded(), store: storeAnswers(store) && pipeline.storeWritable };
+    const problem = pipeline.storeProblem;
+    const details = problem === undefined ? {} : { store_problem: problem };
+    if (checks.rules && checks.store) return reply.code(200).send({ ready: true, checks, ...details });
+    const waitingFor = !checks.rules ? `rules: ${rules.loading() ?? (rules.isLoaded() ? 'replaying the ingest journal' : 'the last load failed')}` : 'store: it does not take writes';
+    return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor, ...details });
   });
   // The longest the event loop was held since start: what every request may have had to wait.
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -145,6 +146,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     const samples: MetricSample[] = [
       { name: 'leakwatch_ingest_batches_total', help: 'Batches accepted by ingest.', type: 'counter', value: counters.batchesAccepted },
       { name: 'leakwatch_ingest_records_total', help: 'Records accepted by ingest.', type: 'counter', value: counters.recordsAccepted },
+      { name: 'leakwatch_ingest_records_without_text_total', help: 'Accepted records with none of the text fields leakwatch reads (counted, not grouped).', type: 'counter', value: counters.recordsWithoutText },
       { name: 'leakwatch_ingest_refused_batches_total', help: 'Batches answered 503 because the engine queue was full.', type: 'counter', value: counters.batchesRefused },
       { name: 'leakwatch_queue_records', help: 'Records waiting for the engine.', type: 'gauge', value: pipeline.queuedRecords },
       { name: 'leakwatch_queue_bytes', help: 'Bytes (estimated) of the records waiting for the engine.', type: 'gauge', value: queue.bytes },
@@ -154,8 +156,13 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       { name: 'leakwatch_engine_open_streams', help: 'Streams with an open record.', type: 'gauge', value: stats.openStreams },
       { name: 'leakwatch_engine_open_bytes', help: 'Bytes held by open records.', type: 'gauge', value: stats.openBytes },
       { name: 'leakwatch_engine_evictions_total', help: 'Records closed early because the open-record cache was full.', type: 'counter', value: stats.evictions },
+      { name: 'leakwatch_engine_held_records', help: 'Records held to put out-of-order deliveries back in source order.', type: 'gauge', value: stats.heldRecords ?? 0 },
+      { name: 'leakwatch_engine_late_records_total', help: 'Records that arrived after a later record of their stream had been grouped (beyond the reorder window).', type: 'counter', value: stats.lateRecords ?? 0 },
       { name: 'leakwatch_engine_truncated_total', help: 'Records cut at max lines or bytes.', type: 'counter', value: stats.truncatedGroups },
       { name: 'leakwatch_journal_replayed_batches', help: 'Ingest batches replayed from the journal at start-up.', type: 'gauge', value: counters.batchesReplayed },
+      { name: 'leakwatch_store_write_failures_total', help: 'Store writes that failed (a full disk, say); what they carried was kept and retried.', type: 'counter', value: counters.storeWriteFailures },
+      { name: 'leakwatch_store_writable', help: '1 while the store takes writes; 0 while ingest answers 503 because it does not.', type: 'gauge', value: pipeline.storeWritable ? 1 : 0 },
+      { name: 'leakwatch_journal_replay_skipped_records', help: 'Records of replayed batches already in stored groups at the last checkpoint (not fed again).', type: 'gauge', value: counters.recordsSkippedOnReplay },
       { name: 'leakwatch_pipeline_errors_total', help: 'Failures of a pipeline stage (logged).', type: 'counter', value: counters.outputErrors },
       { name: 'leakwatch_rules_loaded', help: 'Rules in the active rule set.', type: 'gauge', value: rules.status().rules.length },
       { name: 'leakwatch_rules_reload_failures_total', help: 'Rule reloads rejected (the previous rules stayed active).', type: 'counter', value: rules.reloadFailures },

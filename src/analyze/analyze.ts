@@ -1,9 +1,11 @@
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createEngine } from '../engine/create-engine.js';
-import type { LeakEvent } from '../engine/event.js';
 import type { EngineStats } from '../engine/engine.js';
+import type { Group } from '../engine/group.js';
+import { unclassifiedRecord, type GroupedRecord } from '../engine/grouped-record.js';
 import { recordFromJournalObject, recordFromTextLine } from '../ingest/journald-short.js';
+import { parseLineHeader } from '../ingest/line-layout.js';
 import { streamKeyOf, type LogRecord } from '../ingest/record.js';
 import type { RuleSet } from '../rules/index.js';
 import { readLineBatches } from './read-lines.js';
@@ -12,6 +14,45 @@ export interface AnalyzeResult {
   lines: number;
   malformedJsonLines: number;
   stats: EngineStats;
+  /** Multi-line groups no rule classified: where the next rule is to be found. */
+  unclassifiedTraces: UnclassifiedTally;
+}
+
+export interface AnalyzeOptions {
+  stdin?: Readable;
+  /** Also hand on every group no rule classified (`analyze --all`), in close order with the events. */
+  all?: boolean;
+}
+
+/** How many unclassified traces (groups of more than one line) there were, by the shape of their first line. */
+export class UnclassifiedTally {
+  total = 0;
+  private readonly byShape = new Map<string, number>();
+
+  add(group: Group): void {
+    if (group.lines.length < 2) return;
+    this.total++;
+    const shape = firstLineShape(group.lines[0] as string);
+    this.byShape.set(shape, (this.byShape.get(shape) ?? 0) + 1);
+  }
+
+  /** The commonest first-line shapes, most frequent first (ties in first-seen order). */
+  commonest(limit: number): Array<{ firstLine: string; count: number }> {
+    return [...this.byShape.entries()]
+      .map(([firstLine, count]) => ({ firstLine, count }))
+      .sort((a, b) => b.count - a.count)
+      .slice(0, limit);
+  }
+}
+
+/**
+ * A first line without what differs between occurrences: the log header's time and thread (its
+ * message is kept), numbers, hex ids and addresses.
+ */
+export function firstLineShape(line: string): string {
+  const text = parseLineHeader(line)?.text ?? line;
+  const shape = text.replace(/0x[0-9a-f]+/gi, '0x…').replace(/\d+/g, 'N');
+  return shape.length > 160 ? `${shape.slice(0, 159)}…` : shape;
 }
 
 /**
@@ -23,15 +64,22 @@ export interface AnalyzeResult {
 export async function analyzeFiles(
   paths: readonly string[],
   ruleSet: RuleSet,
-  onEvents: (events: LeakEvent[]) => void | Promise<void>,
-  options: { stdin?: Readable } = {},
+  onRecords: (records: GroupedRecord[]) => void | Promise<void>,
+  options: AnalyzeOptions = {},
 ): Promise<AnalyzeResult> {
-  let pending: LeakEvent[] = [];
+  let pending: GroupedRecord[] = [];
+  const unclassifiedTraces = new UnclassifiedTally();
   const engine = createEngine({
     groupers: () => ruleSet.groupers,
     classifier: () => ruleSet.classifier,
+    // Files are read in order: nothing to put back in order, and no wall clock to wait for.
+    ordered: true,
     sink: (events) => {
       for (const event of events) pending.push(event);
+    },
+    unclassified: (group) => {
+      unclassifiedTraces.add(group);
+      if (options.all === true) pending.push(unclassifiedRecord(group));
     },
   });
   let lines = 0;
@@ -71,11 +119,11 @@ export async function analyzeFiles(
       if (pending.length > 0) {
         const out = pending;
         pending = [];
-        await onEvents(out);
+        await onRecords(out);
       }
     }
   }
   engine.flush();
-  if (pending.length > 0) await onEvents(pending);
-  return { lines, malformedJsonLines, stats: engine.stats() };
+  if (pending.length > 0) await onRecords(pending);
+  return { lines, malformedJsonLines, stats: engine.stats(), unclassifiedTraces };
 }

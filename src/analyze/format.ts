@@ -1,4 +1,5 @@
-import type { LeakEvent } from '../engine/event.js';
+import type { GroupedRecord } from '../engine/grouped-record.js';
+import type { UnclassifiedTally } from './analyze.js';
 
 export type OutputFormat = 'table' | 'ndjson';
 
@@ -6,7 +7,7 @@ export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'ndjson'];
 
 const TABLE_COLUMNS = ['TIME', 'HOST', 'SERVICE', 'PID', 'CATEGORY', 'SEVERITY', 'LINES', 'SUMMARY'] as const;
 
-function tableCells(event: LeakEvent): string[] {
+function tableCells(event: GroupedRecord): string[] {
   const numbers = event.fields;
   const summary = event.annotations.summary ?? event.message;
   return [
@@ -14,8 +15,8 @@ function tableCells(event: LeakEvent): string[] {
     event.host || '-',
     event.service || '-',
     event.pid || '-',
-    event.category + (event.tags.length > 0 ? ` [${event.tags.join(',')}]` : ''),
-    event.severity,
+    (event.category ?? '-') + (event.tags.length > 0 ? ` [${event.tags.join(',')}]` : ''),
+    event.severity ?? '-',
     String(event.line_count) + (event.truncated ? '+' : ''),
     // The numbers an SRE looks for first, when the rule extracted them.
     typeof numbers.used_bytes === 'number' && typeof numbers.max_bytes === 'number' && !summary.includes(String(numbers.used_bytes))
@@ -36,7 +37,7 @@ export class EventWriter {
     private readonly write: (text: string) => void,
   ) {}
 
-  events(events: readonly LeakEvent[]): void {
+  events(events: readonly GroupedRecord[]): void {
     if (events.length === 0) return;
     let out = '';
     for (const event of events) {
@@ -52,6 +53,17 @@ export class EventWriter {
     }
     this.write(out);
   }
+}
+
+/**
+ * The closing lines of a table: how many traces no rule classified and their commonest first
+ * lines, which is where the next rule is to be found. Empty when every trace was classified.
+ */
+export function unclassifiedSummary(tally: UnclassifiedTally, limit = 5): string {
+  if (tally.total === 0) return '';
+  let out = `\n${tally.total} unclassified trace${tally.total === 1 ? '' : 's'} (multi-line records no rule matched; \`--all\` lists them). Commonest first lines:\n`;
+  for (const { firstLine, count } of tally.commonest(limit)) out += `${String(count).padStart(7)}  ${firstLine}\n`;
+  return out;
 }
 
 const WIDTHS = [24, 12, 12, 7, 44, 8, 5];

@@ -17,10 +17,17 @@ export interface EngineOptions {
   classifier: () => Classifier;
   sink: EventSink;
   limits?: OpenGroupLimits;
-  /** Wall clock (ms) read once per push(), for silence; injectable for tests. Default Date.now. */
+  /** Wall clock (ms) read once per push(), for reordering and expiry; injectable for tests. Default Date.now. */
   clock?: () => number;
   /** Called when the classifier throws on a group; the group yields no event and the batch goes on. */
   onClassifierError?: (error: unknown, group: Group) => void;
+  /**
+   * Receives every group no rule classified, in close order with the events (`analyze --all`, and
+   * the count of unclassified traces that shows what to write a rule for).
+   */
+  unclassified?: (group: Group) => void;
+  /** The input is already in source order (files read offline): nothing is held for reordering. */
+  ordered?: boolean;
 }
 
 /** EngineStats plus the engine's own counters (optional fields of the shared interface). */
@@ -28,15 +35,23 @@ export interface DetailedEngineStats extends EngineStats {
   swallowedLines: number;
   pidChanges: number;
   classifierErrors: number;
+  lateRecords: number;
+  heldRecords: number;
 }
 
 export interface DetailedEngine extends Engine {
   stats(): DetailedEngineStats;
 }
 
+function isGroup(item: LeakEvent | Group): item is Group {
+  return (item as Group).lines !== undefined;
+}
+
 export function createEngine(options: EngineOptions): DetailedEngine {
   const clock = options.clock ?? Date.now;
-  let pending: LeakEvent[] = [];
+  const unclassified = options.unclassified;
+  // Events and (when asked for) unclassified groups, in close order until delivered.
+  let pending: Array<LeakEvent | Group> = [];
   let eventsOut = 0;
   let classifierErrors = 0;
 
@@ -51,15 +66,32 @@ export function createEngine(options: EngineOptions): DetailedEngine {
       return;
     }
     if (event !== null) pending.push(event);
+    else if (unclassified !== undefined) pending.push(group);
   };
-  const grouper = new StreamGrouper(classify, options.limits);
+  const grouper = new StreamGrouper(classify, { ...(options.limits ? { limits: options.limits } : {}), ordered: options.ordered ?? false });
 
+  /** Hands on what closed: events in one sink call per run between unclassified groups, so the order is kept. */
   const deliver = (): void => {
     if (pending.length === 0) return;
-    const events = pending;
+    const closed = pending;
     pending = [];
-    eventsOut += events.length;
-    options.sink(events);
+    let events: LeakEvent[] = [];
+    for (const item of closed) {
+      if (isGroup(item)) {
+        if (events.length > 0) {
+          eventsOut += events.length;
+          options.sink(events);
+          events = [];
+        }
+        unclassified?.(item);
+      } else {
+        events.push(item);
+      }
+    }
+    if (events.length > 0) {
+      eventsOut += events.length;
+      options.sink(events);
+    }
   };
 
   return {
@@ -84,8 +116,8 @@ export function createEngine(options: EngineOptions): DetailedEngine {
         deliver();
       }
     },
-    oldestOpenSeq(): number | undefined {
-      return grouper.oldestOpenSeq();
+    pendingJournalPositions(): number[] {
+      return grouper.pendingJournalPositions();
     },
     stats(): DetailedEngineStats {
       const counters = grouper.counters;
@@ -100,6 +132,8 @@ export function createEngine(options: EngineOptions): DetailedEngine {
         swallowedLines: counters.swallowedLines,
         pidChanges: counters.pidChanges,
         classifierErrors,
+        lateRecords: counters.lateRecords,
+        heldRecords: grouper.heldRecords,
       };
     },
   };

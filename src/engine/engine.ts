@@ -17,6 +17,10 @@ export interface EngineStats {
   swallowedLines?: number;
   /** Groups closed because the same host + service showed up under a new pid. */
   pidChanges?: number;
+  /** Records that arrived after a later record of their stream had been grouped (beyond the reorder window). */
+  lateRecords?: number;
+  /** Records held for the reorder window. */
+  heldRecords?: number;
   /** Groups whose classification threw (they yield no event). */
   classifierErrors?: number;
 }
@@ -28,14 +32,17 @@ export interface EngineStats {
 export interface Engine {
   /** Feed records in arrival order. Groups that close as a result go to the sink before this returns. */
   push(records: readonly LogRecord[]): void;
-  /** Close groups whose stream has been silent since before `now - silence`. `now` is wall-clock ms. */
+  /**
+   * Group the records whose reorder window has passed by `now`, and close the groups of streams that
+   * have received nothing for their grouper's expiry. `now` is wall-clock ms.
+   */
   sweep(now: number): void;
-  /** Close every open group (end of input, shutdown). */
+  /** Group everything held and close every open group (end of input, shutdown). */
   flush(): void;
   /**
-   * The oldest ingest-journal batch (LogRecord.seq) that an open group started in: every batch
-   * before it has been fully classified. undefined when no open group carries a seq.
+   * Journal positions (LogRecord.journalPos) of the records not yet in a closed group: held for
+   * reordering or in an open group. Every other record the engine was given is done.
    */
-  oldestOpenSeq(): number | undefined;
+  pendingJournalPositions(): number[];
   stats(): EngineStats;
 }

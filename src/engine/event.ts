@@ -1,4 +1,4 @@
-/** The public event: one per grouped multi-line record that a rule classified (see DESIGN.md "Events"). */
+/** The public event: one per grouped multi-line record that a rule classified (the public interface: forwarded, and printed by `leakwatch analyze --format ndjson`). */
 export type Severity = 'info' | 'warning' | 'error' | 'critical';
 
 export const SEVERITIES: readonly Severity[] = ['info', 'warning', 'error', 'critical'];

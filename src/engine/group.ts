@@ -1,5 +1,10 @@
 /** A closed multi-line record of one stream, as the grouper hands it to classification. */
-export type CloseReason = 'next-header' | 'pid-change' | 'silence' | 'max-lines' | 'max-bytes' | 'evicted' | 'end-of-input';
+/**
+ * Why a group closed: the next record of its stream began, its process was replaced, its stream
+ * fell silent (event time) or received nothing for the grouper's expiry (wall clock), a size limit,
+ * room in the open-group cache, or the end of the input.
+ */
+export type CloseReason = 'next-record' | 'pid-change' | 'silence' | 'expired' | 'max-lines' | 'max-bytes' | 'evicted' | 'end-of-input';
 
 export interface Group {
   stream: string;
@@ -8,10 +13,8 @@ export interface Group {
   pid: string;
   /** Event time of the first line (ms since the epoch). */
   time: number;
-  /** The lines, blank lines excluded, in arrival order. */
+  /** The lines, blank lines excluded, in source order. */
   lines: string[];
   truncated: boolean;
   closeReason: CloseReason;
-  /** Ingest-journal batch of the first line: batches from here on must be kept until the group closes. */
-  seq?: number;
 }

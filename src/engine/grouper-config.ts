@@ -1,3 +1,18 @@
+/**
+ * A log layout's header: the line that starts a record, and, for layouts that print their header
+ * on two lines (java.util.logging's SimpleFormatter: `Nov 16, 2017 9:52:30 AM pkg.Class method`
+ * then `SEVERE: message`), the pattern of the second header line.
+ */
+export interface HeaderPattern {
+  name: string;
+  first: RegExp;
+  /**
+   * Matches the line right after `first` that still belongs to the header; null for one-line
+   * headers. Seen without its first line (an excerpt, a lost line), it starts a record itself.
+   */
+  second: RegExp | null;
+}
+
 /** How one kind of stream is cut into multi-line records; compiled from a `groupers:` entry. */
 export interface GrouperConfig {
   name: string;
@@ -5,11 +20,26 @@ export interface GrouperConfig {
   services: string[];
   maxLines: number;
   maxBytes: number;
-  /** An open record closes after this many ms without a new line on its stream. */
+  /**
+   * Event time: a line whose source time (LogRecord.sourceUs) is this much after the previous
+   * line of its stream does not continue that line's record.
+   */
   silenceMs: number;
-  /** Extra header regexes, beside the built-in header checks. */
-  start: RegExp[];
-  /** Extra continuation regexes, beside the built-in continuation checks. */
+  /**
+   * Wall clock: a stream that has received nothing for this long has its open record closed.
+   * Long enough for shipper flush intervals and retries (Vector's reduce transform expires groups
+   * after 30 s by default for the same reason).
+   */
+  expireAfterMs: number;
+  /**
+   * Wall clock: how long a record that carries a source order (LogRecord.sourceUs) is held so that
+   * records of its stream delivered out of order (concurrent shipper requests) are put back in
+   * order before grouping. 0 groups in arrival order.
+   */
+  reorderWindowMs: number;
+  /** Header layouts beside the built-in ones (line-layout.ts). */
+  headers: HeaderPattern[];
+  /** Extra continuation regexes, beside the built-in line kinds (line-kind.ts). */
   continue: RegExp[];
 }
 
@@ -19,7 +49,9 @@ export const DEFAULT_GROUPER: GrouperConfig = {
   maxLines: 500,
   maxBytes: 64 * 1024,
   silenceMs: 2000,
-  start: [],
+  expireAfterMs: 30_000,
+  reorderWindowMs: 2000,
+  headers: [],
   continue: [],
 };
 

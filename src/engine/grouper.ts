@@ -1,21 +1,43 @@
 /**
  * Per-stream multi-line grouping. Each stream (host + service + pid) has its own state; lines of
- * different streams are never joined however they interleave. A group starts at a header line and
- * collects the lines that continue it; it closes at the next header of its stream, when its process
- * is replaced (new pid for the same host + service), after silence, at its grouper's size limits, or
- * when the bounded open-group cache needs room (then it is closed early, never dropped).
+ * different streams are never joined however they interleave.
  *
- * Hot path per line: one Map/LRU lookup per record, charCode tests for blank/header/continuation,
- * a push onto the group's line array. Regexes run only to confirm a header candidate, and a
- * grouper's extra `start`/`continue` regexes only when the built-in checks have failed.
+ * Order: a record that carries its source's clock (LogRecord.sourceUs) is held for the grouper's
+ * reorder window, so that batches a shipper delivered out of order (concurrent requests, retries)
+ * are grouped in source order. Records without one are grouped in arrival order.
+ *
+ * Records: a small state machine per stream over line kinds (line-kind.ts), after
+ * fluent-plugin-detect-exceptions' exception_detector.rb, with the log header on top:
+ *
+ *   phase     what the open group has seen        what joins it
+ *   header    a header line (and its 2nd line)    any line but a header: the throwable's toString()
+ *                                                 may have any shape (`Reset.Cancel`, `Failure(...)`)
+ *   message   a throwable (or a cause) whose      frames, causes, `nested exception is:`, an exception
+ *             frames have not started yet         line after `nested` or as the record's first
+ *                                                 throwable; plain lines only tentatively (below)
+ *   trace     frames                              frames, causes, `nested exception is:`
+ *   plain     a plain line                        frames (the plain line was a throwable's toString)
+ *
+ * A plain line inside a message (multi-line exception messages, or the line after an INFO header)
+ * is tentative: the next frame or cause confirms it; anything else splits it off as a record of its
+ * own, so println output and banners between records are never swallowed. Everything else starts
+ * a new record: a header, an exception line once the record has its throwable, a plain line after
+ * frames.
+ *
+ * A group closes when the next record of its stream begins, when its process is replaced (new pid
+ * for the same host + service), after silence in event time (the next line is more than `silence`
+ * after the previous one by their source clocks), when its stream has received nothing for
+ * `expire_after` (wall clock: shipper pauses and retries), at its grouper's size limits, or when the
+ * bounded open-group cache needs room (then it is closed early, never dropped).
  */
 import { LRUCache } from 'lru-cache';
-import { isHeaderLine } from '../ingest/line-layout.js';
+import { isHeaderLine, parseLineHeader } from '../ingest/line-layout.js';
 import type { LogRecord } from '../ingest/record.js';
-import { isBlankLine, isContinuationLine } from './continuation.js';
 import type { CloseReason, Group } from './group.js';
-import { DEFAULT_OPEN_GROUP_LIMITS, type GrouperConfig, type OpenGroupLimits } from './grouper-config.js';
+import { DEFAULT_OPEN_GROUP_LIMITS, type GrouperConfig, type HeaderPattern, type OpenGroupLimits } from './grouper-config.js';
 import { selectGrouper } from './grouper-selection.js';
+import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
+import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
 
 /** Receives every closed group, in close order. */
 export type GroupCloser = (group: Group) => void;
@@ -29,6 +51,20 @@ export interface GrouperCounters {
   swallowedLines: number;
   /** Groups closed because their process was replaced by a new pid on the same host and service. */
   pidChanges: number;
+  /** Records that arrived after a later record of their stream had already been grouped. */
+  lateRecords: number;
+}
+
+const Phase = { None: 0, Header: 1, Message: 2, Trace: 3, Plain: 4 } as const;
+type Phase = (typeof Phase)[keyof typeof Phase];
+
+/** Plain lines a message may hold before its first frame; past that they are records of their own. */
+const MAX_TENTATIVE_LINES = 64;
+
+interface HeldRecord {
+  record: LogRecord;
+  /** Wall-clock ms after which it may be grouped. */
+  due: number;
 }
 
 interface StreamState {
@@ -39,27 +75,75 @@ interface StreamState {
   config: GrouperConfig;
   /** The grouper list `config` was chosen from; a reload gives a new list and a fresh choice. */
   configSource: readonly GrouperConfig[];
-  /** Once a stream has shown a header layout, every non-blank non-header line continues its open group. */
-  hasHeaders: boolean;
   /** The open group, built whole at open so that closing allocates nothing more. */
   group: Group | null;
+  /** Journal positions (LogRecord.journalPos) of the records in the open group: not done until it closes. */
+  positions: number[];
+  phase: Phase;
+  /** Lines of the open group that are certain; the ones after are tentative message lines. */
+  confirmed: number;
+  /** Time and journal batch of each tentative line, for when it is split off. */
+  tentative: TentativeLine[];
+  /** The open record has its throwable (an exception line or a cause). */
+  hasException: boolean;
+  /** After `nested exception is:` or a bare `Caused by:`: the next exception line belongs to this record. */
+  expectException: boolean;
+  /** The last line ended with `nested exception is:` (RemoteException's message): the next line continues it, whatever its shape. */
+  continuesNext: boolean;
+  /**
+   * The first tentative line is the header's throwable candidate: kept when the record closes,
+   * split off only when an exception line follows it instead of frames.
+   */
+  throwableCandidate: boolean;
+  /** The second header line of the open group's layout, until it has been seen or passed. */
+  secondHeader: RegExp | null;
   /** Characters of the open group's lines plus one per line break: its share of the byte budget. */
   groupBytes: number;
-  /** After a size cut: continuation lines are swallowed until the next header. */
+  /** After a size cut: trace lines are swallowed until the next record starts. */
   swallowing: boolean;
-  /** Wall-clock ms of the last line (for silence). */
-  lastSeen: number;
+  /** Wall-clock ms of the last record received (held or not). */
+  lastArrival: number;
+  /** Source clock (µs) of the last record grouped, for silence in event time. */
+  lastSourceUs: number | undefined;
+  /** Records held for the reorder window, in source order. */
+  held: HeldRecord[];
+  /** Whether a record of this stream has been grouped (a new pid shows its restart only then). */
+  grouped: boolean;
+  /** When it was last used (a counter), for the LRU's recency. */
+  lastUse: number;
 }
 
 const SEP = '\u001f';
+interface TentativeLine {
+  time: number;
+  /** Journal position of its record, when journaled. */
+  position: number | undefined;
+}
+
+/** Shared by every stream without tentative lines (nearly all, nearly always): no array per group. */
+const NO_TENTATIVE: TentativeLine[] = [];
+/** Shared by groups of records that were never journaled (`analyze`, tests). */
+const NO_POSITIONS: number[] = [];
+
+export interface StreamGrouperOptions {
+  limits?: OpenGroupLimits;
+  /**
+   * The input is already in source order (files read offline): records are grouped as they come,
+   * never held for reordering.
+   */
+  ordered?: boolean;
+}
 
 export class StreamGrouper {
   private readonly streams: LRUCache<string, StreamState>;
+  /** The states used since their recency was last written to the LRU (an evicted one leaves too). */
+  private readonly touched = new Map<string, StreamState>();
+  private uses = 0;
   /** host + service → the stream of its current process, to notice a restart under a new pid. */
   private readonly currentStreamOfProcess: LRUCache<string, string>;
   private readonly limits: OpenGroupLimits;
-  /** Journal batch of the record being pushed (see LogRecord.seq). */
-  private currentSeq: number | undefined;
+  private readonly ordered: boolean;
+  private heldCount = 0;
   private openGroupCount = 0;
   private openBytesTotal = 0;
   private groupers: readonly GrouperConfig[] = [];
@@ -70,20 +154,27 @@ export class StreamGrouper {
     truncatedGroups: 0,
     swallowedLines: 0,
     pidChanges: 0,
+    lateRecords: 0,
   };
 
   constructor(
     private readonly close: GroupCloser,
-    limits: OpenGroupLimits = DEFAULT_OPEN_GROUP_LIMITS,
+    options: StreamGrouperOptions = {},
   ) {
+    const limits = options.limits ?? DEFAULT_OPEN_GROUP_LIMITS;
     if (!(limits.maxStreams >= 1) || !(limits.maxBytes >= 1)) {
       throw new RangeError(`open-group limits must be positive (maxStreams ${limits.maxStreams}, maxBytes ${limits.maxBytes})`);
     }
     this.limits = limits;
+    this.ordered = options.ordered ?? false;
     this.streams = new LRUCache<string, StreamState>({
       max: limits.maxStreams,
-      dispose: (state, _key, reason) => {
-        if (reason === 'evict' && state.group) {
+      dispose: (state, key, reason) => {
+        this.touched.delete(key);
+        if (reason !== 'evict') return;
+        // Room is needed: what the stream still holds is grouped now, and its record closed.
+        if (state.held.length > 0) this.release(state, Number.POSITIVE_INFINITY);
+        if (state.group) {
           this.counters.evictions++;
           this.closeGroup(state, 'evicted', false);
         }
@@ -92,14 +183,19 @@ export class StreamGrouper {
     this.currentStreamOfProcess = new LRUCache<string, string>({ max: limits.maxStreams });
   }
 
-  /** The oldest ingest-journal batch an open group started in; undefined when none is open or unknown. */
-  oldestOpenSeq(): number | undefined {
-    let oldest: number | undefined;
+  /**
+   * Journal positions (LogRecord.journalPos) of the records not done yet: held for reordering, or
+   * in a group that has not closed. Everything else the engine was given is in a closed group.
+   */
+  pendingJournalPositions(): number[] {
+    const pending: number[] = [];
     for (const state of this.streams.values()) {
-      const seq = state.group?.seq;
-      if (seq !== undefined && (oldest === undefined || seq < oldest)) oldest = seq;
+      for (const { record } of state.held) if (record.journalPos !== undefined) pending.push(record.journalPos);
+      if (state.group === null) continue;
+      for (const position of state.positions) pending.push(position);
+      for (const { position } of state.tentative) if (position !== undefined) pending.push(position);
     }
-    return oldest;
+    return pending;
   }
 
   get openStreams(): number {
@@ -110,53 +206,78 @@ export class StreamGrouper {
     return this.openBytesTotal;
   }
 
-  /** Feeds records in arrival order; `now` is the wall clock of this call, used for silence. */
+  /** Records held for the reorder window. */
+  get heldRecords(): number {
+    return this.heldCount;
+  }
+
+  /** Takes records in arrival order; `now` is the wall clock of this call (reordering and expiry). */
   push(records: readonly LogRecord[], groupers: readonly GrouperConfig[], now: number): void {
     this.groupers = groupers;
     for (let index = 0; index < records.length; index++) {
       const record = records[index] as LogRecord;
-      this.currentSeq = record.seq;
       const state = this.stateOf(record);
-      state.lastSeen = now;
-      const message = record.message;
-      if (typeof message !== 'string') continue;
-      if (message.indexOf('\n') < 0) {
-        this.pushLine(state, message, record.time);
+      state.lastArrival = now;
+      if (this.ordered || state.config.reorderWindowMs <= 0 || (record.sourceUs === undefined && state.held.length === 0)) {
+        this.group(state, record);
       } else {
-        const lines = message.split('\n');
-        for (let lineIndex = 0; lineIndex < lines.length; lineIndex++) this.pushLine(state, lines[lineIndex] as string, record.time);
+        this.hold(state, record, now + state.config.reorderWindowMs);
       }
-      if (this.openBytesTotal > this.limits.maxBytes) this.evictForBytes(state);
     }
+    this.writeRecency();
   }
 
-  /** Closes the groups of streams silent since before `now - silenceMs` (their grouper's). */
+  /**
+   * Groups held records whose reorder window has passed, then closes the open groups of streams
+   * that have received nothing for their grouper's `expire_after`.
+   */
   sweep(now: number): void {
     for (const state of this.streams.values()) {
-      if (state.group && state.lastSeen < now - state.config.silenceMs) {
-        this.closeGroup(state, 'silence', false);
+      if (state.held.length > 0) this.release(state, now);
+      if (state.group && now - state.lastArrival >= state.config.expireAfterMs) {
+        this.closeGroup(state, 'expired', false);
         state.swallowing = false;
       }
     }
   }
 
+  /** Groups everything held and closes every open group (end of input, shutdown). */
   flush(): void {
     for (const state of this.streams.values()) {
+      if (state.held.length > 0) this.release(state, Number.POSITIVE_INFINITY);
       if (state.group) this.closeGroup(state, 'end-of-input', false);
       state.swallowing = false;
     }
   }
 
+  /**
+   * The stream's state. Moving an entry in the LRU cost more than grouping the line, so within a
+   * push a plain Map finds the states already used, and their recency is written to the LRU in the
+   * order they were last used, once per push, and before any new stream could evict one.
+   */
   private stateOf(record: LogRecord): StreamState {
     const stream = record.stream;
-    let state = this.streams.get(stream);
+    let state = this.touched.get(stream);
     if (state === undefined) {
-      state = this.newState(record);
-    } else if (state.configSource !== this.groupers) {
-      state.config = selectGrouper(this.groupers, state.service);
-      state.configSource = this.groupers;
+      state = this.streams.peek(stream);
+      if (state === undefined) {
+        this.writeRecency();
+        state = this.newState(record);
+      } else if (state.configSource !== this.groupers) {
+        state.config = selectGrouper(this.groupers, state.service);
+        state.configSource = this.groupers;
+      }
+      this.touched.set(stream, state);
     }
+    state.lastUse = ++this.uses;
     return state;
+  }
+
+  private writeRecency(): void {
+    if (this.touched.size === 0) return;
+    const used = [...this.touched.values()].sort((a, b) => a.lastUse - b.lastUse);
+    this.touched.clear();
+    for (const state of used) this.streams.get(state.stream);
   }
 
   private newState(record: LogRecord): StreamState {
@@ -170,59 +291,221 @@ export class StreamGrouper {
       pid,
       config: selectGrouper(this.groupers, service),
       configSource: this.groupers,
-      hasHeaders: false,
       group: null,
+      positions: NO_POSITIONS,
+      phase: Phase.None,
+      confirmed: 0,
+      tentative: NO_TENTATIVE,
+      hasException: false,
+      expectException: false,
+      continuesNext: false,
+      throwableCandidate: false,
+      secondHeader: null,
       groupBytes: 0,
       swallowing: false,
-      lastSeen: 0,
+      lastArrival: 0,
+      lastSourceUs: undefined,
+      held: [],
+      grouped: false,
+      lastUse: 0,
     };
-    // Only a new stream can be a restart, so the process map is consulted on this rare path alone.
-    // Two live processes of one service on one host each close the other's group at most once, when
-    // the second first appears.
-    if (pid !== '') {
-      const processKey = host + SEP + service;
-      const previousStream = this.currentStreamOfProcess.get(processKey);
-      if (previousStream !== undefined && previousStream !== record.stream) {
-        const previous = this.streams.peek(previousStream);
-        if (previous?.group) {
-          this.counters.pidChanges++;
-          this.closeGroup(previous, 'pid-change', false);
-        }
-      }
-      this.currentStreamOfProcess.set(processKey, record.stream);
-    }
     this.streams.set(record.stream, state);
     return state;
   }
 
-  private pushLine(state: StreamState, rawLine: string, time: number): void {
+  /** Inserts into the stream's held records in source order (stable: equal keys keep arrival order). */
+  private hold(state: StreamState, record: LogRecord, due: number): void {
+    const held = state.held;
+    const entry: HeldRecord = { record, due };
+    let at = held.length;
+    if (record.sourceUs !== undefined) {
+      while (at > 0 && comesBefore(record, (held[at - 1] as HeldRecord).record)) at--;
+      if (at === 0 && state.lastSourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
+    }
+    if (at === held.length) held.push(entry);
+    else held.splice(at, 0, entry);
+    this.heldCount++;
+  }
+
+  /** Groups held records from the front while their window has passed (the front blocks those behind it). */
+  private release(state: StreamState, now: number): void {
+    const held = state.held;
+    let count = 0;
+    while (count < held.length && (held[count] as HeldRecord).due <= now) count++;
+    if (count === 0) return;
+    const released = count === held.length ? held.splice(0) : held.splice(0, count);
+    for (const { record } of released) {
+      this.heldCount--;
+      this.group(state, record);
+    }
+  }
+
+  /** One record, in source order, through the state machine. */
+  private group(state: StreamState, record: LogRecord): void {
+    if (!state.grouped) {
+      state.grouped = true;
+      this.noticeRestart(state);
+    }
+    const sourceUs = record.sourceUs;
+    if (sourceUs !== undefined) {
+      const last = state.lastSourceUs;
+      if (state.group && last !== undefined && sourceUs - last > state.config.silenceMs * 1000) {
+        this.closeGroup(state, 'silence', false);
+        state.swallowing = false;
+      }
+      state.lastSourceUs = sourceUs;
+    }
+    const message = record.message;
+    if (typeof message !== 'string') return;
+    if (message.indexOf('\n') < 0) {
+      this.pushLine(state, message, record);
+    } else {
+      const lines = message.split('\n');
+      for (let lineIndex = 0; lineIndex < lines.length; lineIndex++) this.pushLine(state, lines[lineIndex] as string, record);
+    }
+    if (this.openBytesTotal > this.limits.maxBytes) this.evictForBytes(state);
+  }
+
+  /**
+   * The first record grouped for a new pid closes the open group of the process it replaced (same
+   * host and service). Two live processes of one service on one host close each other's group at
+   * most once, when the second first shows up.
+   */
+  private noticeRestart(state: StreamState): void {
+    if (state.pid === '') return;
+    const processKey = state.host + SEP + state.service;
+    const previousStream = this.currentStreamOfProcess.get(processKey);
+    if (previousStream !== undefined && previousStream !== state.stream) {
+      const previous = this.streams.peek(previousStream);
+      // Lines of the old process still held for reordering will close its record themselves.
+      if (previous?.group && previous.held.length === 0) {
+        this.counters.pidChanges++;
+        this.closeGroup(previous, 'pid-change', false);
+      }
+    }
+    this.currentStreamOfProcess.set(processKey, state.stream);
+  }
+
+  private pushLine(state: StreamState, rawLine: string, record: LogRecord): void {
     this.counters.linesIn++;
     // CRLF input: the \r is not part of the line.
     const line = rawLine.charCodeAt(rawLine.length - 1) === 13 ? rawLine.slice(0, -1) : rawLine;
-    if (isBlankLine(line)) return;
+    if (line.length === 0) return;
     const config = state.config;
-    if (isHeaderLine(line) || (config.start.length > 0 && matchesAny(config.start, line))) {
-      if (state.group) this.closeGroup(state, 'next-header', false);
-      state.hasHeaders = true;
-      state.swallowing = false;
-      this.openGroup(state, line, time);
+    const group = state.group;
+
+    const second = state.secondHeader;
+    if (second !== null && group !== null) {
+      state.secondHeader = null;
+      if (group.lines.length === 1 && matches(second, line)) {
+        this.append(state, line, record, true);
+        return;
+      }
+    }
+
+    let header: HeaderPattern | null = null;
+    if (isHeaderLine(line) || (config.headers.length > 0 && (header = matchingHeader(config.headers, line)) !== null)) {
+      this.startRecord(state, line, record, Phase.Header);
+      state.secondHeader = header?.second ?? null;
       return;
     }
-    const continues =
-      state.hasHeaders || isContinuationLine(line) || (config.continue.length > 0 && matchesAny(config.continue, line));
+
+    let kind = lineKindOf(line);
+    if (kind === LineKind.Blank) return;
+    if ((kind === LineKind.Plain || kind === LineKind.ExceptionStart) && config.continue.length > 0 && matchesAny(config.continue, line)) {
+      kind = LineKind.Frame;
+    }
     if (state.swallowing) {
-      if (continues) {
+      if (kind === LineKind.Frame || kind === LineKind.Cause || kind === LineKind.Nested) {
         this.counters.swallowedLines++;
         return;
       }
       state.swallowing = false;
     }
-    const group = state.group;
-    if (group === null || !continues) {
-      if (group) this.closeGroup(state, 'next-header', false);
-      this.openGroup(state, line, time);
+
+    if (state.continuesNext && group !== null) {
+      this.append(state, line, record, true);
+      state.phase = Phase.Message;
+      state.hasException = true;
+      state.expectException = false;
       return;
     }
+
+    switch (kind) {
+      case LineKind.Frame:
+        if (group === null) {
+          this.startRecord(state, line, record, Phase.Trace);
+        } else {
+          this.append(state, line, record, true);
+          state.phase = Phase.Trace;
+        }
+        return;
+      case LineKind.Cause:
+        if (group === null) this.startRecord(state, line, record, Phase.Message);
+        else this.append(state, line, record, true);
+        state.phase = Phase.Message;
+        state.hasException = true;
+        // `Caused by: ` alone (Jetty prints the cause on the next line).
+        state.expectException = isBareCause(line);
+        return;
+      case LineKind.Nested:
+        if (group === null) {
+          this.startRecord(state, line, record, Phase.Plain);
+          return;
+        }
+        this.append(state, line, record, true);
+        state.phase = Phase.Message;
+        state.expectException = true;
+        return;
+      case LineKind.ExceptionStart: {
+        const phase = state.phase;
+        let joins = false;
+        if (group !== null) {
+          if (phase === Phase.Header || state.expectException) {
+            joins = true;
+          } else if (phase === Phase.Message && !state.hasException) {
+            // Plain lines between a header and this exception continued its message; but a line
+            // taken as the header's throwable was println output of its own (a printStackTrace
+            // follows): the record closes without it and it stands alone.
+            joins = !state.throwableCandidate;
+            state.throwableCandidate = false;
+          }
+        }
+        if (joins) this.append(state, line, record, true);
+        else this.startRecord(state, line, record, Phase.Message);
+        state.phase = Phase.Message;
+        state.hasException = true;
+        state.expectException = false;
+        return;
+      }
+      default: {
+        // A plain line.
+        const phase = state.phase;
+        if (group !== null && phase === Phase.Header) {
+          this.append(state, line, record, false);
+          state.throwableCandidate = headerTakesAnyThrowable(group.lines) || looksLikeThrowable(line);
+          state.phase = Phase.Message;
+        } else if (group !== null && phase === Phase.Message && group.lines.length - state.confirmed < MAX_TENTATIVE_LINES) {
+          this.append(state, line, record, false);
+        } else {
+          this.startRecord(state, line, record, Phase.Plain);
+        }
+      }
+    }
+  }
+
+  /** Closes the open group (its tentative lines split off) and opens a new one with this line. */
+  private startRecord(state: StreamState, line: string, record: LogRecord, phase: Phase): void {
+    if (state.group) this.closeGroup(state, 'next-record', false);
+    state.swallowing = false;
+    this.openGroup(state, line, record);
+    state.phase = phase;
+  }
+
+  /** Adds a line to the open group; `certain` confirms every tentative line before it too. */
+  private append(state: StreamState, line: string, record: LogRecord, certain: boolean): void {
+    const group = state.group as Group;
+    const config = state.config;
     if (group.lines.length >= config.maxLines) {
       this.cutAtLimit(state, 'max-lines');
       return;
@@ -235,6 +518,20 @@ export class StreamGrouper {
     group.lines.push(line);
     state.groupBytes += size;
     this.openBytesTotal += size;
+    state.continuesNext = endsWithNestedIs(line);
+    const position = record.journalPos;
+    if (certain) {
+      state.throwableCandidate = false;
+      if (state.tentative !== NO_TENTATIVE) {
+        for (const tentative of state.tentative) if (tentative.position !== undefined) notePosition(state, tentative.position);
+        state.tentative = NO_TENTATIVE;
+      }
+      state.confirmed = group.lines.length;
+      if (position !== undefined) notePosition(state, position);
+    } else {
+      if (state.tentative === NO_TENTATIVE) state.tentative = [];
+      state.tentative.push({ time: record.time, position });
+    }
   }
 
   /** The line that did not fit is the first swallowed one; the trace's remaining lines follow it. */
@@ -244,7 +541,7 @@ export class StreamGrouper {
     this.counters.swallowedLines++;
   }
 
-  private openGroup(state: StreamState, line: string, time: number): void {
+  private openGroup(state: StreamState, line: string, record: LogRecord): void {
     const maxBytes = state.config.maxBytes;
     // A single line longer than the whole budget is kept cut, so one group never exceeds it.
     const kept = line.length + 1 > maxBytes ? line.slice(0, Math.max(0, maxBytes - 1)) : line;
@@ -254,12 +551,20 @@ export class StreamGrouper {
       host: state.host,
       service: state.service,
       pid: state.pid,
-      time,
+      time: record.time,
       lines: [kept],
       truncated: false,
       closeReason: 'end-of-input',
-      seq: this.currentSeq,
     };
+    // Setting an array's length is a runtime call: only journaled records (the server) use positions.
+    if (record.journalPos !== undefined) state.positions = [record.journalPos];
+    else if (state.positions !== NO_POSITIONS) state.positions = NO_POSITIONS;
+    state.confirmed = 1;
+    state.hasException = false;
+    state.expectException = false;
+    state.continuesNext = endsWithNestedIs(kept);
+    state.throwableCandidate = false;
+    state.secondHeader = null;
     state.groupBytes = bytes;
     this.openGroupCount++;
     this.openBytesTotal += bytes;
@@ -272,7 +577,19 @@ export class StreamGrouper {
   private closeGroup(state: StreamState, reason: CloseReason, truncated: boolean): void {
     const group = state.group;
     if (!group) return;
+    // The header's throwable candidate stays with its record, unless an exception line disowned it.
+    let tentativeLines = state.tentative;
+    if (state.throwableCandidate) {
+      state.confirmed++;
+      tentativeLines = tentativeLines.slice(1);
+    }
+    const tentative = group.lines.length > state.confirmed ? group.lines.splice(state.confirmed) : null;
     state.group = null;
+    state.phase = Phase.None;
+    state.secondHeader = null;
+    state.throwableCandidate = false;
+    state.continuesNext = false;
+    state.tentative = NO_TENTATIVE;
     this.openGroupCount--;
     this.openBytesTotal -= state.groupBytes;
     state.groupBytes = 0;
@@ -281,6 +598,21 @@ export class StreamGrouper {
     group.truncated = truncated;
     group.closeReason = reason;
     this.close(group);
+    if (tentative === null) return;
+    // Lines that only might have continued the message: each is a record of its own.
+    for (let index = 0; index < tentative.length; index++) {
+      this.counters.groupsClosed++;
+      this.close({
+        stream: state.stream,
+        host: state.host,
+        service: state.service,
+        pid: state.pid,
+        time: tentativeLines[index]?.time ?? group.time,
+        lines: [tentative[index] as string],
+        truncated: false,
+        closeReason: reason,
+      });
+    }
   }
 
   /** Over the shared byte budget: close the least recently used groups, sparing the one being fed. */
@@ -294,11 +626,93 @@ export class StreamGrouper {
   }
 }
 
-function matchesAny(patterns: readonly RegExp[], line: string): boolean {
-  for (const pattern of patterns) {
-    // A global or sticky regex keeps lastIndex between calls; reset it so results do not depend on history.
-    pattern.lastIndex = 0;
-    if (pattern.test(line)) return true;
+/** Adds a journal position to the open group's, once per record (its lines come one after another). */
+function notePosition(state: StreamState, position: number): void {
+  const positions = state.positions;
+  if (positions === NO_POSITIONS) state.positions = [position];
+  else if (positions[positions.length - 1] !== position) positions.push(position);
+}
+
+/** Source order: the source clock, then the position in the source; equal keys keep arrival order. */
+function comesBefore(record: LogRecord, other: LogRecord): boolean {
+  const a = record.sourceUs as number;
+  const b = other.sourceUs;
+  if (b === undefined || a !== b) return b !== undefined && a < b;
+  const position = record.position;
+  const otherPosition = other.position;
+  return position !== undefined && otherPosition !== undefined && position < otherPosition;
+}
+
+/**
+ * Whether the line right after this header may be taken as the record's throwable whatever its
+ * shape. Loggers print the throwable right after the message, so after a warning or an error any
+ * line may be its toString(); after INFO and below only a line that looks like one (linkerd logs
+ * `Reset.Cancel` at DEBUG) or that a frame below confirms, or it is println output of its own.
+ */
+function headerTakesAnyThrowable(lines: readonly string[]): boolean {
+  const rank = levelRank(lines[0] as string) || (lines.length > 1 ? levelRank(lines[1] as string) : 0);
+  return rank === 0 || rank >= WARN_RANK;
+}
+
+const WARN_RANK = 3;
+const LEVEL_WORD = /\b(FINEST|FINER|FINE|TRACE|DEBUG|CONFIG|INFO|NOTICE|WARNING|WARN|SEVERE|ERROR|FATAL|CRITICAL)\b/;
+const LEVEL_RANKS: Readonly<Record<string, number>> = {
+  FINEST: 1, FINER: 1, FINE: 1, TRACE: 1, DEBUG: 1, CONFIG: 2, INFO: 2, NOTICE: 2,
+  WARNING: 3, WARN: 3, SEVERE: 4, ERROR: 4, FATAL: 5, CRITICAL: 5, UNKNOWN: 0,
+};
+
+/** 0 when the line names no level. Runs only when a plain line follows a header. */
+function levelRank(line: string): number {
+  const builtIn = parseLineHeader(line)?.level;
+  if (builtIn) return LEVEL_RANKS[builtIn] ?? 0;
+  const word = LEVEL_WORD.exec(line.length > 200 ? line.slice(0, 200) : line)?.[1];
+  return word === undefined ? 0 : (LEVEL_RANKS[word] ?? 0);
+}
+
+/** `Caused by:` or `Suppressed:` with nothing after it: the throwable is on the next line. */
+function isBareCause(line: string): boolean {
+  const colon = line.indexOf(':');
+  for (let index = colon + 1; index < line.length; index++) {
+    const code = line.charCodeAt(index);
+    if (code !== 32 && code !== 9) return false;
   }
+  return true;
+}
+
+/** RemoteException's message ends `; nested exception is: ` and the detail's toString follows on the next line. */
+function endsWithNestedIs(line: string): boolean {
+  // Nearly every line ends in neither `:` nor a space: one char test decides.
+  const last = line.charCodeAt(line.length - 1);
+  if (last !== 58 && last !== 32) return false;
+  let end = line.length;
+  while (end > 0 && line.charCodeAt(end - 1) === 32) end--;
+  return line.charCodeAt(end - 1) === 58 /* : */ && line.endsWith('nested exception is:', end);
+}
+
+function matches(pattern: RegExp, line: string): boolean {
+  // A global or sticky regex keeps lastIndex between calls; reset it so results do not depend on history.
+  pattern.lastIndex = 0;
+  return pattern.test(line);
+}
+
+function matchesAny(patterns: readonly RegExp[], line: string): boolean {
+  for (const pattern of patterns) if (matches(pattern, line)) return true;
   return false;
 }
+
+const prefilters = new WeakMap<readonly HeaderPattern[], HeaderPrefilter>();
+
+/** The layout whose header this line is; a second header line without its first starts a record too (an excerpt). */
+function matchingHeader(headers: readonly HeaderPattern[], line: string): HeaderPattern | null {
+  let prefilter = prefilters.get(headers);
+  if (prefilter === undefined) {
+    prefilter = headerPrefilter(headers.flatMap((header) => (header.second === null ? [header.first] : [header.first, header.second])));
+    prefilters.set(headers, prefilter);
+  }
+  if (prefilter.union !== null && !prefilter.union.test(line) && !matchesAny(prefilter.alone, line)) return null;
+  for (const header of headers) if (matches(header.first, line)) return header;
+  for (const header of headers) if (header.second !== null && matches(header.second, line)) return SECOND_LINE_ALONE;
+  return null;
+}
+
+const SECOND_LINE_ALONE: HeaderPattern = { name: 'second-line', first: /$^/, second: null };

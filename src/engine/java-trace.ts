@@ -5,18 +5,13 @@
  */
 import { parseLineHeader } from '../ingest/line-layout.js';
 import type { ExceptionInfo } from './event.js';
+import { EXCEPTION_LINE } from './line-kind.js';
 
 export interface JavaTrace {
   exception: ExceptionInfo | null;
   causes: ExceptionInfo[];
 }
 
-/**
- * A Java binary class name, then optionally `: message`. Package segments start lower-case and the
- * simple name upper-case, so `Reset.Cancel`, `linkerd 1.3.6` or `some.key: value` are not exceptions,
- * while `io.netty.channel.unix.Errors$NativeIoException` and `com.twitter.io.Reader$ReaderDiscarded` are.
- */
-const EXCEPTION_LINE = /^((?:[a-z_][\w$]*\.)+[A-Z_$][\w$]*)(?:: ?(.*))?$/;
 const CAUSED_BY = 'Caused by: ';
 
 function toExceptionInfo(match: RegExpExecArray): ExceptionInfo {

@@ -6,10 +6,12 @@
  *   short-iso          2017-11-01T11:59:32+0000 web-1 linkerd[5699]: msg
  *   short-iso-precise  2017-11-01T11:59:32.123456+00:00 web-1 linkerd[5699]: msg
  *
- * Pasted or redacted logs often lose the host (`Nov 01 11:59:32 linkerd[5699]: msg`) or host and
- * identifier (`Nov 03 17:36:55  WARN ...`, the seed thread). This runs once per line on the offline
- * analyze path, so it works on char codes and indexOf, without a regex per line.
+ * Pasted or redacted logs often lose the host (`Nov 01 11:59:32 linkerd[5699]: msg`), host and
+ * identifier (`Nov 03 17:36:55  WARN ...`), or the time and host (`linkerd[2410]: msg`, as in
+ * https://github.com/linkerd/linkerd/issues/1690). This runs once per line on the offline analyze
+ * path, so it works on char codes and indexOf, without a regex per line.
  */
+import { placeYearless } from './yearless-date.js';
 import { CH_CLOSE_BRACKET, CH_COLON, CH_DASH, CH_DOT, CH_OPEN_BRACKET, CH_PLUS, CH_SPACE, CH_T, CH_Z } from '../text/char-codes.js';
 
 export interface JournalPrefix {
@@ -71,49 +73,29 @@ function fraction(line: string, at: number): [number, number] {
   return [millis, index];
 }
 
-const YEAR_MS = 366 * 24 * 60 * 60 * 1000;
-
-// Consecutive lines share their day; placing the year costs several Date objects, so the last
-// answer is kept (keyed on everything it depends on except the time of day, which only shifts it).
+// Consecutive lines share their day and reference; placing the year is kept for the last pair
+// (keyed on everything it depends on except the time of day, which only shifts it).
 let cachedMonth = -1;
 let cachedDay = -1;
 let cachedReferenceHour = Number.NaN;
-let cachedYearHint: number | undefined;
 let cachedMidnight: number | undefined;
 
-/** `short` has no year: use the hint, else the year that puts the time nearest the reference. */
-function placeYear(month: number, day: number, dayMs: number, referenceMs: number, yearHint: number | undefined): number | undefined {
+/** `short` has no year: placeYearless takes it from the reference. */
+function placeYear(month: number, day: number, dayMs: number, referenceMs: number): number | undefined {
   const referenceHour = Math.floor(referenceMs / 3_600_000);
-  if (month !== cachedMonth || day !== cachedDay || referenceHour !== cachedReferenceHour || yearHint !== cachedYearHint) {
+  if (month !== cachedMonth || day !== cachedDay || referenceHour !== cachedReferenceHour) {
     cachedMonth = month;
     cachedDay = day;
     cachedReferenceHour = referenceHour;
-    cachedYearHint = yearHint;
-    const noon = placeYearUncached(month, day, 12 * 3_600_000, referenceMs, yearHint);
-    cachedMidnight = noon === undefined ? undefined : noon - 12 * 3_600_000;
+    // The day is placed from its first instant against the reference hour, so that every time of
+    // that day lands in the same year (a line may then be up to two days ahead of the reference).
+    cachedMidnight = placeYearless(month + 1, day, 0, referenceHour * 3_600_000);
   }
   return cachedMidnight === undefined ? undefined : cachedMidnight + dayMs;
 }
 
-function placeYearUncached(month: number, day: number, dayMs: number, referenceMs: number, yearHint: number | undefined): number | undefined {
-  const at = (year: number): number | undefined => {
-    const midnight = Date.UTC(year, month, day);
-    // Date.UTC rolls Feb 30 into March; such a date is not a real one.
-    return new Date(midnight).getUTCDate() === day ? midnight + dayMs : undefined;
-  };
-  if (yearHint !== undefined) return at(yearHint);
-  if (!Number.isFinite(referenceMs)) return undefined;
-  const year = new Date(referenceMs).getUTCFullYear();
-  let best: number | undefined;
-  for (const candidate of [at(year), at(year - 1), at(year + 1)]) {
-    if (candidate === undefined) continue;
-    if (best === undefined || Math.abs(candidate - referenceMs) < Math.abs(best - referenceMs)) best = candidate;
-  }
-  return best !== undefined && Math.abs(best - referenceMs) <= YEAR_MS ? best : undefined;
-}
-
 /** `Nov 01 11:59:32[.ffffff] `: [timeMs, index after the separating space], or null. Read as UTC. */
-function shortTime(line: string, referenceMs: number, yearHint: number | undefined): [number | undefined, number] | null {
+function shortTime(line: string, referenceMs: number): [number | undefined, number] | null {
   if (line.charCodeAt(3) !== CH_SPACE || line.charCodeAt(6) !== CH_SPACE) return null;
   const month = MONTHS[line.slice(0, 3)];
   if (month === undefined) return null;
@@ -126,7 +108,7 @@ function shortTime(line: string, referenceMs: number, yearHint: number | undefin
   if (dayMs < 0 || day < 1 || day > 31) return null;
   const [millis, end] = fraction(line, 15);
   if (line.charCodeAt(end) !== CH_SPACE && end !== line.length) return null;
-  return [placeYear(month, day, dayMs + millis, referenceMs, yearHint), end + 1];
+  return [placeYear(month, day, dayMs + millis, referenceMs), end + 1];
 }
 
 /** `2017-11-01T11:59:32[.ffffff](+0000|+00:00|Z) `: [timeMs, index after the space], or null. */
@@ -180,18 +162,68 @@ function afterColon(line: string, tokenEndIndex: number): number {
 }
 
 /**
- * Parses a journald `short*` prefix, or returns null when the line has none. `referenceMs` (the
- * receive time) supplies the year for `short` unless `yearHint` is given; `short` times are read as
- * UTC because journalctl prints local time without a zone.
+ * Parses a journald `short*` prefix, or returns null when the line has none. `referenceMs` supplies
+ * the year for `short` (yearless-date.ts); `short` times are read as UTC because journalctl prints
+ * local time without a zone.
  */
-export function parseJournalPrefix(line: string, referenceMs: number, yearHint?: number): JournalPrefix | null {
+export function parseJournalPrefix(line: string, referenceMs: number): JournalPrefix | null {
+  const prefix = parsePrefix(line, referenceMs);
+  // An ISO time alone is the application's own header (Spring Boot 3's `2024-05-25T13:52:55.296+02:00  INFO ...`);
+  // journalctl's short-iso always names the identifier after it.
+  return prefix !== null && prefix.zoned && prefix.service === '' ? null : prefix;
+}
+
+function parsePrefix(line: string, referenceMs: number): JournalPrefix | null {
   if (line.length < 16) return null;
   const first = line.charCodeAt(0);
-  const time = first >= 48 && first <= 57 ? isoTime(line) : shortTime(line, referenceMs, yearHint);
-  if (time === null) return null;
+  const time = first >= 48 && first <= 57 ? isoTime(line) : shortTime(line, referenceMs);
+  if (time === null) return identOnly(line);
   const [timeMs, restStart] = time;
   const prefix: JournalPrefix = { timeMs, zoned: first >= 48 && first <= 57, host: '', service: '', pid: '', messageStart: Math.min(restStart, line.length) };
   if (restStart >= line.length || line.charCodeAt(restStart) === CH_SPACE) return prefix;
+  if (knownOrigin(line, restStart, prefix)) return prefix;
+  parseOrigin(line, restStart, prefix);
+  if (prefix.service !== '') rememberOrigin(line, restStart, prefix);
+  return prefix;
+}
+
+interface KnownOrigin {
+  /** `host ident[pid]: ` exactly as it stood in the line, up to the message. */
+  text: string;
+  host: string;
+  service: string;
+  pid: string;
+}
+
+// A journal's lines come from a handful of processes: their origin text is compared in place and
+// its parts reused, instead of slicing host, identifier and pid out of every line.
+const KNOWN_ORIGINS = 32;
+const knownOrigins: KnownOrigin[] = [];
+let nextOrigin = 0;
+
+function knownOrigin(line: string, restStart: number, prefix: JournalPrefix): boolean {
+  for (let index = 0; index < knownOrigins.length; index++) {
+    const known = knownOrigins[index] as KnownOrigin;
+    if (!line.startsWith(known.text, restStart)) continue;
+    prefix.host = known.host;
+    prefix.service = known.service;
+    prefix.pid = known.pid;
+    prefix.messageStart = restStart + known.text.length;
+    return true;
+  }
+  return false;
+}
+
+function rememberOrigin(line: string, restStart: number, prefix: JournalPrefix): void {
+  // Only an origin ending in `: ` ends where its last token does; one ending at the line's end
+  // could be the start of a longer token in another line.
+  if (line.charCodeAt(prefix.messageStart - 1) !== CH_SPACE) return;
+  const known: KnownOrigin = { text: line.slice(restStart, prefix.messageStart), host: prefix.host, service: prefix.service, pid: prefix.pid };
+  knownOrigins[nextOrigin] = known;
+  nextOrigin = (nextOrigin + 1) % KNOWN_ORIGINS;
+}
+
+function parseOrigin(line: string, restStart: number, prefix: JournalPrefix): void {
 
   const firstEnd = tokenEnd(line, restStart);
   const alone = identWithPid(line, restStart, firstEnd);
@@ -200,9 +232,9 @@ export function parseJournalPrefix(line: string, referenceMs: number, yearHint?:
     prefix.service = alone[0];
     prefix.pid = alone[1];
     prefix.messageStart = afterColon(line, firstEnd);
-    return prefix;
+    return;
   }
-  if (firstEnd >= line.length || line.charCodeAt(firstEnd - 1) === CH_COLON) return prefix;
+  if (firstEnd >= line.length || line.charCodeAt(firstEnd - 1) === CH_COLON) return;
   const secondStart = firstEnd + 1;
   const secondEnd = tokenEnd(line, secondStart);
   const ident = identWithPid(line, secondStart, secondEnd);
@@ -211,7 +243,7 @@ export function parseJournalPrefix(line: string, referenceMs: number, yearHint?:
     prefix.service = ident[0];
     prefix.pid = ident[1];
     prefix.messageStart = afterColon(line, secondEnd);
-    return prefix;
+    return;
   }
   // `host ident: msg` (no _PID). `Caused by: ...` has the same shape but is a trace line.
   if (secondEnd - secondStart >= 2 && line.charCodeAt(secondEnd - 1) === CH_COLON && line.charCodeAt(secondStart) !== CH_OPEN_BRACKET) {
@@ -223,7 +255,15 @@ export function parseJournalPrefix(line: string, referenceMs: number, yearHint?:
       prefix.messageStart = afterColon(line, secondEnd);
     }
   }
-  return prefix;
+  return;
+}
+
+/** `ident[pid]: msg` with no time before it: an identifier of name characters, a numeric pid. */
+function identOnly(line: string): JournalPrefix | null {
+  const end = tokenEnd(line, 0);
+  const ident = identWithPid(line, 0, end);
+  if (ident === null || !isHostLike(ident[0])) return null;
+  return { timeMs: undefined, zoned: false, host: '', service: ident[0], pid: ident[1], messageStart: afterColon(line, end) };
 }
 
 /** Host names are letters, digits, `-`, `.` and `_`; anything else is message text. */

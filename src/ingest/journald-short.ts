@@ -6,10 +6,10 @@ export { parseJournalPrefix, isJournalctlMarker, type JournalPrefix } from './jo
 /**
  * One line of `journalctl -o short|short-precise|short-iso|short-iso-precise` output, or a bare
  * linkerd line, as a LogRecord; null for lines without log data (empty, `-- No entries --`).
- * `short` has no year: `yearHint` sets it, else the year nearest `receivedAtMs` is used.
+ * `short` has no year: it is placed by `receivedAtMs` (yearless-date.ts).
  */
-export function recordFromTextLine(line: string, receivedAtMs: number, yearHint?: number): LogRecord | null {
-  return recordFromText(line, receivedAtMs, yearHint);
+export function recordFromTextLine(line: string, receivedAtMs: number): LogRecord | null {
+  return recordFromText(line, receivedAtMs);
 }
 
 /** One `journalctl -o json` object (MESSAGE, _HOSTNAME, SYSLOG_IDENTIFIER, _PID, __REALTIME_TIMESTAMP...). */

@@ -1,13 +1,17 @@
 /**
- * Recognises the header of a log record in the layouts linkerd 1.x processes write (see
- * /work/shared/research/multiline.md §B7): linkerd's own JUL layout, log4j through linkerd,
- * ISO/logback timestamps, and the JVM's uncaught-exception line. A header starts a multi-line record;
- * every other line (frames, causes, bare exception texts) continues one.
+ * Recognises the header of a log record in the layouts linkerd 1.x processes write: linkerd's own
+ * JUL layout (linkerd admin/.../TimeZoneLogFormat.scala), log4j through linkerd (its
+ * log4j.properties: `%p %d{MMdd HH:mm:ss.SSS z} %t: %m%n`), ISO/logback timestamps, and the lines
+ * the JVM and twitter-util print for an uncaught throwable (`Exception in thread "x" ...`,
+ * `Exception: java.lang.OutOfMemoryError thrown from the UncaughtExceptionHandler in thread "x"`,
+ * `VM error: Java heap space`; https://github.com/linkerd/linkerd/issues/1486). A header starts a
+ * record; what may follow it is the grouper's business (engine/grouper.ts).
  *
  * isHeaderLine() runs once per line in the engine, so it rejects with a few charCode tests before
  * any regex is tried.
  */
 import { CH_COLON, CH_DASH, CH_SPACE, isDigit } from '../text/char-codes.js';
+import { placeYearless } from './yearless-date.js';
 
 export type HeaderLayout = 'linkerd' | 'log4j' | 'iso' | 'uncaught';
 
@@ -30,10 +34,16 @@ const LOG4J_HEADER = /^(TRACE|DEBUG|INFO|WARN|ERROR|FATAL) (\d{4} \d\d:\d\d:\d\d
 const ISO_HEADER = /^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)(?:\s+([^]*))?$/;
 const ISO_LEVEL_AND_THREAD = /^(?:\[([^\]]*)\]\s+)?(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL|SEVERE)\b\s*(?:\[([^\]]*)\]\s*)?([^]*)$/;
 const UNCAUGHT_PREFIX = 'Exception in thread "';
+const HANDLER_FAILED_PREFIX = 'Exception: ';
+const VM_ERROR_PREFIX = 'VM error: ';
 // Prefix-only forms of the same layouts for isHeaderLine: the `(.*)$` tail would only rescan the message.
 const LINKERD_HEADER_PREFIX = /^[DIWEU] \d{4} \d\d:\d\d:\d\d\.\d{3} \S+ THREAD\d+(?: TraceId:[0-9a-f]+)?(?: \S+)?: /;
 const LOG4J_HEADER_PREFIX = /^(?:TRACE|DEBUG|INFO|WARN|ERROR|FATAL) \d{4} \d\d:\d\d:\d\d\.\d{3} \S+ .+?: /;
 const UNCAUGHT_HEADER = /^Exception in thread "([^"]*)" ([^]*)$/;
+// java.lang.Thread#dispatchUncaughtException when the handler itself threw (JDK `thread.cpp`).
+const HANDLER_FAILED_HEADER = /^Exception: (\S+) thrown from the UncaughtExceptionHandler in thread "([^"]*)"$/;
+// twitter-util's fatal-error handler (`VM error: <message>`), then the throwable.
+const VM_ERROR_HEADER = /^VM error: ([^]*)$/;
 
 const JUL_LEVELS: Readonly<Record<string, string>> = { D: 'DEBUG', I: 'INFO', W: 'WARN', E: 'ERROR', U: 'UNKNOWN' };
 
@@ -83,7 +93,10 @@ function candidateLayout(line: string, start: number): Candidate {
     }
     return null;
   }
-  if (first === 69 && second === 120) return line.startsWith(UNCAUGHT_PREFIX, start) ? 'uncaught' : null;
+  if (first === 69 && second === 120) {
+    return line.startsWith(UNCAUGHT_PREFIX, start) || line.startsWith(HANDLER_FAILED_PREFIX, start) ? 'uncaught' : null;
+  }
+  if (first === 86 && second === 77) return line.startsWith(VM_ERROR_PREFIX, start) ? 'uncaught' : null;
   switch (first) {
     case 84: // TRACE
     case 68: // DEBUG
@@ -128,8 +141,12 @@ function confirm(layout: HeaderLayout, text: string): LineHeader | null {
     }
     case 'uncaught': {
       const match = UNCAUGHT_HEADER.exec(text);
-      if (!match) return null;
-      return { layout, level: 'ERROR', time: '', thread: match[1] as string, text: match[2] as string };
+      if (match) return { layout, level: 'ERROR', time: '', thread: match[1] as string, text: match[2] as string };
+      const handler = HANDLER_FAILED_HEADER.exec(text);
+      if (handler) return { layout, level: 'ERROR', time: '', thread: handler[2] as string, text: handler[1] as string };
+      const vmError = VM_ERROR_HEADER.exec(text);
+      if (vmError) return { layout, level: 'ERROR', time: '', thread: '', text: vmError[1] as string };
+      return null;
     }
   }
 }
@@ -148,7 +165,7 @@ export function isHeaderLine(line: string): boolean {
     case 'iso':
       return ISO_HEADER.test(text);
     case 'uncaught':
-      return UNCAUGHT_HEADER.test(text);
+      return UNCAUGHT_HEADER.test(text) || HANDLER_FAILED_HEADER.test(text) || VM_ERROR_HEADER.test(text);
   }
 }
 
@@ -186,20 +203,6 @@ function zoneOffsetMinutes(zone: string): number | undefined {
 }
 
 const ISO_PARTS = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?(Z|[+-]\d\d:?\d\d)?$/;
-const DAY_MS = 24 * 60 * 60 * 1000;
-
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-/** Days from 1970-01-01 to the date (proleptic Gregorian): Date.UTC without its runtime call. */
-function daysSinceEpoch(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yearOfEra = y - era * 400;
-  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
-  return era * 146097 + dayOfEra - 719468;
-}
-
 /** The digit at `at`, or -1000 (so that any sum using it is negative, i.e. invalid). */
 function digitAt(text: string, at: number): number {
   const code = text.charCodeAt(at);
@@ -210,35 +213,14 @@ function twoDigitsAt(text: string, at: number): number {
   return digitAt(text, at) * 10 + digitAt(text, at + 1);
 }
 
-function daysInMonth(year: number, month: number): number {
-  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-  return month === 2 && leap ? 29 : (DAYS_IN_MONTH[month - 1] as number);
-}
-
-// One header time is computed per line on the offline hot path, nearly always against the same
-// reference year: remember the bounds of the last year seen instead of building a Date each time.
-let cachedYear = Number.NaN;
-let cachedYearStart = 0;
-let cachedYearEnd = 0;
-
-function utcYearOf(ms: number): number {
-  if (!(ms >= cachedYearStart && ms < cachedYearEnd)) {
-    cachedYear = new Date(ms).getUTCFullYear();
-    cachedYearStart = Date.UTC(cachedYear, 0, 1);
-    cachedYearEnd = Date.UTC(cachedYear + 1, 0, 1);
-  }
-  return cachedYear;
-}
-
 function validParts(month: number, day: number, hour: number, minute: number, second: number): boolean {
   return month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && minute <= 59 && second <= 60;
 }
 
 /**
- * The header's time in ms since the epoch. linkerd's layouts carry no year: it is taken from
- * `referenceMs` (usually the receive time): the latest year that does not put the line after it, so
- * a line logged on Dec 31 and received on Jan 1 lands in the old year. ISO times without a zone are
- * read as UTC. Undefined when the header has no time or an unknown zone.
+ * The header's time in ms since the epoch. linkerd's layouts carry no year: placeYearless takes it
+ * from `referenceMs`. ISO times without a zone are read as UTC. Undefined when the header has no
+ * time or an unknown zone.
  */
 export function headerTimeToEpochMs(header: LineHeader, referenceMs: number): number | undefined {
   if (header.time === '') return undefined;
@@ -252,28 +234,54 @@ export function headerTimeToEpochMs(header: LineHeader, referenceMs: number): nu
     if (offset === undefined) return undefined;
     return Date.UTC(year, month - 1, day, hour, minute, second, millis) - offset * 60_000;
   }
-  // `MMdd HH:mm:ss.SSS ZONE`, read at fixed positions (this runs for every header line offline).
-  const time = header.time;
-  if (time.length < 19 || time.charCodeAt(4) !== CH_SPACE || time.charCodeAt(17) !== CH_SPACE) return undefined;
-  const month = twoDigitsAt(time, 0);
-  const day = twoDigitsAt(time, 2);
-  const hour = twoDigitsAt(time, 5);
-  const minute = twoDigitsAt(time, 8);
-  const second = twoDigitsAt(time, 11);
-  const millis = twoDigitsAt(time, 14) * 10 + digitAt(time, 16);
-  if (time.charCodeAt(7) !== CH_COLON || time.charCodeAt(10) !== CH_COLON || time.charCodeAt(13) !== 46 || millis < 0) return undefined;
+  return linkerdTimeAt(header.time, 0, referenceMs);
+}
+
+let lastZone = '';
+let lastZoneOffset: number | undefined;
+
+/**
+ * `MMdd HH:mm:ss.SSS ZONE` at `at` in `text`, read at fixed positions (this runs for every header
+ * line a text body or file holds), the year placed by the reference.
+ */
+function linkerdTimeAt(text: string, at: number, referenceMs: number): number | undefined {
+  if (text.length < at + 19 || text.charCodeAt(at + 4) !== CH_SPACE || text.charCodeAt(at + 17) !== CH_SPACE) return undefined;
+  const month = twoDigitsAt(text, at);
+  const day = twoDigitsAt(text, at + 2);
+  const hour = twoDigitsAt(text, at + 5);
+  const minute = twoDigitsAt(text, at + 8);
+  const second = twoDigitsAt(text, at + 11);
+  const millis = twoDigitsAt(text, at + 14) * 10 + digitAt(text, at + 16);
+  if (text.charCodeAt(at + 7) !== CH_COLON || text.charCodeAt(at + 10) !== CH_COLON || text.charCodeAt(at + 13) !== 46 || millis < 0) return undefined;
   if (!validParts(month, day, hour, minute, second)) return undefined;
-  const offset = zoneOffsetMinutes(time.slice(18));
-  if (offset === undefined || !Number.isFinite(referenceMs)) return undefined;
-  const referenceYear = utcYearOf(referenceMs);
-  const timeOfDayMs = ((hour * 60 + minute) * 60 + second) * 1000 + millis - offset * 60_000;
-  // Logs describe the past: the latest year that does not put the line more than a day (clock skew)
-  // after the reference.
-  for (let year = referenceYear + 1; year >= referenceYear - 1; year--) {
-    // Date.UTC would roll Feb 29 (or Apr 31) over into the next month; such a year is no candidate.
-    if (day > daysInMonth(year, month)) continue;
-    const candidate = daysSinceEpoch(year, month, day) * DAY_MS + timeOfDayMs;
-    if (candidate <= referenceMs + DAY_MS) return candidate;
+  const zoneStart = at + 18;
+  let zoneEnd = text.indexOf(' ', zoneStart);
+  if (zoneEnd < 0) zoneEnd = text.length;
+  // Lines of one process share their zone: compare in place before slicing it out.
+  let offset: number | undefined;
+  if (zoneEnd - zoneStart === lastZone.length && text.startsWith(lastZone, zoneStart)) {
+    offset = lastZoneOffset;
+  } else {
+    lastZone = text.slice(zoneStart, zoneEnd);
+    offset = lastZoneOffset = zoneOffsetMinutes(lastZone);
   }
-  return undefined;
+  if (offset === undefined) return undefined;
+  const timeOfDayMs = ((hour * 60 + minute) * 60 + second) * 1000 + millis - offset * 60_000;
+  return placeYearless(month, day, timeOfDayMs, referenceMs);
+}
+
+/**
+ * The time of a header line, or undefined when it has none or it cannot be read: what
+ * headerTimeToEpochMs(parseLineHeader(line)) gives, without building the parsed header for
+ * linkerd's two layouts.
+ */
+export function headerTimeOf(line: string, referenceMs: number): number | undefined {
+  const start = line.charCodeAt(0) === CH_SPACE ? leadingSpaces(line) : 0;
+  const layout = candidateLayout(line, start);
+  if (layout === null) return undefined;
+  const text = start === 0 ? line : line.slice(start);
+  if (layout === 'linkerd') return LINKERD_HEADER_PREFIX.test(text) ? linkerdTimeAt(text, 2, referenceMs) : undefined;
+  if (layout === 'log4j') return LOG4J_HEADER_PREFIX.test(text) ? linkerdTimeAt(text, text.indexOf(' ') + 1, referenceMs) : undefined;
+  const header = confirm(layout, text);
+  return header === null ? undefined : headerTimeToEpochMs(header, referenceMs);
 }

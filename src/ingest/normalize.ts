@@ -1,15 +1,31 @@
-import { isJournalctlMarker, parseJournalPrefix } from './journald-prefix.js';
-import { headerTimeToEpochMs, parseLineHeader } from './line-layout.js';
+import { isJournalctlMarker, parseJournalPrefix, type JournalPrefix } from './journald-prefix.js';
+import { headerTimeOf } from './line-layout.js';
 import { streamKeyOf, type LogRecord } from './record.js';
+import { timeValueToUs } from './timestamps.js';
 
 /**
- * Shipper objects → LogRecord (DESIGN "Ingest contract", field mapping). The key lists include the
- * spellings the shippers' options produce: Fluent Bit systemd `strip_underscores` (one leading `_`
- * removed) and `lowercase`, fluent-plugin-systemd `fields_strip_underscores` (all leading `_`) and
- * `fields_lowercase`, Vector's journald renames (`MESSAGE`→`message`, `_HOSTNAME`→`host`).
+ * Shipper objects and text lines → LogRecord (the ingest contract's field mapping). The key lists
+ * include the spellings the shippers' options produce: Fluent Bit systemd `strip_underscores` (one
+ * leading `_` removed) and `lowercase`, fluent-plugin-systemd `fields_strip_underscores` (all
+ * leading `_`) and `fields_lowercase`, Vector's journald renames (`MESSAGE`→`message`,
+ * `_HOSTNAME`→`host`), Fluent Bit's syslog parsers (`ident`, `pid`; RFC 5424 `appname`, `procid`),
+ * and GELF (`full_message`/`short_message`, additional fields prefixed with `_`:
+ * https://go2docs.graylog.org/current/getting_in_log_data/gelf.html, Fluent Bit's
+ * src/flb_pack_gelf.c).
+ *
+ * Times. A record has up to three, each for its own purpose:
+ * - `time`, the event time: the line's own (a journald prefix with a zone, a log header, a journald
+ *   prefix without one, journald's `_SOURCE_REALTIME_TIMESTAMP`), else its source's clock, else
+ *   receipt. The line's own time comes first so that the same line posted as text or as JSON gets
+ *   the same time, hence the same event id; and a shipper's read time never dates an incident.
+ * - `sourceUs`, the source's clock on every line alike (journald's `__REALTIME_TIMESTAMP`, Vector's
+ *   `timestamp`, Fluent Bit's `date` or msgpack event time, a journald text prefix): source order
+ *   and silence between lines.
+ * - `position`: journald's sequence number, or a file offset a shipper was told to add (Fluent Bit
+ *   tail `Offset_Key offset`, Vector file `offset_key: offset`): ties of `sourceUs`.
  */
 
-const MESSAGE_KEYS = ['message', 'MESSAGE', 'log', 'msg'] as const;
+const MESSAGE_KEYS = ['message', 'MESSAGE', 'log', 'msg', 'full_message', 'short_message'] as const;
 const HOST_KEYS = ['host', '_HOSTNAME', 'HOSTNAME', '_hostname', 'hostname'] as const;
 const SERVICE_KEYS = [
   'SYSLOG_IDENTIFIER',
@@ -19,28 +35,32 @@ const SERVICE_KEYS = [
   '_systemd_unit',
   'systemd_unit',
   'container_name',
+  'ident',
+  'appname',
 ] as const;
-const PID_KEYS = ['_PID', 'PID', '_pid', 'pid'] as const;
+const PID_KEYS = ['_PID', 'PID', '_pid', 'pid', 'procid'] as const;
 
-type TimeKind = 'auto' | 'micros';
-/** In DESIGN's order of preference; `date` is where a msgpack event time ranks too. */
-const TIME_KEYS: ReadonlyArray<readonly [string, TimeKind]> = [
-  ['timestamp', 'auto'],
-  ['_SOURCE_REALTIME_TIMESTAMP', 'micros'],
-  ['SOURCE_REALTIME_TIMESTAMP', 'micros'],
-  ['_source_realtime_timestamp', 'micros'],
-  ['source_realtime_timestamp', 'micros'],
-  ['__REALTIME_TIMESTAMP', 'micros'],
-  ['_REALTIME_TIMESTAMP', 'micros'],
-  ['REALTIME_TIMESTAMP', 'micros'],
-  ['__realtime_timestamp', 'micros'],
-  ['_realtime_timestamp', 'micros'],
-  ['realtime_timestamp', 'micros'],
+/** Journal and shipper clocks, best first; `true` marks fields that are always µs. */
+const SOURCE_CLOCK_KEYS: ReadonlyArray<readonly [string, boolean]> = [
+  ['__REALTIME_TIMESTAMP', true],
+  ['_REALTIME_TIMESTAMP', true],
+  ['REALTIME_TIMESTAMP', true],
+  ['__realtime_timestamp', true],
+  ['_realtime_timestamp', true],
+  ['realtime_timestamp', true],
+  ['timestamp', false],
 ];
-const LATE_TIME_KEYS: ReadonlyArray<readonly [string, TimeKind]> = [
-  ['time', 'auto'],
-  ['@timestamp', 'auto'],
+/** Times a shipper adds beside its clock fields; they rank after the transport's own event time. */
+const LATE_CLOCK_KEYS: ReadonlyArray<readonly [string, boolean]> = [
+  ['date', false],
+  ['time', false],
+  ['@timestamp', false],
 ];
+/** journald's record of when the process itself logged the line (absent for stdout lines). */
+const SOURCE_REALTIME_KEYS = ['_SOURCE_REALTIME_TIMESTAMP', 'SOURCE_REALTIME_TIMESTAMP', '_source_realtime_timestamp', 'source_realtime_timestamp'] as const;
+const OFFSET_KEYS = ['offset', 'Offset', 'file_offset'] as const;
+const FILE_KEYS = ['file', 'path', 'filename'] as const;
+const SEQNUM_KEYS = ['__SEQNUM', '_SEQNUM', 'SEQNUM', '__seqnum', 'seqnum'] as const;
 
 /** A journald field that repeats within an entry arrives as an array; the first value stands. */
 function firstValue(value: unknown): unknown {
@@ -77,55 +97,59 @@ function pick(obj: Record<string, unknown>, keys: readonly string[]): string {
   return '';
 }
 
-function nested(obj: Record<string, unknown>, parent: string, key: string): string {
+function nested(obj: Record<string, unknown>, parent: string, key: string): unknown {
   const inner = obj[parent];
-  if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) return '';
-  return valueAsText((inner as Record<string, unknown>)[key]) ?? '';
+  if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) return undefined;
+  return (inner as Record<string, unknown>)[key];
 }
 
-/** Seconds, ms, µs or ns since the epoch, told apart by magnitude (valid for years 1973–5138). */
-export function epochNumberToMs(value: number): number | undefined {
-  if (!Number.isFinite(value) || value <= 0) return undefined;
-  if (value < 1e11) return value * 1000;
-  if (value < 1e14) return value;
-  if (value < 1e17) return value / 1000;
-  return value / 1e6;
+function nestedText(obj: Record<string, unknown>, parent: string, key: string): string {
+  return valueAsText(nested(obj, parent, key)) ?? '';
 }
 
-const NUMERIC = /^\d+(?:\.\d+)?$/;
-
-function timeValueToMs(value: unknown, kind: TimeKind): number | undefined {
-  const single = firstValue(value);
-  let ms: number | undefined;
-  if (typeof single === 'number') {
-    ms = kind === 'micros' ? single / 1000 : epochNumberToMs(single);
-  } else if (typeof single === 'bigint') {
-    ms = kind === 'micros' ? Number(single / 1000n) : epochNumberToMs(Number(single));
-  } else if (typeof single === 'string' && single !== '') {
-    if (NUMERIC.test(single)) ms = kind === 'micros' ? Number(single) / 1000 : epochNumberToMs(Number(single));
-    else if (kind === 'auto') ms = Date.parse(single);
-  }
-  return ms !== undefined && Number.isFinite(ms) && ms > 0 ? Math.floor(ms) : undefined;
-}
-
-function timeFrom(obj: Record<string, unknown>, keys: ReadonlyArray<readonly [string, TimeKind]>): number | undefined {
-  for (const [key, kind] of keys) {
+function clockFrom(obj: Record<string, unknown>, keys: ReadonlyArray<readonly [string, boolean]>): number | undefined {
+  for (const [key, micros] of keys) {
     const value = obj[key];
     if (value === undefined || value === null) continue;
-    const ms = timeValueToMs(value, kind);
-    if (ms !== undefined) return ms;
+    const us = timeValueToUs(firstValue(value), micros);
+    if (us !== undefined) return us;
   }
   return undefined;
 }
 
-function messageText(obj: Record<string, unknown>): string {
+function numberFrom(value: unknown): number | undefined {
+  const single = firstValue(value);
+  const n = typeof single === 'number' ? single : typeof single === 'string' && /^\d+$/.test(single) ? Number(single) : Number.NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** journald's sequence number (`__SEQNUM`, or the `i=` part of `__CURSOR`), else a file offset. */
+function positionOf(obj: Record<string, unknown>): number | undefined {
+  for (const key of SEQNUM_KEYS) {
+    const n = numberFrom(obj[key]);
+    if (n !== undefined) return n;
+  }
+  const cursor = valueAsText(obj['__CURSOR']);
+  if (cursor !== undefined) {
+    const match = /(?:^|;)i=([0-9a-f]+)(?:;|$)/.exec(cursor);
+    if (match) return Number.parseInt(match[1] as string, 16);
+  }
+  for (const key of OFFSET_KEYS) {
+    const n = numberFrom(obj[key]);
+    if (n !== undefined) return n;
+  }
+  return numberFrom(nested(obj, 'log', 'offset'));
+}
+
+/** The message field's text, or undefined when the record has none of the known text fields. */
+function messageText(obj: Record<string, unknown>): string | undefined {
   for (const key of MESSAGE_KEYS) {
     const value = obj[key];
     if (value === undefined || value === null) continue;
     const text = valueAsText(value) ?? safeStringify(value);
     return stripTrailingNewline(text);
   }
-  return '';
+  return undefined;
 }
 
 export function safeStringify(value: unknown): string {
@@ -149,63 +173,124 @@ function stripTrailingNewline(text: string): string {
   return end === text.length ? text : text.slice(0, end);
 }
 
-/** A linkerd header's own time, for lines that carry nothing else. */
-export function lineHeaderTimeMs(line: string, referenceMs: number): number | undefined {
-  const header = parseLineHeader(line);
-  return header === null ? undefined : headerTimeToEpochMs(header, referenceMs);
+
+/**
+ * The line's own time: a journald prefix with a zone (`short-iso`), else the log header's (with
+ * milliseconds and its zone), else a zone-less journald prefix (`short`, local time read as UTC).
+ */
+function ownTimeMs(prefix: JournalPrefix | null, message: string, referenceMs: number): number | undefined {
+  if (prefix !== null && prefix.zoned && prefix.timeMs !== undefined) return prefix.timeMs;
+  return headerTimeOf(message, referenceMs) ?? prefix?.timeMs;
 }
 
 /**
- * One shipper object → LogRecord. `eventTimeMs` is a time the transport carried beside the record
- * (Fluent Bit/Fluentd msgpack event time); it ranks where Fluent Bit's JSON `date` does. A message
- * that itself starts with a journald `short` prefix gives host/service/pid (the line's own origin
- * beats the collector's idea of it) and is stripped of it.
+ * GELF puts every field but its own under a `_` prefix (`_PID` arrives as `__PID`,
+ * `SYSLOG_IDENTIFIER` as `_SYSLOG_IDENTIFIER`); nested maps are flattened with `_`. The view
+ * removes that prefix so the usual keys find them.
  */
-export function recordFromObject(obj: Record<string, unknown>, receivedAtMs: number, eventTimeMs?: number): LogRecord {
-  let message = messageText(obj);
-  let host = pick(obj, HOST_KEYS) || nestedObjectHost(obj) || nested(obj, 'kubernetes', 'pod_name');
-  let service = pick(obj, SERVICE_KEYS) || nested(obj, 'kubernetes', 'container_name');
-  let pid = pick(obj, PID_KEYS);
-  let time = timeFrom(obj, TIME_KEYS);
-  if (time === undefined) time = eventTimeMs !== undefined && Number.isFinite(eventTimeMs) ? eventTimeMs : timeValueToMs(obj['date'], 'auto');
-  if (time === undefined) time = timeFrom(obj, LATE_TIME_KEYS);
+function gelfView(obj: Record<string, unknown>): Record<string, unknown> {
+  const view: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(obj)) view[key] = value;
+  for (const [key, value] of Object.entries(obj)) {
+    if (key.charCodeAt(0) !== 95 /* _ */) continue;
+    const bare = key.slice(1);
+    if (view[bare] === undefined) view[bare] = value;
+  }
+  const podName = view['kubernetes_pod_name'];
+  if (podName !== undefined && view['kubernetes'] === undefined) {
+    view['kubernetes'] = { pod_name: podName, container_name: view['kubernetes_container_name'] };
+  }
+  return view;
+}
 
-  const prefix = message.length >= 16 ? parseJournalPrefix(message, receivedAtMs) : null;
+function isGelf(obj: Record<string, unknown>): boolean {
+  return obj['short_message'] !== undefined && (obj['version'] !== undefined || obj['message'] === undefined);
+}
+
+/**
+ * A tailed file's name (Vector's `file`, Fluent Bit's `Path_Key path`) names the stream of records
+ * that say nothing else about their origin, as `leakwatch analyze` names a raw file's: two log files
+ * of one host are two streams, never joined.
+ */
+function fileNameOf(obj: Record<string, unknown>): string {
+  const path = pick(obj, FILE_KEYS);
+  const slash = path.lastIndexOf('/');
+  return slash < 0 ? path : path.slice(slash + 1);
+}
+
+/** A flat map of `a/b/c` keys to numbers: a metrics snapshot (linkerd's /admin/metrics.json), no log line. */
+function isMetricsSnapshot(obj: Record<string, unknown>): boolean {
+  for (const key in obj) {
+    if (key.includes('/') && typeof obj[key] === 'number') return true;
+  }
+  return false;
+}
+
+/**
+ * One shipper object → LogRecord. `transportTimeUs` is a time the transport carried beside the
+ * record (Fluent Bit/Fluentd msgpack event time); it ranks where Fluent Bit's JSON `date` does. A
+ * message that itself starts with a journald `short` prefix gives host/service/pid (the line's own
+ * origin beats the collector's idea of it) and is stripped of it.
+ */
+export function recordFromObject(input: Record<string, unknown>, receivedAtMs: number, transportTimeUs?: number): LogRecord {
+  const obj = isGelf(input) ? gelfView(input) : input;
+  const text = messageText(obj);
+  let message = text ?? '';
+  let host = pick(obj, HOST_KEYS) || nestedText(obj, 'host', 'name') || nestedText(obj, 'host', 'hostname') || nestedText(obj, 'kubernetes', 'pod_name');
+  let service = pick(obj, SERVICE_KEYS) || nestedText(obj, 'kubernetes', 'container_name') || fileNameOf(obj);
+  let pid = pick(obj, PID_KEYS);
+
+  let sourceUs = clockFrom(obj, SOURCE_CLOCK_KEYS);
+  if (sourceUs === undefined && transportTimeUs !== undefined && Number.isFinite(transportTimeUs)) sourceUs = transportTimeUs;
+  if (sourceUs === undefined) sourceUs = clockFrom(obj, LATE_CLOCK_KEYS);
+  const referenceMs = sourceUs === undefined ? receivedAtMs : sourceUs / 1000;
+
+  const prefix = message.length >= 16 ? parseJournalPrefix(message, referenceMs) : null;
   if (prefix !== null) {
     if (prefix.host !== '') host = prefix.host;
     if (prefix.service !== '') service = prefix.service;
     if (prefix.pid !== '') pid = prefix.pid;
     message = message.slice(prefix.messageStart);
-    if (time === undefined) time = prefix.timeMs;
+    if (sourceUs === undefined && prefix.timeMs !== undefined) sourceUs = Math.round(prefix.timeMs * 1000);
   }
-  if (time === undefined) time = lineHeaderTimeMs(message, receivedAtMs) ?? receivedAtMs;
-  return { time, host, service, pid, stream: streamKeyOf(host, service, pid), message, fields: obj };
-}
+  let time = ownTimeMs(prefix, message, referenceMs);
+  if (time === undefined) {
+    for (const key of SOURCE_REALTIME_KEYS) {
+      const us = timeValueToUs(firstValue(obj[key]), true);
+      if (us !== undefined) {
+        time = Math.floor(us / 1000);
+        break;
+      }
+    }
+  }
+  if (time === undefined) time = sourceUs === undefined ? receivedAtMs : Math.floor(sourceUs / 1000);
 
-/** ECS-style `host: {name: ...}` (Elastic agents, Vector's `host` remapped). */
-function nestedObjectHost(obj: Record<string, unknown>): string {
-  return nested(obj, 'host', 'name') || nested(obj, 'host', 'hostname');
+  const record: LogRecord = { time, host, service, pid, stream: streamKeyOf(host, service, pid), message, fields: input };
+  if (sourceUs !== undefined) record.sourceUs = sourceUs;
+  const position = positionOf(obj);
+  if (position !== undefined) record.position = position;
+  if (text === undefined && !isMetricsSnapshot(obj)) record.withoutText = true;
+  return record;
 }
 
 /**
- * A text line (journald `short*` or a bare linkerd line) → LogRecord, or null for lines that carry
- * no log data (empty lines, journalctl's `-- Logs begin at ... --` markers).
+ * A text line (journald `short*` or a bare log line) → LogRecord, or null for lines that carry no
+ * log data (empty lines, journalctl's `-- Logs begin at ... --` markers).
  */
-export function recordFromText(line: string, receivedAtMs: number, yearHint?: number): LogRecord | null {
+export function recordFromText(line: string, receivedAtMs: number): LogRecord | null {
   const text = line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line;
   if (text.length === 0) return null;
   if (text.charCodeAt(0) === 45 && isJournalctlMarker(text)) return null;
-  const prefix = parseJournalPrefix(text, receivedAtMs, yearHint);
+  const prefix = parseJournalPrefix(text, receivedAtMs);
   if (prefix === null) {
-    const time = lineHeaderTimeMs(text, receivedAtMs) ?? receivedAtMs;
+    const time = headerTimeOf(text, receivedAtMs) ?? receivedAtMs;
     return { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message: text };
   }
   const message = text.slice(prefix.messageStart);
-  // A linkerd header carries milliseconds and its zone; journalctl's `short` time has neither.
-  const time = prefix.zoned
-    ? (prefix.timeMs ?? lineHeaderTimeMs(message, receivedAtMs) ?? receivedAtMs)
-    : (lineHeaderTimeMs(message, prefix.timeMs ?? receivedAtMs) ?? prefix.timeMs ?? receivedAtMs);
-  return { time, host: prefix.host, service: prefix.service, pid: prefix.pid, stream: streamKeyOf(prefix.host, prefix.service, prefix.pid), message };
+  const time = ownTimeMs(prefix, message, receivedAtMs) ?? receivedAtMs;
+  const record: LogRecord = { time, host: prefix.host, service: prefix.service, pid: prefix.pid, stream: streamKeyOf(prefix.host, prefix.service, prefix.pid), message };
+  if (prefix.timeMs !== undefined) record.sourceUs = Math.round(prefix.timeMs * 1000);
+  return record;
 }
 
 /**

@@ -3,8 +3,21 @@
  * `journalctl -o json`, raw linkerd files) and the engine consumes.
  */
 export interface LogRecord {
-  /** Event time in ms since the epoch: the shipper's field, else the line's own prefix, else receipt time. */
+  /**
+   * Event time in ms since the epoch: the line's own time (journald prefix, log header, journald's
+   * source timestamp), else the time its source or shipper stamped on it, else receipt time. The
+   * same line gets the same time whatever body shape carried it, so its event id is the same too.
+   */
   time: number;
+  /**
+   * The time the source stamped on the record, in µs since the epoch: one clock for every line of a
+   * stream alike (journald's receive time, the shipper's read time, a journald text prefix), unlike
+   * `time`, which only header lines carry. Puts a stream back in source order and measures the
+   * silence between its lines. Undefined when the record carries no such time.
+   */
+  sourceUs?: number;
+  /** The record's position in its source (journald sequence number, file offset): orders records with equal sourceUs. */
+  position?: number;
   /** '' when unknown. */
   host: string;
   /** journald SYSLOG_IDENTIFIER / unit / container name; '' when unknown. */
@@ -22,13 +35,50 @@ export interface LogRecord {
   fields?: Record<string, unknown>;
   /** Set when the input could not be decoded as its batch's format and was kept as raw text. */
   malformed?: boolean;
+  /** Set when a shipper's object had none of the text fields leakwatch knows: counted, never quietly ignored. */
+  withoutText?: boolean;
   /** The ingest-journal batch this record arrived in (server only): what to replay after a crash. */
   seq?: number;
+  /** Its place in the journal, journalPosition(seq, index in the batch): what a replay may skip. */
+  journalPos?: number;
 }
 
 /** Separator that cannot occur in host names, unit names or pids. */
 const SEP = '\u001f';
 
+interface KnownStream {
+  host: string;
+  service: string;
+  pid: string;
+  key: string;
+}
+
+// Records come from a handful of processes at a time: their key is looked up among the last ones
+// instead of concatenated (a new string) for every record.
+const KNOWN_STREAMS = 32;
+const knownStreams: KnownStream[] = [];
+let nextKnownStream = 0;
+
 export function streamKeyOf(host: string, service: string, pid: string): string {
-  return host + SEP + service + SEP + pid;
+  for (let index = 0; index < knownStreams.length; index++) {
+    const known = knownStreams[index] as KnownStream;
+    if (known.pid === pid && known.service === service && known.host === host) return known.key;
+  }
+  const key = host + SEP + service + SEP + pid;
+  knownStreams[nextKnownStream] = { host, service, pid, key };
+  nextKnownStream = (nextKnownStream + 1) % KNOWN_STREAMS;
+  return key;
+}
+
+/** Records per journal batch the position numbering leaves room for (2^24; ingest caps records per body far below). */
+export const JOURNAL_BATCH_RECORDS = 2 ** 24;
+
+/** A record's place in the ingest journal as one number: its batch, then its index in the batch. */
+export function journalPosition(seq: number, index: number): number {
+  return seq * JOURNAL_BATCH_RECORDS + index;
+}
+
+/** The journal batch of a journalPosition(). */
+export function journalBatchOf(position: number): number {
+  return Math.floor(position / JOURNAL_BATCH_RECORDS);
 }

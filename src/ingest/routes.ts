@@ -31,7 +31,12 @@ export interface IngestRoutesOptions {
 export interface IngestAnswer {
   accepted: number;
   malformed: number;
+  /** Records with none of the text fields leakwatch reads (kept and counted, see normalize.ts). */
+  without_text: number;
 }
+
+/** Records without a text field are logged at most this often, with an example of their keys. */
+const WITHOUT_TEXT_LOG_EVERY_MS = 60_000;
 
 /**
  * `POST /ingest` and `POST /` (Fluent Bit's default `uri /`): the HTTP sink every shipper posts to.
@@ -45,6 +50,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
   const maxBodyBytes = options.maxBodyBytes;
   const inflight = new InflightBytes(options.maxInflightBytes ?? DEFAULTS.maxInflightBytes);
   const timeouts = { idleMs: options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs, totalMs: options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs };
+  let withoutTextLoggedAt = Number.NEGATIVE_INFINITY;
 
   // Encapsulated by fastify: only these routes lose the default JSON/text parsers.
   app.removeAllContentTypeParsers();
@@ -77,9 +83,17 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
         maxZstdWindowBytes: options.maxZstdWindowBytes,
         reserve: (bytes) => claim.add(bytes),
       });
-      const { records, malformed } = await decodeBody(decoded, request.headers['content-type'], receivedAtMs, options.limits);
+      const { records, malformed, withoutText } = await decodeBody(decoded, request.headers['content-type'], receivedAtMs, options.limits);
+      if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
+        withoutTextLoggedAt = receivedAtMs;
+        const example = records.find((record) => record.withoutText === true)?.fields;
+        request.log.warn(
+          { withoutText, keys: example === undefined ? [] : Object.keys(example).slice(0, 20) },
+          'ingest: records without a text field leakwatch reads (message, MESSAGE, log, msg, full_message, short_message); they are counted, not grouped',
+        );
+      }
       if (records.length > 0) submitOrRefuse(records, request);
-      const answer: IngestAnswer = { accepted: records.length, malformed };
+      const answer: IngestAnswer = { accepted: records.length, malformed, without_text: withoutText };
       return reply.code(200).send(answer);
     } finally {
       claim.release();
@@ -94,7 +108,8 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     } catch (error) {
       if (isPassingStorageError(error)) {
         request.log.warn({ err: error }, 'ingest: the store refused the batch for now');
-        throw new LeakwatchError('LW_ERR_STORAGE', `the batch could not be recorded for now (${(error as Error).message}); retry shortly`);
+        const message = (error as Error).message;
+        throw new LeakwatchError('LW_ERR_STORAGE', (error as Error).name === 'StoreUnavailableError' ? message : `the batch could not be recorded for now (${message}); retry shortly`);
       }
       request.log.error({ err: error }, 'ingest: the batch cannot be recorded');
       throw new LeakwatchError('LW_ERR_UNRECORDABLE', `the batch cannot be recorded: ${(error as Error).message}`);

@@ -3,7 +3,7 @@
  * the JSON Schema cannot express (unique ids, regexes, extract/types, derive, templates, keys).
  */
 import type { FieldValue, Severity } from '../engine/event.js';
-import { DEFAULT_GROUPER, type GrouperConfig } from '../engine/grouper-config.js';
+import { DEFAULT_GROUPER, type GrouperConfig, type HeaderPattern } from '../engine/grouper-config.js';
 import { parseDerive, DeriveSyntaxError, type DeriveExpression } from './derive.js';
 import type { FieldType, PredicateField, PredicateOp, RawPredicate, RawRule, RawRuleFile, ExtractSource } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
@@ -368,9 +368,19 @@ function compileGroupers(parsedFiles: readonly ParsedRuleFile[], errors: RulePro
         return;
       }
       seen.set(raw.name, where);
-      const silenceMs = raw.silence === undefined ? DEFAULT_GROUPER.silenceMs : parseDuration(raw.silence);
-      if (silenceMs === null) {
-        report([...path, 'silence'], `"${raw.silence}" is not a duration such as 2s`);
+      const durationOf = (key: 'silence' | 'expire_after' | 'reorder_window', fallback: number): number | null => {
+        const text = raw[key];
+        if (text === undefined) return fallback;
+        const ms = parseDuration(text);
+        if (ms === null) report([...path, key], `"${text}" is not a duration such as 2s`);
+        return ms;
+      };
+      const silenceMs = durationOf('silence', DEFAULT_GROUPER.silenceMs);
+      const expireAfterMs = durationOf('expire_after', DEFAULT_GROUPER.expireAfterMs);
+      const reorderWindowMs = durationOf('reorder_window', DEFAULT_GROUPER.reorderWindowMs);
+      if (silenceMs === null || expireAfterMs === null || reorderWindowMs === null) return;
+      if (expireAfterMs < reorderWindowMs) {
+        report([...path, 'expire_after'], `expire_after (${raw.expire_after}) must not be shorter than reorder_window (${raw.reorder_window ?? '2s'}): a held record would find its group closed`);
         return;
       }
       const compileList = (key: 'start' | 'continue'): RegExp[] | null => {
@@ -380,13 +390,27 @@ function compileGroupers(parsedFiles: readonly ParsedRuleFile[], errors: RulePro
       const start = compileList('start');
       const continuation = compileList('continue');
       if (!start || !continuation) return;
+      const headers: HeaderPattern[] = start.map((first, i) => ({ name: `start[${i}]`, first, second: null }));
+      let layoutsOk = true;
+      (raw.layouts ?? []).forEach((layout, i) => {
+        const first = compileRegex(layout.header, [...path, 'layouts', i, 'header'], parsed, report, regexes);
+        const second = layout.second_line === undefined ? null : compileRegex(layout.second_line, [...path, 'layouts', i, 'second_line'], parsed, report, regexes);
+        if (first === null || (layout.second_line !== undefined && second === null)) {
+          layoutsOk = false;
+          return;
+        }
+        headers.push({ name: layout.name, first, second });
+      });
+      if (!layoutsOk) return;
       groupers.push({
         name: raw.name,
         services: raw.services ?? ['*'],
         maxLines: raw.max_lines ?? DEFAULT_GROUPER.maxLines,
         maxBytes: raw.max_bytes ?? DEFAULT_GROUPER.maxBytes,
         silenceMs,
-        start,
+        expireAfterMs,
+        reorderWindowMs,
+        headers,
         continue: continuation,
       });
     });

@@ -62,12 +62,13 @@ const MAX_RULE_FILE_BYTES = 4 * 1024 * 1024;
 const MAX_RULE_FILES = 2000;
 
 /** How a file is named in findings: relative to the working directory when below it (as compilers print). */
-function displayName(file: string): string {
+export function displayName(file: string): string {
   const relative = path.relative(process.cwd(), file);
   return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
 }
 
-async function listRuleFiles(dir: string): Promise<string[]> {
+/** The rule files of a folder (`*.yaml`, `*.yml`, below it too), in name order: the load order. */
+export async function listRuleFiles(dir: string): Promise<string[]> {
   const found: string[] = [];
   const walk = async (current: string): Promise<void> => {
     const entries = await readdir(current, { withFileTypes: true });

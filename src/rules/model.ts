@@ -71,14 +71,35 @@ export interface RawRule {
   tests?: RawRuleTest[];
 }
 
+/** A log layout a grouper knows: the header regex and, for two-line headers, the second line's. */
+export interface RawLayout {
+  name: string;
+  description?: string;
+  references?: string[];
+  header: string;
+  second_line?: string;
+}
+
+/** A grouping test: input lines of one stream and the records expected, in order. */
+export interface RawGrouperTest {
+  name: string;
+  stream?: { host?: string; service?: string; pid?: string | number };
+  input: string;
+  expect: Array<{ first_line: string; line_count: number }>;
+}
+
 export interface RawGrouper {
   name: string;
   services?: string[];
   max_lines?: number;
   max_bytes?: number;
   silence?: string;
+  expire_after?: string;
+  reorder_window?: string;
+  layouts?: RawLayout[];
   start?: string[];
   continue?: string[];
+  tests?: RawGrouperTest[];
 }
 
 export interface RawRuleFile {

@@ -1,18 +1,21 @@
 /**
- * `leakwatch rules test`: runs the `tests:` embedded in the rules through a real engine loaded
- * with the whole rule set of the folder (so tags from other rules are what production would show),
- * and compares the events with `expect` (subset match, numbers with 1e-3 relative tolerance).
+ * `leakwatch rules test`: runs the `tests:` embedded in the rule files through the production path
+ * — each input line read as `leakwatch analyze` reads a text line, then a real engine loaded with
+ * the whole rule set of the folder (so tags from other rules are what production would show):
+ * - a rule's tests compare the events with `expect` (subset match, numbers with 1e-3 relative tolerance);
+ * - a grouper's tests compare every grouped record, classified or not, with `expect` (first line and
+ *   line count of each, in order).
  */
 import { parseDocument } from 'yaml';
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { LeakEvent } from '../engine/event.js';
 import { createEngine } from '../engine/create-engine.js';
-import { parseJournalPrefix } from '../ingest/journald-prefix.js';
+import type { Group } from '../engine/group.js';
+import { recordFromTextLine } from '../ingest/journald-short.js';
 import { streamKeyOf, type LogRecord } from '../ingest/record.js';
 import { RuleClassifier } from './classifier.js';
-import { loadRuleSet, type RuleSet } from './load.js';
-import type { RawRuleFile, RawRuleTest } from './model.js';
+import { displayName, listRuleFiles, loadRuleSet, type RuleSet } from './load.js';
+import type { RawGrouperTest, RawRuleFile, RawRuleTest } from './model.js';
 import { formatProblem } from './problems.js';
 
 export interface RuleTestResult {
@@ -29,32 +32,25 @@ export interface RuleTestReport {
   results: RuleTestResult[];
 }
 
-/** Test inputs carry no dates of their own; a fixed clock keeps event ids and windows reproducible. */
+/** Test inputs carry no years: a fixed reading time keeps event times, ids and windows reproducible. */
 const TEST_EPOCH_MS = Date.UTC(2024, 0, 1);
 
-function recordsOf(test: RawRuleTest): LogRecord[] {
+/** The input's lines as records, read the way `leakwatch analyze` reads text; `stream:` fills what a line does not say. */
+function recordsOf(test: RawRuleTest | RawGrouperTest): LogRecord[] {
   const host = test.stream?.host ?? 'test-host';
   const service = test.stream?.service ?? 'linkerd';
   const pid = String(test.stream?.pid ?? '1');
-  const lines = test.input.replace(/\n$/, '').split('\n');
-  return lines.map((line, index) => {
-    const time = TEST_EPOCH_MS + index;
-    const prefix = parseJournalPrefix(line, TEST_EPOCH_MS);
-    if (prefix) {
-      const recordHost = prefix.host || host;
-      const recordService = prefix.service || service;
-      const recordPid = prefix.pid || pid;
-      return {
-        time: prefix.timeMs ?? time,
-        host: recordHost,
-        service: recordService,
-        pid: recordPid,
-        stream: streamKeyOf(recordHost, recordService, recordPid),
-        message: line.slice(prefix.messageStart),
-      };
-    }
-    return { time, host, service, pid, stream: streamKeyOf(host, service, pid), message: line };
-  });
+  const records: LogRecord[] = [];
+  for (const line of test.input.replace(/\n$/, '').split('\n')) {
+    const record = recordFromTextLine(line, TEST_EPOCH_MS);
+    if (record === null) continue;
+    if (record.host === '') record.host = host;
+    if (record.service === '') record.service = service;
+    if (record.pid === '') record.pid = pid;
+    record.stream = streamKeyOf(record.host, record.service, record.pid);
+    records.push(record);
+  }
+  return records;
 }
 
 function numbersClose(expected: number, actual: number): boolean {
@@ -99,13 +95,42 @@ function compare(expected: ReadonlyArray<Record<string, unknown>>, events: reado
   return lines.length > 0 ? lines.join('\n') : undefined;
 }
 
-function runOne(ruleSet: RuleSet, test: RawRuleTest): LeakEvent[] {
+function runOne(ruleSet: RuleSet, test: RawRuleTest | RawGrouperTest): { events: LeakEvent[]; groups: Group[] } {
   // A fresh engine and fresh count windows per test: no state leaks from one test into the next.
   const events: LeakEvent[] = [];
-  const engine = createEngine({ groupers: () => ruleSet.groupers, classifier: () => ruleSet.classifier, sink: (batch) => events.push(...batch) });
+  const groups: Group[] = [];
+  const engine = createEngine({
+    groupers: () => ruleSet.groupers,
+    classifier: () => ({
+      classify: (group) => {
+        groups.push(group);
+        return ruleSet.classifier.classify(group);
+      },
+    }),
+    sink: (batch) => events.push(...batch),
+    ordered: true,
+  });
   engine.push(recordsOf(test));
   engine.flush();
-  return events;
+  return { events, groups };
+}
+
+function compareGroups(expected: RawGrouperTest['expect'], groups: readonly Group[]): string | undefined {
+  const actual = groups.map((group) => ({ first_line: group.lines[0] ?? '', line_count: group.lines.length }));
+  const lines: string[] = [];
+  if (expected.length !== actual.length) lines.push(`expected ${expected.length} record(s), got ${actual.length}`);
+  const longest = Math.max(expected.length, actual.length);
+  for (let index = 0; index < longest; index++) {
+    const want = expected[index];
+    const got = actual[index];
+    if (want !== undefined && got !== undefined && want.first_line === got.first_line && want.line_count === got.line_count) continue;
+    lines.push(`record ${index + 1}: expected ${describeRecord(want)}, got ${describeRecord(got)}`);
+  }
+  return lines.length > 0 ? lines.join('\n') : undefined;
+}
+
+function describeRecord(record: { first_line: string; line_count: number } | undefined): string {
+  return record === undefined ? 'nothing' : `${record.line_count} line(s) from ${JSON.stringify(record.first_line.slice(0, 100))}`;
 }
 
 export async function runRuleTests(dir: string): Promise<RuleTestReport> {
@@ -118,15 +143,22 @@ export async function runRuleTests(dir: string): Promise<RuleTestReport> {
     };
   }
   const results: RuleTestResult[] = [];
-  const files = [...new Set(first.ruleSet.rules.map((rule) => rule.file))];
-  for (const file of files) {
-    const absolute = path.resolve(file);
+  for (const absolute of await listRuleFiles(dir)) {
+    const file = displayName(absolute);
     const data = parseDocument(await readFile(absolute, 'utf8')).toJS() as RawRuleFile | null;
+    const fresh = (): RuleSet => {
+      const classifier = first.ruleSet!.classifier instanceof RuleClassifier ? first.ruleSet!.classifier.withFreshState() : first.ruleSet!.classifier;
+      return { ...first.ruleSet!, classifier };
+    };
+    for (const grouper of data?.groupers ?? []) {
+      for (const test of grouper.tests ?? []) {
+        const diff = compareGroups(test.expect, runOne(fresh(), test).groups);
+        results.push({ rule: `grouper ${grouper.name}`, test: test.name, file, ok: diff === undefined, ...(diff === undefined ? {} : { diff }) });
+      }
+    }
     for (const rule of data?.rules ?? []) {
       for (const test of rule.tests ?? []) {
-        const classifier = first.ruleSet.classifier instanceof RuleClassifier ? first.ruleSet.classifier.withFreshState() : first.ruleSet.classifier;
-        const events = runOne({ ...first.ruleSet, classifier }, test);
-        const diff = compare(test.expect, events);
+        const diff = compare(test.expect, runOne(fresh(), test).events);
         results.push({ rule: rule.id, test: test.name, file, ok: diff === undefined, ...(diff === undefined ? {} : { diff }) });
       }
     }

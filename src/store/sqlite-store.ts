@@ -10,6 +10,7 @@ import type {
   IncidentRecord,
   IncidentStatus,
   JournalBatch,
+  JournalCheckpoint,
   MemorySample,
   ProcessId,
   Store,
@@ -277,8 +278,18 @@ export class SqliteStore implements Store {
     return rows.map((row) => ({ seq: row.seq, receivedAt: row.received_at, records: JSON.parse(row.records) as LogRecord[] }));
   }
 
-  pruneJournal(throughSeq: number): number {
-    return this.statements.pruneJournal.run(throughSeq).changes;
+  checkpointJournal(pruneThrough: number, checkpoint: JournalCheckpoint): void {
+    this.transaction(() => {
+      this.statements.pruneJournal.run(pruneThrough);
+      this.statements.setMeta.run(JOURNAL_CHECKPOINT_KEY, JSON.stringify({ pushedThrough: checkpoint.pushedThrough, pending: toRuns(checkpoint.pending) }));
+    });
+  }
+
+  journalCheckpoint(): JournalCheckpoint | undefined {
+    const text = this.statements.getMeta.get(JOURNAL_CHECKPOINT_KEY) as string | undefined;
+    if (text === undefined) return undefined;
+    const stored = JSON.parse(text) as { pushedThrough: number; pending: Array<[number, number]> };
+    return { pushedThrough: stored.pushedThrough, pending: fromRuns(stored.pending) };
   }
 
   getMeta(key: string): string | undefined {
@@ -337,4 +348,32 @@ export class SqliteStore implements Store {
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+const JOURNAL_CHECKPOINT_KEY = 'journal_checkpoint';
+
+/** Sorted positions as [first, count] runs: records held for reordering come in long consecutive runs. */
+function toRuns(positions: readonly number[]): Array<[number, number]> {
+  const sorted = [...positions].sort((a, b) => a - b);
+  const runs: Array<[number, number]> = [];
+  for (const position of sorted) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && position === last[0] + last[1]) last[1]++;
+    else if (last === undefined || position >= last[0] + last[1]) runs.push([position, 1]);
+  }
+  return runs;
+}
+
+function fromRuns(runs: ReadonlyArray<readonly [number, number]>): number[] {
+  const positions: number[] = [];
+  for (const [first, count] of runs) for (let offset = 0; offset < count; offset++) positions.push(first + offset);
+  return positions;
+}
+
+/**
+ * SQLite failures that pass: a full disk, I/O errors, a locked or read-only file. Ingest answers
+ * 503 (retry) while they last; anything else is a bug or bad data and retrying would not help.
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  return error instanceof Database.SqliteError && /^SQLITE_(?:FULL|IOERR|BUSY|LOCKED|CANTOPEN|READONLY|NOLFS|PROTOCOL)/.test(error.code);
 }

@@ -78,16 +78,29 @@ export interface JournalBatch {
 }
 
 /**
- * Batches that ingest answered 200 for, kept until every group they took part in has closed, so
- * that a crash (kill -9, OOM kill) loses nothing that was acknowledged.
+ * Where grouping stood at the last checkpoint: every record of the batches up to `pushedThrough`
+ * had been given to the engine, and of those only the records at `pending` (journal positions,
+ * LogRecord.journalPos) were not yet in a closed group. A replay feeds those and the later batches.
+ */
+export interface JournalCheckpoint {
+  pushedThrough: number;
+  pending: number[];
+}
+
+/**
+ * Batches that ingest answered 200 for, kept until every record of them is in a group that has
+ * closed and been stored, so that a crash (kill -9, OOM kill) loses nothing that was acknowledged
+ * and a replay counts nothing twice.
  */
 export interface IngestJournal {
   /** Stores the batch durably and returns its sequence number (increasing). */
   appendJournal(receivedAt: number, records: readonly LogRecord[]): number;
   /** Batches with seq > afterSeq, oldest first, at most `limit`. */
   journalAfter(afterSeq: number, limit: number): JournalBatch[];
-  /** Deletes the batches with seq <= throughSeq; returns how many. */
-  pruneJournal(throughSeq: number): number;
+  /** In one transaction: deletes the batches with seq <= pruneThrough and records the checkpoint. */
+  checkpointJournal(pruneThrough: number, checkpoint: JournalCheckpoint): void;
+  /** The last checkpoint, or undefined when none was recorded. */
+  journalCheckpoint(): JournalCheckpoint | undefined;
 }
 
 export interface Store extends IngestJournal {

@@ -60,4 +60,30 @@ describe('leakwatch analyze on the real two-host Netty export', () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('no such file: /nonexistent/x.log');
   });
+
+  it('the table ends with the unclassified traces and their commonest first lines; --all lists every record', () => {
+    // Tomcat's java.util.logging records (https://github.com/Verigreen/verigreen/issues/127): two-line
+    // records no shipped rule claims (no stack trace), after the export's lines.
+    const tomcat = [
+      'Sep 19 12:10:59 web-9 tomcat[808]: Sep 19, 2017 12:10:59 PM org.apache.catalina.core.ApplicationContext log',
+      'Sep 19 12:10:59 web-9 tomcat[808]: INFO: Log4jServletContextListener ensuring that Log4j shuts down properly.',
+      'Sep 19 12:10:59 web-9 tomcat[808]: Sep 19, 2017 12:10:59 PM org.apache.catalina.core.ApplicationContext log',
+      'Sep 19 12:10:59 web-9 tomcat[808]: INFO: Removing LoggerContext for [collector].',
+    ];
+    const input = [...readFileSync(JOURNAL_TEXT, 'utf8').trim().split('\n'), ...tomcat].join('\n') + '\n';
+    const table = spawnSync(process.execPath, [BIN, 'analyze', '-'], { encoding: 'utf8', input });
+    expect(table.status).toBe(0);
+    expect(table.stdout).toMatch(/\n2 unclassified traces \(multi-line records no rule matched; `--all` lists them\)\. Commonest first lines:\n {6}2 {2}Sep N, N N:N:N PM org\.apache\.catalina\.core\.ApplicationContext log\n$/);
+
+    const all = analyze(['--all', '-'], input);
+    const unclassified = all.events.filter((event) => event.category === null);
+    expect(all.events.filter((event) => event.category !== null)).toHaveLength(6);
+    expect(unclassified.filter((event) => event.service === 'tomcat').map((event) => [event.line_count, event.text.split('\n')[1]])).toEqual([
+      [2, 'INFO: Log4jServletContextListener ensuring that Log4j shuts down properly.'],
+      [2, 'INFO: Removing LoggerContext for [collector].'],
+    ]);
+    // Every INFO line of the export is there too, as a record of one line without a rule.
+    expect(unclassified.filter((event) => event.service === 'linkerd' && event.line_count === 1).length).toBeGreaterThan(10);
+    expect(unclassified.every((event) => event.rule === null && event.severity === null)).toBe(true);
+  });
 });

@@ -23,7 +23,7 @@ const oodm = {
     '\tat io.netty.util.internal.PlatformDependent.incrementMemoryCounter(PlatformDependent.java:618)',
 };
 
-// Keys as twitter-util's JvmStats and finagle-netty4 export them.
+// Keys as twitter-util's JvmStats (util-jvm JvmStats.scala) and finagle-netty4 export them.
 function snapshot(hours: number, pooledMiB: number): Record<string, unknown> {
   return {
     timestamp: new Date(T0 + hours * HOUR).toISOString(),
@@ -53,7 +53,7 @@ describe('direct-memory trend from metrics snapshots posted to /ingest', () => {
     const body = [oodm, snapshot(0, 100), snapshot(1, 200), snapshot(2, 300)].map((r) => JSON.stringify(r)).join('\n');
     const response = await request(`${base}/ingest`, { method: 'POST', body, headers: { 'content-type': 'application/x-ndjson' } });
     expect(response.statusCode).toBe(200);
-    expect(await response.body.json()).toEqual({ accepted: 4, malformed: 0 });
+    expect(await response.body.json()).toEqual({ accepted: 4, malformed: 0, without_text: 0 });
     await service.pipeline.whenIdle();
     service.engine.flush();
 

@@ -1,15 +1,15 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEED_OODM_NUMBERS, SEED_OODM_RECORD } from '../helpers/seed-lines.js';
+import { shippedRulesWith } from '../helpers/rules-dir.js';
 import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
 
-// DESIGN: ingest answers 200 "once the batch is durably recorded". A record whose trace is still
-// open (its stream has not been silent for 2 s yet) when the process is killed must not be lost.
+// The README: a 200 means the batch is in the ingest journal. A record whose trace is still
+// open (its stream has not received anything for long) when the process is killed must not be lost.
 
 interface Incident {
   category: string;
@@ -31,30 +31,27 @@ function journalRows(dataDir: string): number {
   }
 }
 
-const SHIPPED_RULES = fileURLToPath(new URL('../../rules/', import.meta.url));
 
 describe('kill -9 while a record is still being grouped', () => {
   let dataDir: string;
-  let slowRulesDir: string;
+  let slowRules: ReturnType<typeof shippedRulesWith>;
+  let quickRules: ReturnType<typeof shippedRulesWith>;
   let server: ServeProcess;
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-journal-'));
-    // The shipped rules with a 10-minute silence: however slow the machine, the record cannot have
-    // been closed by silence before the kill. The restart uses the shipped rules (2 s).
-    slowRulesDir = mkdtempSync(join(tmpdir(), 'leakwatch-journal-rules-'));
-    cpSync(SHIPPED_RULES, slowRulesDir, { recursive: true });
-    const groupers = join(slowRulesDir, 'groupers.yaml');
-    const slow = readFileSync(groupers, 'utf8').replace(/^(\s+)silence: 2s$/m, '$1silence: 10m');
-    expect(slow).toContain('silence: 10m');
-    writeFileSync(groupers, slow);
-    server = await startServe(['--data-dir', dataDir, '--rules', slowRulesDir]);
+    // The first run waits 10 minutes before closing a quiet stream's record: however slow the
+    // machine, the record cannot have been closed before the kill. The restart closes it after 2 s.
+    slowRules = shippedRulesWith({ expire_after: '10m' });
+    quickRules = shippedRulesWith({ expire_after: '2s' });
+    server = await startServe(['--data-dir', dataDir, '--rules', slowRules.dir]);
   });
 
   afterAll(async () => {
     await server?.stop();
     rmSync(dataDir, { recursive: true, force: true });
-    rmSync(slowRulesDir, { recursive: true, force: true });
+    slowRules.remove();
+    quickRules.remove();
   });
 
   it('replays the acknowledged batch after a restart, and the journal empties once it is classified', async () => {
@@ -65,7 +62,7 @@ describe('kill -9 while a record is still being grouped', () => {
     expect(await server.stop('SIGKILL')).toBeNull();
     expect(journalRows(dataDir)).toBe(1);
 
-    server = await startServe(['--data-dir', dataDir, '--rules', SHIPPED_RULES]);
+    server = await startServe(['--data-dir', dataDir, '--rules', quickRules.dir]);
     const metrics = await (await request(`${server.url}/metrics`)).body.text();
     expect(metrics).toMatch(/^leakwatch_journal_replayed_batches 1$/m);
     const found = await eventually(async () => (await incidents(server.url)).find((i) => i.category === 'direct-memory-exhausted'));
@@ -75,7 +72,7 @@ describe('kill -9 while a record is still being grouped', () => {
 
     // A second crash now replays nothing and changes nothing.
     expect(await server.stop('SIGKILL')).toBeNull();
-    server = await startServe(['--data-dir', dataDir, '--rules', SHIPPED_RULES]);
+    server = await startServe(['--data-dir', dataDir, '--rules', quickRules.dir]);
     expect((await incidents(server.url)).map((i) => [i.category, i.count])).toEqual([['direct-memory-exhausted', 1]]);
   });
 });

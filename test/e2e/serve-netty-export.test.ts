@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOURNAL_TEXT, loadManifest } from '../helpers/netty-fixtures.js';
+import { shippedRulesWith } from '../helpers/rules-dir.js';
 import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
 
 // Issue 4's acceptance: the real two-host Netty export (examples/netty-repro) posted to a real
@@ -34,10 +35,14 @@ async function metric(base: string, name: string): Promise<number> {
   return Number(match[1]);
 }
 
-/** Everything accepted has gone through the engine and every open record has closed (2 s silence). */
+/** Everything accepted has been grouped (past the reorder window) and every open record has closed (2 s without new lines here). */
 async function settled(base: string): Promise<void> {
   await eventually(async () =>
-    (await metric(base, 'leakwatch_queue_records')) === 0 && (await metric(base, 'leakwatch_engine_open_streams')) === 0 ? true : undefined,
+    (await metric(base, 'leakwatch_queue_records')) === 0 &&
+    (await metric(base, 'leakwatch_engine_held_records')) === 0 &&
+    (await metric(base, 'leakwatch_engine_open_streams')) === 0
+      ? true
+      : undefined,
   );
 }
 
@@ -50,17 +55,20 @@ async function snapshot(base: string): Promise<{ incidents: IncidentJson[]; memo
 describe('leakwatch serve: incidents and memory from the real two-host Netty export', () => {
   let dataDir: string;
   let server: ServeProcess;
+  let rules: ReturnType<typeof shippedRulesWith>;
   const body = readFileSync(JOURNAL_TEXT);
   const manifest = loadManifest();
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-e2e-'));
-    server = await startServe(['--data-dir', dataDir, '--log-level', 'info']);
+    rules = shippedRulesWith({ expire_after: '2s' });
+    server = await startServe(['--data-dir', dataDir, '--rules', rules.dir, '--log-level', 'info']);
   });
 
   afterAll(async () => {
     await server?.stop('SIGKILL');
     rmSync(dataDir, { recursive: true, force: true });
+    rules.remove();
   });
 
   let first: Awaited<ReturnType<typeof snapshot>>;
@@ -68,7 +76,7 @@ describe('leakwatch serve: incidents and memory from the real two-host Netty exp
   it('accepts the export as text and shows per host exactly the three incidents, with evidence', async () => {
     const response = await request(`${server.url}/ingest`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
     expect(response.statusCode).toBe(200);
-    expect(await response.body.json()).toEqual({ accepted: manifest.journal_line_count, malformed: 0 });
+    expect(await response.body.json()).toEqual({ accepted: manifest.journal_line_count, malformed: 0, without_text: 0 });
     await settled(server.url);
     first = await snapshot(server.url);
 
@@ -116,7 +124,7 @@ describe('leakwatch serve: incidents and memory from the real two-host Netty exp
 
   it('after kill -9 and a restart everything is the same', async () => {
     expect(await server.stop('SIGKILL')).toBeNull();
-    server = await startServe(['--data-dir', dataDir]);
+    server = await startServe(['--data-dir', dataDir, '--rules', rules.dir]);
     expect(await snapshot(server.url)).toEqual(first);
   });
 });

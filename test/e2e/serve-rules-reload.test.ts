@@ -1,16 +1,14 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEED_OODM_NUMBERS, SEED_OODM_RECORD } from '../helpers/seed-lines.js';
+import { shippedRulesWith } from '../helpers/rules-dir.js';
 import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
 
 // Issue 3: "a broken edit during `serve` leaves the old rules working". A real child process
 // serves a copy of the shipped rules; the test breaks one file the way an SRE might.
-
-const SHIPPED_RULES = fileURLToPath(new URL('../../rules/', import.meta.url));
 
 interface RulesStatus {
   hash: string;
@@ -19,20 +17,22 @@ interface RulesStatus {
 }
 
 describe('hot reload during serve', () => {
+  let rules: ReturnType<typeof shippedRulesWith>;
   let rulesDir: string;
   let dataDir: string;
   let server: ServeProcess;
 
   beforeAll(async () => {
-    rulesDir = mkdtempSync(join(tmpdir(), 'leakwatch-rules-'));
+    // The shipped rules, but a quiet stream's record closes after 2 s instead of 30.
+    rules = shippedRulesWith({ expire_after: '2s' });
+    rulesDir = rules.dir;
     dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-data-'));
-    cpSync(SHIPPED_RULES, rulesDir, { recursive: true });
     server = await startServe(['--rules', rulesDir, '--data-dir', dataDir]);
   });
 
   afterAll(async () => {
     await server?.stop();
-    rmSync(rulesDir, { recursive: true, force: true });
+    rules.remove();
     rmSync(dataDir, { recursive: true, force: true });
   });
 

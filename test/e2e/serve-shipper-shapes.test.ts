@@ -8,8 +8,8 @@ import type { LeakEvent } from '../../src/engine/event.js';
 import { startLeakwatch } from '../helpers/in-process.js';
 import { JOURNAL_JSON, expectEventsMatchManifest } from '../helpers/netty-fixtures.js';
 
-// Issue 3: the real two-host Netty export, re-encoded as each shipper would send it (body shapes and
-// field names of each shipper's journald input), posted in three
+// Issue 3: the real two-host Netty export, re-encoded as each shipper would send it (body shapes of
+// field names of each shipper's journald input, see test/fixtures/shippers/bodies.ts), posted in three
 // batches to a real server; the events must be exactly those of the export. Batches split traces,
 // so grouping must carry across requests.
 
@@ -107,7 +107,7 @@ describe('every shipper shape posted to the server yields the export\'s events',
           const response = await request(`${base}/ingest`, { method: 'POST', headers, body: compress(shape.body(batch), shape.encoding) });
           const answer = await response.body.json();
           expect(response.statusCode, JSON.stringify(answer)).toBe(200);
-          expect(answer).toEqual({ accepted: batch.length, malformed: 0 });
+          expect(answer).toEqual({ accepted: batch.length, malformed: 0, without_text: 0 });
         }
         await service.pipeline.whenIdle();
         service.engine.flush();

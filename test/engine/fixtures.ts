@@ -10,7 +10,7 @@ export const OODM_JOURNALD_1690 = [
   'at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(PlatformDependent.java:618)',
 ];
 
-/** The seed forum thread (the linkerd forum thread "Linkerd: Non-heap Memory Leak on 1.3.1"), journald prefix removed; frames lost their parentheses there. */
+/** the linkerd forum thread "Non-heap Memory Leak on 1.3.1" (discourse.linkerd.io, November 2017), journald prefix removed; frames lost their parentheses there. */
 export const CHANNEL_INIT_SEED = [
   'WARN 1101 11:59:32.962 CDT finagle/netty4-103: Failed to initialize a channel. Closing: [id: 0xda8ab2a4, L:/ - R:/]',
   'io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s) of direct memory (used: 1037041958, max: 1037959168)',
@@ -55,8 +55,8 @@ export const LEAK_1678 = [
 
 /**
  * linkerd/linkerd#2292 (https://github.com/linkerd/linkerd/issues/2292): a traced LEAK report. The
- * `#6:`, `Hint:` and `: 57 leak records ...` lines are quoted from the issue in
- * the frames are from the issue's text; the report's own
+ * `#6:`, `Hint:` and `: 57 leak records ...` lines are quoted from the issue; the frames are from
+ * the issue's text; the report's own
  * header line is the one Netty 4.1.17+ prints (ResourceLeakDetector.java).
  */
 export const LEAK_2292 = [
@@ -81,5 +81,5 @@ export const RESET_5936 = [
   '        at sun.nio.ch.IOUtil.readIntoNativeBuffer(IOUtil.java:223)',
 ];
 
-/** linkerd/linkerd#1971: an ordinary INFO line. */
+/** linkerd/linkerd#1971 (https://github.com/linkerd/linkerd/issues/1971): an ordinary INFO line. */
 export const INFO_1971 = 'I 0406 15:09:51.270 UTC THREAD1: linkerd 1.3.6 (rev=...) built at 20180302-132344';

@@ -43,7 +43,7 @@ describe('grouping on one stream', () => {
     const h = harness();
     h.engine.push(linesOf('host-1', 'linkerd', '2410', [...OODM_JOURNALD_1690, INFO_1971]));
     expect(h.groups).toHaveLength(1);
-    expect(h.groups[0]).toMatchObject({ lines: OODM_JOURNALD_1690, closeReason: 'next-header', truncated: false, host: 'host-1', pid: '2410' });
+    expect(h.groups[0]).toMatchObject({ lines: OODM_JOURNALD_1690, closeReason: 'next-record', truncated: false, host: 'host-1', pid: '2410' });
     h.engine.flush();
     expect(h.groups.map((group) => group.lines)).toEqual([OODM_JOURNALD_1690, [INFO_1971]]);
     expect(h.groups[1]?.closeReason).toBe('end-of-input');
@@ -87,7 +87,7 @@ describe('grouping on one stream', () => {
   });
 
   it('uses the extra start/continue regexes of the matching grouper only', () => {
-    const custom: GrouperConfig = { ...DEFAULT_GROUPER, name: 'custom', services: ['name*'], start: [/^>>> /], continue: [/^\| /] };
+    const custom: GrouperConfig = { ...DEFAULT_GROUPER, name: 'custom', services: ['name*'], headers: [{ name: 'arrows', first: /^>>> /, second: null }], continue: [/^\| /] };
     const h = harness({ groupers: [custom, DEFAULT_GROUPER] });
     const lines = ['>>> request 1', '| detail', '>>> request 2'];
     h.engine.push([...linesOf('h', 'namerd', '1', lines), ...linesOf('h', 'linkerd', '1', lines)]);
@@ -124,17 +124,17 @@ describe('streams', () => {
 });
 
 describe('closing', () => {
-  it('closes a silent stream on sweep, measured from its last line with the injected clock', () => {
+  it('closes the open group of a stream that received nothing for expire_after (wall clock), measured from its last record', () => {
     const h = harness();
     h.setNow(10_000);
     h.engine.push(linesOf('h', 'linkerd', '1', OODM_JOURNALD_1690.slice(0, 2)));
     h.setNow(11_500);
     h.engine.push(linesOf('h', 'linkerd', '1', OODM_JOURNALD_1690.slice(2)));
-    h.engine.sweep(11_500 + DEFAULT_GROUPER.silenceMs - 1);
+    h.engine.sweep(11_500 + DEFAULT_GROUPER.expireAfterMs - 1);
     expect(h.groups).toHaveLength(0);
-    h.engine.sweep(11_500 + DEFAULT_GROUPER.silenceMs + 1);
+    h.engine.sweep(11_500 + DEFAULT_GROUPER.expireAfterMs);
     expect(h.groups).toHaveLength(1);
-    expect(h.groups[0]).toMatchObject({ closeReason: 'silence', lines: OODM_JOURNALD_1690 });
+    expect(h.groups[0]).toMatchObject({ closeReason: 'expired', lines: OODM_JOURNALD_1690 });
     expect(h.sinkCalls).toHaveLength(1);
     expect(h.engine.stats().openStreams).toBe(0);
   });

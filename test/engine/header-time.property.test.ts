@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { headerTimeToEpochMs, parseLineHeader } from '../../src/ingest/line-layout.js';
+import { headerTimeOf, headerTimeToEpochMs, parseLineHeader } from '../../src/ingest/line-layout.js';
 
 const OFFSETS: Record<string, number> = { UTC: 0, CDT: -300, PST: -480, '+0530': 330, '-03:00': -180 };
 
@@ -33,6 +33,26 @@ describe('headerTimeToEpochMs (linkerd `MMdd HH:mm:ss.SSS ZONE`, no year)', () =
           const header = parseLineHeader(`W ${pad(month)}${pad(day)} ${clock} ${zone} THREAD7: text`);
           expect(header).not.toBeNull();
           expect(headerTimeToEpochMs(header!, referenceMs)).toBe(expected(month, day, ms, zone, referenceMs));
+        },
+      ),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('headerTimeOf (the fast path on every line) agrees with parsing the whole header, for both layouts and any line', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('W ', 'I ', 'WARN ', 'ERROR ', ' INFO ', 'X ', ''),
+        fc.integer({ min: 0, max: 1299 }),
+        fc.integer({ min: 0, max: 86_399_999 }),
+        fc.constantFrom(...Object.keys(OFFSETS), 'CET', 'BOGUS'),
+        fc.constantFrom(' THREAD7: text', ' finagle/netty4-6: text', ' THREAD7 TraceId:ce91690fb56eea4c: x', ': text', ''),
+        fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2100, 0, 1) }),
+        (level, monthDay, ms, zone, rest, referenceMs) => {
+          const clock = `${pad(Math.floor(ms / 3_600_000))}:${pad(Math.floor(ms / 60_000) % 60)}:${pad(Math.floor(ms / 1000) % 60)}.${pad(ms % 1000, 3)}`;
+          const line = `${level}${pad(monthDay, 4)} ${clock} ${zone}${rest}`;
+          const header = parseLineHeader(line);
+          expect(headerTimeOf(line, referenceMs)).toBe(header === null ? undefined : headerTimeToEpochMs(header, referenceMs));
         },
       ),
       { numRuns: 5000 },

@@ -1,5 +1,5 @@
 /**
- * The direct-memory record of the seed thread (linkerd 1.3.1 on journald, the linkerd forum thread "Linkerd: Non-heap Memory Leak on 1.3.1"; the same
+ * The direct-memory record of the seed thread (linkerd 1.3.1 on journald, the linkerd forum thread "Non-heap Memory Leak on 1.3.1" (discourse.linkerd.io, November 2017); the same
  * trace as linkerd/linkerd#1690), as journalctl printed it, with a host name put back (the forum
  * paste lost it); the frames lost their parentheses' contents there, and their tab to journald
  * (systemd < 228 strips it).

@@ -3,7 +3,7 @@ import type { LeakEvent, Severity } from '../../src/engine/event.js';
 
 /*
  * Event texts are real log excerpts:
- * - OODM: the seed forum thread "Linkerd: Non-heap Memory Leak on 1.3.1",
+ * - OODM: the linkerd forum thread "Non-heap Memory Leak on 1.3.1" (discourse.linkerd.io, November 2017),
  *   the same trace as https://github.com/linkerd/linkerd/issues/1690 (frames there lost their parentheses).
  * - exceptionCaught at the tail + Connection reset by peer: the same seed thread (Nov 03 17:36:55).
  * - LEAK: https://github.com/linkerd/linkerd/issues/1678.

@@ -28,12 +28,12 @@ describe('auth', () => {
 
   it('bearer token (Vector auth.strategy bearer)', async () => {
     const answer = await post(`${guarded.url}/ingest`, NDJSON.body, { ...HEADERS, authorization: 'Bearer s3cret-token' });
-    expect(answer.json).toEqual({ accepted: 2, malformed: 0 });
+    expect(answer.json).toEqual({ accepted: 2, malformed: 0, without_text: 0 });
   });
 
   it('basic with the token as password (Fluent Bit http_user/http_passwd, Fluentd <auth>)', async () => {
     const answer = await post(`${guarded.url}/`, NDJSON.body, { ...HEADERS, authorization: basic('fluentd', 's3cret-token') });
-    expect(answer.json).toEqual({ accepted: 2, malformed: 0 });
+    expect(answer.json).toEqual({ accepted: 2, malformed: 0, without_text: 0 });
   });
 
   it.each([

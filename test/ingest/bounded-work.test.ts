@@ -66,7 +66,7 @@ describe('caps on records, lines, messages and depth', () => {
       [`{"message":"first"}\n{"message":"${long}"}\n{"message":"last"}\n`, 'application/x-ndjson'],
     ] as const) {
       const answer = await post(`${server.url}/ingest`, body, { 'content-type': contentType });
-      expect(answer.json).toEqual({ accepted: 3, malformed: 1 });
+      expect(answer.json).toEqual({ accepted: 3, malformed: 1, without_text: 0 });
       const batch = server.batches.at(-1)!;
       expect(batch.map((record) => record.malformed === true)).toEqual([false, true, false]);
       expect(Buffer.byteLength(batch[1]!.message)).toBeLessThanOrEqual(4096);
@@ -76,7 +76,7 @@ describe('caps on records, lines, messages and depth', () => {
 
   it('a message over --max-message-bytes is cut and its record counted malformed', async () => {
     const answer = await post(`${server.url}/ingest`, JSON.stringify([{ message: 'é'.repeat(1000) }, { message: 'ok' }]), { 'content-type': 'application/json' });
-    expect(answer.json).toEqual({ accepted: 2, malformed: 1 });
+    expect(answer.json).toEqual({ accepted: 2, malformed: 1, without_text: 0 });
     const [cut, ok] = server.batches.at(-1)!;
     expect(Buffer.byteLength(cut!.message)).toBeLessThanOrEqual(1024);
     expect(cut!.message).toBe('é'.repeat(512));
@@ -86,7 +86,7 @@ describe('caps on records, lines, messages and depth', () => {
   it('a record nested deeper than --max-depth is kept as raw text, counted malformed', async () => {
     const deep = `${'{"a":'.repeat(40)}1${'}'.repeat(40)}`;
     const answer = await post(`${server.url}/ingest`, `{"message":"before"}\n${deep}\n{"message":"after"}\n`, { 'content-type': 'application/x-ndjson' });
-    expect(answer.json).toEqual({ accepted: 3, malformed: 1 });
+    expect(answer.json).toEqual({ accepted: 3, malformed: 1, without_text: 0 });
     const batch = server.batches.at(-1)!;
     expect(batch[1]).toMatchObject({ malformed: true, message: deep });
     expect(batch[1]!.fields).toBeUndefined();
@@ -97,7 +97,7 @@ describe('caps on records, lines, messages and depth', () => {
     const hostile = JSON.parse('{"message":"with proto","__proto__":{"polluted":true}}') as Record<string, unknown>;
     const body = Buffer.concat([Buffer.from(encode({ message: 'a' })), Buffer.from(encode(hostile)), Buffer.from(encode({ message: 'b' }))]);
     const answer = await post(`${server.url}/ingest`, body, { 'content-type': 'application/msgpack' });
-    expect(answer.json).toEqual({ accepted: 3, malformed: 0 });
+    expect(answer.json).toEqual({ accepted: 3, malformed: 0, without_text: 0 });
     const batch = server.batches.at(-1)!;
     expect(batch.map((record) => record.message)).toEqual(['a', 'with proto', 'b']);
     expect(batch[1]!.fields).toMatchObject({ __PROTO__: { polluted: true } });
@@ -136,7 +136,7 @@ describe('defect 1: bodies of a few KB that inflate to millions of tiny records'
     const { result, slowestProbeMs, probes, loopStallMs } = await whileProbing(server.url, () =>
       post(`${server.url}/ingest`, body, { 'content-type': 'application/json' }),
     );
-    expect(result.json).toEqual({ accepted: count, malformed: 0 });
+    expect(result.json).toEqual({ accepted: count, malformed: 0, without_text: 0 });
     expect(probes).toBeGreaterThan(1);
     // A robustness bound, not a speed test: one synchronous pass held the loop for tens of seconds.
     expect(slowestProbeMs).toBeLessThan(1000);

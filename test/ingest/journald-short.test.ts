@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { recordFromJournalObject, recordFromTextLine } from '../../src/ingest/journald-short.js';
 
-// Lines from the linkerd forum thread "Linkerd: Non-heap Memory Leak on 1.3.1"
+// Lines from the linkerd forum thread "Non-heap Memory Leak on 1.3.1" (discourse.linkerd.io, November 2017)
 // and journalctl's documented output modes (systemd man page journalctl(1), --output=short*).
 const RECEIVED = Date.UTC(2017, 10, 5, 12, 0, 0);
 
@@ -40,9 +40,18 @@ describe('recordFromTextLine', () => {
     expect(recordFromTextLine('2017-11-01T06:59:32.5-05:00 web-1 kernel: m', RECEIVED)).toMatchObject({ service: 'kernel', pid: '', time: Date.UTC(2017, 10, 1, 11, 59, 32, 500) });
   });
 
-  it('year: from the hint, else nearest the receive time (Dec 31 received on Jan 1)', () => {
+  it('year: the latest that does not put the line in the future (Dec 31 received on Jan 1)', () => {
     expect(recordFromTextLine('Dec 31 23:59:59 h s[1]: m', Date.UTC(2018, 0, 1, 0, 0, 5))?.time).toBe(Date.UTC(2017, 11, 31, 23, 59, 59));
-    expect(recordFromTextLine('Nov 01 11:59:32 h s[1]: m', RECEIVED, 2015)?.time).toBe(Date.UTC(2015, 10, 1, 11, 59, 32));
+  });
+
+  it('a line of April read in December is of this April, not the next (linkerd/linkerd#1193 lines)', () => {
+    // https://github.com/linkerd/linkerd/issues/1193: `Apr 10 20:58:15 ip-10-48-216-171 namerd[8504]: java.lang.OutOfMemoryError: Java heap space`
+    const line = 'Apr 10 20:58:15 ip-10-48-216-171 namerd[8504]: java.lang.OutOfMemoryError: Java heap space';
+    const december = Date.UTC(2026, 11, 1, 14, 0, 0);
+    expect(recordFromTextLine(line, december)).toMatchObject({ host: 'ip-10-48-216-171', service: 'namerd', pid: '8504', time: Date.UTC(2026, 3, 10, 20, 58, 15) });
+    // A day of clock skew is allowed (journalctl prints local time, read as UTC); more is last year.
+    expect(recordFromTextLine('Dec 02 10:00:00 h s[1]: m', december)?.time).toBe(Date.UTC(2026, 11, 2, 10, 0, 0));
+    expect(recordFromTextLine('Dec 05 10:00:00 h s[1]: m', december)?.time).toBe(Date.UTC(2025, 11, 5, 10, 0, 0));
   });
 
   it('journalctl markers and empty lines carry no record', () => {
@@ -92,5 +101,14 @@ describe('throughput (measured, not asserted)', () => {
     const seconds = (performance.now() - start) / 1000;
     console.log(`journald short: ${Math.round(parsed / seconds)} lines/s`);
     expect(parsed).toBe(lines.length);
+  });
+
+  it('origins remembered from earlier lines never take over a line whose tokens differ', () => {
+    const reference = Date.UTC(2017, 10, 5);
+    expect(recordFromTextLine('Nov 01 11:59:32 web-1 linkerd[5699]: first', reference)).toMatchObject({ host: 'web-1', service: 'linkerd', pid: '5699', message: 'first' });
+    // Text glued to the colon is no journald origin (journalctl always writes `: `), remembered or not.
+    expect(recordFromTextLine('Nov 01 11:59:33 web-1 linkerd[5699]:second', reference)).toMatchObject({ host: '', service: '', pid: '', message: 'web-1 linkerd[5699]:second' });
+    expect(recordFromTextLine('Nov 01 11:59:34 web-1 linkerd[56990]: third', reference)).toMatchObject({ pid: '56990', message: 'third' });
+    expect(recordFromTextLine('Nov 01 11:59:35 web-1 linkerd[5699]: fourth', reference)).toMatchObject({ pid: '5699', message: 'fourth', stream: 'web-1\u001flinkerd\u001f5699' });
   });
 });

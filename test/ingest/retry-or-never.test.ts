@@ -59,7 +59,7 @@ describe('a record nested 4,500 levels deep, on the real service', () => {
     expect(body.length).toBeLessThan(12 * 1024);
     const response = await request(`${running.base}/ingest`, { method: 'POST', body, headers: NDJSON });
     expect(response.statusCode).toBe(200);
-    expect(await response.body.json()).toEqual({ accepted: 6, malformed: 1 });
+    expect(await response.body.json()).toEqual({ accepted: 6, malformed: 1, without_text: 0 });
     await running.service.pipeline.whenIdle();
     running.service.pipeline.stop();
     const { incidents } = running.service.incidents.list({ status: 'all', limit: 10 });

@@ -71,7 +71,7 @@ describe('every shipper shape is accepted with its exact record count', () => {
     const before = server.batches.length;
     const answer = await post(`${server.url}/ingest`, encodeBody(shape, encoding), headersFor(shape, encoding));
     expect(answer.status).toBe(200);
-    expect(answer.json).toEqual({ accepted: shape.records, malformed: 0 });
+    expect(answer.json).toEqual({ accepted: shape.records, malformed: 0, without_text: 0 });
     expect(server.batches.length).toBe(before + 1);
     expect(server.batches.at(-1)?.length).toBe(shape.records);
   });
@@ -111,9 +111,9 @@ describe('records are normalised', () => {
     expect(docker?.message).toBe('GET / 200');
   });
 
-  it('Fluent Bit v2 chunk byte for byte (shippers.md §5.2)', async () => {
+  it('Fluent Bit v2 chunk byte for byte (flb_log_event.h event format)', async () => {
     const answer = await post(`${server.url}/`, FLUENT_BIT_V2_EXACT, { 'content-type': 'application/msgpack' });
-    expect(answer.json).toEqual({ accepted: 1, malformed: 0 });
+    expect(answer.json).toEqual({ accepted: 1, malformed: 0, without_text: 0 });
     expect(server.batches.at(-1)?.[0]).toMatchObject({ message: 'hi', time: 1714564800500 });
   });
 
@@ -146,14 +146,14 @@ describe('content types that must not get fastify’s own 415', () => {
   it('raw deflate (no zlib header) under Content-Encoding: deflate', async () => {
     const shape = VECTOR_BODIES[1] as ShipperBody;
     const answer = await post(`${server.url}/ingest`, deflateRawSync(shape.body), { 'content-type': 'application/x-ndjson', 'content-encoding': 'deflate' });
-    expect(answer.json).toEqual({ accepted: 2, malformed: 0 });
+    expect(answer.json).toEqual({ accepted: 2, malformed: 0, without_text: 0 });
   });
 
   it('an encoding list is undone right to left', async () => {
     const shape = VECTOR_BODIES[0] as ShipperBody;
     const twice = gzipSync(Buffer.from(snappy.compress(shape.body)));
     const answer = await post(`${server.url}/ingest`, twice, { 'content-type': 'application/json', 'content-encoding': 'snappy, identity, gzip' });
-    expect(answer.json).toEqual({ accepted: 2, malformed: 0 });
+    expect(answer.json).toEqual({ accepted: 2, malformed: 0, without_text: 0 });
   });
 });
 
@@ -161,7 +161,7 @@ describe('malformed parts of a batch are kept and counted', () => {
   it('a bad NDJSON line', async () => {
     const body = '{"message":"a"}\n{"message": nope}\n{"message":"c"}\n';
     const answer = await post(`${server.url}/ingest`, body, { 'content-type': 'application/x-ndjson' });
-    expect(answer.json).toEqual({ accepted: 3, malformed: 1 });
+    expect(answer.json).toEqual({ accepted: 3, malformed: 1, without_text: 0 });
     const records = server.batches.at(-1) ?? [];
     expect(records.map((record) => [record.message, record.malformed === true])).toEqual([
       ['a', false],
@@ -173,13 +173,13 @@ describe('malformed parts of a batch are kept and counted', () => {
   it('a broken object inside a json_stream', async () => {
     const body = '{"log":"a"}{"log":"b",}{"log":"c"}';
     const answer = await post(`${server.url}/ingest`, body, { 'content-type': 'application/json' });
-    expect(answer.json).toEqual({ accepted: 3, malformed: 1 });
+    expect(answer.json).toEqual({ accepted: 3, malformed: 1, without_text: 0 });
   });
 
   it('array elements that are no record; bare strings are messages (Vector log namespace)', async () => {
     const body = '["plain message", 42, {"message":"obj"}, [1]]';
     const answer = await post(`${server.url}/ingest`, body, { 'content-type': 'application/json' });
-    expect(answer.json).toEqual({ accepted: 4, malformed: 2 });
+    expect(answer.json).toEqual({ accepted: 4, malformed: 2, without_text: 0 });
     expect((server.batches.at(-1) ?? []).map((record) => record.message)).toEqual(['plain message', '42', 'obj', '[1]']);
   });
 });
@@ -201,7 +201,7 @@ describe('error answers', () => {
   it('msgpack truncated later keeps the first records and counts the rest', async () => {
     const shape = FLUENTD_BODIES[2] as ShipperBody;
     const answer = await post(`${server.url}/ingest`, shape.body.subarray(0, shape.body.length - 3), { 'content-type': 'application/x-msgpack' });
-    expect(answer.json).toEqual({ accepted: 2, malformed: 1 });
+    expect(answer.json).toEqual({ accepted: 2, malformed: 1, without_text: 0 });
   });
 
   it('400 for corrupt gzip', async () => {
@@ -230,7 +230,7 @@ describe('error answers', () => {
 
   it('an empty body is an empty batch', async () => {
     const answer = await post(`${server.url}/ingest`, '', { 'content-type': 'application/json' });
-    expect(answer.json).toEqual({ accepted: 0, malformed: 0 });
+    expect(answer.json).toEqual({ accepted: 0, malformed: 0, without_text: 0 });
   });
 });
 

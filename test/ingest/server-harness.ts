@@ -1,4 +1,6 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import Fastify, { type FastifyInstance, type RawServerDefault } from 'fastify';
+import { pino, type Logger } from 'pino';
 import { request } from 'undici';
 import { installAuth } from '../../src/auth.js';
 import { installErrorShape } from '../../src/errors.js';
@@ -8,7 +10,7 @@ import type { LogRecord } from '../../src/ingest/record.js';
 export interface TestServer {
   url: string;
   batches: LogRecord[][];
-  app: FastifyInstance;
+  app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
   /** Set to false to make submit refuse (queue full). */
   accepting: { value: boolean };
   /** Set to make submit throw it (a store that fails). */
@@ -16,13 +18,19 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** A real Fastify app on loopback with only the ingest plugin; submit collects the batches. */
-export async function startIngestServer(options: Partial<IngestRoutesOptions> & { token?: string } = {}): Promise<TestServer> {
+/**
+ * A real Fastify app on loopback with the ingest plugin, the error shape, auth and /healthz;
+ * submit collects the batches; `logLines` collects its log.
+ */
+export async function startIngestServer(options: Partial<IngestRoutesOptions> & { token?: string; logLines?: string[] } = {}): Promise<TestServer> {
   const batches: LogRecord[][] = [];
   const accepting = { value: true };
   const failure: { error: Error | undefined } = { error: undefined };
   const maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
-  const app = Fastify({ bodyLimit: maxBodyBytes });
+  const logLines = options.logLines;
+  // Without a sink the log is silent, as the harness always was.
+  const log = pino({ level: logLines === undefined ? 'silent' : 'warn' }, { write: (line: string) => void logLines?.push(line) });
+  const app = Fastify({ bodyLimit: maxBodyBytes, loggerInstance: log });
   installErrorShape(app);
   installAuth(app, { token: options.token });
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -22,12 +22,12 @@ export function groupOf(lines: string[], overrides: Partial<Group> = {}): Group 
     time: Date.UTC(2017, 10, 1, 16, 59, 32, 962),
     lines,
     truncated: false,
-    closeReason: 'next-header',
+    closeReason: 'next-record',
     ...overrides,
   };
 }
 
-/** linkerd#1690 as posted in the linkerd forum thread "Linkerd: Non-heap Memory Leak on 1.3.1", journald prefix removed. */
+/** linkerd#1690 as posted in the linkerd forum thread "Non-heap Memory Leak on 1.3.1" (discourse.linkerd.io, November 2017), journald prefix removed. */
 export const DIRECT_MEMORY_TRACE = [
   'WARN 1101 11:59:32.962 CDT finagle/netty4-103: Failed to initialize a channel. Closing: [id: 0xda8ab2a4, L:/ - R:/]',
   'io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s) of direct memory (used: 1037041958, max: 1037959168)',

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isoTimeOf } from '../../src/rules/classifier.js';
+import { isoTimeOf } from '../../src/engine/grouped-record.js';
 
 describe('isoTimeOf (event timestamps with a per-second cache)', () => {
   it('writes exactly what Date#toISOString writes, whatever the order of times', () => {

@@ -15,7 +15,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-// A line from the seed thread (linkerd 1.3.1 on journald, the linkerd forum thread "Linkerd: Non-heap Memory Leak on 1.3.1").
+// A line from the linkerd forum thread "Non-heap Memory Leak on 1.3.1" (discourse.linkerd.io, November 2017) (linkerd 1.3.1 on journald).
 function record(message: string): LogRecord {
   return { time: 1730462372962, host: 'web-1', service: 'linkerd', pid: '5699', stream: streamKeyOf('web-1', 'linkerd', '5699'), message };
 }
@@ -33,9 +33,14 @@ describe('ingest journal', () => {
     expect(batches.map((b) => [b.seq, b.receivedAt, b.records.length])).toEqual([[first, 1000, 1], [second, 2000, 2]]);
     expect(batches[1]!.records[1]!.message).toBe('at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(');
     expect(reopened.journalAfter(first, 10).map((b) => b.seq)).toEqual([second]);
-    expect(reopened.pruneJournal(first)).toBe(1);
+    expect(reopened.journalCheckpoint()).toBeUndefined();
+    reopened.checkpointJournal(first, { pushedThrough: second, pending: [second * 2 ** 24 + 1, second * 2 ** 24, 7] });
     expect(reopened.journalAfter(0, 10).map((b) => b.seq)).toEqual([second]);
     reopened.close();
+
+    const again = new SqliteStore(dir);
+    expect(again.journalCheckpoint()).toEqual({ pushedThrough: second, pending: [7, second * 2 ** 24, second * 2 ** 24 + 1] });
+    again.close();
   });
 
   it('migration 2 folds duplicate memory samples of a version-1 store and then ignores re-sent ones', () => {

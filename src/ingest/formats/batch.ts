@@ -4,10 +4,11 @@ import { malformedRecord, recordFromObject, recordFromText, safeStringify } from
 import type { LogRecord } from '../record.js';
 import { TimeSlicer } from '../time-slice.js';
 
-/** What a body decodes to: every record, and how many of them were kept as raw text or cut. */
+/** What a body decodes to: every record, how many were kept as raw text or cut, and how many had no text field. */
 export interface DecodedBatch {
   records: LogRecord[];
   malformed: number;
+  withoutText: number;
 }
 
 /** The bounds of one body's decoding (the --max-* settings). */
@@ -82,11 +83,11 @@ export class BatchBuilder {
    * sends bare strings), anything else is kept as raw text and counted as malformed. `source` is
    * the value's text as sent, when the format has it, for the raw record of a value too deep.
    */
-  addValue(value: unknown, eventTimeMs?: number, source?: string): void {
+  addValue(value: unknown, transportTimeUs?: number, source?: string): void {
     if (nestsDeeperThan(value, this.limits.maxDepth)) {
       this.addMalformed(source ?? `[a value nested more than ${this.limits.maxDepth} levels deep (--max-depth)]`);
     } else if (isPlainRecord(value)) {
-      this.push(recordFromObject(value, this.receivedAtMs, eventTimeMs));
+      this.push(recordFromObject(value, this.receivedAtMs, transportTimeUs));
     } else if (typeof value === 'string') {
       const record = recordFromText(this.cutLine(value), this.receivedAtMs);
       if (record !== null) this.push(record);
@@ -116,7 +117,9 @@ export class BatchBuilder {
   }
 
   result(): DecodedBatch {
-    return { records: this.records, malformed: this.malformed };
+    let withoutText = 0;
+    for (const record of this.records) if (record.withoutText === true) withoutText++;
+    return { records: this.records, malformed: this.malformed, withoutText };
   }
 
   private cutLine(text: string): string {

@@ -1,6 +1,6 @@
 import { Decoder, ExtensionCodec } from '@msgpack/msgpack';
 import { badBody } from '../errors.js';
-import { epochNumberToMs } from '../normalize.js';
+import { epochNumberToUs } from '../timestamps.js';
 import { type BatchBuilder, isPlainRecord, type DecodedBatch } from './batch.js';
 
 /**
@@ -85,7 +85,7 @@ function decoderPosition(decoder: Decoder, fallback: number): number {
 }
 
 class EventTime {
-  constructor(readonly ms: number) {}
+  constructor(readonly us: number) {}
 }
 
 const EVENT_TIME_CODEC = new ExtensionCodec();
@@ -95,15 +95,15 @@ EVENT_TIME_CODEC.register({
   decode: (data: Uint8Array) => {
     if (data.length !== 8) return null;
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    return new EventTime(view.getUint32(0) * 1000 + Math.floor(view.getUint32(4) / 1e6));
+    return new EventTime(view.getUint32(0) * 1e6 + Math.floor(view.getUint32(4) / 1000));
   },
 });
 
-function eventTimeToMs(time: unknown): number | undefined {
-  if (time instanceof EventTime) return time.ms;
-  if (time instanceof Date) return time.getTime();
-  if (typeof time === 'number') return epochNumberToMs(time);
-  if (typeof time === 'bigint') return epochNumberToMs(Number(time));
+function eventTimeToUs(time: unknown): number | undefined {
+  if (time instanceof EventTime) return time.us;
+  if (time instanceof Date) return time.getTime() * 1000;
+  if (typeof time === 'number') return epochNumberToUs(time);
+  if (typeof time === 'bigint') return epochNumberToUs(Number(time));
   return undefined;
 }
 
@@ -122,17 +122,17 @@ function addEvent(batch: BatchBuilder, value: unknown): void {
     // v2: [[time, metadata], record]; v1: [time, record]
     const time = Array.isArray(head) ? (head as unknown[])[0] : head;
     if (isGroupMarker(time)) return;
-    batch.addValue(second, eventTimeToMs(time));
+    batch.addValue(second, eventTimeToUs(time));
     return;
   }
   if (typeof head === 'string' && value.length === 3 && isPlainRecord(third)) {
-    batch.addValue(third, eventTimeToMs(second));
+    batch.addValue(third, eventTimeToUs(second));
     return;
   }
   if (typeof head === 'string' && value.length >= 2 && Array.isArray(second)) {
     // Forward mode entries are [time, record]; nothing deeper is followed (no recursion on input).
     for (const entry of second as unknown[]) {
-      if (Array.isArray(entry) && entry.length === 2 && isPlainRecord(entry[1])) batch.addValue(entry[1], eventTimeToMs(entry[0]));
+      if (Array.isArray(entry) && entry.length === 2 && isPlainRecord(entry[1])) batch.addValue(entry[1], eventTimeToUs(entry[0]));
       else batch.addValue(entry);
     }
     return;
