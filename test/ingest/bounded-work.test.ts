@@ -64,6 +64,8 @@ describe('caps on records, lines, messages and depth', () => {
     for (const [body, contentType] of [
       [`first\n${long}\nlast\n`, 'text/plain'],
       [`{"message":"first"}\n{"message":"${long}"}\n{"message":"last"}\n`, 'application/x-ndjson'],
+      // Bare strings (Vector's log namespace).
+      [JSON.stringify(['first', long, 'last']), 'application/json'],
     ] as const) {
       const answer = await post(`${server.url}/ingest`, body, { 'content-type': contentType });
       expect(answer.json).toEqual({ accepted: 3, malformed: 1, without_text: 0 });

@@ -89,8 +89,7 @@ export class BatchBuilder {
     } else if (isPlainRecord(value)) {
       this.push(recordFromObject(value, this.receivedAtMs, transportTimeUs));
     } else if (typeof value === 'string') {
-      const record = recordFromText(this.cutLine(value), this.receivedAtMs);
-      if (record !== null) this.push(record);
+      this.addTextLine(value);
     } else {
       this.addMalformed(safeStringify(value));
     }
