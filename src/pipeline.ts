@@ -228,6 +228,7 @@ export class Pipeline {
     try {
       this.journal.checkpointJournal(pruneThrough, { pushedThrough: this.lastPushedSeq, pending });
       this.journalFailing = false;
+      this.journal.reclaimSpace();
     } catch (error) {
       if (!this.isStoreUnavailable(error)) throw error;
       this.storeFailed(error, 'journal checkpoint');

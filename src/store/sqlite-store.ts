@@ -97,8 +97,16 @@ export class SqliteStore implements Store {
     this.path = join(dataDir, DB_FILE_NAME);
     this.db = new Database(this.path);
     try {
+      // Pages freed by the journal and retention go back to the file system (reclaimSpace), so a
+      // flood does not leave a file of free pages behind. A file made before this needs one VACUUM.
+      if (this.db.pragma('auto_vacuum', { simple: true }) !== INCREMENTAL) {
+        this.db.pragma('auto_vacuum = INCREMENTAL');
+        this.db.exec('VACUUM');
+      }
       this.db.pragma('journal_mode = WAL');
       this.db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+      // After a checkpoint the write-ahead log is cut back to this size instead of keeping its peak.
+      this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       // Another process (a second leakwatch, sqlite3 CLI) holding the lock briefly should not fail a batch.
       this.db.pragma('busy_timeout = 5000');
       this.schemaVersion = migrate(this.db);
@@ -278,6 +286,28 @@ export class SqliteStore implements Store {
     return rows.map((row) => ({ seq: row.seq, receivedAt: row.received_at, records: JSON.parse(row.records) as LogRecord[] }));
   }
 
+  /**
+   * Gives free pages back to the file system, at most `maxPages` at a time (a few ms each call),
+   * once they are more than a tenth of the file. Returns the number of pages reclaimed.
+   */
+  reclaimSpace(maxPages = 2048): number {
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    const total = this.db.pragma('page_count', { simple: true }) as number;
+    if (free < 256 || free * 10 < total) return 0;
+    const pages = Math.min(free, maxPages);
+    this.db.pragma(`incremental_vacuum(${pages})`);
+    return pages;
+  }
+
+  /** Bytes the database file holds and how many of them are free pages. */
+  fileUsage(): { bytes: number; freeBytes: number } {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    return {
+      bytes: (this.db.pragma('page_count', { simple: true }) as number) * pageSize,
+      freeBytes: (this.db.pragma('freelist_count', { simple: true }) as number) * pageSize,
+    };
+  }
+
   checkpointJournal(pruneThrough: number, checkpoint: JournalCheckpoint): void {
     this.transaction(() => {
       this.statements.pruneJournal.run(pruneThrough);
@@ -351,6 +381,8 @@ export class SqliteStore implements Store {
 }
 
 const JOURNAL_CHECKPOINT_KEY = 'journal_checkpoint';
+const INCREMENTAL = 2;
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** Sorted positions as [first, count] runs: records held for reordering come in long consecutive runs. */
 function toRuns(positions: readonly number[]): Array<[number, number]> {

@@ -101,6 +101,8 @@ export interface IngestJournal {
   checkpointJournal(pruneThrough: number, checkpoint: JournalCheckpoint): void;
   /** The last checkpoint, or undefined when none was recorded. */
   journalCheckpoint(): JournalCheckpoint | undefined;
+  /** Gives free pages back to the file system, a bounded number per call; returns how many. */
+  reclaimSpace(maxPages?: number): number;
 }
 
 export interface Store extends IngestJournal {

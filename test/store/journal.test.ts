@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -58,5 +58,37 @@ describe('ingest journal', () => {
     store.insertSamples([{ ...process, t: 1000, used_bytes: 500, max_bytes: null, source: 'jvm-buffer-pool' }]);
     expect(store.samplesOf(process, 10)).toHaveLength(2);
     store.close();
+  });
+});
+
+describe('the file gives space back', () => {
+  it('after a flood of journaled batches is pruned, the database file shrinks to a fraction of its peak', () => {
+    const store = new SqliteStore(dir);
+    const line = `at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(${'x'.repeat(200)}`;
+    let last = 0;
+    for (let batch = 0; batch < 200; batch++) last = store.appendJournal(batch, Array.from({ length: 200 }, () => record(line)));
+    store.close();
+    const peak = statSync(join(dir, DB_FILE_NAME)).size;
+    expect(peak).toBeGreaterThan(8 * 1024 * 1024);
+
+    const reopened = new SqliteStore(dir);
+    reopened.checkpointJournal(last, { pushedThrough: last, pending: [] });
+    expect(reopened.fileUsage().freeBytes).toBeGreaterThan(peak / 2);
+    while (reopened.reclaimSpace() > 0);
+    expect(reopened.fileUsage().freeBytes).toBeLessThan(peak / 10);
+    reopened.close();
+    expect(statSync(join(dir, DB_FILE_NAME)).size).toBeLessThan(peak / 10);
+  });
+
+  it('a file made without incremental vacuum is converted when it is opened', () => {
+    const raw = new Database(join(dir, DB_FILE_NAME));
+    migrate(raw);
+    expect(raw.pragma('auto_vacuum', { simple: true })).toBe(0);
+    raw.close();
+    const store = new SqliteStore(dir);
+    store.close();
+    const check = new Database(join(dir, DB_FILE_NAME), { readonly: true });
+    expect(check.pragma('auto_vacuum', { simple: true })).toBe(2);
+    check.close();
   });
 });
