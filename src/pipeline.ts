@@ -36,6 +36,11 @@ export interface PipelineOptions {
   isStoreUnavailable?: (error: unknown) => boolean;
 }
 
+/** Records given to the engine at once: a few ms of grouping, classifying and storing. */
+const SLICE_RECORDS = 1024;
+/** How long one event-loop turn of draining may take before other work (HTTP answers) runs. */
+const TURN_BUDGET_MS = 8;
+
 /** Ingest is refused (503, retry) while the store cannot be written: nothing could be kept. */
 export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';
@@ -81,6 +86,9 @@ export class Pipeline {
   /** Journal seq of the newest batch that has gone through the engine. */
   private lastPushedSeq = 0;
   private undelivered: Undelivered[] = [];
+  /** The batch being pushed a slice at a time, and how far. */
+  private current: { batch: LogRecord[]; offset: number } | undefined;
+  private sweeping = false;
   /** The last journal or checkpoint write failed; the next checkpoint tries again. */
   private journalFailing = false;
   private lastStoreError: string | undefined;
@@ -173,7 +181,10 @@ export class Pipeline {
           record.journalPos = position;
           fed.push(record);
         });
-        if (fed.length > 0) this.process(fed);
+        if (fed.length > 0) {
+          this.deliver({ kind: 'records', records: fed });
+          this.guard(() => this.engine.push(fed));
+        }
         if (batch.seq > this.lastPushedSeq) this.lastPushedSeq = batch.seq;
         after = batch.seq;
         this.counters.batchesReplayed++;
@@ -183,7 +194,7 @@ export class Pipeline {
   }
 
   start(): void {
-    const sweep = setInterval(() => this.guard(() => this.engine.sweep(Date.now())), this.sweepEveryMs);
+    const sweep = setInterval(() => this.sweepTurn(), this.sweepEveryMs);
     const checkpoint = setInterval(() => this.guard(() => this.checkpoint()), this.checkpointEveryMs);
     sweep.unref();
     checkpoint.unref();
@@ -194,14 +205,14 @@ export class Pipeline {
   stop(): void {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
-    this.drainNow(Number.POSITIVE_INFINITY);
+    this.drainNow();
     this.guard(() => this.engine.flush());
     this.guard(() => this.checkpoint());
   }
 
   /** Resolves once everything submitted so far has gone through the engine. */
   whenIdle(): Promise<void> {
-    if (this.queue.size === 0 && !this.draining) return Promise.resolve();
+    if (this.queue.size === 0 && !this.draining && this.current === undefined) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -241,9 +252,16 @@ export class Pipeline {
     setImmediate(() => this.drainTurn());
   }
 
+  /**
+   * One event-loop turn of work: slices of queued batches until the turn's time is used, so that a
+   * batch of 250,000 records never holds the loop (and every other request) for long.
+   */
   private drainTurn(): void {
-    this.drainNow(16);
-    if (this.queue.size > 0) {
+    const started = performance.now();
+    do {
+      if (!this.processSlice()) break;
+    } while (performance.now() - started < TURN_BUDGET_MS);
+    if (this.current !== undefined || this.queue.size > 0) {
       setImmediate(() => this.drainTurn());
       return;
     }
@@ -253,19 +271,47 @@ export class Pipeline {
     for (const resolve of waiters) resolve();
   }
 
-  private drainNow(maxBatches: number): void {
-    for (let i = 0; i < maxBatches; i++) {
-      const batch = this.queue.take();
-      if (!batch) return;
-      this.process(batch);
-    }
+  /** Everything queued, in one go (shutdown). */
+  private drainNow(): void {
+    while (this.processSlice());
   }
 
-  private process(batch: LogRecord[]): void {
-    this.deliver({ kind: 'records', records: batch });
-    this.guard(() => this.engine.push(batch));
+  /** Pushes the next slice of the current batch (taking the next batch when done); false when there is none. */
+  private processSlice(): boolean {
+    if (this.current === undefined) {
+      const batch = this.queue.take();
+      if (!batch) return false;
+      this.current = { batch, offset: 0 };
+    }
+    const { batch, offset } = this.current;
+    const end = Math.min(batch.length, offset + SLICE_RECORDS);
+    const slice = offset === 0 && end === batch.length ? batch : batch.slice(offset, end);
+    this.deliver({ kind: 'records', records: slice });
+    this.guard(() => this.engine.push(slice));
+    if (end < batch.length) {
+      this.current.offset = end;
+      return true;
+    }
+    this.current = undefined;
+    // Only now has every record of the batch been given to the engine (what a checkpoint may say).
     const seq = batch[0]?.seq;
     if (seq !== undefined && seq > this.lastPushedSeq) this.lastPushedSeq = seq;
+    return true;
+  }
+
+  /** Groups the records whose reorder window has passed, a slice per event-loop turn. */
+  private sweepTurn(): void {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    const turn = (): void => {
+      let more = false;
+      this.guard(() => {
+        more = this.engine.sweep(Date.now(), SLICE_RECORDS);
+      });
+      if (more) setImmediate(turn);
+      else this.sweeping = false;
+    };
+    turn();
   }
 
   /** Hands output on in order; once something is undelivered, later output queues behind it. */

@@ -102,9 +102,9 @@ export function createEngine(options: EngineOptions): DetailedEngine {
         deliver();
       }
     },
-    sweep(now: number): void {
+    sweep(now: number, maxRecords?: number): boolean {
       try {
-        grouper.sweep(now);
+        return grouper.sweep(now, maxRecords);
       } finally {
         deliver();
       }

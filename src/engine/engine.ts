@@ -34,9 +34,10 @@ export interface Engine {
   push(records: readonly LogRecord[]): void;
   /**
    * Group the records whose reorder window has passed by `now`, and close the groups of streams that
-   * have received nothing for their grouper's expiry. `now` is wall-clock ms.
+   * have received nothing for their grouper's expiry. `now` is wall-clock ms. At most `maxRecords`
+   * are grouped; true when due records are left for another call.
    */
-  sweep(now: number): void;
+  sweep(now: number, maxRecords?: number): boolean;
   /** Group everything held and close every open group (end of input, shutdown). */
   flush(): void;
   /**

@@ -229,16 +229,23 @@ export class StreamGrouper {
 
   /**
    * Groups held records whose reorder window has passed, then closes the open groups of streams
-   * that have received nothing for their grouper's `expire_after`.
+   * that have received nothing for their grouper's `expire_after`. At most `maxRecords` records are
+   * grouped (a bounded piece of work per event-loop turn); true when due records are left.
    */
-  sweep(now: number): void {
+  sweep(now: number, maxRecords = Number.POSITIVE_INFINITY): boolean {
+    let budget = maxRecords;
     for (const state of this.streams.values()) {
-      if (state.held.length > 0) this.release(state, now);
+      if (state.held.length > 0) {
+        if (budget <= 0) return true;
+        budget -= this.release(state, now, budget);
+        if (state.held.length > 0 && (state.held[0] as HeldRecord).due <= now) return true;
+      }
       if (state.group && now - state.lastArrival >= state.config.expireAfterMs) {
         this.closeGroup(state, 'expired', false);
         state.swallowing = false;
       }
     }
+    return false;
   }
 
   /** Groups everything held and closes every open group (end of input, shutdown). */
@@ -328,16 +335,18 @@ export class StreamGrouper {
   }
 
   /** Groups held records from the front while their window has passed (the front blocks those behind it). */
-  private release(state: StreamState, now: number): void {
+  /** Groups at most `limit` held records from the front while their window has passed; returns how many. */
+  private release(state: StreamState, now: number, limit = Number.POSITIVE_INFINITY): number {
     const held = state.held;
     let count = 0;
-    while (count < held.length && (held[count] as HeldRecord).due <= now) count++;
-    if (count === 0) return;
+    while (count < held.length && count < limit && (held[count] as HeldRecord).due <= now) count++;
+    if (count === 0) return 0;
     const released = count === held.length ? held.splice(0) : held.splice(0, count);
     for (const { record } of released) {
       this.heldCount--;
       this.group(state, record);
     }
+    return count;
   }
 
   /** One record, in source order, through the state machine. */
