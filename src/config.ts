@@ -46,6 +46,8 @@ export interface Config {
   maxOpenBytes: number;
   /** Bytes (estimated) of records held for the reorder window; past it the records due soonest are grouped early. */
   maxHeldBytes: number;
+  /** Worker threads that decode request bodies; 0 decodes on the main thread. */
+  decodeThreads: number;
   /** Quiet period (event time) after which an open incident resolves. */
   resolveAfterMs: number;
   logLevel: string;
@@ -156,6 +158,10 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'maxHeldBytes', flag: '--max-held-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_HELD_BYTES', type: 'size', default: '64MiB', min: 1024, max: 64 * 1024 ** 3,
     help: 'records (estimated bytes) held for the reorder window; past it the records due soonest are grouped early (the window shrinks under a flood)',
+  },
+  {
+    key: 'decodeThreads', flag: '--decode-threads', placeholder: 'n', env: 'LEAKWATCH_DECODE_THREADS', type: 'count', default: '1', min: 0, max: 64,
+    help: 'worker threads that decompress and decode request bodies, beside the main thread (grouping, store, HTTP); 0 decodes on the main thread',
   },
   {
     key: 'resolveAfterMs', flag: '--resolve-after', placeholder: 'duration', env: 'LEAKWATCH_RESOLVE_AFTER', type: 'duration', default: '30m', min: 1000, max: 365 * 86_400_000,

@@ -10,7 +10,8 @@ import { installErrorShape } from './errors.js';
 import type { Engine } from './engine/engine.js';
 import { IncidentService } from './incidents/service.js';
 import { incidentRoutes } from './incidents/routes.js';
-import { decodeReceivedBody } from './ingest/decode-body.js';
+import { DecodePool } from './ingest/decode-pool.js';
+import { InflightBytes } from './ingest/inflight.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
 import { ingestRoutes } from './ingest/routes.js';
 import { MemoryTracker } from './memory/tracker.js';
@@ -71,6 +72,11 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   const memory = new MemoryTracker(store);
 
   const decodeLimits = { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth };
+  const inflight = new InflightBytes(config.maxInflightBytes);
+  const decoders = new DecodePool(
+    { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits },
+    { threads: config.decodeThreads, inflight },
+  );
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
     (sink) =>
@@ -92,8 +98,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     {
       journal: store,
       isStoreUnavailable,
-      decodeReceived: (received, receivedAt) =>
-        decodeReceivedBody(received, receivedAt, { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits }),
+      decodeReceived: (received, receivedAt) => decoders.decode(received, receivedAt),
     },
   );
   const { engine } = pipeline;
@@ -127,6 +132,8 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     limits: decodeLimits,
     maxZstdWindowBytes: config.maxZstdWindowBytes,
     maxInflightBytes: config.maxInflightBytes,
+    inflight,
+    decode: (received, receivedAt, claim) => decoders.decode(received, receivedAt, claim),
     bodyTimeoutMs: config.bodyTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     ready: () => ready,
@@ -199,6 +206,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       closed = true;
       loopDelay.disable();
       await app.close();
+      await decoders.close();
       pipeline.stop();
       store.close();
     },
