@@ -23,6 +23,8 @@ export interface RuleSummary {
   title: string;
   category: string;
   enabled: boolean;
+  /** A catch-all: tried only when no other rule matched. */
+  fallback: boolean;
   file: string;
 }
 
@@ -172,7 +174,7 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
 
   const ruleSet: RuleSet = {
     hash: hash.digest('hex').slice(0, 16),
-    rules: compiled.rules.map(({ id, version, title, category, enabled, file }) => ({ id, version, title, category, enabled, file })),
+    rules: compiled.rules.map(({ id, version, title, category, enabled, fallback, file }) => ({ id, version, title, category, enabled, fallback, file })),
     groupers: compiled.groupers,
     classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
   };
