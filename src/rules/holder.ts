@@ -3,7 +3,6 @@
  * only when it is valid. A bad edit keeps the last good rules, logs every finding and counts the
  * failure (vmalert/Prometheus behaviour), so a typo never takes classification down.
  */
-import { watch as watchFs, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
 import { DEFAULT_GROUPER } from '../engine/grouper-config.js';
 import { RuleClassifier } from './classifier.js';
@@ -11,6 +10,7 @@ import { CountWindows } from './count-windows.js';
 import { loadRuleSet, type RuleSet } from './load.js';
 import { formatProblem, type RuleProblem } from './problems.js';
 import { SafetyVerdictCache } from './regex-safety.js';
+import { RulesFolderWatcher } from './watch.js';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -51,6 +51,7 @@ export class RuleSetHolder {
   private readonly safetyCache: SafetyVerdictCache | undefined;
   /** Regex safety progress of the load under way, for /readyz. */
   private safetyProgress: { checked: number; total: number } | null = null;
+  private watching: Promise<void> = Promise.resolve();
 
   constructor(
     readonly dir: string,
@@ -121,27 +122,19 @@ export class RuleSetHolder {
     return { ok: true, errors: [] };
   }
 
-  /** Reloads (debounced) when a file under the folder changes; returns the function that stops watching. */
+  /**
+   * Reloads (debounced) when anything under the folder changes, atomic saves and renamed folders
+   * included; returns the function that stops watching.
+   */
   watch(): () => void {
-    let timer: NodeJS.Timeout | null = null;
-    let watcher: FSWatcher | null = null;
-    const schedule = (): void => {
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => {
-        timer = null;
-        void this.reload();
-      }, WATCH_DEBOUNCE_MS);
-    };
-    try {
-      watcher = watchFs(this.dir, { recursive: true, persistent: false }, schedule);
-      watcher.on('error', (error) => this.log?.error({ rules_dir: this.dir, err: error }, 'watching the rules folder failed; use POST /-/reload'));
-    } catch (error) {
-      this.log?.error({ rules_dir: this.dir, err: error }, 'cannot watch the rules folder; use POST /-/reload');
-    }
-    return () => {
-      if (timer) clearTimeout(timer);
-      watcher?.close();
-    };
+    const watcher = new RulesFolderWatcher(this.dir, () => void this.reload(), this.log, WATCH_DEBOUNCE_MS);
+    this.watching = watcher.start().catch((error: unknown) => this.log?.error({ rules_dir: this.dir, err: error }, 'cannot watch the rules folder; use POST /-/reload'));
+    return () => watcher.close();
+  }
+
+  /** Resolves once watch() watches every folder present when it was called (tests wait for it). */
+  async watchStarted(): Promise<void> {
+    await this.watching;
   }
 
   status(): RuleSetStatus {

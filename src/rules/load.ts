@@ -69,6 +69,11 @@ export function displayName(file: string): string {
   return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
 }
 
+/** Names the loader passes over: hidden files and folders (editors' swap files, `..data` of a mounted ConfigMap) and node_modules. */
+export function isSkippedRuleEntry(name: string): boolean {
+  return name.startsWith('.') || name === 'node_modules';
+}
+
 /** The rule files of a folder (`*.yaml`, `*.yml`, below it too), in name order: the load order. */
 export async function listRuleFiles(dir: string): Promise<string[]> {
   const found: string[] = [];
@@ -76,7 +81,7 @@ export async function listRuleFiles(dir: string): Promise<string[]> {
     const entries = await readdir(current, { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
-      if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
+      if (isSkippedRuleEntry(entry.name)) continue;
       const full = path.join(current, entry.name);
       if (entry.isDirectory()) await walk(full);
       else if ((entry.isFile() || entry.isSymbolicLink()) && /\.ya?ml$/i.test(entry.name)) found.push(full);
