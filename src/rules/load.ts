@@ -11,6 +11,7 @@ import type { GrouperConfig } from '../engine/grouper-config.js';
 import { RuleClassifier } from './classifier.js';
 import { compileRuleFiles, type ParsedRuleFile, type RegexToCheck } from './compile.js';
 import { CountWindows } from './count-windows.js';
+import type { RuleSource } from './last-good.js';
 import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
 import { checkRegexSafety, type SafetyVerdict, type SafetyVerdictCache } from './regex-safety.js';
@@ -53,6 +54,8 @@ export interface LoadResult {
   warnings: RuleProblem[];
   /** Regexes checked for safety, and how many of those verdicts came from the cache file. */
   regexChecks?: RegexCheckCount;
+  /** The files as they were read (paths relative to the folder), when the set loaded: what the data folder keeps as the last good set. */
+  sources?: RuleSource[];
 }
 
 export interface RegexCheckCount {
@@ -139,6 +142,7 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
   if (files.length === 0) warnings.push(problemAt(dirName, 'no *.yaml rule files found', 'warning'));
 
   const hash = createHash('sha256');
+  const sources: RuleSource[] = [];
   const parsedFiles: ParsedRuleFile[] = [];
   for (const file of files) {
     const name = displayName(file);
@@ -154,6 +158,7 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
       errors.push(problemAt(name, `cannot read: ${(error as Error).message}`));
       continue;
     }
+    sources.push({ path: path.relative(dir, file), text });
     hash.update(path.relative(dir, file)).update('\0').update(text).update('\0');
     const source = parseYamlSource(text);
     for (const problem of source.problems) (problem.severity === 'error' ? errors : warnings).push({ file: name, ...problem });
@@ -183,5 +188,5 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
     groupers: compiled.groupers,
     classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
   };
-  return { ruleSet, errors, warnings, regexChecks };
+  return { ruleSet, errors, warnings, regexChecks, sources };
 }

@@ -15,6 +15,7 @@ export const rulesRoutes: FastifyPluginAsync<{ holder: RuleSetHolder }> = async 
       ...status,
       warnings: withText(status.warnings),
       last_reload: { ...status.last_reload, errors: withText(status.last_reload.errors) },
+      fallback: status.fallback === null ? null : { ...status.fallback, errors: withText(status.fallback.errors) },
     };
   });
 
