@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import { installAuth } from './auth.js';
 import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
+import { UnclassifiedTally } from './engine/unclassified-tally.js';
 import { installErrorShape } from './errors.js';
 import type { Engine } from './engine/engine.js';
 import { IncidentService } from './incidents/service.js';
@@ -28,6 +29,8 @@ export interface Leakwatch {
   rules: RuleSetHolder;
   incidents: IncidentService;
   memory: MemoryTracker;
+  /** The multi-line records no rule classified, by first-line shape (GET /unclassified). */
+  unclassified: UnclassifiedTally;
   store: SqliteStore;
   /**
    * Resolves once the rules have passed the regex safety check and the journal has been replayed;
@@ -38,6 +41,9 @@ export interface Leakwatch {
   /** Stops taking requests, processes what was accepted, closes every open group, closes the store. */
   close(): Promise<void>;
 }
+
+/** First-line shapes of unclassified records kept in memory (each with a 12-line example: about 4 MB at most). */
+const UNCLASSIFIED_SHAPES_KEPT = 1000;
 
 export class StartupError extends Error {
   override readonly name = 'StartupError';
@@ -73,6 +79,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   }
   const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
   const memory = new MemoryTracker(store);
+  const unclassified = new UnclassifiedTally(UNCLASSIFIED_SHAPES_KEPT);
 
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
@@ -81,6 +88,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
         groupers: () => rules.current().groupers,
         classifier: () => rules.current().classifier,
         sink,
+        unclassified: (group) => unclassified.add(group),
       }),
     queue,
     {
@@ -130,7 +138,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   });
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });
-  await app.register(rulesRoutes, { holder: rules });
+  await app.register(rulesRoutes, { holder: rules, unclassified });
 
   // Probes answer without a token: orchestrators and load balancers cannot send one.
   app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
@@ -192,6 +200,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     rules,
     incidents,
     memory,
+    unclassified,
     store,
     ready: whenReady,
     async close() {
