@@ -19,6 +19,7 @@ import { renderPrometheus, type MetricSample } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem, type RulesFallback } from './rules/index.js';
 import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
+import { webRoutes } from './web/routes.js';
 
 export type LeakwatchApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
 
@@ -139,6 +140,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });
   await app.register(rulesRoutes, { holder: rules, unclassified });
+  await app.register(webRoutes);
 
   // Probes answer without a token: orchestrators and load balancers cannot send one.
   app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
