@@ -90,6 +90,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
         classifier: () => rules.current().classifier,
         sink,
         unclassified: (group) => unclassified.add(group),
+        unclassifiedInCloseOrder: false,
       }),
     queue,
     {
@@ -267,8 +268,7 @@ export async function runServer(config: Config): Promise<number> {
     return 1;
   }
   const fallback = service.rules.fallbackInUse();
-  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length }, 'leakwatch is ready');
-  if (fallback !== null) log.error({ rules: config.rulesDir, last_good_dir: fallback.dir }, `ready ON THE LAST GOOD RULES: ${describeFallback(config.rulesDir, fallback)}`);
+  if (fallback !== null) log.error({ rules: config.rulesDir, last_good_dir: fallback.dir }, `starting ON THE LAST GOOD RULES: ${describeFallback(config.rulesDir, fallback)}`);
   if (config.token === undefined && !isLoopback(config.host)) {
     log.warn(
       { host: config.host },
@@ -279,6 +279,8 @@ export async function runServer(config: Config): Promise<number> {
     // Accepted now so that configurations stay valid when the forwarder lands; said loudly meanwhile.
     log.warn({ forwardUrls: config.forwardUrls }, 'forwarding is not implemented in this version; events are not sent downstream');
   }
+  // The last start-up line, after every warning: whoever waits for it has seen them all.
+  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length }, 'leakwatch is ready');
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));

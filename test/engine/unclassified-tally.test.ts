@@ -57,3 +57,31 @@ describe('UnclassifiedTally', () => {
     expect(shape!.example[0]).toHaveLength(300);
   });
 });
+
+describe("the engine's unclassified hook outside the events' order (the server's tally)", () => {
+  it('keeps the events of one push in one sink call, and still hands on every unclassified group', async () => {
+    const { createEngine } = await import('../../src/engine/create-engine.js');
+    const { everyGroupClassifier, linesOf } = await import('./helpers.js');
+    const events = everyGroupClassifier([]);
+    // Every other line is a record the classifier declines.
+    const classifier = { classify: (group: Group) => (group.lines[0]!.startsWith('W ') ? events.classify(group) : null) };
+    const lines = Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? `W 1101 11:59:3${i}.000 UTC THREAD1: warning ${i}` : `I 1101 11:59:3${i}.000 UTC THREAD1: info ${i}`));
+    for (const inCloseOrder of [true, false]) {
+      const sinkCalls: number[] = [];
+      const unclassified: Group[] = [];
+      const engine = createEngine({
+        groupers: () => [],
+        classifier: () => classifier,
+        sink: (batch) => sinkCalls.push(batch.length),
+        unclassified: (group) => unclassified.push(group),
+        unclassifiedInCloseOrder: inCloseOrder,
+        ordered: true,
+      });
+      engine.push(linesOf('h', 's', '1', lines));
+      engine.flush();
+      expect(unclassified, String(inCloseOrder)).toHaveLength(5);
+      // In close order the events are split around each unclassified group; outside it, the push's five events go in one call.
+      expect(sinkCalls, String(inCloseOrder)).toEqual(inCloseOrder ? [1, 1, 1, 1, 1] : [5]);
+    }
+  });
+});
