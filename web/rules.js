@@ -83,7 +83,7 @@ export function mountRules(container) {
               h(
                 'li',
                 null,
-                h('details', { 'data-key': shape.first_line }, h('summary', null, h('span', { class: 'count num' }, `${shape.count}×`), ' ', h('code', null, shape.first_line), h('span', { class: 'muted' }, ` · latest on ${shape.host || '?'}/${shape.service || '?'} `), timeElement(shape.last_seen)), h('pre', { class: 'trace' }, shape.example.join('\n'))),
+                h('details', { 'data-key': shape.first_line }, h('summary', null, h('span', { class: 'count num' }, `${shape.count}×`), ' ', h('code', null, shape.first_line), h('span', { class: 'muted' }, ` · e.g. on ${shape.host || '?'}/${shape.service || '?'}, last seen `), timeElement(shape.last_seen)), h('pre', { class: 'trace' }, shape.example.join('\n'))),
               ),
             ),
           ),

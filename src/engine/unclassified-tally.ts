@@ -8,6 +8,9 @@
 import { parseLineHeader } from '../ingest/line-layout.js';
 import type { Group } from './group.js';
 
+/** Characters of a first line read to shape it: the longest header and the 160 characters kept. */
+const SHAPED_CHARS = 512;
+
 /** Lines and characters per line kept of one example record. */
 const EXAMPLE_LINES = 12;
 const EXAMPLE_LINE_CHARS = 300;
@@ -18,9 +21,10 @@ export interface UnclassifiedShape {
   count: number;
   /** Event time of the latest occurrence, ISO-8601. */
   last_seen: string;
+  /** Where the example was logged. */
   host: string;
   service: string;
-  /** The first lines of the latest occurrence, as logged (each cut at 300 characters). */
+  /** The first lines of the first occurrence kept, as logged (each cut at 300 characters). */
   example: string[];
 }
 
@@ -31,7 +35,10 @@ interface Entry {
   touched: number;
   host: string;
   service: string;
-  /** Cut to EXAMPLE_LINES × EXAMPLE_LINE_CHARS: the whole record would unbound the tally. */
+  /**
+   * Cut to EXAMPLE_LINES × EXAMPLE_LINE_CHARS: the whole record would unbound the tally. Taken
+   * once per shape: copying it at every occurrence cost the ingest path more than the count.
+   */
   example: string[];
 }
 
@@ -44,7 +51,9 @@ function exampleOf(group: Group): string[] {
  * message is kept), numbers, hex ids and addresses.
  */
 export function firstLineShape(line: string): string {
-  const text = parseLineHeader(line)?.text ?? line;
+  // The shape keeps 160 characters: no need to read past a header and those (lines reach 16 KiB).
+  const head = line.length > SHAPED_CHARS ? line.slice(0, SHAPED_CHARS) : line;
+  const text = parseLineHeader(head)?.text ?? head;
   // One pass, so that the 0 of a hex id already replaced is not taken for a number.
   const shape = text.replace(/0x[0-9a-f]+|\d+/gi, (found) => (found.length > 1 && (found[1] === 'x' || found[1] === 'X') ? '0x…' : 'N'));
   return shape.length > 160 ? `${shape.slice(0, 159)}…` : shape;
@@ -76,12 +85,7 @@ export class UnclassifiedTally {
     if (entry) {
       entry.count++;
       entry.touched = touched;
-      if (group.time >= entry.lastSeen) {
-        entry.lastSeen = group.time;
-        entry.host = group.host;
-        entry.service = group.service;
-        entry.example = exampleOf(group);
-      }
+      if (group.time > entry.lastSeen) entry.lastSeen = group.time;
       return;
     }
     if (this.byShape.size >= this.capacity) this.evictOne();
@@ -115,7 +119,7 @@ export class UnclassifiedTally {
       .map(([firstLine, entry]) => ({ firstLine, count: entry.count }));
   }
 
-  /** The commonest shapes with their latest example, for GET /unclassified. */
+  /** The commonest shapes with an example each, for GET /unclassified. */
   shapes(limit: number): UnclassifiedShape[] {
     return this.sorted()
       .slice(0, limit)

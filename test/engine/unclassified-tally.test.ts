@@ -29,7 +29,7 @@ describe('UnclassifiedTally', () => {
         last_seen: new Date(2000).toISOString(),
         host: 'h',
         service: 's',
-        example: ['W 1101 14:10:27.001 UTC THREAD43: request 18 failed on 0xcafe', '\tat a.B.c(B.java:0)'],
+        example: ['W 1101 14:10:26.714 UTC THREAD42: request 17 failed on 0xdeadbeef', '\tat a.B.c(B.java:0)'],
       },
     ]);
     expect(tally.shapes(1)[0]!.first_line).toBe('request N failed on 0x…');
