@@ -89,7 +89,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'host', flag: '--host', placeholder: 'address', env: 'LEAKWATCH_HOST', type: 'text', default: '127.0.0.1', defaultNote: '(the Docker image: 0.0.0.0)',
     help: 'address to bind; a non-loopback address without a token is warned about at start-up',
   },
-  { key: 'dataDir', flag: '--data-dir', placeholder: 'dir', env: 'LEAKWATCH_DATA_DIR', type: 'path', default: './data', help: 'where the SQLite store and the regex-safety cache live' },
+  { key: 'dataDir', flag: '--data-dir', placeholder: 'dir', env: 'LEAKWATCH_DATA_DIR', type: 'path', default: './data', help: 'where the SQLite store, the regex-safety cache and the last good rule set live' },
   { key: 'rulesDir', flag: '--rules', placeholder: 'dir', env: 'LEAKWATCH_RULES', type: 'path', default: './rules', defaultNote: '(else the rules shipped in the package)', help: 'rule folder' },
   {
     key: 'forwardUrls', flag: '--forward-url', placeholder: 'url', env: 'LEAKWATCH_FORWARD_URL', type: 'urls', default: undefined,
