@@ -184,7 +184,12 @@ export class IncidentService {
     return this.watermark === Number.MIN_SAFE_INTEGER ? null : this.watermark;
   }
 
-  ingest(events: readonly LeakEvent[]): IngestResult {
+  /**
+   * Stores the events that are new (by id) and updates their incidents, in one transaction.
+   * `alsoStore` runs inside that transaction with the newly stored events (the forwarding outbox):
+   * if it fails, nothing of the batch is stored.
+   */
+  ingest(events: readonly LeakEvent[], alsoStore?: (stored: LeakEvent[]) => void): IngestResult {
     const result: IngestResult = { inserted: 0, duplicates: 0, invalid: 0, events: [] };
     const watermark = this.store.transaction(() => {
       let watermark = this.watermark;
@@ -217,6 +222,7 @@ export class IncidentService {
         this.store.resolveQuiet(watermark - this.quietPeriodMs, this.quietPeriodMs);
         for (const id of batch.touchedIds()) this.store.pruneEventsOfIncident(id, this.eventsPerIncident);
         this.store.pruneResolvedIncidents(watermark - this.resolvedRetentionMs);
+        alsoStore?.(result.events);
       }
       return watermark;
     });
