@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Fastify, { LogController, type FastifyInstance, type RawServerDefault } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { installAuth } from './auth.js';
@@ -14,7 +13,7 @@ import { BoundedRecordQueue } from './ingest/queue.js';
 import { ingestRoutes } from './ingest/routes.js';
 import { MemoryTracker } from './memory/tracker.js';
 import { memoryRoutes } from './memory/routes.js';
-import { renderPrometheus, type MetricSample } from './metrics.js';
+import { LeakwatchMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem } from './rules/index.js';
 import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
@@ -29,6 +28,7 @@ export interface Leakwatch {
   incidents: IncidentService;
   memory: MemoryTracker;
   store: SqliteStore;
+  metrics: LeakwatchMetrics;
   /**
    * Resolves once the rules have passed the regex safety check and the journal has been replayed;
    * until then /readyz answers 503 and ingest 503 + Retry-After. Rejects (StartupError) when the
@@ -68,6 +68,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   const rules = new RuleSetHolder(config.rulesDir, log, { safetyCacheFile: join(config.dataDir, 'regex-safety-cache.json') });
   const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
   const memory = new MemoryTracker(store);
+  const metrics = new LeakwatchMetrics();
 
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
@@ -82,6 +83,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       records: (records) => memory.observeRecords(records),
       events: (events) => {
         const stored = incidents.ingest(events);
+        for (const event of stored.events) metrics.events.inc({ category: event.category });
         memory.observeEvents(stored.events);
       },
     },
@@ -115,6 +117,13 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   installAuth(app, { token: config.token, readToken: config.readToken });
   await app.register(ingestRoutes, {
     submit: (records) => pipeline.submit(records),
+    accepted: (body) => {
+      const labels = { format: body.format, encoding: body.encoding };
+      metrics.ingestBodies.inc(labels);
+      metrics.ingestBodyRecords.inc(labels, body.records);
+      metrics.ingestBodyBytes.inc(labels, body.bytes);
+      if (body.malformed > 0) metrics.ingestMalformed.inc(body.malformed);
+    },
     maxBodyBytes: config.maxBodyBytes,
     limits: { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth },
     maxZstdWindowBytes: config.maxZstdWindowBytes,
@@ -137,41 +146,8 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     const waitingFor = !checks.rules ? `rules: ${rules.loading() ?? (rules.isLoaded() ? 'replaying the ingest journal' : 'the last load failed')}` : 'store: it does not take writes';
     return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor, ...details });
   });
-  // The longest the event loop was held since start: what every request may have had to wait.
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  loopDelay.enable();
-  app.get('/metrics', async (_request, reply) => {
-    const stats = engine.stats();
-    const counters = pipeline.counters;
-    const samples: MetricSample[] = [
-      { name: 'leakwatch_ingest_batches_total', help: 'Batches accepted by ingest.', type: 'counter', value: counters.batchesAccepted },
-      { name: 'leakwatch_ingest_records_total', help: 'Records accepted by ingest.', type: 'counter', value: counters.recordsAccepted },
-      { name: 'leakwatch_ingest_records_without_text_total', help: 'Accepted records with none of the text fields leakwatch reads (counted, not grouped).', type: 'counter', value: counters.recordsWithoutText },
-      { name: 'leakwatch_ingest_refused_batches_total', help: 'Batches answered 503 because the engine queue was full.', type: 'counter', value: counters.batchesRefused },
-      { name: 'leakwatch_queue_records', help: 'Records waiting for the engine.', type: 'gauge', value: pipeline.queuedRecords },
-      { name: 'leakwatch_queue_bytes', help: 'Bytes (estimated) of the records waiting for the engine.', type: 'gauge', value: queue.bytes },
-      { name: 'leakwatch_engine_lines_total', help: 'Lines the engine has grouped.', type: 'counter', value: stats.linesIn },
-      { name: 'leakwatch_engine_groups_total', help: 'Multi-line records closed.', type: 'counter', value: stats.groupsClosed },
-      { name: 'leakwatch_engine_events_total', help: 'Events produced by the rules.', type: 'counter', value: stats.eventsOut },
-      { name: 'leakwatch_engine_open_streams', help: 'Streams with an open record.', type: 'gauge', value: stats.openStreams },
-      { name: 'leakwatch_engine_open_bytes', help: 'Bytes held by open records.', type: 'gauge', value: stats.openBytes },
-      { name: 'leakwatch_engine_evictions_total', help: 'Records closed early because the open-record cache was full.', type: 'counter', value: stats.evictions },
-      { name: 'leakwatch_engine_held_records', help: 'Records held to put out-of-order deliveries back in source order.', type: 'gauge', value: stats.heldRecords ?? 0 },
-      { name: 'leakwatch_engine_late_records_total', help: 'Records that arrived after a later record of their stream had been grouped (beyond the reorder window).', type: 'counter', value: stats.lateRecords ?? 0 },
-      { name: 'leakwatch_engine_truncated_total', help: 'Records cut at max lines or bytes.', type: 'counter', value: stats.truncatedGroups },
-      { name: 'leakwatch_journal_replayed_batches', help: 'Ingest batches replayed from the journal at start-up.', type: 'gauge', value: counters.batchesReplayed },
-      { name: 'leakwatch_store_write_failures_total', help: 'Store writes that failed (a full disk, say); what they carried was kept and retried.', type: 'counter', value: counters.storeWriteFailures },
-      { name: 'leakwatch_store_writable', help: '1 while the store takes writes; 0 while ingest answers 503 because it does not.', type: 'gauge', value: pipeline.storeWritable ? 1 : 0 },
-      { name: 'leakwatch_journal_replay_skipped_records', help: 'Records of replayed batches already in stored groups at the last checkpoint (not fed again).', type: 'gauge', value: counters.recordsSkippedOnReplay },
-      { name: 'leakwatch_pipeline_errors_total', help: 'Failures of a pipeline stage (logged).', type: 'counter', value: counters.outputErrors },
-      { name: 'leakwatch_rules_loaded', help: 'Rules in the active rule set.', type: 'gauge', value: rules.status().rules.length },
-      { name: 'leakwatch_rules_reload_failures_total', help: 'Rule reloads rejected (the previous rules stayed active).', type: 'counter', value: rules.reloadFailures },
-      { name: 'leakwatch_rules_last_reload_ok', help: '1 when the last rule reload succeeded.', type: 'gauge', value: rules.status().last_reload.ok ? 1 : 0 },
-      { name: 'leakwatch_event_loop_delay_max_seconds', help: 'Longest event-loop delay since start.', type: 'gauge', value: loopDelay.max / 1e9 },
-      { name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', type: 'gauge', value: process.memoryUsage.rss() },
-    ];
-    return reply.type('text/plain; version=0.0.4').send(renderPrometheus(samples));
-  });
+  registerServiceMetrics(metrics, { pipeline, queue, engine, rules });
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
   pipeline.start();
   return {
@@ -182,16 +158,53 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     incidents,
     memory,
     store,
+    metrics,
     ready: whenReady,
     async close() {
       if (closed) return;
       closed = true;
-      loopDelay.disable();
       await app.close();
       pipeline.stop();
+      metrics.close();
       store.close();
     },
   };
+}
+
+interface MetricSources {
+  pipeline: Pipeline;
+  queue: BoundedRecordQueue;
+  engine: Engine;
+  rules: RuleSetHolder;
+}
+
+/** The figures other parts keep, read at scrape time (names as the README lists them). */
+function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, engine, rules }: MetricSources): void {
+  const counters = pipeline.counters;
+  metrics.counter('leakwatch_ingest_batches_total', 'Batches accepted by ingest.', () => counters.batchesAccepted);
+  metrics.counter('leakwatch_ingest_records_total', 'Records accepted by ingest.', () => counters.recordsAccepted);
+  metrics.counter('leakwatch_ingest_records_without_text_total', 'Accepted records with none of the text fields leakwatch reads (counted, not grouped).', () => counters.recordsWithoutText);
+  metrics.counter('leakwatch_ingest_refused_batches_total', 'Batches answered 503 because the engine queue was full or the store did not take writes.', () => counters.batchesRefused);
+  metrics.gauge('leakwatch_queue_records', 'Records waiting for the engine.', () => pipeline.queuedRecords);
+  metrics.gauge('leakwatch_queue_bytes', 'Bytes (estimated) of the records waiting for the engine.', () => queue.bytes);
+  metrics.counter('leakwatch_engine_lines_total', 'Lines the engine has grouped.', () => engine.stats().linesIn);
+  metrics.counter('leakwatch_engine_groups_total', 'Multi-line records closed.', () => engine.stats().groupsClosed);
+  metrics.counter('leakwatch_engine_events_total', 'Events produced by the rules.', () => engine.stats().eventsOut);
+  metrics.gauge('leakwatch_engine_open_streams', 'Streams with an open record (open groups).', () => engine.stats().openStreams);
+  metrics.gauge('leakwatch_engine_open_bytes', 'Bytes held by open records.', () => engine.stats().openBytes);
+  metrics.counter('leakwatch_engine_evictions_total', 'Records closed early because the open-record cache was full.', () => engine.stats().evictions);
+  metrics.gauge('leakwatch_engine_held_records', 'Records held to put out-of-order deliveries back in source order.', () => engine.stats().heldRecords ?? 0);
+  metrics.counter('leakwatch_engine_late_records_total', 'Records that arrived after a later record of their stream had been grouped (beyond the reorder window).', () => engine.stats().lateRecords ?? 0);
+  metrics.counter('leakwatch_engine_truncated_total', 'Records cut at max lines or bytes.', () => engine.stats().truncatedGroups);
+  metrics.gauge('leakwatch_journal_replayed_batches', 'Ingest batches replayed from the journal at start-up.', () => counters.batchesReplayed);
+  metrics.counter('leakwatch_store_write_failures_total', 'Store writes that failed (a full disk, say); what they carried was kept and retried.', () => counters.storeWriteFailures);
+  metrics.gauge('leakwatch_store_writable', '1 while the store takes writes; 0 while ingest answers 503 because it does not.', () => (pipeline.storeWritable ? 1 : 0));
+  metrics.gauge('leakwatch_journal_replay_skipped_records', 'Records of replayed batches already in stored groups at the last checkpoint (not fed again).', () => counters.recordsSkippedOnReplay);
+  metrics.counter('leakwatch_pipeline_errors_total', 'Failures of a pipeline stage (logged).', () => counters.outputErrors);
+  metrics.gauge('leakwatch_rules_loaded', 'Rules in the active rule set.', () => rules.status().rules.length);
+  metrics.counter('leakwatch_rules_reload_failures_total', 'Rule reloads rejected (the previous rules stayed active).', () => rules.reloadFailures);
+  metrics.gauge('leakwatch_rules_last_reload_ok', '1 when the last rule reload succeeded.', () => (rules.status().last_reload.ok ? 1 : 0));
+
 }
 
 /** 127.0.0.0/8, ::1 and localhost reach only this machine. */

@@ -6,7 +6,12 @@ import { decodeTextLines } from './formats/text-lines.js';
 
 export type { DecodedBatch, DecodeLimits } from './formats/batch.js';
 
-type BodyFormat = 'json' | 'ndjson' | 'msgpack' | 'text';
+export type BodyFormat = 'json' | 'ndjson' | 'msgpack' | 'text';
+
+/** A decoded body and the shape it was read as (`empty` for a body without bytes). */
+export interface DecodedBody extends DecodedBatch {
+  format: BodyFormat | 'empty';
+}
 
 const DECLARED: Readonly<Record<string, BodyFormat>> = {
   'application/json': 'json',
@@ -98,10 +103,14 @@ export async function decodeBody(
   contentType: string | undefined,
   receivedAtMs: number,
   limits: Partial<DecodeLimits> = {},
-): Promise<DecodedBatch> {
+): Promise<DecodedBody> {
   const batch = new BatchBuilder(receivedAtMs, limits);
-  if (body.length === 0) return batch.result();
+  if (body.length === 0) return { ...batch.result(), format: 'empty' };
   const format = chooseFormat(body, contentType);
+  return { ...(await decodeAs(format, body, batch)), format };
+}
+
+function decodeAs(format: BodyFormat, body: Buffer, batch: BatchBuilder): Promise<DecodedBatch> {
   switch (format) {
     case 'msgpack':
       return decodeMsgpack(body, batch);

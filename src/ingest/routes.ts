@@ -1,16 +1,32 @@
 import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config.js';
-import { isPassingStorageError, LeakwatchError } from '../errors.js';
+import { isLeakwatchError, isPassingStorageError, LeakwatchError } from '../errors.js';
 import { decodeContentEncoding, parseContentEncoding } from './content-encoding.js';
-import { decodeBody, type DecodeLimits } from './decode-body.js';
+import { decodeBody, type BodyFormat, type DecodeLimits } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
 import type { LogRecord } from './record.js';
 
+/** One body answered 200: what it was and what it held (for the metrics). */
+export interface AcceptedBody {
+  format: BodyFormat | 'empty';
+  /** The content codings undone, in the order applied (`gzip`), or `identity`. */
+  encoding: string;
+  /** As received, before decompression. */
+  bytes: number;
+  records: number;
+  malformed: number;
+}
+
 export interface IngestRoutesOptions {
-  /** Hands a decoded batch on; false means "full, try again later" (503 + Retry-After). */
+  /**
+   * Hands a decoded batch on; false means "full, try again later" (503 + Retry-After). A
+   * LeakwatchError it throws is the answer as it is.
+   */
   submit: (records: LogRecord[]) => boolean;
+  /** Told of every body answered 200. */
+  accepted?: (body: AcceptedBody) => void;
   /** Limit for the body as received and again after each Content-Encoding is undone. */
   maxBodyBytes: number;
   /** Records, line, message and depth limits of one body (the --max-* settings). */
@@ -83,7 +99,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
         maxZstdWindowBytes: options.maxZstdWindowBytes,
         reserve: (bytes) => claim.add(bytes),
       });
-      const { records, malformed, withoutText } = await decodeBody(decoded, request.headers['content-type'], receivedAtMs, options.limits);
+      const { records, malformed, withoutText, format } = await decodeBody(decoded, request.headers['content-type'], receivedAtMs, options.limits);
       if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
         withoutTextLoggedAt = receivedAtMs;
         const example = records.find((record) => record.withoutText === true)?.fields;
@@ -93,6 +109,8 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
         );
       }
       if (records.length > 0) submitOrRefuse(records, request);
+      const codings = parseContentEncoding(headerValue(request.headers['content-encoding']));
+      options.accepted?.({ format, encoding: codings.length === 0 ? 'identity' : [...codings].reverse().join('+'), bytes: raw.length, records: records.length, malformed });
       const answer: IngestAnswer = { accepted: records.length, malformed, without_text: withoutText };
       return reply.code(200).send(answer);
     } finally {
@@ -106,6 +124,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     try {
       accepted = options.submit(records);
     } catch (error) {
+      if (isLeakwatchError(error)) throw error;
       if (isPassingStorageError(error)) {
         request.log.warn({ err: error }, 'ingest: the store refused the batch for now');
         const message = (error as Error).message;
