@@ -1,15 +1,25 @@
 import type { Logger } from 'pino';
 import type { Engine, EventSink } from './engine/engine.js';
 import type { LeakEvent } from './engine/event.js';
+import type { Group } from './engine/group.js';
+import { unclassifiedRecord, type UnclassifiedRecord } from './engine/grouped-record.js';
 import type { BoundedRecordQueue } from './ingest/queue.js';
 import { journalBatchOf, journalPosition, type LogRecord } from './ingest/record.js';
 import type { IngestJournal } from './store/store.js';
 
-/** Where the pipeline hands its output: records (metrics snapshots) and classified events. */
+/**
+ * Where the pipeline hands its output: records (metrics snapshots), classified events, and — only
+ * when given an `unclassified` output — the grouped records no rule classified, in close order
+ * with the events.
+ */
 export interface PipelineOutputs {
   records(records: readonly LogRecord[]): void;
   events(events: LeakEvent[]): void;
+  unclassified?(records: UnclassifiedRecord[]): void;
 }
+
+/** Builds the engine around the pipeline's sinks; `unclassified` is given only when some output wants those groups. */
+export type EngineFactory = (sink: EventSink, unclassified?: (group: Group) => void) => Engine;
 
 export interface PipelineCounters {
   batchesAccepted: number;
@@ -47,7 +57,10 @@ export class StoreUnavailableError extends Error {
 }
 
 /** Output that could not be stored, kept in order until the store takes writes again. */
-type Undelivered = { kind: 'events'; events: LeakEvent[] } | { kind: 'records'; records: readonly LogRecord[] };
+type Undelivered =
+  | { kind: 'events'; events: LeakEvent[] }
+  | { kind: 'records'; records: readonly LogRecord[] }
+  | { kind: 'unclassified'; records: UnclassifiedRecord[] };
 
 /**
  * The one-way flow of the server: ingest → journal → bounded queue → engine → outputs.
@@ -92,15 +105,20 @@ export class Pipeline {
   /** The last journal or checkpoint write failed; the next checkpoint tries again. */
   private journalFailing = false;
   private lastStoreError: string | undefined;
+  /** Unclassified groups closed by the engine call under way, handed on in order with its events. */
+  private closedUnclassified: UnclassifiedRecord[] = [];
 
   constructor(
-    createEngine: (sink: EventSink) => Engine,
+    createEngine: EngineFactory,
     private readonly queue: BoundedRecordQueue,
     private readonly outputs: PipelineOutputs,
     private readonly log: Logger,
     options: PipelineOptions = {},
   ) {
-    this.engine = createEngine((events) => this.onEvents(events));
+    this.engine = createEngine(
+      (events) => this.onEvents(events),
+      outputs.unclassified === undefined ? undefined : (group) => void this.closedUnclassified.push(unclassifiedRecord(group)),
+    );
     this.journal = options.journal;
     this.sweepEveryMs = options.sweepEveryMs ?? 250;
     this.checkpointEveryMs = options.checkpointEveryMs ?? 1000;
@@ -183,7 +201,7 @@ export class Pipeline {
         });
         if (fed.length > 0) {
           this.deliver({ kind: 'records', records: fed });
-          this.guard(() => this.engine.push(fed));
+          this.engineStep(() => this.engine.push(fed));
         }
         if (batch.seq > this.lastPushedSeq) this.lastPushedSeq = batch.seq;
         after = batch.seq;
@@ -206,7 +224,7 @@ export class Pipeline {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.drainNow();
-    this.guard(() => this.engine.flush());
+    this.engineStep(() => this.engine.flush());
     this.guard(() => this.checkpoint());
   }
 
@@ -222,6 +240,7 @@ export class Pipeline {
 
   /** The engine's sink: events of closed groups. */
   readonly onEvents = (events: LeakEvent[]): void => {
+    this.handOnUnclassified();
     this.counters.eventsOut += events.length;
     this.deliver({ kind: 'events', events });
   };
@@ -287,7 +306,7 @@ export class Pipeline {
     const end = Math.min(batch.length, offset + SLICE_RECORDS);
     const slice = offset === 0 && end === batch.length ? batch : batch.slice(offset, end);
     this.deliver({ kind: 'records', records: slice });
-    this.guard(() => this.engine.push(slice));
+    this.engineStep(() => this.engine.push(slice));
     if (end < batch.length) {
       this.current.offset = end;
       return true;
@@ -305,13 +324,26 @@ export class Pipeline {
     this.sweeping = true;
     const turn = (): void => {
       let more = false;
-      this.guard(() => {
+      this.engineStep(() => {
         more = this.engine.sweep(Date.now(), SLICE_RECORDS);
       });
       if (more) setImmediate(turn);
       else this.sweeping = false;
     };
     turn();
+  }
+
+  /** One engine call; the unclassified groups it closed after its last events are handed on before anything else happens. */
+  private engineStep(work: () => void): void {
+    this.guard(work);
+    this.handOnUnclassified();
+  }
+
+  private handOnUnclassified(): void {
+    if (this.closedUnclassified.length === 0) return;
+    const records = this.closedUnclassified;
+    this.closedUnclassified = [];
+    this.deliver({ kind: 'unclassified', records });
   }
 
   /** Hands output on in order; once something is undelivered, later output queues behind it. */
@@ -327,11 +359,12 @@ export class Pipeline {
   private tryDeliver(item: Undelivered): boolean {
     try {
       if (item.kind === 'events') this.outputs.events(item.events);
+      else if (item.kind === 'unclassified') this.outputs.unclassified?.(item.records);
       else this.outputs.records(item.records);
       return true;
     } catch (error) {
       if (this.isStoreUnavailable(error)) {
-        this.storeFailed(error, item.kind === 'events' ? 'storing events' : 'storing metrics samples');
+        this.storeFailed(error, item.kind === 'records' ? 'storing metrics samples' : item.kind === 'events' ? 'storing events' : 'queueing records to forward');
         return false;
       }
       // A bug or data the store cannot take: retrying would fail the same way forever.

@@ -5,8 +5,10 @@ import { pino, type Logger } from 'pino';
 import { installAuth } from './auth.js';
 import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
-import { installErrorShape } from './errors.js';
+import { installErrorShape, LeakwatchError } from './errors.js';
 import type { Engine } from './engine/engine.js';
+import { Forwarder } from './forward/forwarder.js';
+import { forwardRoutes } from './forward/routes.js';
 import { IncidentService } from './incidents/service.js';
 import { incidentRoutes } from './incidents/routes.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
@@ -17,6 +19,7 @@ import { LeakwatchMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem } from './rules/index.js';
 import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
+import { formatBytes } from './units.js';
 
 export type LeakwatchApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
 
@@ -28,6 +31,7 @@ export interface Leakwatch {
   incidents: IncidentService;
   memory: MemoryTracker;
   store: SqliteStore;
+  forwarder: Forwarder;
   metrics: LeakwatchMetrics;
   /**
    * Resolves once the rules have passed the regex safety check and the journal has been replayed;
@@ -35,9 +39,15 @@ export interface Leakwatch {
    * rules fail that check.
    */
   ready: Promise<void>;
-  /** Stops taking requests, processes what was accepted, closes every open group, closes the store. */
+  /**
+   * Stops taking requests, processes what was accepted, closes every open group, gives forwarding
+   * a short time to deliver what is due (the rest stays in the outbox), closes the store.
+   */
   close(): Promise<void>;
 }
+
+/** How long a stop waits for deliveries under way before it leaves them to the next start. */
+const FORWARD_FLUSH_ON_STOP_MS = 5000;
 
 export class StartupError extends Error {
   override readonly name = 'StartupError';
@@ -69,23 +79,27 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
   const memory = new MemoryTracker(store);
   const metrics = new LeakwatchMetrics();
+  const forwarder = new Forwarder(config.forwardTargets, store, { outboxBytes: config.forwardOutboxBytes, outboxAgeMs: config.forwardOutboxAgeMs, log, metrics });
 
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
-    (sink) =>
+    (sink, unclassified) =>
       createEngine({
         groupers: () => rules.current().groupers,
         classifier: () => rules.current().classifier,
         sink,
+        ...(unclassified === undefined ? {} : { unclassified }),
       }),
     queue,
     {
       records: (records) => memory.observeRecords(records),
       events: (events) => {
-        const stored = incidents.ingest(events);
+        // An event is in the outbox exactly when it is stored: one transaction, new events only.
+        const stored = incidents.ingest(events, (newEvents) => forwarder.enqueue(newEvents));
         for (const event of stored.events) metrics.events.inc({ category: event.category });
         memory.observeEvents(stored.events);
       },
+      ...(forwarder.wantsUnclassified ? { unclassified: (records) => store.transaction(() => forwarder.enqueue(records)) } : {}),
     },
     log,
     { journal: store, isStoreUnavailable },
@@ -116,7 +130,17 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   installErrorShape(app);
   installAuth(app, { token: config.token, readToken: config.readToken });
   await app.register(ingestRoutes, {
-    submit: (records) => pipeline.submit(records),
+    submit: (records) => {
+      const backlog = forwarder.backlog();
+      if (backlog !== undefined) {
+        throw new LeakwatchError(
+          'LW_ERR_FORWARD_BACKLOG',
+          `the forwarding outbox is full (${formatBytes(backlog.pendingBytes)} undelivered, --forward-outbox-bytes ${formatBytes(backlog.outboxBytes)}): ${backlog.target} is not taking events${backlog.lastError === undefined ? '' : ` (${backlog.lastError})`}; retry shortly`,
+          { limit: { setting: '--forward-outbox-bytes', value: backlog.outboxBytes } },
+        );
+      }
+      return pipeline.submit(records);
+    },
     accepted: (body) => {
       const labels = { format: body.format, encoding: body.encoding };
       metrics.ingestBodies.inc(labels);
@@ -135,21 +159,33 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });
   await app.register(rulesRoutes, { holder: rules });
+  await app.register(forwardRoutes, { forwarder, outbox: store });
 
   // Probes answer without a token: orchestrators and load balancers cannot send one.
   app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
-    const checks = { rules: ready && rules.isLoaded(), store: storeAnswers(store) && pipeline.storeWritable };
+    const storeOk = storeAnswers(store) && pipeline.storeWritable;
+    const backlog = storeOk ? forwarder.backlog() : undefined;
+    const forwarding = forwarder.targets.length > 0;
+    const checks = { rules: ready && rules.isLoaded(), store: storeOk, ...(forwarding ? { forward: backlog === undefined } : {}) };
     const problem = pipeline.storeProblem;
-    const details = problem === undefined ? {} : { store_problem: problem };
-    if (checks.rules && checks.store) return reply.code(200).send({ ready: true, checks, ...details });
-    const waitingFor = !checks.rules ? `rules: ${rules.loading() ?? (rules.isLoaded() ? 'replaying the ingest journal' : 'the last load failed')}` : 'store: it does not take writes';
+    const details = {
+      ...(problem === undefined ? {} : { store_problem: problem }),
+      ...(forwarding && storeOk ? { forward: forwarder.status() } : {}),
+    };
+    if (checks.rules && checks.store && backlog === undefined) return reply.code(200).send({ ready: true, checks, ...details });
+    const waitingFor = !checks.rules
+      ? `rules: ${rules.loading() ?? (rules.isLoaded() ? 'replaying the ingest journal' : 'the last load failed')}`
+      : !checks.store
+        ? 'store: it does not take writes'
+        : `forward: the outbox is full (${formatBytes(backlog!.pendingBytes)} of ${formatBytes(backlog!.outboxBytes)}); ${backlog!.target} is not taking events${backlog!.lastError === undefined ? '' : ` (${backlog!.lastError})`}`;
     return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor, ...details });
   });
-  registerServiceMetrics(metrics, { pipeline, queue, engine, rules });
+  registerServiceMetrics(metrics, { pipeline, queue, engine, rules, forwarder });
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
   pipeline.start();
+  forwarder.start();
   return {
     app,
     pipeline,
@@ -158,6 +194,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     incidents,
     memory,
     store,
+    forwarder,
     metrics,
     ready: whenReady,
     async close() {
@@ -165,6 +202,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       closed = true;
       await app.close();
       pipeline.stop();
+      await forwarder.stop(FORWARD_FLUSH_ON_STOP_MS);
       metrics.close();
       store.close();
     },
@@ -176,10 +214,11 @@ interface MetricSources {
   queue: BoundedRecordQueue;
   engine: Engine;
   rules: RuleSetHolder;
+  forwarder: Forwarder;
 }
 
 /** The figures other parts keep, read at scrape time (names as the README lists them). */
-function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, engine, rules }: MetricSources): void {
+function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, engine, rules, forwarder }: MetricSources): void {
   const counters = pipeline.counters;
   metrics.counter('leakwatch_ingest_batches_total', 'Batches accepted by ingest.', () => counters.batchesAccepted);
   metrics.counter('leakwatch_ingest_records_total', 'Records accepted by ingest.', () => counters.recordsAccepted);
@@ -205,6 +244,14 @@ function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, en
   metrics.counter('leakwatch_rules_reload_failures_total', 'Rule reloads rejected (the previous rules stayed active).', () => rules.reloadFailures);
   metrics.gauge('leakwatch_rules_last_reload_ok', '1 when the last rule reload succeeded.', () => (rules.status().last_reload.ok ? 1 : 0));
 
+  const perTarget = (read: (status: ReturnType<Forwarder['status']>[number]) => number) => () =>
+    forwarder.status().map((status): [Record<string, string>, number] => [{ target: status.target }, read(status)]);
+  metrics.labelledGauge('leakwatch_forward_outbox_events', 'Events waiting in the outbox for a target.', ['target'], perTarget((status) => status.pending));
+  metrics.labelledGauge('leakwatch_forward_outbox_bytes', 'Bytes of the events waiting in the outbox for a target.', ['target'], perTarget((status) => status.pending_bytes));
+  metrics.labelledGauge('leakwatch_forward_outbox_oldest_seconds', 'Age of the oldest event waiting for a target (0 when none waits).', ['target'], perTarget((status) => status.oldest_pending_seconds ?? 0));
+  metrics.labelledGauge('leakwatch_forward_dead_letters', 'Dead letters a target holds (GET /forward/dead-letters).', ['target'], perTarget((status) => status.dead_letters));
+  metrics.labelledGauge('leakwatch_forward_target_up', '1 while the last attempt to a target succeeded, 0 while it fails.', ['target'], perTarget((status) => (status.failing_since === null ? 1 : 0)));
+  metrics.gauge('leakwatch_forward_backlog', '1 while ingest answers 503 because the outbox is full (--forward-outbox-bytes).', () => (forwarder.backlog() === undefined ? 0 : 1));
 }
 
 /** 127.0.0.0/8, ::1 and localhost reach only this machine. */
@@ -258,10 +305,6 @@ export async function runServer(config: Config): Promise<number> {
       { host: config.host },
       `LISTENING ON ${config.host} WITHOUT A TOKEN: anyone who can reach this port can send logs, read incidents and resolve them; set LEAKWATCH_TOKEN or --token-file`,
     );
-  }
-  if (config.forwardUrls.length > 0) {
-    // Accepted now so that configurations stay valid when the forwarder lands; said loudly meanwhile.
-    log.warn({ forwardUrls: config.forwardUrls }, 'forwarding is not implemented in this version; events are not sent downstream');
   }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
