@@ -1,0 +1,100 @@
+/**
+ * The journald corpus the delivery tests post: the real two-host Netty export and a generated
+ * multi-host linkerd corpus (bench/corpus.js), as `journalctl -o json` entries with journald's
+ * clock and cursor, and the bodies Fluent Bit and Vector make of them.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { generateCorpus } from '../../bench/corpus.js';
+import type { GroupedRecord } from '../../src/engine/grouped-record.js';
+import { JOURNAL_JSON } from './netty-fixtures.js';
+
+const BIN = fileURLToPath(new URL('../../bin/leakwatch.js', import.meta.url));
+
+export type JournalEntry = Record<string, string>;
+
+/** `journalctl -o json` entries: the Netty export as it is, then the generated corpus with journald's clock and cursor. */
+export function journalEntries(options: { lines?: number; seed?: number } = {}): JournalEntry[] {
+  const netty = readFileSync(JOURNAL_JSON, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as JournalEntry);
+  const generated: JournalEntry[] = [];
+  let index = 0;
+  // The corpus is dated 2017-11-01; moved to just after the export (2024-11-01) so that both are
+  // one stretch of time (incidents left quiet for years would resolve and age out).
+  const shiftMs = Date.UTC(2024, 10, 1, 12, 0, 0) - Date.UTC(2017, 10, 1, 11, 59, 32);
+  for (const entry of generateCorpus({ lines: options.lines ?? 4000, seed: options.seed ?? 2247 })) {
+    // The corpus advances 1 ms every 40 lines; journald's realtime is µs and strictly increasing.
+    const realtime = (entry.time + shiftMs) * 1000 + (index % 40) * 25;
+    generated.push({
+      __CURSOR: `s=0f3a1c;i=${(0x10000 + index).toString(16)};b=b00f;m=0;t=${realtime.toString(16)};x=1`,
+      __REALTIME_TIMESTAMP: String(realtime),
+      _HOSTNAME: entry.host,
+      SYSLOG_IDENTIFIER: entry.service,
+      _PID: entry.pid,
+      _TRANSPORT: 'stdout',
+      // journald strips trailing whitespace.
+      MESSAGE: entry.line.trimEnd(),
+    });
+    index++;
+  }
+  return [...netty, ...generated];
+}
+
+/** Fluent Bit `systemd` input + out_http `Format json`: the data fields and `date` (the entry's realtime, seconds). */
+export function fluentBitRecord(entry: JournalEntry): Record<string, unknown> {
+  const record: Record<string, unknown> = { date: Number(entry['__REALTIME_TIMESTAMP']) / 1e6 };
+  for (const [key, value] of Object.entries(entry)) if (!key.startsWith('__')) record[key] = value;
+  return record;
+}
+
+/** Vector `journald` source + `http` sink (json): MESSAGE → message, _HOSTNAME → host, `timestamp` RFC 3339; keys sorted. */
+export function vectorRecord(entry: JournalEntry): Record<string, unknown> {
+  const record: Record<string, unknown> = { source_type: 'journald' };
+  for (const [key, value] of Object.entries(entry)) {
+    if (key === '__CURSOR') continue;
+    if (key === 'MESSAGE') record['message'] = value;
+    else if (key === '_HOSTNAME') record['host'] = value;
+    else record[key] = value;
+  }
+  const us = Number(entry['__REALTIME_TIMESTAMP']);
+  record['timestamp'] = `${new Date(Math.floor(us / 1000)).toISOString().slice(0, -1)}${String(us % 1000).padStart(3, '0')}Z`;
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** mulberry32: the same shuffles on every run. */
+export function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(state ^ (state >>> 15), state | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let start = 0; start < items.length; start += size) out.push(items.slice(start, start + size));
+  return out;
+}
+
+/**
+ * What `leakwatch analyze --format ndjson` finds in the entries offline (`all`: every grouped
+ * record, as `--all` lists them): the result a live run must give. The file is written in `work`.
+ */
+export async function analyzeOffline(entries: readonly JournalEntry[], rulesDir: string, work: string, options: { all?: boolean } = {}): Promise<GroupedRecord[]> {
+  const file = join(work, 'journal.json');
+  writeFileSync(file, entries.map((entry) => JSON.stringify(entry)).join('\n') + '\n');
+  const args = [BIN, 'analyze', '--format', 'ndjson', '--rules', rulesDir, ...(options.all === true ? ['--all'] : []), file];
+  const { stdout } = await promisify(execFile)(process.execPath, args, { maxBuffer: 256 << 20 });
+  return stdout
+    .trim()
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as GroupedRecord);
+}
