@@ -84,12 +84,13 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
 }
 
 /**
- * What `leakwatch analyze --format ndjson` finds in the entries offline (`all`: every grouped
- * record, as `--all` lists them): the result a live run must give. The file is written in `work`.
+ * What `leakwatch analyze --format ndjson` finds offline in journal entries or in journald text
+ * (`all`: every grouped record, as `--all` lists them): the result a live run must give. The
+ * input is written to a file in `work`.
  */
-export async function analyzeOffline(entries: readonly JournalEntry[], rulesDir: string, work: string, options: { all?: boolean } = {}): Promise<GroupedRecord[]> {
-  const file = join(work, 'journal.json');
-  writeFileSync(file, entries.map((entry) => JSON.stringify(entry)).join('\n') + '\n');
+export async function analyzeOffline(input: readonly JournalEntry[] | string, rulesDir: string, work: string, options: { all?: boolean } = {}): Promise<GroupedRecord[]> {
+  const file = join(work, typeof input === 'string' ? 'journal.txt' : 'journal.json');
+  writeFileSync(file, typeof input === 'string' ? input : input.map((entry) => JSON.stringify(entry)).join('\n') + '\n');
   const args = [BIN, 'analyze', '--format', 'ndjson', '--rules', rulesDir, ...(options.all === true ? ['--all'] : []), file];
   const { stdout } = await promisify(execFile)(process.execPath, args, { maxBuffer: 256 << 20 });
   return stdout
