@@ -114,6 +114,8 @@ export class SqliteStore implements Store {
       this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       // Another process (a second leakwatch, sqlite3 CLI) holding the lock briefly should not fail a batch.
       this.db.pragma('busy_timeout = 5000');
+      // Statement journals (a statement that fires the outbox triggers needs one) stay in memory, not in temp files.
+      this.db.pragma('temp_store = MEMORY');
       this.schemaVersion = migrate(this.db);
     } catch (error) {
       this.db.close();
@@ -209,9 +211,14 @@ export class SqliteStore implements Store {
         `SELECT id, target, lane, stream, record_id, created_at, bytes, body, attempts, next_at, last_status, last_error
            FROM forward_outbox WHERE target = ? AND dead = 0 AND lane = ? ORDER BY id LIMIT ?`,
       ),
-      outboxDelivered: db.prepare('DELETE FROM forward_outbox WHERE id = ?'),
-      outboxRetryLater: db.prepare('UPDATE forward_outbox SET attempts = attempts + 1, next_at = ?, last_status = ?, last_error = ? WHERE id = ? AND dead = 0'),
-      outboxDeadLetter: db.prepare('UPDATE forward_outbox SET attempts = attempts + 1, dead = 1, dead_at = ?, last_status = ?, last_error = ? WHERE id = ? AND dead = 0'),
+      // One statement for a whole batch of ids (a JSON array), not one per entry.
+      outboxDelivered: db.prepare('DELETE FROM forward_outbox WHERE id IN (SELECT value FROM json_each(?))'),
+      outboxRetryLater: db.prepare(
+        'UPDATE forward_outbox SET attempts = attempts + 1, next_at = ?, last_status = ?, last_error = ? WHERE id IN (SELECT value FROM json_each(?)) AND dead = 0',
+      ),
+      outboxDeadLetter: db.prepare(
+        'UPDATE forward_outbox SET attempts = attempts + 1, dead = 1, dead_at = ?, last_status = ?, last_error = ? WHERE id IN (SELECT value FROM json_each(?)) AND dead = 0',
+      ),
       outboxGiveUp: db.prepare(
         `UPDATE forward_outbox SET dead = 1, dead_at = @now, last_status = @status, last_error = @error
           WHERE target = @target AND dead = 0 AND (@lane IS NULL OR lane = @lane) AND created_at <= @before`,
@@ -441,21 +448,15 @@ export class SqliteStore implements Store {
   }
 
   outboxDelivered(ids: readonly number[]): void {
-    this.transaction(() => {
-      for (const id of ids) this.statements.outboxDelivered.run(id);
-    });
+    this.statements.outboxDelivered.run(JSON.stringify(ids));
   }
 
   outboxRetryLater(ids: readonly number[], nextAt: number, failure: AttemptFailure): void {
-    this.transaction(() => {
-      for (const id of ids) this.statements.outboxRetryLater.run(nextAt, failure.status, failure.error, id);
-    });
+    this.statements.outboxRetryLater.run(nextAt, failure.status, failure.error, JSON.stringify(ids));
   }
 
   outboxDeadLetter(ids: readonly number[], failure: AttemptFailure, now: number): void {
-    this.transaction(() => {
-      for (const id of ids) this.statements.outboxDeadLetter.run(now, failure.status, failure.error, id);
-    });
+    this.statements.outboxDeadLetter.run(now, failure.status, failure.error, JSON.stringify(ids));
   }
 
   outboxGiveUp(target: string, lane: number | undefined, queuedBefore: number, failure: AttemptFailure, now: number): number {
