@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseForwardTarget, TARGET_DEFAULTS, TargetSpecError, type ForwardTarget } from './forward/target.js';
-import { formatBytes, parseBytes, parseDuration } from './units.js';
+import { formatBytes, formatDuration, parseBytes, parseDuration } from './units.js';
 
 export interface Config {
   port: number;
@@ -187,12 +187,6 @@ function withinBounds(setting: Setting, where: string, value: number, show: (n: 
     throw new ConfigError(`${where}: must be between ${show(setting.min ?? 0)} and ${show(setting.max ?? Number.MAX_SAFE_INTEGER)}, got ${show(value)}`);
   }
   return value;
-}
-
-function formatDuration(ms: number): string {
-  if (ms >= 86_400_000 && ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
-  if (ms >= 3_600_000 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 function readSecretFile(where: string, file: string): string {

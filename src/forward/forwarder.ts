@@ -22,7 +22,7 @@ import { isLeakEvent, type GroupedRecord } from '../engine/grouped-record.js';
 import { streamKeyOf } from '../ingest/record.js';
 import type { LeakwatchMetrics } from '../metrics.js';
 import type { AttemptFailure, ForwardOutbox, OutboxEntry, OutboxEntryInput, OutboxTotals, Store } from '../store/store.js';
-import { formatBytes } from '../units.js';
+import { formatBytes, formatDuration } from '../units.js';
 import { PACKAGE_VERSION } from '../version.js';
 import { TARGET_FORMATS, type TargetFormat, type Verdict } from './formats/index.js';
 import { describeTarget, type ForwardTarget } from './target.js';
@@ -105,13 +105,6 @@ export function retryAfterMs(header: string | string[] | undefined, now: number)
 export function backoffMs(attempt: number, baseMs: number, capMs: number, random: () => number): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 30));
   return Math.round(random() * ceiling);
-}
-
-function durationText(ms: number): string {
-  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /** What a request that got no answer failed with, without the URL (it may carry a query secret). */
@@ -385,10 +378,10 @@ export class Forwarder {
   }
 
   private giveUp(delivery: Delivery, lane: Lane, head: OutboxEntry, giveUpMs: number, now: number): void {
-    const failure: AttemptFailure = { status: head.lastStatus ?? 0, error: `gave up after ${durationText(giveUpMs)}; last attempt: ${head.lastError ?? 'none'}` };
+    const failure: AttemptFailure = { status: head.lastStatus ?? 0, error: `gave up after ${formatDuration(giveUpMs)}; last attempt: ${head.lastError ?? 'none'}` };
     const moved = this.outbox.outboxGiveUp(delivery.target.name, lane.index, now - giveUpMs, failure, now);
     this.metrics?.forwardDeadLettered.inc({ target: delivery.target.name, status: 'give-up' }, moved);
-    this.log.warn({ target: delivery.target.name, entries: moved, lastError: head.lastError }, `forward: ${moved} events pending longer than ${durationText(giveUpMs)} for ${delivery.target.name} are dead letters now`);
+    this.log.warn({ target: delivery.target.name, entries: moved, lastError: head.lastError }, `forward: ${moved} events pending longer than ${formatDuration(giveUpMs)} for ${delivery.target.name} are dead letters now`);
   }
 
   private async send(delivery: Delivery, lane: Lane, batch: OutboxEntry[]): Promise<void> {
@@ -487,7 +480,7 @@ export class Forwarder {
     }
     for (const { target, reason, entries } of dropped) {
       this.metrics?.forwardDeadLettersDropped.inc({ target, reason }, entries);
-      const why = reason === 'age' ? `older than --forward-outbox-age (${durationText(this.options.outboxAgeMs)})` : `to keep the outbox within --forward-outbox-bytes (${formatBytes(this.options.outboxBytes)})`;
+      const why = reason === 'age' ? `older than --forward-outbox-age (${formatDuration(this.options.outboxAgeMs)})` : `to keep the outbox within --forward-outbox-bytes (${formatBytes(this.options.outboxBytes)})`;
       this.log.warn({ target, entries, reason }, `forward: dropped ${entries} dead letters of ${target}, ${why}`);
     }
   }

@@ -155,9 +155,16 @@ export function parseForwardTarget(text: string): ForwardTarget {
   const name = options.get('name') ?? `${url.protocol}//${url.host}${path}`;
   if (name === '' || name.length > 200 || /[\u0000-\u001f"\\]/.test(name)) throw new TargetSpecError('name=: 1 to 200 characters, no quotes, backslashes or control characters');
 
-  const user = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
-  const authorization = user === '' && password === '' ? undefined : `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  let authorization: string | undefined;
+  if (url.username !== '' || url.password !== '') {
+    let credentials: string;
+    try {
+      credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    } catch {
+      throw new TargetSpecError('the user or password is not valid percent-encoding');
+    }
+    authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
+  }
 
   return {
     name,

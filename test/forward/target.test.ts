@@ -63,6 +63,7 @@ describe('a forwarding target from its URL', () => {
     ['http://es/_bulk#index=Upper', /not an Elasticsearch index name/],
     ['http://es/i/_bulk#index=j', /name the index once/],
     ['http://h/#backoff=10s&max-backoff=1s', /shorter than backoff/],
+    ['http://us%ZZer:pw@h/', /not valid percent-encoding/],
   ])('refuses %s clearly', (url, message) => {
     expect(() => parseForwardTarget(url)).toThrow(TargetSpecError);
     expect(() => parseForwardTarget(url)).toThrow(message);
