@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config.js';
 import type { LeakEvent } from '../../src/engine/event.js';
-import { Forwarder } from '../../src/forward/forwarder.js';
+import { Forwarder, type ForwarderOptions } from '../../src/forward/forwarder.js';
 import { LeakwatchMetrics } from '../../src/metrics.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { makeEvent } from '../incidents/fixtures.js';
@@ -53,7 +53,7 @@ describe('forwarding', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function forwarder(urls: string[], settings: { forwardOutboxBytes?: string } = {}, options: { random?: () => number } = {}): Forwarder {
+  function forwarder(urls: string[], settings: { forwardOutboxBytes?: string } = {}, options: Partial<ForwarderOptions> = {}): Forwarder {
     const config = resolveConfig({ dataDir: dir, forwardTargets: urls, ...settings }, {});
     const made = new Forwarder(config.forwardTargets, store, { outboxBytes: config.forwardOutboxBytes, outboxAgeMs: config.forwardOutboxAgeMs, log: pino({ level: 'silent' }), metrics, ...options });
     made.start();
@@ -159,6 +159,24 @@ describe('forwarding', () => {
     await eventually(async () => (store.deadLetters({ limit: 10 }).length === 3 ? true : undefined));
     expect(store.deadLetters({ limit: 10 })[0]).toMatchObject({ lastStatus: 503, lastError: 'gave up after 1s; last attempt: HTTP 503: down for maintenance' });
     expect(metricValue(await metrics.render(), 'leakwatch_forward_dead_lettered_total', `target="${downstream.url}/",status="give-up"`)).toBe(3);
+  });
+
+  it('drops dead letters past the outbox age, never silently: a log line and a counter say how many and why', async () => {
+    const downstream = await receiver(() => ({ status: 400, body: 'no' }));
+    let offset = 0;
+    const clock = () => Date.now() + offset;
+    const url = `${downstream.url}/#${QUICK}`;
+    const first = forwarder([url], {}, { now: clock });
+    enqueue(first, events(3));
+    await eventually(async () => (store.deadLetters({ limit: 10 }).length === 3 ? true : undefined));
+    await first.stop(100);
+    offset = 7 * 86_400_000 + 1000;
+    const lines: string[] = [];
+    forwarder([url], {}, { now: clock, log: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }) });
+    expect(store.deadLetters({ limit: 10 })).toEqual([]);
+    const dropped = lines.map((line) => JSON.parse(line) as { msg: string; entries?: number; reason?: string }).find((line) => line.reason === 'age');
+    expect(dropped).toMatchObject({ entries: 3, msg: `forward: dropped 3 dead letters of ${downstream.url}/, older than --forward-outbox-age (7d)` });
+    expect(metricValue(await metrics.render(), 'leakwatch_forward_dead_letters_dropped_total', `target="${downstream.url}/",reason="age"`)).toBe(3);
   });
 
   it('batches by events, by bytes and by waiting, and sends gzip with the URL\'s credentials as Basic auth', async () => {
