@@ -47,6 +47,7 @@ export class LeakwatchMetrics {
     this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
     this.loopDelay.enable();
     this.gauge('leakwatch_event_loop_delay_max_seconds', 'Longest event-loop delay since start.', () => this.loopDelay.max / 1e9);
+    this.gauge('leakwatch_event_loop_delay_p99_seconds', '99th percentile of the event-loop delay since start.', () => this.loopDelay.percentile(99) / 1e9);
   }
 
   /** A gauge read at scrape time. */

@@ -2,23 +2,23 @@ import type { Logger } from 'pino';
 import type { Engine, EventSink } from './engine/engine.js';
 import type { LeakEvent } from './engine/event.js';
 import type { Group } from './engine/group.js';
-import { unclassifiedRecord, type UnclassifiedRecord } from './engine/grouped-record.js';
+import { unclassifiedRecord, type GroupedRecord } from './engine/grouped-record.js';
+import type { DecodedBatch, ReceivedBody, SubmittedBatch } from './ingest/decode-body.js';
 import type { BoundedRecordQueue } from './ingest/queue.js';
 import { journalBatchOf, journalPosition, type LogRecord } from './ingest/record.js';
-import type { IngestJournal } from './store/store.js';
+import type { IngestJournal, JournalBatch } from './store/store.js';
 
 /**
- * Where the pipeline hands its output: records (metrics snapshots), classified events, and — only
- * when given an `unclassified` output — the grouped records no rule classified, in close order
- * with the events.
+ * Where the pipeline hands its output: records (metrics snapshots), and grouped records in the
+ * order their groups closed — the events, and the groups no rule classified when the pipeline is
+ * asked for them (`PipelineOptions.unclassified`).
  */
 export interface PipelineOutputs {
   records(records: readonly LogRecord[]): void;
-  events(events: LeakEvent[]): void;
-  unclassified?(records: UnclassifiedRecord[]): void;
+  grouped(records: GroupedRecord[]): void;
 }
 
-/** Builds the engine around the pipeline's sinks; `unclassified` is given only when some output wants those groups. */
+/** Builds the engine around the pipeline's sinks; `unclassified` is given only when the pipeline hands those groups on. */
 export type EngineFactory = (sink: EventSink, unclassified?: (group: Group) => void) => Engine;
 
 export interface PipelineCounters {
@@ -44,12 +44,22 @@ export interface PipelineOptions {
   checkpointEveryMs?: number;
   /** Tells a store failure that passes (disk full, busy, I/O) from a bug or bad data. */
   isStoreUnavailable?: (error: unknown) => boolean;
+  /** Reads a journaled body again on replay, as the ingest route read it. */
+  decodeReceived?: (received: ReceivedBody, receivedAt: number) => Promise<DecodedBatch>;
+  /** Hand on the groups no rule classified too (forwarding with records=all), in close order with the events. */
+  unclassified?: boolean;
 }
 
 /** Records given to the engine at once: a few ms of grouping, classifying and storing. */
 const SLICE_RECORDS = 1024;
 /** How long one event-loop turn of draining may take before other work (HTTP answers) runs. */
 const TURN_BUDGET_MS = 8;
+/**
+ * Grouped records are stored this many at a time, or once the oldest has waited EVENTS_WAIT_MS, or
+ * when the pipeline goes idle: a transaction costs about the same for 30 events as for 1,000.
+ */
+const EVENTS_PER_WRITE = 2000;
+const EVENTS_WAIT_MS = 100;
 
 /** Ingest is refused (503, retry) while the store cannot be written: nothing could be kept. */
 export class StoreUnavailableError extends Error {
@@ -57,10 +67,7 @@ export class StoreUnavailableError extends Error {
 }
 
 /** Output that could not be stored, kept in order until the store takes writes again. */
-type Undelivered =
-  | { kind: 'events'; events: LeakEvent[] }
-  | { kind: 'records'; records: readonly LogRecord[] }
-  | { kind: 'unclassified'; records: UnclassifiedRecord[] };
+type Undelivered = { kind: 'grouped'; grouped: GroupedRecord[] } | { kind: 'records'; records: readonly LogRecord[] };
 
 /**
  * The one-way flow of the server: ingest → journal → bounded queue → engine → outputs.
@@ -93,20 +100,22 @@ export class Pipeline {
   private readonly sweepEveryMs: number;
   private readonly checkpointEveryMs: number;
   private readonly isStoreUnavailable: (error: unknown) => boolean;
+  private readonly decodeReceived: PipelineOptions['decodeReceived'];
   private draining = false;
   private timers: NodeJS.Timeout[] = [];
   private idleWaiters: Array<() => void> = [];
   /** Journal seq of the newest batch that has gone through the engine. */
   private lastPushedSeq = 0;
   private undelivered: Undelivered[] = [];
+  /** Grouped records of closed groups not yet handed on, in close order (see EVENTS_PER_WRITE). */
+  private bufferedEvents: GroupedRecord[] = [];
+  private bufferedSince = 0;
   /** The batch being pushed a slice at a time, and how far. */
   private current: { batch: LogRecord[]; offset: number } | undefined;
   private sweeping = false;
   /** The last journal or checkpoint write failed; the next checkpoint tries again. */
   private journalFailing = false;
   private lastStoreError: string | undefined;
-  /** Unclassified groups closed by the engine call under way, handed on in order with its events. */
-  private closedUnclassified: UnclassifiedRecord[] = [];
 
   constructor(
     createEngine: EngineFactory,
@@ -117,12 +126,13 @@ export class Pipeline {
   ) {
     this.engine = createEngine(
       (events) => this.onEvents(events),
-      outputs.unclassified === undefined ? undefined : (group) => void this.closedUnclassified.push(unclassifiedRecord(group)),
+      options.unclassified === true ? (group) => this.buffer([unclassifiedRecord(group)]) : undefined,
     );
     this.journal = options.journal;
     this.sweepEveryMs = options.sweepEveryMs ?? 250;
     this.checkpointEveryMs = options.checkpointEveryMs ?? 1000;
     this.isStoreUnavailable = options.isStoreUnavailable ?? (() => false);
+    this.decodeReceived = options.decodeReceived;
   }
 
   /** False while a store write is failing: /readyz says so and ingest answers 503. */
@@ -140,7 +150,8 @@ export class Pipeline {
    * batch is in the journal: answering 200 is safe. Throws StoreUnavailableError (503) while the
    * store cannot be written.
    */
-  submit(records: LogRecord[]): boolean {
+  submit(batch: SubmittedBatch): boolean {
+    const { records } = batch;
     if (!this.storeWritable) {
       this.counters.batchesRefused++;
       throw new StoreUnavailableError(`the store cannot be written (${this.lastStoreError ?? 'see the log'}); retry shortly`);
@@ -152,7 +163,9 @@ export class Pipeline {
     if (this.journal && records.length > 0) {
       let seq: number;
       try {
-        seq = this.journal.appendJournal(Date.now(), records);
+        // The body as it came is a fraction of its records as JSON (and often still compressed).
+        const content = batch.received !== undefined && this.decodeReceived !== undefined ? { body: batch.received } : { records };
+        seq = this.journal.appendJournal(batch.receivedAt, content);
       } catch (error) {
         if (!this.isStoreUnavailable(error)) throw error;
         this.storeFailed(error, 'ingest journal');
@@ -177,7 +190,7 @@ export class Pipeline {
    * order, before new traffic: of the batches the last checkpoint had seen, only the records that
    * were not yet in a stored group; the later batches whole. Returns the number of batches replayed.
    */
-  replayJournal(): number {
+  async replayJournal(): Promise<number> {
     const journal = this.journal;
     if (!journal) return 0;
     const checkpoint = journal.journalCheckpoint();
@@ -185,30 +198,47 @@ export class Pipeline {
     const pending = new Set(checkpoint?.pending ?? []);
     let after = 0;
     for (;;) {
-      const batches = journal.journalAfter(after, 64);
+      // A few at a time: a body may be tens of MB once decoded.
+      const batches = journal.journalAfter(after, 8);
       if (batches.length === 0) break;
       for (const batch of batches) {
+        const records = await this.journaledRecords(batch);
         const fed: LogRecord[] = [];
-        batch.records.forEach((record, index) => {
+        for (let index = 0; index < records.length; index++) {
+          const record = records[index] as LogRecord;
           const position = journalPosition(batch.seq, index);
           if (batch.seq <= pushedThrough && !pending.has(position)) {
             this.counters.recordsSkippedOnReplay++;
-            return;
+            continue;
           }
           record.seq = batch.seq;
           record.journalPos = position;
           fed.push(record);
-        });
+        }
         if (fed.length > 0) {
           this.deliver({ kind: 'records', records: fed });
-          this.engineStep(() => this.engine.push(fed));
+          this.guard(() => this.engine.push(fed));
         }
         if (batch.seq > this.lastPushedSeq) this.lastPushedSeq = batch.seq;
         after = batch.seq;
         this.counters.batchesReplayed++;
       }
     }
+    this.flushEvents();
     return this.counters.batchesReplayed;
+  }
+
+  /** A journaled batch's records: kept as they were, or its body decoded again as it was when it came. */
+  private async journaledRecords(batch: JournalBatch): Promise<LogRecord[]> {
+    if ('records' in batch.content) return batch.content.records;
+    if (this.decodeReceived === undefined) throw new Error(`journal batch ${batch.seq} holds a body and this pipeline has no decoder for it`);
+    try {
+      return (await this.decodeReceived(batch.content.body, batch.receivedAt)).records;
+    } catch (error) {
+      // It decoded when it came: only changed limits can refuse it now. Its records are lost; say so.
+      this.log.error({ err: error, seq: batch.seq }, 'journal replay: a body accepted earlier no longer decodes (were the --max-* limits lowered?); its records are skipped');
+      return [];
+    }
   }
 
   start(): void {
@@ -224,8 +254,20 @@ export class Pipeline {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.drainNow();
-    this.engineStep(() => this.engine.flush());
+    this.guard(() => this.engine.flush());
     this.guard(() => this.checkpoint());
+  }
+
+  /** Closes every open group now, as at the end of input, and hands their events on. */
+  closeOpenGroups(): void {
+    this.guard(() => this.engine.flush());
+    this.flushEvents();
+  }
+
+  /** Groups the records held past `now` and closes expired groups, as the timer would then. */
+  sweepNow(now: number): void {
+    while (this.engine.sweep(now, SLICE_RECORDS));
+    this.flushEvents();
   }
 
   /** Resolves once everything submitted so far has gone through the engine. */
@@ -238,18 +280,35 @@ export class Pipeline {
     return this.queue.size;
   }
 
-  /** The engine's sink: events of closed groups. */
+  /** The engine's sink: events of closed groups, handed on a few hundred at a time. */
   readonly onEvents = (events: LeakEvent[]): void => {
-    this.handOnUnclassified();
     this.counters.eventsOut += events.length;
-    this.deliver({ kind: 'events', events });
+    this.buffer(events);
   };
+
+  /** The engine calls its sinks in close order, so one buffer keeps events and unclassified groups in that order. */
+  private buffer(records: readonly GroupedRecord[]): void {
+    if (this.bufferedEvents.length === 0) this.bufferedSince = performance.now();
+    for (const record of records) this.bufferedEvents.push(record);
+    if (this.bufferedEvents.length >= EVENTS_PER_WRITE) this.flushEvents();
+  }
+
+  /** Hands the buffered events on; when `onlyIfDue`, only once the oldest has waited long enough. */
+  private flushEvents(onlyIfDue = false): void {
+    if (this.bufferedEvents.length === 0) return;
+    if (onlyIfDue && performance.now() - this.bufferedSince < EVENTS_WAIT_MS) return;
+    const grouped = this.bufferedEvents;
+    this.bufferedEvents = [];
+    this.deliver({ kind: 'grouped', grouped });
+  }
 
   /**
    * Retries what the store refused, then records which journaled records are not done yet and
    * drops the batches that hold none of them. Nothing is dropped while anything is undelivered.
    */
   checkpoint(): void {
+    // The engine counts the records of buffered events as done: they must be stored first.
+    this.flushEvents();
     if (!this.retryUndelivered() || !this.journal) return;
     const pending = this.engine.pendingJournalPositions();
     let oldestPending = Number.POSITIVE_INFINITY;
@@ -281,9 +340,11 @@ export class Pipeline {
       if (!this.processSlice()) break;
     } while (performance.now() - started < TURN_BUDGET_MS);
     if (this.current !== undefined || this.queue.size > 0) {
+      this.flushEvents(true);
       setImmediate(() => this.drainTurn());
       return;
     }
+    this.flushEvents();
     this.draining = false;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
@@ -306,7 +367,7 @@ export class Pipeline {
     const end = Math.min(batch.length, offset + SLICE_RECORDS);
     const slice = offset === 0 && end === batch.length ? batch : batch.slice(offset, end);
     this.deliver({ kind: 'records', records: slice });
-    this.engineStep(() => this.engine.push(slice));
+    this.guard(() => this.engine.push(slice));
     if (end < batch.length) {
       this.current.offset = end;
       return true;
@@ -324,26 +385,14 @@ export class Pipeline {
     this.sweeping = true;
     const turn = (): void => {
       let more = false;
-      this.engineStep(() => {
+      this.guard(() => {
         more = this.engine.sweep(Date.now(), SLICE_RECORDS);
       });
+      this.flushEvents(more);
       if (more) setImmediate(turn);
       else this.sweeping = false;
     };
     turn();
-  }
-
-  /** One engine call; the unclassified groups it closed after its last events are handed on before anything else happens. */
-  private engineStep(work: () => void): void {
-    this.guard(work);
-    this.handOnUnclassified();
-  }
-
-  private handOnUnclassified(): void {
-    if (this.closedUnclassified.length === 0) return;
-    const records = this.closedUnclassified;
-    this.closedUnclassified = [];
-    this.deliver({ kind: 'unclassified', records });
   }
 
   /** Hands output on in order; once something is undelivered, later output queues behind it. */
@@ -358,13 +407,12 @@ export class Pipeline {
   /** False when the store refused it (kept for a retry); other failures are logged and counted. */
   private tryDeliver(item: Undelivered): boolean {
     try {
-      if (item.kind === 'events') this.outputs.events(item.events);
-      else if (item.kind === 'unclassified') this.outputs.unclassified?.(item.records);
+      if (item.kind === 'grouped') this.outputs.grouped(item.grouped);
       else this.outputs.records(item.records);
       return true;
     } catch (error) {
       if (this.isStoreUnavailable(error)) {
-        this.storeFailed(error, item.kind === 'records' ? 'storing metrics samples' : item.kind === 'events' ? 'storing events' : 'queueing records to forward');
+        this.storeFailed(error, item.kind === 'grouped' ? 'storing events' : 'storing metrics samples');
         return false;
       }
       // A bug or data the store cannot take: retrying would fail the same way forever.

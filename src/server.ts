@@ -7,10 +7,13 @@ import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
 import { installErrorShape, LeakwatchError } from './errors.js';
 import type { Engine } from './engine/engine.js';
+import type { LeakEvent } from './engine/event.js';
+import { isLeakEvent, type GroupedRecord } from './engine/grouped-record.js';
 import { Forwarder } from './forward/forwarder.js';
 import { forwardRoutes } from './forward/routes.js';
 import { IncidentService } from './incidents/service.js';
 import { incidentRoutes } from './incidents/routes.js';
+import { decodeReceivedBody } from './ingest/decode-body.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
 import { ingestRoutes } from './ingest/routes.js';
 import { MemoryTracker } from './memory/tracker.js';
@@ -81,38 +84,46 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   const metrics = new LeakwatchMetrics();
   const forwarder = new Forwarder(config.forwardTargets, store, { outboxBytes: config.forwardOutboxBytes, outboxAgeMs: config.forwardOutboxAgeMs, log, metrics });
 
+  const decodeLimits = { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth };
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
     (sink, unclassified) =>
       createEngine({
         groupers: () => rules.current().groupers,
         classifier: () => rules.current().classifier,
+        limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes },
         sink,
         ...(unclassified === undefined ? {} : { unclassified }),
       }),
     queue,
     {
       records: (records) => memory.observeRecords(records),
-      events: (events) => {
-        // An event is in the outbox exactly when it is stored: one transaction, new events only.
-        const stored = incidents.ingest(events, (newEvents) => forwarder.enqueue(newEvents));
+      grouped: (grouped) => {
+        // An event is in the outbox exactly when it is stored: one transaction, new events only,
+        // in close order with the unclassified records a records=all target takes.
+        const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => forwarder.enqueue(asStored(grouped, newEvents)));
         for (const event of stored.events) metrics.events.inc({ category: event.category });
         memory.observeEvents(stored.events);
       },
-      ...(forwarder.wantsUnclassified ? { unclassified: (records) => store.transaction(() => forwarder.enqueue(records)) } : {}),
     },
     log,
-    { journal: store, isStoreUnavailable },
+    {
+      journal: store,
+      isStoreUnavailable,
+      unclassified: forwarder.wantsUnclassified,
+      decodeReceived: (received, receivedAt) =>
+        decodeReceivedBody(received, receivedAt, { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits }),
+    },
   );
   const { engine } = pipeline;
   let closed = false;
   let ready = false;
   // Nothing reaches the engine before the checked rules do: the journal is replayed then, and
   // ingest answers 503 + Retry-After until then.
-  const whenReady = rules.reload().then((outcome) => {
+  const whenReady = rules.reload().then(async (outcome) => {
     if (!outcome.ok) throw rulesFailure(config.rulesDir, outcome.errors);
     if (closed) return;
-    const replayed = pipeline.replayJournal();
+    const replayed = await pipeline.replayJournal();
     if (replayed > 0) log.info({ batches: replayed }, 'replayed ingest batches accepted before the last stop');
     ready = true;
   });
@@ -130,7 +141,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   installErrorShape(app);
   installAuth(app, { token: config.token, readToken: config.readToken });
   await app.register(ingestRoutes, {
-    submit: (records) => {
+    submit: (batch) => {
       const backlog = forwarder.backlog();
       if (backlog !== undefined) {
         throw new LeakwatchError(
@@ -139,7 +150,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
           { limit: { setting: '--forward-outbox-bytes', value: backlog.outboxBytes } },
         );
       }
-      return pipeline.submit(records);
+      return pipeline.submit(batch);
     },
     accepted: (body) => {
       const labels = { format: body.format, encoding: body.encoding };
@@ -149,7 +160,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       if (body.malformed > 0) metrics.ingestMalformed.inc(body.malformed);
     },
     maxBodyBytes: config.maxBodyBytes,
-    limits: { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth },
+    limits: decodeLimits,
     maxZstdWindowBytes: config.maxZstdWindowBytes,
     maxInflightBytes: config.maxInflightBytes,
     bodyTimeoutMs: config.bodyTimeoutMs,
@@ -252,6 +263,24 @@ function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, en
   metrics.labelledGauge('leakwatch_forward_dead_letters', 'Dead letters a target holds (GET /forward/dead-letters).', ['target'], perTarget((status) => status.dead_letters));
   metrics.labelledGauge('leakwatch_forward_target_up', '1 while the last attempt to a target succeeded, 0 while it fails.', ['target'], perTarget((status) => (status.failing_since === null ? 1 : 0)));
   metrics.gauge('leakwatch_forward_backlog', '1 while ingest answers 503 because the outbox is full (--forward-outbox-bytes).', () => (forwarder.backlog() === undefined ? 0 : 1));
+}
+
+/**
+ * The grouped records in close order, each event as it was stored (its incident filled in), those
+ * not stored (seen before, by id) left out, unclassified records as they are.
+ */
+function asStored(grouped: readonly GroupedRecord[], stored: readonly LeakEvent[]): GroupedRecord[] {
+  if (stored.length === grouped.length) return [...stored];
+  const byId = new Map(stored.map((event) => [event.id, event]));
+  const out: GroupedRecord[] = [];
+  for (const record of grouped) {
+    if (!isLeakEvent(record)) out.push(record);
+    else {
+      const event = byId.get(record.id);
+      if (event !== undefined) out.push(event);
+    }
+  }
+  return out;
 }
 
 /** 127.0.0.0/8, ::1 and localhost reach only this machine. */

@@ -2,11 +2,10 @@ import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config.js';
 import { isLeakwatchError, isPassingStorageError, LeakwatchError } from '../errors.js';
-import { decodeContentEncoding, parseContentEncoding } from './content-encoding.js';
-import { decodeBody, type BodyFormat, type DecodeLimits } from './decode-body.js';
+import { parseContentEncoding } from './content-encoding.js';
+import { decodeReceivedBody, type BodyFormat, type DecodeLimits, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
-import type { LogRecord } from './record.js';
 
 /** One body answered 200: what it was and what it held (for the metrics). */
 export interface AcceptedBody {
@@ -24,7 +23,7 @@ export interface IngestRoutesOptions {
    * Hands a decoded batch on; false means "full, try again later" (503 + Retry-After). A
    * LeakwatchError it throws is the answer as it is.
    */
-  submit: (records: LogRecord[]) => boolean;
+  submit: (batch: SubmittedBatch) => boolean;
   /** Told of every body answered 200. */
   accepted?: (body: AcceptedBody) => void;
   /** Limit for the body as received and again after each Content-Encoding is undone. */
@@ -94,12 +93,13 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
       // Claim what the client announced before reading it, so that 40 big uploads cannot all start.
       if (Number.isFinite(declared) && declared > 0) claim.add(declared);
       const raw = await readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt });
-      const decoded = await decodeContentEncoding(raw, headerValue(request.headers['content-encoding']), {
+      const received: ReceivedBody = { body: raw, contentType: request.headers['content-type'], contentEncoding: headerValue(request.headers['content-encoding']) };
+      const { records, malformed, withoutText, format } = await decodeReceivedBody(received, receivedAtMs, {
         maxBytes: maxBodyBytes,
         maxZstdWindowBytes: options.maxZstdWindowBytes,
         reserve: (bytes) => claim.add(bytes),
+        limits: options.limits,
       });
-      const { records, malformed, withoutText, format } = await decodeBody(decoded, request.headers['content-type'], receivedAtMs, options.limits);
       if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
         withoutTextLoggedAt = receivedAtMs;
         const example = records.find((record) => record.withoutText === true)?.fields;
@@ -108,8 +108,8 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
           'ingest: records without a text field leakwatch reads (message, MESSAGE, log, msg, full_message, short_message); they are counted, not grouped',
         );
       }
-      if (records.length > 0) submitOrRefuse(records, request);
-      const codings = parseContentEncoding(headerValue(request.headers['content-encoding']));
+      if (records.length > 0) submitOrRefuse({ records, receivedAt: receivedAtMs, received }, request);
+      const codings = parseContentEncoding(received.contentEncoding);
       options.accepted?.({ format, encoding: codings.length === 0 ? 'identity' : [...codings].reverse().join('+'), bytes: raw.length, records: records.length, malformed });
       const answer: IngestAnswer = { accepted: records.length, malformed, without_text: withoutText };
       return reply.code(200).send(answer);
@@ -119,10 +119,10 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
   };
 
   /** 503 only for what passes (queue full, store busy or full); a batch that can never be recorded gets a final 422. */
-  function submitOrRefuse(records: LogRecord[], request: FastifyRequest): void {
+  function submitOrRefuse(batch: SubmittedBatch, request: FastifyRequest): void {
     let accepted: boolean;
     try {
-      accepted = options.submit(records);
+      accepted = options.submit(batch);
     } catch (error) {
       if (isLeakwatchError(error)) throw error;
       if (isPassingStorageError(error)) {

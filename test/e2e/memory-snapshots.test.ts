@@ -55,7 +55,7 @@ describe('direct-memory trend from metrics snapshots posted to /ingest', () => {
     expect(response.statusCode).toBe(200);
     expect(await response.body.json()).toEqual({ accepted: 4, malformed: 0, without_text: 0 });
     await service.pipeline.whenIdle();
-    service.engine.flush();
+    service.pipeline.closeOpenGroups();
 
     const memory = (await (await request(`${base}/memory?host=edge-a`)).body.json()) as {
       processes: Array<{ pid: string; used_bytes: number; max_bytes: number; ratio: number; source: string; trend_bytes_per_hour: number; exhaustion_eta: string; samples: { source: string }[] }>;
