@@ -12,3 +12,6 @@ export interface CorpusEntry {
 export function generateCorpus(options?: { lines?: number; processes?: number; hosts?: number; traceShare?: number; seed?: number }): Generator<CorpusEntry>;
 
 export function journaldLine(entry: CorpusEntry): string;
+
+/** The entry as `journalctl -o json` writes it (all values strings), `index` its place in the corpus. */
+export function journalEntry(entry: CorpusEntry, index: number): Record<string, string>;

@@ -91,7 +91,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       createEngine({
         groupers: () => rules.current().groupers,
         classifier: () => rules.current().classifier,
-        limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes },
+        limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes, maxHeldBytes: config.maxHeldBytes },
         sink,
         ...(unclassified === undefined ? {} : { unclassified }),
       }),
@@ -244,6 +244,8 @@ function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, en
   metrics.gauge('leakwatch_engine_open_bytes', 'Bytes held by open records.', () => engine.stats().openBytes);
   metrics.counter('leakwatch_engine_evictions_total', 'Records closed early because the open-record cache was full.', () => engine.stats().evictions);
   metrics.gauge('leakwatch_engine_held_records', 'Records held to put out-of-order deliveries back in source order.', () => engine.stats().heldRecords ?? 0);
+  metrics.gauge('leakwatch_engine_held_bytes', 'Estimated bytes of the records held for the reorder window (bounded by --max-held-bytes).', () => engine.stats().heldBytes ?? 0);
+  metrics.counter('leakwatch_engine_early_released_records_total', 'Records grouped before their reorder window had passed because the held records were over --max-held-bytes.', () => engine.stats().earlyReleases ?? 0);
   metrics.counter('leakwatch_engine_late_records_total', 'Records that arrived after a later record of their stream had been grouped (beyond the reorder window).', () => engine.stats().lateRecords ?? 0);
   metrics.counter('leakwatch_engine_truncated_total', 'Records cut at max lines or bytes.', () => engine.stats().truncatedGroups);
   metrics.gauge('leakwatch_journal_replayed_batches', 'Ingest batches replayed from the journal at start-up.', () => counters.batchesReplayed);

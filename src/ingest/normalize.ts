@@ -265,11 +265,17 @@ export function recordFromObject(input: Record<string, unknown>, receivedAtMs: n
   }
   if (time === undefined) time = sourceUs === undefined ? receivedAtMs : Math.floor(sourceUs / 1000);
 
-  const record: LogRecord = { time, host, service, pid, stream: streamKeyOf(host, service, pid), message, fields: input };
+  const record: LogRecord = { time, host, service, pid, stream: streamKeyOf(host, service, pid), message };
   if (sourceUs !== undefined) record.sourceUs = sourceUs;
   const position = positionOf(obj);
   if (position !== undefined) record.position = position;
-  if (text === undefined && !isMetricsSnapshot(obj)) record.withoutText = true;
+  // A log line's record is all the engine needs; the object is kept only when it is no log line
+  // (a metrics snapshot, or a record without text, whose keys the log shows): two seconds of
+  // records wait in the reorder window, and the object would double what each one holds.
+  if (text === undefined) {
+    record.fields = input;
+    if (!isMetricsSnapshot(obj)) record.withoutText = true;
+  }
   return record;
 }
 

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { generateCorpus } from '../../bench/corpus.js';
+import { generateCorpus, journalEntry } from '../../bench/corpus.js';
 import type { GroupedRecord } from '../../src/engine/grouped-record.js';
 import { JOURNAL_JSON } from './netty-fixtures.js';
 
@@ -22,26 +22,12 @@ export function journalEntries(options: { lines?: number; seed?: number } = {}):
     .trim()
     .split('\n')
     .map((line) => JSON.parse(line) as JournalEntry);
-  const generated: JournalEntry[] = [];
-  let index = 0;
   // The corpus is dated 2017-11-01; moved to just after the export (2024-11-01) so that both are
   // one stretch of time (incidents left quiet for years would resolve and age out).
   const shiftMs = Date.UTC(2024, 10, 1, 12, 0, 0) - Date.UTC(2017, 10, 1, 11, 59, 32);
-  for (const entry of generateCorpus({ lines: options.lines ?? 4000, seed: options.seed ?? 2247 })) {
-    // The corpus advances 1 ms every 40 lines; journald's realtime is µs and strictly increasing.
-    const realtime = (entry.time + shiftMs) * 1000 + (index % 40) * 25;
-    generated.push({
-      __CURSOR: `s=0f3a1c;i=${(0x10000 + index).toString(16)};b=b00f;m=0;t=${realtime.toString(16)};x=1`,
-      __REALTIME_TIMESTAMP: String(realtime),
-      _HOSTNAME: entry.host,
-      SYSLOG_IDENTIFIER: entry.service,
-      _PID: entry.pid,
-      _TRANSPORT: 'stdout',
-      // journald strips trailing whitespace.
-      MESSAGE: entry.line.trimEnd(),
-    });
-    index++;
-  }
+  const generated: JournalEntry[] = [];
+  let index = 0;
+  for (const entry of generateCorpus({ lines: options.lines ?? 4000, seed: options.seed ?? 2247 })) generated.push(journalEntry({ ...entry, time: entry.time + shiftMs }, index++));
   return [...netty, ...generated];
 }
 
