@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ERROR_CATALOGUE, LeakwatchError, type ErrorCode, type ErrorDetails } from '../errors.js';
 import type { DecodeEncodingOptions } from './content-encoding.js';
-import { decodeReceivedBody, type DecodedBatch, type DecodeLimits, type ReceivedBody } from './decode-body.js';
+import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type ReceivedBody } from './decode-body.js';
 import type { InflightBytes, InflightClaim } from './inflight.js';
 import { unpackRecords, type PackedRecords } from './packed-records.js';
 
@@ -38,7 +38,7 @@ export interface DecodeTask {
 }
 
 export type DecodeOutcome =
-  | { id: number; ok: true; packed: PackedRecords; malformed: number; withoutText: number }
+  | { id: number; ok: true; packed: PackedRecords; malformed: number; withoutText: number; format: BodyFormat | 'empty' }
   | { id: number; ok: false; error: DescribedError };
 
 /** An error as it crosses threads: a LeakwatchError keeps its code and details. */
@@ -64,7 +64,7 @@ export function defaultDecodeThreads(): number {
 }
 
 interface Pending {
-  resolve: (batch: DecodedBatch) => void;
+  resolve: (batch: DecodedBody) => void;
   reject: (error: Error) => void;
   bytes: number;
 }
@@ -99,7 +99,7 @@ export class DecodePool {
   }
 
   /** Decodes a body as received; what it decompresses is claimed in flight as part of `claim`'s request. */
-  decode(received: ReceivedBody, receivedAtMs: number, claim?: InflightClaim): Promise<DecodedBatch> {
+  decode(received: ReceivedBody, receivedAtMs: number, claim?: InflightClaim): Promise<DecodedBody> {
     const thread = this.leastLoaded();
     if (thread === undefined || this.closed) {
       return decodeReceivedBody(received, receivedAtMs, { ...this.settings, ...(claim ? { reserve: (bytes: number) => claim.add(bytes) } : {}) });
@@ -107,7 +107,7 @@ export class DecodePool {
     const id = this.nextId++;
     const bytes = received.body.byteLength;
     thread.load += bytes;
-    return new Promise<DecodedBatch>((resolve, reject) => {
+    return new Promise<DecodedBody>((resolve, reject) => {
       thread.pending.set(id, { resolve, reject, bytes });
       const task: DecodeTask = { id, received, receivedAtMs, claimed: claim?.bytes ?? 0 };
       thread.worker.postMessage(task);
@@ -140,7 +140,7 @@ export class DecodePool {
       if (pending === undefined) return;
       thread.pending.delete(outcome.id);
       thread.load -= pending.bytes;
-      if (outcome.ok) pending.resolve({ records: unpackRecords(outcome.packed), malformed: outcome.malformed, withoutText: outcome.withoutText });
+      if (outcome.ok) pending.resolve({ records: unpackRecords(outcome.packed), malformed: outcome.malformed, withoutText: outcome.withoutText, format: outcome.format });
       else pending.reject(rebuildError(outcome.error));
     });
     const fail = (why: string): void => {

@@ -26,7 +26,7 @@ async function decode(task: DecodeTask): Promise<{ outcome: DecodeOutcome; trans
       ...(claim ? { reserve: (bytes: number) => claim.add(bytes) } : {}),
     });
     const { packed, transfer } = packRecords(batch.records);
-    return { outcome: { id: task.id, ok: true, packed, malformed: batch.malformed, withoutText: batch.withoutText }, transfer };
+    return { outcome: { id: task.id, ok: true, packed, malformed: batch.malformed, withoutText: batch.withoutText, format: batch.format }, transfer };
   } catch (error) {
     return { outcome: { id: task.id, ok: false, error: describeError(error) }, transfer: [] };
   } finally {
