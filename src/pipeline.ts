@@ -107,6 +107,8 @@ export class Pipeline {
   private idleWaiters: Array<() => void> = [];
   /** Journal seq of the newest batch that has gone through the engine. */
   private lastPushedSeq = 0;
+  /** lastPushedSeq at the previous checkpoint: unchanged means no batch came in between. */
+  private seqAtLastCheckpoint = 0;
   private undelivered: Undelivered[] = [];
   /** Grouped records of closed groups not yet handed on, in close order (see EVENTS_PER_WRITE). */
   private bufferedEvents: GroupedRecord[] = [];
@@ -321,7 +323,11 @@ export class Pipeline {
     try {
       this.journal.checkpointJournal(pruneThrough, { pushedThrough: this.lastPushedSeq, pending });
       this.journalFailing = false;
-      this.journal.reclaimSpace();
+      // Only once a flood has passed: while batches keep coming, the pages the prune freed are
+      // written again within the second, and giving them back to the file system each time would
+      // move the whole journal through the disk twice.
+      if (this.lastPushedSeq === this.seqAtLastCheckpoint) this.journal.reclaimSpace();
+      this.seqAtLastCheckpoint = this.lastPushedSeq;
     } catch (error) {
       if (!this.isStoreUnavailable(error)) throw error;
       this.storeFailed(error, 'journal checkpoint');
