@@ -59,7 +59,7 @@ const TURN_BUDGET_MS = 8;
  * Grouped records are stored this many at a time, or once the oldest has waited EVENTS_WAIT_MS, or
  * when the pipeline goes idle: a transaction costs about the same for 30 events as for 1,000.
  */
-const EVENTS_PER_WRITE = 2000;
+const EVENTS_PER_WRITE = 500;
 const EVENTS_WAIT_MS = 100;
 
 /** Ingest is refused (503, retry) while the store cannot be written: nothing could be kept. */
@@ -221,10 +221,10 @@ export class Pipeline {
         if (fed.length > 0) {
           this.deliver({ kind: 'records', records: fed });
           this.guard(() => this.engine.push(fed));
+          this.counters.batchesReplayed++;
         }
         if (batch.seq > this.lastPushedSeq) this.lastPushedSeq = batch.seq;
         after = batch.seq;
-        this.counters.batchesReplayed++;
       }
     }
     this.flushEvents();
