@@ -2,8 +2,8 @@ import type Database from 'better-sqlite3';
 
 /**
  * Versioned schema changes, applied in order, each in its own transaction and recorded in
- * `schema_migrations`. Never edit a released migration: append a new one. Planned next:
- * 3 = forwarding outbox.
+ * `schema_migrations`. Never edit a released migration: append a new one. Version 3 is kept for
+ * the forwarding outbox; 4 is the direct-memory limits.
  */
 export interface Migration {
   version: number;
@@ -87,6 +87,29 @@ export const MIGRATIONS: readonly Migration[] = [
         SELECT MIN(rowid) FROM memory_samples GROUP BY host, service, pid, t, source
       );
       CREATE UNIQUE INDEX samples_unique ON memory_samples (host, service, pid, t, source);
+    `,
+  },
+  {
+    version: 4,
+    name: 'direct-memory limits learned per host and service',
+    sql: `
+      -- The newest limit any process of a host+service reported (an OutOfDirectMemoryError's max,
+      -- a series that carries it): a restarted process runs with the same flags. Kept apart from
+      -- the samples, which are pruned.
+      CREATE TABLE direct_memory_limits (
+        host       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        max_bytes  INTEGER NOT NULL,
+        learned_at INTEGER NOT NULL,
+        pid        TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        PRIMARY KEY (host, service)
+      );
+      INSERT INTO direct_memory_limits (host, service, max_bytes, learned_at, pid, source)
+        SELECT host, service, max_bytes, t, pid, source FROM memory_samples AS s
+         WHERE max_bytes IS NOT NULL
+           AND t = (SELECT MAX(t) FROM memory_samples WHERE host = s.host AND service = s.service AND max_bytes IS NOT NULL)
+         GROUP BY host, service;
     `,
   },
 ];

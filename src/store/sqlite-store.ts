@@ -11,6 +11,7 @@ import type {
   IncidentStatus,
   JournalBatch,
   JournalCheckpoint,
+  LearnedLimit,
   MemorySample,
   ProcessId,
   Store,
@@ -174,11 +175,11 @@ export class SqliteStore implements Store {
       ),
       samplesOf: db.prepare(
         `SELECT t, used_bytes, max_bytes, source FROM memory_samples
-          WHERE host = ? AND service = ? AND pid = ? AND t >= ? ORDER BY t DESC, rowid DESC LIMIT ?`,
+          WHERE host = ? AND service = ? AND pid = ? AND t >= ? AND t <= ? ORDER BY t DESC, rowid DESC LIMIT ?`,
       ),
       knownMaxOf: db
         .prepare(
-          `SELECT max_bytes FROM memory_samples WHERE host = ? AND service = ? AND pid = ? AND max_bytes IS NOT NULL
+          `SELECT max_bytes FROM memory_samples WHERE host = ? AND service = ? AND pid = ? AND max_bytes IS NOT NULL AND t <= ?
             ORDER BY t DESC, rowid DESC LIMIT 1`,
         )
         .pluck(),
@@ -196,6 +197,12 @@ export class SqliteStore implements Store {
         'SELECT host, service, pid FROM memory_samples GROUP BY host, service, pid HAVING MAX(t) < ?',
       ),
       deleteSamplesOf: db.prepare('DELETE FROM memory_samples WHERE host = ? AND service = ? AND pid = ?'),
+      saveLimit: db.prepare(
+        `INSERT INTO direct_memory_limits (host, service, max_bytes, learned_at, pid, source) VALUES (@host, @service, @max_bytes, @learned_at, @pid, @source)
+           ON CONFLICT (host, service) DO UPDATE SET max_bytes = excluded.max_bytes, learned_at = excluded.learned_at, pid = excluded.pid, source = excluded.source
+           WHERE excluded.learned_at >= direct_memory_limits.learned_at`,
+      ),
+      limitOf: db.prepare('SELECT host, service, max_bytes, learned_at, pid, source FROM direct_memory_limits WHERE host = ? AND service = ?'),
     };
   }
 
@@ -351,16 +358,24 @@ export class SqliteStore implements Store {
     });
   }
 
-  samplesOf(process: ProcessId, limit: number, since = Number.MIN_SAFE_INTEGER): MemorySample[] {
-    return this.statements.samplesOf.all(process.host, process.service, process.pid, since, limit) as MemorySample[];
+  samplesOf(process: ProcessId, limit: number, since = Number.MIN_SAFE_INTEGER, until = Number.MAX_SAFE_INTEGER): MemorySample[] {
+    return this.statements.samplesOf.all(process.host, process.service, process.pid, since, until, limit) as MemorySample[];
   }
 
-  knownMaxOf(process: ProcessId): number | null {
-    return (this.statements.knownMaxOf.get(process.host, process.service, process.pid) as number | undefined) ?? null;
+  knownMaxOf(process: ProcessId, until = Number.MAX_SAFE_INTEGER): number | null {
+    return (this.statements.knownMaxOf.get(process.host, process.service, process.pid, until) as number | undefined) ?? null;
   }
 
   processes(filter: { host?: string; service?: string } = {}): ProcessId[] {
     return this.statements.processes.all({ host: filter.host ?? null, service: filter.service ?? null }) as ProcessId[];
+  }
+
+  saveLimit(limit: LearnedLimit): void {
+    this.statements.saveLimit.run(limit);
+  }
+
+  limitOf(host: string, service: string): LearnedLimit | undefined {
+    return this.statements.limitOf.get(host, service) as LearnedLimit | undefined;
   }
 
   pruneSamplesOf(process: ProcessId, keep: number): number {

@@ -71,6 +71,14 @@ export interface ProcessId {
 
 export interface StoredSample extends MemorySample, ProcessId {}
 
+/** A direct-memory limit a process reported, which holds for its host and service (successors run with the same flags). */
+export interface LearnedLimit extends ProcessId {
+  max_bytes: number;
+  /** Event time of the report. */
+  learned_at: number;
+  source: string;
+}
+
 export interface JournalBatch {
   seq: number;
   receivedAt: number;
@@ -135,11 +143,15 @@ export interface Store extends IngestJournal {
   pruneResolvedIncidents(before: number): number;
 
   insertSamples(samples: readonly StoredSample[]): void;
-  /** Newest first, at most `limit`, optionally only from `since`. */
-  samplesOf(process: ProcessId, limit: number, since?: number): MemorySample[];
-  /** Latest non-null max_bytes of the process. */
-  knownMaxOf(process: ProcessId): number | null;
+  /** Newest first, at most `limit`, optionally only in [since, until]. */
+  samplesOf(process: ProcessId, limit: number, since?: number, until?: number): MemorySample[];
+  /** Latest non-null max_bytes of the process, optionally as known at `until`. */
+  knownMaxOf(process: ProcessId, until?: number): number | null;
   processes(filter?: { host?: string; service?: string }): ProcessId[];
+  /** Keeps the limit when it is at least as new as the one stored for its host and service. */
+  saveLimit(limit: LearnedLimit): void;
+  /** The newest limit learned on this host and service, from any of its processes. */
+  limitOf(host: string, service: string): LearnedLimit | undefined;
   pruneSamplesOf(process: ProcessId, keep: number): number;
   /** Deletes every sample of processes whose newest sample is older than `before` (pids gone for good). */
   pruneSilentProcesses(before: number): number;
