@@ -8,12 +8,16 @@ import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
 import { installErrorShape } from './errors.js';
 import type { Engine } from './engine/engine.js';
+import type { LeakEvent } from './engine/event.js';
 import { IncidentService } from './incidents/service.js';
 import { incidentRoutes } from './incidents/routes.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
 import { ingestRoutes } from './ingest/routes.js';
+import { directMemoryMetrics } from './memory/metrics.js';
 import { MemoryTracker } from './memory/tracker.js';
 import { memoryRoutes } from './memory/routes.js';
+import { isDirectMemorySeries, recordsOfSeries } from './memory/sources.js';
+import { TREND_CATEGORY } from './memory/warning.js';
 import { renderPrometheus, type MetricSample } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem } from './rules/index.js';
@@ -66,8 +70,17 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     throw rulesFailure(config.rulesDir, compiled.errors);
   }
   const rules = new RuleSetHolder(config.rulesDir, log, { safetyCacheFile: join(config.dataDir, 'regex-safety-cache.json') });
-  const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
-  const memory = new MemoryTracker(store);
+  // A trend warning's evidence is what happened on its host over the hours its trend covers.
+  const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs, evidenceWindowMsByCategory: { [TREND_CATEGORY]: config.directMemoryWindowMs } });
+  const memory = new MemoryTracker(store, {
+    trendWindowMs: config.directMemoryWindowMs,
+    configuredMax: config.directMemoryMax,
+    horizonMs: config.directMemoryHorizonMs,
+    warnRatio: config.directMemoryRatio,
+  });
+  const ingestWarnings = (warnings: LeakEvent[]): void => {
+    if (warnings.length > 0) incidents.ingest(warnings);
+  };
 
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
@@ -79,10 +92,10 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       }),
     queue,
     {
-      records: (records) => memory.observeRecords(records),
+      records: (records) => ingestWarnings(memory.observeRecords(records)),
       events: (events) => {
         const stored = incidents.ingest(events);
-        memory.observeEvents(stored.events);
+        ingestWarnings(memory.observeEvents(stored.events));
       },
     },
     log,
@@ -122,6 +135,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     bodyTimeoutMs: config.bodyTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     ready: () => ready,
+    remoteWrite: { keep: isDirectMemorySeries, toRecords: recordsOfSeries },
   });
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });
@@ -169,6 +183,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       { name: 'leakwatch_rules_last_reload_ok', help: '1 when the last rule reload succeeded.', type: 'gauge', value: rules.status().last_reload.ok ? 1 : 0 },
       { name: 'leakwatch_event_loop_delay_max_seconds', help: 'Longest event-loop delay since start.', type: 'gauge', value: loopDelay.max / 1e9 },
       { name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', type: 'gauge', value: process.memoryUsage.rss() },
+      ...directMemoryMetrics(memory.processes({}, 1)),
     ];
     return reply.type('text/plain; version=0.0.4').send(renderPrometheus(samples));
   });

@@ -8,6 +8,11 @@ export interface IncidentServiceOptions {
   quietPeriodMs?: number;
   /** Evidence covers event time [first_seen - window, first_seen]. Default 15 min. */
   evidenceWindowMs?: number;
+  /**
+   * A longer (or shorter) evidence window for incidents of some categories: a trend warning looks
+   * back over the hours its trend covers, where the leak reports that explain it are.
+   */
+  evidenceWindowMsByCategory?: Readonly<Record<string, number>>;
   /** Newest events kept per incident. Default 1000. */
   eventsPerIncident?: number;
   /** Resolved incidents whose last_seen is this far behind the newest event time are deleted. Default 30 d. */
@@ -155,6 +160,9 @@ class BatchIncidents {
 export class IncidentService {
   private readonly quietPeriodMs: number;
   private readonly evidenceWindowMs: number;
+  private readonly evidenceWindowsByCategory: Readonly<Record<string, number>>;
+  /** The longest evidence window of any category: how far ahead of an event an incident may have opened and still count it. */
+  private readonly longestEvidenceWindowMs: number;
   private readonly eventsPerIncident: number;
   private readonly resolvedRetentionMs: number;
   private readonly maxPids: number;
@@ -168,6 +176,8 @@ export class IncidentService {
   ) {
     this.quietPeriodMs = options.quietPeriodMs ?? 30 * 60_000;
     this.evidenceWindowMs = options.evidenceWindowMs ?? 15 * 60_000;
+    this.evidenceWindowsByCategory = options.evidenceWindowMsByCategory ?? {};
+    this.longestEvidenceWindowMs = Math.max(this.evidenceWindowMs, ...Object.values(this.evidenceWindowsByCategory));
     this.eventsPerIncident = options.eventsPerIncident ?? 1000;
     this.resolvedRetentionMs = options.resolvedRetentionMs ?? 30 * 86_400_000;
     this.maxPids = options.maxPids ?? 100;
@@ -285,8 +295,12 @@ export class IncidentService {
     return next;
   }
 
+  private evidenceWindowOf(category: string): number {
+    return this.evidenceWindowsByCategory[category] ?? this.evidenceWindowMs;
+  }
+
   private evidenceFor(host: string, service: string, openedAt: number, category: string): EvidenceEntry[] {
-    return this.store.categoryCounts(host, service, openedAt - this.evidenceWindowMs, openedAt, category);
+    return this.store.categoryCounts(host, service, openedAt - this.evidenceWindowOf(category), openedAt, category);
   }
 
   /**
@@ -294,10 +308,11 @@ export class IncidentService {
    * falls in. Incremental, so evidence survives the per-incident event cap pruning old events.
    */
   private addAsEvidence(event: LeakEvent, time: number, batch: BatchIncidents): void {
-    const incidents = this.store.incidentsOpenedBetween(event.host, event.service, time, time + this.evidenceWindowMs);
+    const incidents = this.store.incidentsOpenedBetween(event.host, event.service, time, time + this.longestEvidenceWindowMs);
     for (const found of incidents) {
       const incident = batch.byId(found.id) ?? found;
       if (incident.id === event.incident_id || incident.category === event.category) continue;
+      if (incident.first_seen - time > this.evidenceWindowOf(incident.category)) continue;
       const evidence = incident.evidence.map((entry) => ({ ...entry }));
       const entry = evidence.find((e) => e.category === event.category);
       if (entry) {

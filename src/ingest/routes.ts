@@ -7,6 +7,7 @@ import { decodeBody, type DecodeLimits } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
 import type { LogRecord } from './record.js';
+import { decodeWriteRequest, isRemoteWriteV2, type RemoteSeries } from './remote-write.js';
 
 export interface IngestRoutesOptions {
   /** Hands a decoded batch on; false means "full, try again later" (503 + Retry-After). */
@@ -26,6 +27,11 @@ export interface IngestRoutesOptions {
   ready?: () => boolean;
   /** Receive time for records without one; injectable for tests. */
   now?: () => number;
+  /** `POST /api/v1/write` (Prometheus remote_write): which series to keep and the records they become. */
+  remoteWrite?: {
+    keep: (labels: Record<string, string>) => boolean;
+    toRecords: (series: readonly RemoteSeries[]) => LogRecord[];
+  };
 }
 
 export interface IngestAnswer {
@@ -66,23 +72,28 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     return undefined;
   });
 
+  /** The body as sent, with its Content-Encoding undone, every byte counted against the caps. */
+  async function receive(request: FastifyRequest, claim: InflightClaim, startedAt: number, encodingWhenUnlabelled?: string): Promise<Buffer> {
+    if (options.ready !== undefined && !options.ready()) {
+      throw new LeakwatchError('LW_ERR_NOT_READY', 'the rules are still being loaded and checked; retry shortly');
+    }
+    const declared = Number(request.headers['content-length']);
+    // Claim what the client announced before reading it, so that 40 big uploads cannot all start.
+    if (Number.isFinite(declared) && declared > 0) claim.add(declared);
+    const raw = await readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt });
+    return decodeContentEncoding(raw, headerValue(request.headers['content-encoding']) ?? encodingWhenUnlabelled, {
+      maxBytes: maxBodyBytes,
+      maxZstdWindowBytes: options.maxZstdWindowBytes,
+      reserve: (bytes) => claim.add(bytes),
+    });
+  }
+
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     const startedAt = Date.now();
     const receivedAtMs = now();
     const claim = inflight.claim();
     try {
-      if (options.ready !== undefined && !options.ready()) {
-        throw new LeakwatchError('LW_ERR_NOT_READY', 'the rules are still being loaded and checked; retry shortly');
-      }
-      const declared = Number(request.headers['content-length']);
-      // Claim what the client announced before reading it, so that 40 big uploads cannot all start.
-      if (Number.isFinite(declared) && declared > 0) claim.add(declared);
-      const raw = await readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt });
-      const decoded = await decodeContentEncoding(raw, headerValue(request.headers['content-encoding']), {
-        maxBytes: maxBodyBytes,
-        maxZstdWindowBytes: options.maxZstdWindowBytes,
-        reserve: (bytes) => claim.add(bytes),
-      });
+      const decoded = await receive(request, claim, startedAt);
       const { records, malformed, withoutText } = await decodeBody(decoded, request.headers['content-type'], receivedAtMs, options.limits);
       if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
         withoutTextLoggedAt = receivedAtMs;
@@ -121,6 +132,35 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
   const routeOptions = { bodyLimit: maxBodyBytes + 1 };
   app.post('/ingest', routeOptions, handler);
   app.post('/', routeOptions, handler);
+
+  const remoteWrite = options.remoteWrite;
+  if (remoteWrite === undefined) return;
+  /**
+   * Prometheus remote_write. The answer follows the Remote-Write 1.0 specification: 204 once the
+   * kept samples are in the journal (Prometheus' own receiver answers 204 too), 503 with
+   * Retry-After for what passes (senders retry 5xx), a final 4xx for a body that will never do.
+   * Series that are not direct memory are skipped, not refused.
+   */
+  app.post('/api/v1/write', routeOptions, async (request, reply) => {
+    const startedAt = Date.now();
+    const claim = inflight.claim();
+    try {
+      if (isRemoteWriteV2(headerValue(request.headers['content-type']))) {
+        throw new LeakwatchError('LW_ERR_UNSUPPORTED_MEDIA_TYPE', 'Remote-Write 2.0 (io.prometheus.write.v2.Request) is not read here; send Remote-Write 1.0 (protobuf_message: prometheus.WriteRequest)', {
+          where: { stage: 'content-type' },
+        });
+      }
+      // The specification's only coding; a sender that leaves the header out still means it.
+      const decoded = await receive(request, claim, startedAt, 'snappy');
+      const maxSamples = options.limits?.maxRecords ?? DEFAULTS.maxRecords;
+      const { kept } = await decodeWriteRequest(decoded, remoteWrite.keep, maxSamples);
+      const records = remoteWrite.toRecords(kept);
+      if (records.length > 0) submitOrRefuse(records, request);
+      return reply.code(204).send();
+    } finally {
+      claim.release();
+    }
+  });
 };
 
 function headerValue(value: string | string[] | undefined): string | undefined {
