@@ -96,6 +96,9 @@ function sourceOfEvent(event: LeakEvent): string {
   return event.rule.includes('netty') ? MemorySource.nettyOodm : MemorySource.jdkDirectBuffer;
 }
 
+/** The first minutes of a process, left out of its trend (see trendAt). */
+const WARM_UP_MS = 5 * 60_000;
+
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /**
@@ -278,16 +281,23 @@ export class MemoryTracker {
     };
   }
 
-  /** The trend of the best continuous source that has enough samples in the window before `until`. */
+  /**
+   * The trend of the best continuous source that has enough samples in the window before `until`.
+   * When the series starts inside the window (a process seen from its start), its first minutes
+   * are left out: a JVM fills its pools to their working size then (Netty's chunks for the first
+   * connections, the thread caches), a rise that is no leak and would steepen the floor.
+   */
   private trendAt(process: ProcessId, until: number): TrendAt | undefined {
-    const recent = this.store.samplesOf(process, this.samplesPerProcess, until - this.trendWindowMs, until);
+    const recent = this.store.samplesOf(process, this.samplesPerProcess, until - this.trendWindowMs - WARM_UP_MS, until);
+    const seenFromStart = recent.length < this.samplesPerProcess && this.store.samplesOf(process, 1, Number.MIN_SAFE_INTEGER, until - this.trendWindowMs - WARM_UP_MS).length === 0;
     const minWindows = this.trendOptions.minWindows ?? TREND_DEFAULTS.minWindows;
     for (const source of TREND_SOURCES) {
       const series = recent.filter((s) => s.source === source);
       if (series.length < minWindows) continue;
       series.reverse();
+      const from = seenFromStart ? series[0]!.t + WARM_UP_MS : until - this.trendWindowMs;
       const trend = floorTrend(
-        series.map((s) => ({ t: s.t, value: s.used_bytes })),
+        series.filter((s) => s.t >= from).map((s) => ({ t: s.t, value: s.used_bytes })),
         this.trendOptions,
       );
       if (trend) return { source, trend, latest: series[series.length - 1]! };
