@@ -232,7 +232,7 @@ function isMetricsSnapshot(obj: Record<string, unknown>): boolean {
  * the memory tracker reads its numbers, the engine never sees it. Structured JSON log lines do not
  * have path keys.
  */
-const METRICS_DOCUMENT = /^\s*\{\s*"[^"\/]+\/[^"]*"\s*:\s*-?\d/;
+const METRICS_DOCUMENT = /^\s*\{\s*"[^"/]+\/[^"]*"\s*:\s*-?\d/;
 
 function isMetricsDocument(text: string): boolean {
   return text.charCodeAt(0) === 123 /* { */ && METRICS_DOCUMENT.test(text.slice(0, 512));
