@@ -41,6 +41,10 @@ export interface Config {
   queueRecords: number;
   /** Bytes (estimated) the engine's input queue holds before ingest answers 503. */
   queueBytes: number;
+  /** Streams holding an open group at once; past it the least recently active stream's group closes. */
+  maxOpenStreams: number;
+  /** Bytes of text held in open groups at once; past it the least recently active stream's group closes. */
+  maxOpenBytes: number;
   /** Quiet period (event time) after which an open incident resolves. */
   resolveAfterMs: number;
   /** Direct-memory limits of processes that never reported one, per service (or host/service). */
@@ -147,6 +151,14 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'queueBytes', flag: '--queue-bytes', placeholder: 'size', env: 'LEAKWATCH_QUEUE_BYTES', type: 'size', default: '256MiB', min: 1024, max: 64 * 1024 ** 3,
     help: 'bytes (estimated) the engine queue holds before ingest answers 503 + Retry-After',
+  },
+  {
+    key: 'maxOpenStreams', flag: '--max-open-streams', placeholder: 'n', env: 'LEAKWATCH_MAX_OPEN_STREAMS', type: 'count', default: '100000', min: 1, max: 100_000_000,
+    help: 'streams (host + service + pid) with an open group at once; past it the least recently active one is closed early',
+  },
+  {
+    key: 'maxOpenBytes', flag: '--max-open-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_OPEN_BYTES', type: 'size', default: '64MiB', min: 1024, max: 64 * 1024 ** 3,
+    help: 'text held in open groups at once; past it the least recently active stream\'s group is closed early',
   },
   {
     key: 'resolveAfterMs', flag: '--resolve-after', placeholder: 'duration', env: 'LEAKWATCH_RESOLVE_AFTER', type: 'duration', default: '30m', min: 1000, max: 365 * 86_400_000,

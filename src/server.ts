@@ -11,6 +11,7 @@ import type { Engine } from './engine/engine.js';
 import type { LeakEvent } from './engine/event.js';
 import { IncidentService } from './incidents/service.js';
 import { incidentRoutes } from './incidents/routes.js';
+import { decodeReceivedBody } from './ingest/decode-body.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
 import { ingestRoutes } from './ingest/routes.js';
 import { directMemoryMetrics } from './memory/metrics.js';
@@ -82,12 +83,14 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     if (warnings.length > 0) incidents.ingest(warnings);
   };
 
+  const decodeLimits = { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth };
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
     (sink) =>
       createEngine({
         groupers: () => rules.current().groupers,
         classifier: () => rules.current().classifier,
+        limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes },
         sink,
       }),
     queue,
@@ -99,17 +102,22 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       },
     },
     log,
-    { journal: store, isStoreUnavailable },
+    {
+      journal: store,
+      isStoreUnavailable,
+      decodeReceived: (received, receivedAt) =>
+        decodeReceivedBody(received, receivedAt, { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits }),
+    },
   );
   const { engine } = pipeline;
   let closed = false;
   let ready = false;
   // Nothing reaches the engine before the checked rules do: the journal is replayed then, and
   // ingest answers 503 + Retry-After until then.
-  const whenReady = rules.reload().then((outcome) => {
+  const whenReady = rules.reload().then(async (outcome) => {
     if (!outcome.ok) throw rulesFailure(config.rulesDir, outcome.errors);
     if (closed) return;
-    const replayed = pipeline.replayJournal();
+    const replayed = await pipeline.replayJournal();
     if (replayed > 0) log.info({ batches: replayed }, 'replayed ingest batches accepted before the last stop');
     ready = true;
   });
@@ -127,9 +135,9 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   installErrorShape(app);
   installAuth(app, { token: config.token, readToken: config.readToken });
   await app.register(ingestRoutes, {
-    submit: (records) => pipeline.submit(records),
+    submit: (batch) => pipeline.submit(batch),
     maxBodyBytes: config.maxBodyBytes,
-    limits: { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth },
+    limits: decodeLimits,
     maxZstdWindowBytes: config.maxZstdWindowBytes,
     maxInflightBytes: config.maxInflightBytes,
     bodyTimeoutMs: config.bodyTimeoutMs,
@@ -182,6 +190,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       { name: 'leakwatch_rules_reload_failures_total', help: 'Rule reloads rejected (the previous rules stayed active).', type: 'counter', value: rules.reloadFailures },
       { name: 'leakwatch_rules_last_reload_ok', help: '1 when the last rule reload succeeded.', type: 'gauge', value: rules.status().last_reload.ok ? 1 : 0 },
       { name: 'leakwatch_event_loop_delay_max_seconds', help: 'Longest event-loop delay since start.', type: 'gauge', value: loopDelay.max / 1e9 },
+      { name: 'leakwatch_event_loop_delay_p99_seconds', help: '99th percentile of the event-loop delay since start.', type: 'gauge', value: loopDelay.percentile(99) / 1e9 },
       { name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', type: 'gauge', value: process.memoryUsage.rss() },
       ...directMemoryMetrics(memory.processes({}, 1)),
     ];

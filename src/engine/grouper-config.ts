@@ -61,4 +61,4 @@ export interface OpenGroupLimits {
   maxBytes: number;
 }
 
-export const DEFAULT_OPEN_GROUP_LIMITS: OpenGroupLimits = { maxStreams: 10_000, maxBytes: 64 * 1024 * 1024 };
+export const DEFAULT_OPEN_GROUP_LIMITS: OpenGroupLimits = { maxStreams: 100_000, maxBytes: 64 * 1024 * 1024 };

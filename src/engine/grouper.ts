@@ -37,6 +37,7 @@ import type { CloseReason, Group } from './group.js';
 import { DEFAULT_OPEN_GROUP_LIMITS, type GrouperConfig, type HeaderPattern, type OpenGroupLimits } from './grouper-config.js';
 import { selectGrouper } from './grouper-selection.js';
 import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
+import { HeldQueue } from './held-queue.js';
 import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
 
 /** Receives every closed group, in close order. */
@@ -60,12 +61,6 @@ type Phase = (typeof Phase)[keyof typeof Phase];
 
 /** Plain lines a message may hold before its first frame; past that they are records of their own. */
 const MAX_TENTATIVE_LINES = 64;
-
-interface HeldRecord {
-  record: LogRecord;
-  /** Wall-clock ms after which it may be grouped. */
-  due: number;
-}
 
 interface StreamState {
   readonly stream: string;
@@ -106,7 +101,7 @@ interface StreamState {
   /** Source clock (µs) of the last record grouped, for silence in event time. */
   lastSourceUs: number | undefined;
   /** Records held for the reorder window, in source order. */
-  held: HeldRecord[];
+  held: HeldQueue;
   /** Whether a record of this stream has been grouped (a new pid shows its restart only then). */
   grouped: boolean;
   /** When it was last used (a counter), for the LRU's recency. */
@@ -173,7 +168,7 @@ export class StreamGrouper {
         this.touched.delete(key);
         if (reason !== 'evict') return;
         // Room is needed: what the stream still holds is grouped now, and its record closed.
-        if (state.held.length > 0) this.release(state, Number.POSITIVE_INFINITY);
+        if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
         if (state.group) {
           this.counters.evictions++;
           this.closeGroup(state, 'evicted', false);
@@ -190,7 +185,7 @@ export class StreamGrouper {
   pendingJournalPositions(): number[] {
     const pending: number[] = [];
     for (const state of this.streams.values()) {
-      for (const { record } of state.held) if (record.journalPos !== undefined) pending.push(record.journalPos);
+      for (const record of state.held.values()) if (record.journalPos !== undefined) pending.push(record.journalPos);
       if (state.group === null) continue;
       for (const position of state.positions) pending.push(position);
       for (const { position } of state.tentative) if (position !== undefined) pending.push(position);
@@ -218,7 +213,7 @@ export class StreamGrouper {
       const record = records[index] as LogRecord;
       const state = this.stateOf(record);
       state.lastArrival = now;
-      if (this.ordered || state.config.reorderWindowMs <= 0 || (record.sourceUs === undefined && state.held.length === 0)) {
+      if (this.ordered || state.config.reorderWindowMs <= 0 || (record.sourceUs === undefined && state.held.size === 0)) {
         this.group(state, record);
       } else {
         this.hold(state, record, now + state.config.reorderWindowMs);
@@ -235,10 +230,10 @@ export class StreamGrouper {
   sweep(now: number, maxRecords = Number.POSITIVE_INFINITY): boolean {
     let budget = maxRecords;
     for (const state of this.streams.values()) {
-      if (state.held.length > 0) {
+      if (state.held.size > 0) {
         if (budget <= 0) return true;
         budget -= this.release(state, now, budget);
-        if (state.held.length > 0 && (state.held[0] as HeldRecord).due <= now) return true;
+        if (state.held.firstDue() <= now) return true;
       }
       if (state.group && now - state.lastArrival >= state.config.expireAfterMs) {
         this.closeGroup(state, 'expired', false);
@@ -251,7 +246,7 @@ export class StreamGrouper {
   /** Groups everything held and closes every open group (end of input, shutdown). */
   flush(): void {
     for (const state of this.streams.values()) {
-      if (state.held.length > 0) this.release(state, Number.POSITIVE_INFINITY);
+      if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
       if (state.group) this.closeGroup(state, 'end-of-input', false);
       state.swallowing = false;
     }
@@ -312,7 +307,7 @@ export class StreamGrouper {
       swallowing: false,
       lastArrival: 0,
       lastSourceUs: undefined,
-      held: [],
+      held: new HeldQueue(comesBefore),
       grouped: false,
       lastUse: 0,
     };
@@ -322,28 +317,19 @@ export class StreamGrouper {
 
   /** Inserts into the stream's held records in source order (stable: equal keys keep arrival order). */
   private hold(state: StreamState, record: LogRecord, due: number): void {
-    const held = state.held;
-    const entry: HeldRecord = { record, due };
-    let at = held.length;
-    if (record.sourceUs !== undefined) {
-      while (at > 0 && comesBefore(record, (held[at - 1] as HeldRecord).record)) at--;
-      if (at === 0 && state.lastSourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
-    }
-    if (at === held.length) held.push(entry);
-    else held.splice(at, 0, entry);
+    const toFront = state.held.insert(record, due);
+    if (toFront && record.sourceUs !== undefined && state.lastSourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
     this.heldCount++;
   }
 
-  /** Groups held records from the front while their window has passed (the front blocks those behind it). */
-  /** Groups at most `limit` held records from the front while their window has passed; returns how many. */
+  /** Groups at most `limit` held records from the front while their window has passed (the front blocks those behind it); returns how many. */
   private release(state: StreamState, now: number, limit = Number.POSITIVE_INFINITY): number {
     const held = state.held;
     let count = 0;
-    while (count < held.length && count < limit && (held[count] as HeldRecord).due <= now) count++;
-    if (count === 0) return 0;
-    const released = count === held.length ? held.splice(0) : held.splice(0, count);
-    for (const { record } of released) {
+    while (count < limit && held.size > 0 && held.firstDue() <= now) {
+      const record = held.shift();
       this.heldCount--;
+      count++;
       this.group(state, record);
     }
     return count;
@@ -387,7 +373,7 @@ export class StreamGrouper {
     if (previousStream !== undefined && previousStream !== state.stream) {
       const previous = this.streams.peek(previousStream);
       // Lines of the old process still held for reordering will close its record themselves.
-      if (previous?.group && previous.held.length === 0) {
+      if (previous?.group && previous.held.size === 0) {
         this.counters.pidChanges++;
         this.closeGroup(previous, 'pid-change', false);
       }

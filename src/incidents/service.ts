@@ -113,6 +113,8 @@ class BatchIncidents {
   private readonly incidents = new Map<string, IncidentRecord>();
   private readonly idOfKey = new Map<string, string>();
   private readonly dirty = new Set<string>();
+  /** Each touched incident's event count before this batch. */
+  private readonly countBefore = new Map<string, number>();
 
   constructor(private readonly store: Store) {}
 
@@ -127,10 +129,12 @@ class BatchIncidents {
     const stored = this.store.incidentByKey(key);
     if (!stored) return undefined;
     this.idOfKey.set(key, stored.id);
+    if (!this.countBefore.has(stored.id)) this.countBefore.set(stored.id, stored.count);
     return this.incidents.get(stored.id) ?? stored;
   }
 
   put(incident: IncidentRecord, writeNow: boolean): void {
+    if (!this.countBefore.has(incident.id)) this.countBefore.set(incident.id, incident.count);
     this.incidents.set(incident.id, incident);
     if (writeNow) this.store.saveIncident(incident);
     this.dirty.add(incident.id);
@@ -142,8 +146,13 @@ class BatchIncidents {
     this.put(incident, true);
   }
 
-  touchedIds(): Iterable<string> {
-    return this.incidents.keys();
+  /** Incidents whose event count crossed a multiple of `step` above `cap` in this batch. */
+  *crossed(cap: number, step: number): Iterable<IncidentRecord> {
+    for (const incident of this.incidents.values()) {
+      if (incident.count <= cap) continue;
+      const before = this.countBefore.get(incident.id) ?? 0;
+      if (before <= cap || Math.floor((incident.count - cap) / step) !== Math.floor((before - cap) / step)) yield incident;
+    }
   }
 
   flush(): void {
@@ -151,6 +160,9 @@ class BatchIncidents {
     this.dirty.clear();
   }
 }
+
+/** Events an incident over its cap gathers before they are pruned back to the cap. */
+const PRUNE_EVERY_EVENTS = 64;
 
 /**
  * Incident lifecycle over a Store: events are grouped by their incident key into incidents that
@@ -225,7 +237,10 @@ export class IncidentService {
         batch.flush();
         this.store.setMeta(WATERMARK_KEY, String(watermark));
         this.store.resolveQuiet(watermark - this.quietPeriodMs, this.quietPeriodMs);
-        for (const id of batch.touchedIds()) this.store.pruneEventsOfIncident(id, this.eventsPerIncident);
+        // Events past the cap are deleted PRUNE_EVERY_EVENTS at a time: a delete per event would scan the cap's worth each time.
+        for (const incident of batch.crossed(this.eventsPerIncident, PRUNE_EVERY_EVENTS)) {
+          this.store.pruneEventsOfIncident(incident.id, this.eventsPerIncident);
+        }
         this.store.pruneResolvedIncidents(watermark - this.resolvedRetentionMs);
       }
       return watermark;
@@ -308,11 +323,12 @@ export class IncidentService {
    * falls in. Incremental, so evidence survives the per-incident event cap pruning old events.
    */
   private addAsEvidence(event: LeakEvent, time: number, batch: BatchIncidents): void {
-    const incidents = this.store.incidentsOpenedBetween(event.host, event.service, time, time + this.longestEvidenceWindowMs);
-    for (const found of incidents) {
-      const incident = batch.byId(found.id) ?? found;
-      if (incident.id === event.incident_id || incident.category === event.category) continue;
-      if (incident.first_seen - time > this.evidenceWindowOf(incident.category)) continue;
+    const candidates = this.store.incidentsOpenedBetween(event.host, event.service, time, time + this.longestEvidenceWindowMs);
+    for (const found of candidates) {
+      if (found.id === event.incident_id || found.category === event.category) continue;
+      const incident = batch.byId(found.id) ?? this.store.incident(found.id);
+      // Candidates come from the longest window; each incident counts what falls in its own.
+      if (incident === undefined || incident.first_seen - time > this.evidenceWindowOf(incident.category)) continue;
       const evidence = incident.evidence.map((entry) => ({ ...entry }));
       const entry = evidence.find((e) => e.category === event.category);
       if (entry) {
@@ -345,7 +361,9 @@ export class IncidentService {
   get(id: string, eventLimit = 50): (IncidentView & { events: LeakEvent[] }) | undefined {
     const incident = this.store.incident(id);
     if (!incident) return undefined;
-    return { ...toIncidentView(incident), events: this.store.eventsOfIncident(id, eventLimit) };
+    // Up to PRUNE_EVERY_EVENTS extra rows may wait for their prune: the cap still holds for readers.
+    const limit = Math.min(eventLimit, this.eventsPerIncident);
+    return { ...toIncidentView(incident), events: this.store.eventsOfIncident(id, limit) };
   }
 
   /** Marks the incident as seen by a human; it stays open. */

@@ -1,3 +1,5 @@
+import type { LogRecord } from './record.js';
+import { decodeContentEncoding, type DecodeEncodingOptions } from './content-encoding.js';
 import { BatchBuilder, type DecodedBatch, type DecodeLimits } from './formats/batch.js';
 import { decodeJson } from './formats/json.js';
 import { decodeMsgpack } from './formats/msgpack.js';
@@ -5,6 +7,21 @@ import { decodeNdjson } from './formats/ndjson.js';
 import { decodeTextLines } from './formats/text-lines.js';
 
 export type { DecodedBatch, DecodeLimits } from './formats/batch.js';
+
+/** A request body as it arrived, with the headers that say how to read it. */
+export interface ReceivedBody {
+  body: Uint8Array;
+  contentType: string | undefined;
+  contentEncoding: string | undefined;
+}
+
+/** A decoded batch on its way to the engine, with what the journal keeps of it. */
+export interface SubmittedBatch {
+  records: LogRecord[];
+  receivedAt: number;
+  /** The body the records came from; without it the journal keeps the records themselves. */
+  received?: ReceivedBody;
+}
 
 type BodyFormat = 'json' | 'ndjson' | 'msgpack' | 'text';
 
@@ -112,4 +129,19 @@ export async function decodeBody(
     case 'text':
       return decodeTextLines(body.toString('utf8'), batch);
   }
+}
+
+/**
+ * A body as received to records: its content encoding undone, then its format decoded. The ingest
+ * route and the journal replay both come here, so that a replay builds the records the first
+ * reading built (the same receivedAtMs, the same limits).
+ */
+export async function decodeReceivedBody(
+  received: ReceivedBody,
+  receivedAtMs: number,
+  options: DecodeEncodingOptions & { limits?: Partial<DecodeLimits> },
+): Promise<DecodedBatch> {
+  const raw = Buffer.isBuffer(received.body) ? received.body : Buffer.from(received.body.buffer, received.body.byteOffset, received.body.byteLength);
+  const decoded = await decodeContentEncoding(raw, received.contentEncoding, options);
+  return decodeBody(decoded, received.contentType, receivedAtMs, options.limits);
 }

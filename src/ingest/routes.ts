@@ -3,7 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config.js';
 import { isPassingStorageError, LeakwatchError } from '../errors.js';
 import { decodeContentEncoding, parseContentEncoding } from './content-encoding.js';
-import { decodeBody, type DecodeLimits } from './decode-body.js';
+import { decodeReceivedBody, type DecodeLimits, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
 import type { LogRecord } from './record.js';
@@ -11,7 +11,7 @@ import { decodeWriteRequest, isRemoteWriteV2, type RemoteSeries } from './remote
 
 export interface IngestRoutesOptions {
   /** Hands a decoded batch on; false means "full, try again later" (503 + Retry-After). */
-  submit: (records: LogRecord[]) => boolean;
+  submit: (batch: SubmittedBatch) => boolean;
   /** Limit for the body as received and again after each Content-Encoding is undone. */
   maxBodyBytes: number;
   /** Records, line, message and depth limits of one body (the --max-* settings). */
@@ -72,20 +72,15 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     return undefined;
   });
 
-  /** The body as sent, with its Content-Encoding undone, every byte counted against the caps. */
-  async function receive(request: FastifyRequest, claim: InflightClaim, startedAt: number, encodingWhenUnlabelled?: string): Promise<Buffer> {
+  /** The body as sent, every byte counted against the caps; 503 while the service is not ready. */
+  async function receive(request: FastifyRequest, claim: InflightClaim, startedAt: number): Promise<Buffer> {
     if (options.ready !== undefined && !options.ready()) {
       throw new LeakwatchError('LW_ERR_NOT_READY', 'the rules are still being loaded and checked; retry shortly');
     }
     const declared = Number(request.headers['content-length']);
     // Claim what the client announced before reading it, so that 40 big uploads cannot all start.
     if (Number.isFinite(declared) && declared > 0) claim.add(declared);
-    const raw = await readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt });
-    return decodeContentEncoding(raw, headerValue(request.headers['content-encoding']) ?? encodingWhenUnlabelled, {
-      maxBytes: maxBodyBytes,
-      maxZstdWindowBytes: options.maxZstdWindowBytes,
-      reserve: (bytes) => claim.add(bytes),
-    });
+    return readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt });
   }
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
@@ -93,8 +88,14 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     const receivedAtMs = now();
     const claim = inflight.claim();
     try {
-      const decoded = await receive(request, claim, startedAt);
-      const { records, malformed, withoutText } = await decodeBody(decoded, request.headers['content-type'], receivedAtMs, options.limits);
+      const raw = await receive(request, claim, startedAt);
+      const received: ReceivedBody = { body: raw, contentType: request.headers['content-type'], contentEncoding: headerValue(request.headers['content-encoding']) };
+      const { records, malformed, withoutText } = await decodeReceivedBody(received, receivedAtMs, {
+        maxBytes: maxBodyBytes,
+        maxZstdWindowBytes: options.maxZstdWindowBytes,
+        reserve: (bytes) => claim.add(bytes),
+        limits: options.limits,
+      });
       if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
         withoutTextLoggedAt = receivedAtMs;
         const example = records.find((record) => record.withoutText === true)?.fields;
@@ -103,7 +104,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
           'ingest: records without a text field leakwatch reads (message, MESSAGE, log, msg, full_message, short_message); they are counted, not grouped',
         );
       }
-      if (records.length > 0) submitOrRefuse(records, request);
+      if (records.length > 0) submitOrRefuse({ records, receivedAt: receivedAtMs, received }, request);
       const answer: IngestAnswer = { accepted: records.length, malformed, without_text: withoutText };
       return reply.code(200).send(answer);
     } finally {
@@ -112,10 +113,10 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
   };
 
   /** 503 only for what passes (queue full, store busy or full); a batch that can never be recorded gets a final 422. */
-  function submitOrRefuse(records: LogRecord[], request: FastifyRequest): void {
+  function submitOrRefuse(batch: SubmittedBatch, request: FastifyRequest): void {
     let accepted: boolean;
     try {
-      accepted = options.submit(records);
+      accepted = options.submit(batch);
     } catch (error) {
       if (isPassingStorageError(error)) {
         request.log.warn({ err: error }, 'ingest: the store refused the batch for now');
@@ -139,10 +140,12 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
    * Prometheus remote_write. The answer follows the Remote-Write 1.0 specification: 204 once the
    * kept samples are in the journal (Prometheus' own receiver answers 204 too), 503 with
    * Retry-After for what passes (senders retry 5xx), a final 4xx for a body that will never do.
-   * Series that are not direct memory are skipped, not refused.
+   * Series that are not direct memory are skipped, not refused; the journal keeps the records made
+   * of the kept ones, not the body.
    */
   app.post('/api/v1/write', routeOptions, async (request, reply) => {
     const startedAt = Date.now();
+    const receivedAtMs = now();
     const claim = inflight.claim();
     try {
       if (isRemoteWriteV2(headerValue(request.headers['content-type']))) {
@@ -150,12 +153,16 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
           where: { stage: 'content-type' },
         });
       }
-      // The specification's only coding; a sender that leaves the header out still means it.
-      const decoded = await receive(request, claim, startedAt, 'snappy');
-      const maxSamples = options.limits?.maxRecords ?? DEFAULTS.maxRecords;
-      const { kept } = await decodeWriteRequest(decoded, remoteWrite.keep, maxSamples);
+      const raw = await receive(request, claim, startedAt);
+      // Snappy is the specification's only coding; a sender that leaves the header out still means it.
+      const decoded = await decodeContentEncoding(raw, headerValue(request.headers['content-encoding']) ?? 'snappy', {
+        maxBytes: maxBodyBytes,
+        maxZstdWindowBytes: options.maxZstdWindowBytes,
+        reserve: (bytes) => claim.add(bytes),
+      });
+      const { kept } = await decodeWriteRequest(decoded, remoteWrite.keep, options.limits?.maxRecords ?? DEFAULTS.maxRecords);
       const records = remoteWrite.toRecords(kept);
-      if (records.length > 0) submitOrRefuse(records, request);
+      if (records.length > 0) submitOrRefuse({ records, receivedAt: receivedAtMs }, request);
       return reply.code(204).send();
     } finally {
       claim.release();

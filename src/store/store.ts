@@ -1,4 +1,5 @@
 import type { LeakEvent, Severity } from '../engine/event.js';
+import type { ReceivedBody } from '../ingest/decode-body.js';
 import type { LogRecord } from '../ingest/record.js';
 
 /**
@@ -79,10 +80,13 @@ export interface LearnedLimit extends ProcessId {
   source: string;
 }
 
+/** What a journaled batch is kept as: the body it came in (decoded again on replay), or records built in process. */
+export type JournalContent = { body: ReceivedBody } | { records: readonly LogRecord[] };
+
 export interface JournalBatch {
   seq: number;
   receivedAt: number;
-  records: LogRecord[];
+  content: { body: ReceivedBody } | { records: LogRecord[] };
 }
 
 /**
@@ -102,7 +106,7 @@ export interface JournalCheckpoint {
  */
 export interface IngestJournal {
   /** Stores the batch durably and returns its sequence number (increasing). */
-  appendJournal(receivedAt: number, records: readonly LogRecord[]): number;
+  appendJournal(receivedAt: number, content: JournalContent): number;
   /** Batches with seq > afterSeq, oldest first, at most `limit`. */
   journalAfter(afterSeq: number, limit: number): JournalBatch[];
   /** In one transaction: deletes the batches with seq <= pruneThrough and records the checkpoint. */
@@ -129,7 +133,8 @@ export interface Store extends IngestJournal {
   saveIncident(incident: IncidentRecord): void;
   listIncidents(query: IncidentQuery): IncidentRecord[];
   /** Incidents on host+service whose first_seen is in [from, to] (to find whose evidence window a new event falls in). */
-  incidentsOpenedBetween(host: string, service: string, from: number, to: number): IncidentRecord[];
+  /** The incidents of a host+service opened in [from, to]: their ids and categories. */
+  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string }>;
   /** Open incidents with last_seen < before: resolved at last_seen + quietMs. Returns how many. */
   resolveQuiet(before: number, quietMs: number): number;
 

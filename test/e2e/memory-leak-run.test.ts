@@ -72,7 +72,7 @@ async function replay(settings: RawSettings, from: number): Promise<{ running: R
   for (const batch of batches(from)) {
     if (!flushedBetweenRuns && eventTimeOf(batch[0]!) >= successorStart) {
       // A quiet half hour passes between the crash and the restart: the crash's record has closed.
-      service.engine.flush();
+      service.pipeline.closeOpenGroups();
       flushedBetweenRuns = true;
     }
     const response = await request(`${base}/ingest`, { method: 'POST', body: JSON.stringify(batch), headers: { 'content-type': 'application/json' } });
@@ -80,7 +80,7 @@ async function replay(settings: RawSettings, from: number): Promise<{ running: R
     await response.body.dump();
     await service.pipeline.whenIdle();
   }
-  service.engine.flush();
+  service.pipeline.closeOpenGroups();
   await service.pipeline.whenIdle();
   const body = (await (await request(`${base}/incidents?status=all&host=edge-c&limit=100`)).body.json()) as { incidents: IncidentView[] };
   return { running, incidents: body.incidents };

@@ -80,13 +80,13 @@ describe('Vector http_client scraping linkerd /admin/metrics.json, both shapes, 
         await post([oodm]);
         // Hours pass before the scrapes below in real life: the crash's group has long closed by then.
         await service.pipeline.whenIdle();
-        service.engine.flush();
+        service.pipeline.closeOpenGroups();
         // A scrape a minute for 4 h, sent ten at a time like the sink's batches.
         for (let start = 0; start <= 240; start += 10) {
           await post(Array.from({ length: Math.min(10, 241 - start) }, (_, i) => scrapeEvent(start + i, shape)));
         }
         await service.pipeline.whenIdle();
-        service.engine.flush();
+        service.pipeline.closeOpenGroups();
         await service.pipeline.whenIdle();
       });
 

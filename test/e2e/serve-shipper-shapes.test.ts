@@ -110,7 +110,7 @@ describe('every shipper shape posted to the server yields the export\'s events',
           expect(answer).toEqual({ accepted: batch.length, malformed: 0, without_text: 0 });
         }
         await service.pipeline.whenIdle();
-        service.engine.flush();
+        service.pipeline.closeOpenGroups();
         const events: LeakEvent[] = [];
         for (const incident of service.incidents.list({ status: 'all', limit: 500 }).incidents) {
           events.push(...service.store.eventsOfIncident(incident.id, 1000));

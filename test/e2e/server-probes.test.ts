@@ -42,7 +42,7 @@ describe('probes and metrics', () => {
     // The line carries its source's time, so it waits out the reorder window before it is grouped.
     expect(text).toMatch(/^leakwatch_engine_held_records 1$/m);
     expect(text).toMatch(/^leakwatch_engine_lines_total 0$/m);
-    service.engine.sweep(Date.now() + 60_000);
+    service.pipeline.sweepNow(Date.now() + 60_000);
     const after = await (await request(`${base}/metrics`)).body.text();
     expect(after).toMatch(/^leakwatch_engine_held_records 0$/m);
     expect(after).toMatch(/^leakwatch_engine_lines_total 1$/m);

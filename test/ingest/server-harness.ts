@@ -37,7 +37,7 @@ export async function startIngestServer(options: Partial<IngestRoutesOptions> & 
   await app.register(ingestRoutes, {
     ...options,
     maxBodyBytes,
-    submit: (records) => {
+    submit: ({ records }) => {
       if (failure.error) throw failure.error;
       if (!accepting.value) return false;
       batches.push(records);

@@ -99,7 +99,7 @@ describe.skipIf(skipReason !== undefined)('a full disk (tmpfs)', () => {
     const filler = fillDisk(MOUNT);
     try {
       // The traces close now; storing their events hits the full disk.
-      service.engine.flush();
+      service.pipeline.closeOpenGroups();
       service.pipeline.checkpoint();
       const ready = await request(`${base}/readyz`);
       expect(ready.statusCode).toBe(503);

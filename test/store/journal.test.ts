@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -23,15 +24,15 @@ function record(message: string): LogRecord {
 describe('ingest journal', () => {
   it('keeps batches in order across a reopen until they are pruned', () => {
     const store = new SqliteStore(dir);
-    const first = store.appendJournal(1000, [record('WARN 1101 11:59:32.962 CDT finagle/netty4-103: Failed to initialize a channel.')]);
-    const second = store.appendJournal(2000, [record('io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s)'), record('at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(')]);
+    const first = store.appendJournal(1000, { records: [record('WARN 1101 11:59:32.962 CDT finagle/netty4-103: Failed to initialize a channel.')] });
+    const second = store.appendJournal(2000, { records: [record('io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s)'), record('at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(')] });
     expect(second).toBeGreaterThan(first);
     store.close();
 
     const reopened = new SqliteStore(dir);
     const batches = reopened.journalAfter(0, 10);
-    expect(batches.map((b) => [b.seq, b.receivedAt, b.records.length])).toEqual([[first, 1000, 1], [second, 2000, 2]]);
-    expect(batches[1]!.records[1]!.message).toBe('at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(');
+    expect(batches.map((b) => [b.seq, b.receivedAt, 'records' in b.content ? b.content.records.length : -1])).toEqual([[first, 1000, 1], [second, 2000, 2]]);
+    expect('records' in batches[1]!.content && batches[1]!.content.records[1]!.message).toBe('at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(');
     expect(reopened.journalAfter(first, 10).map((b) => b.seq)).toEqual([second]);
     expect(reopened.journalCheckpoint()).toBeUndefined();
     reopened.checkpointJournal(first, { pushedThrough: second, pending: [second * 2 ** 24 + 1, second * 2 ** 24, 7] });
@@ -61,12 +62,44 @@ describe('ingest journal', () => {
   });
 });
 
+describe('journaled bodies', () => {
+  it('keeps a body as received, with its content type and encoding, byte for byte', () => {
+    const store = new SqliteStore(dir);
+    const body = gzipSync('[{"message":"io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s)"}]');
+    const seq = store.appendJournal(1500, { body: { body, contentType: 'application/json', contentEncoding: 'gzip' } });
+    store.close();
+    const [batch] = new SqliteStore(dir).journalAfter(0, 10);
+    expect(batch?.seq).toBe(seq);
+    expect(batch?.receivedAt).toBe(1500);
+    expect('body' in batch!.content && Buffer.compare(Buffer.from(batch!.content.body.body), body)).toBe(0);
+    expect('body' in batch!.content && [batch!.content.body.contentType, batch!.content.body.contentEncoding]).toEqual(['application/json', 'gzip']);
+  });
+
+  it.each([
+    ['holding batches', false],
+    ['pruned to empty', true],
+  ])('migration 3 keeps the sequence of a version-2 journal %s (the checkpoint refers to it)', (_name, pruned) => {
+    const raw = new Database(join(dir, DB_FILE_NAME));
+    migrate(raw, MIGRATIONS.filter((m) => m.version <= 2));
+    const insert = raw.prepare('INSERT INTO ingest_journal (received_at, records) VALUES (?, ?)');
+    for (let index = 0; index < 5; index++) insert.run(index, JSON.stringify([record(`line ${index}`)]));
+    if (pruned) raw.exec('DELETE FROM ingest_journal');
+    raw.close();
+
+    const store = new SqliteStore(dir);
+    expect(store.journalAfter(0, 10).map((batch) => batch.seq)).toEqual(pruned ? [] : [1, 2, 3, 4, 5]);
+    const next = store.appendJournal(9, { body: { body: Buffer.from('x'), contentType: 'text/plain', contentEncoding: undefined } });
+    expect(next).toBe(6);
+    store.close();
+  });
+});
+
 describe('the file gives space back', () => {
   it('after a flood of journaled batches is pruned, the database file shrinks to a fraction of its peak', () => {
     const store = new SqliteStore(dir);
     const line = `at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(${'x'.repeat(200)}`;
     let last = 0;
-    for (let batch = 0; batch < 200; batch++) last = store.appendJournal(batch, Array.from({ length: 200 }, () => record(line)));
+    for (let batch = 0; batch < 200; batch++) last = store.appendJournal(batch, { records: Array.from({ length: 200 }, () => record(line)) });
     store.close();
     const peak = statSync(join(dir, DB_FILE_NAME)).size;
     expect(peak).toBeGreaterThan(8 * 1024 * 1024);

@@ -41,15 +41,23 @@ export function cutToBytes(text: string, maxBytes: number): string {
   return bytes.toString('utf8', 0, end);
 }
 
-/** Whether `value` nests objects/arrays more than `maxDepth` deep (iterative: a hostile depth cannot overflow the stack). */
+/**
+ * Whether `value` nests objects/arrays more than `maxDepth` deep. Recursion stops at maxDepth + 1
+ * levels whatever the value's own depth, so a hostile depth cannot overflow the stack.
+ */
 export function nestsDeeperThan(value: unknown, maxDepth: number): boolean {
   if (value === null || typeof value !== 'object') return false;
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop() as [unknown, number];
-    if (depth > maxDepth) return true;
-    const children = Array.isArray(current) ? current : current instanceof Uint8Array ? [] : Object.values(current as object);
-    for (const child of children) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  return maxDepth < 1 || deeperBelow(value, maxDepth - 1);
+}
+
+/** Whether a child of `container` nests more than `levelsLeft` deep (for...in: no array of values per record). */
+function deeperBelow(container: object, levelsLeft: number): boolean {
+  if (container instanceof Uint8Array) return false;
+  const values = container as Record<string, unknown>;
+  for (const key in values) {
+    const child = values[key];
+    if (child === null || typeof child !== 'object') continue;
+    if (levelsLeft < 1 || deeperBelow(child, levelsLeft - 1)) return true;
   }
   return false;
 }
@@ -81,11 +89,13 @@ export class BatchBuilder {
   /**
    * One decoded value: an object is a record, a string is a message (Vector's opt-in log namespace
    * sends bare strings), anything else is kept as raw text and counted as malformed. `source` is
-   * the value's text as sent, when the format has it, for the raw record of a value too deep.
+   * the value's text as sent (or how to get it), when the format has it, for the raw record of a
+   * value too deep.
    */
-  addValue(value: unknown, transportTimeUs?: number, source?: string): void {
+  addValue(value: unknown, transportTimeUs?: number, source?: string | (() => string)): void {
     if (nestsDeeperThan(value, this.limits.maxDepth)) {
-      this.addMalformed(source ?? `[a value nested more than ${this.limits.maxDepth} levels deep (--max-depth)]`);
+      const text = typeof source === 'function' ? source() : source;
+      this.addMalformed(text ?? `[a value nested more than ${this.limits.maxDepth} levels deep (--max-depth)]`);
     } else if (isPlainRecord(value)) {
       this.push(recordFromObject(value, this.receivedAtMs, transportTimeUs));
     } else if (typeof value === 'string') {
