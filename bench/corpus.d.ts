@@ -12,3 +12,6 @@ export interface CorpusEntry {
 export function generateCorpus(options?: { lines?: number; processes?: number; hosts?: number; traceShare?: number; seed?: number }): Generator<CorpusEntry>;
 
 export function journaldLine(entry: CorpusEntry): string;
+
+/** A deterministic generator of numbers in [0, 1) (mulberry32). */
+export function prng(seed: number): () => number;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { prng as random } from '../../bench/corpus.js';
 import { exhaustionOf, floorTrend, normalCdf, windowMinimums, type TimedValue } from '../../src/memory/trend.js';
 
 const MiB = 1024 * 1024;
@@ -6,18 +7,6 @@ const MINUTE = 60_000;
 const HOUR = 3_600_000;
 const T0 = Date.parse('2024-11-01T00:00:00.000Z');
 const SCRAPE = 15_000;
-
-/** mulberry32: a fixed seed gives the same "noise" on every run. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Normal noise (Box–Muller) of standard deviation `sigma`. */
 function gaussian(seed: number, sigma: number): () => number {
