@@ -1,9 +1,12 @@
-// Generates a journald `short` corpus of linkerd 1.x output for the engine benchmark:
-// `Nov 01 11:59:32 host-3 linkerd[5699]: <line>`, several processes interleaved line by line,
-// about a third of the lines inside traces. Trace shapes are copied from real public reports
-// (cited per template); ordinary lines follow linkerd's JUL layout (linkerd admin TimeZoneLogFormat.scala).
+// Generates a deterministic corpus of linkerd 1.x output for the benchmarks: several processes on
+// several hosts interleaved line by line, a share of the lines inside traces. Trace shapes are
+// copied from real public reports (cited per template); ordinary lines follow linkerd's JUL layout
+// (linkerd admin TimeZoneLogFormat.scala). As `journalctl -o short` text
+// (`Nov 01 11:59:32 host-3 linkerd[5699]: <line>`) or `journalctl -o json` entries (with journald's
+// realtime clock and cursor), the shapes `leakwatch analyze` and the shippers read.
 //
-//   node bench/corpus.js --lines 1000000 --out /tmp/corpus.log
+//   node bench/corpus.js --lines 1000000 [--processes 8] [--hosts 4] [--trace-share 0.33]
+//                        [--seed 1690] [--format text|json] --out /tmp/corpus.log
 import { createWriteStream } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
@@ -152,6 +155,23 @@ export function* generateCorpus({ lines = 1_000_000, processes = 8, hosts = 4, t
   }
 }
 
+/**
+ * The entry as `journalctl -o json` writes it. journald's realtime is µs and strictly increasing:
+ * the corpus advances 1 ms every 40 lines, so `index` spreads the lines of one millisecond.
+ */
+export function journalEntry(entry, index) {
+  const realtime = entry.time * 1000 + (index % 40) * 25;
+  return {
+    __CURSOR: `s=0f3a1c;i=${(0x10000 + index).toString(16)};b=b00f;m=0;t=${realtime.toString(16)};x=1`,
+    __REALTIME_TIMESTAMP: String(realtime),
+    _HOSTNAME: entry.host,
+    SYSLOG_IDENTIFIER: entry.service,
+    _PID: entry.pid,
+    _TRANSPORT: 'stdout',
+    MESSAGE: entry.line.trimEnd(),
+  };
+}
+
 export function journaldLine(entry) {
   // journald strips trailing whitespace (https://github.com/systemd/systemd/pull/1460).
   return journaldPrefix(new Date(entry.time), entry.host, entry.service, entry.pid) + entry.line.trimEnd();
@@ -165,11 +185,22 @@ async function main() {
   };
   const lines = Number(option('--lines', '1000000'));
   if (!Number.isInteger(lines) || lines < 1) throw new Error(`--lines must be a positive integer, got ${option('--lines', '')}`);
+  const format = option('--format', 'text');
+  if (format !== 'text' && format !== 'json') throw new Error(`--format must be text or json, got ${format}`);
+  const corpus = generateCorpus({
+    lines,
+    processes: Number(option('--processes', '8')),
+    hosts: Number(option('--hosts', '4')),
+    traceShare: Number(option('--trace-share', String(1 / 3))),
+    seed: Number(option('--seed', '1690')),
+  });
   const out = option('--out', '-');
   const stream = out === '-' ? process.stdout : createWriteStream(out);
   let chunk = '';
-  for (const entry of generateCorpus({ lines })) {
-    chunk += journaldLine(entry) + '\n';
+  let index = 0;
+  for (const entry of corpus) {
+    chunk += (format === 'json' ? JSON.stringify(journalEntry(entry, index)) : journaldLine(entry)) + '\n';
+    index++;
     if (chunk.length > 1 << 20) {
       if (!stream.write(chunk)) await new Promise((resolve) => stream.once('drain', resolve));
       chunk = '';

@@ -1,139 +1,88 @@
-// Engine benchmark: lines/s on one core (best of 3 after a warm-up) and peak RSS, over the
-// generated journald corpus (bench/corpus.js), with (a) a classifier that does nothing and (b) the
-// shipped rule set when dist/rules/index.js is built. Records are built in memory first, so only
-// the engine is measured. Run with `npm run bench`; writes bench/results.json.
+// `npm run bench [-- --quick] [-- --json]`: the whole product measured on this machine.
 //
-//   node bench/run.js [--lines 1000000] [--batch 1000]
+//   engine_lines_per_s   the engine alone in this process, one core, the shipped rules
+//   analyze_lines_per_s  `leakwatch analyze FILE --format ndjson > /dev/null` as a child process on the
+//   analyze_rss_mb       generated journald file (wall time including start-up), and its peak RSS
+//   http_lines_per_s     POST /ingest on loopback, Vector-like JSON bodies of 1–10 MB (gzip and not), two
+//                        connections, until every line went through the engine (server's /metrics)
+//   http_p99_ms          answer latency per batch at half that rate
+//   event_loop_p99_ms    the server's event-loop delay p99 while ingesting at full rate
+//   rss_mb_100k_streams  the server's peak RSS with 100,000 streams each holding an open group
+//   soak_rss_drift_pct   the server's RSS growth between the 20 % and 100 % marks of a long run
+//
+// Prints a table, writes bench/results.json, and with --json prints the results as one JSON
+// object on the last line. --quick runs smaller sizes (under a minute); the full run takes a few
+// minutes on a 2-core machine.
+import { cpus } from 'node:os';
 import { writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createEngine } from '../dist/engine/create-engine.js';
-import { DEFAULT_GROUPER } from '../dist/engine/grouper-config.js';
-import { streamKeyOf } from '../dist/ingest/record.js';
-import { generateCorpus, journaldLine } from './corpus.js';
+import { join } from 'node:path';
+import { benchAnalyze } from './analyze.js';
+import { benchEngine } from './engine.js';
+import { benchHttp, benchLatency, benchSoak, benchStreams } from './http.js';
+import { ROOT, tempDir } from './lib.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const index = args.indexOf(name);
-  return index >= 0 && args[index + 1] !== undefined ? Number(args[index + 1]) : fallback;
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
+const json = args.has('--json');
+
+const SIZES = quick
+  ? { engine: 300_000, analyze: 300_000, http: 300_000, latency: 150_000, streams: 100_000, soak: 1_000_000 }
+  : { engine: 1_000_000, analyze: 1_000_000, http: 1_500_000, latency: 600_000, streams: 100_000, soak: 10_000_000 };
+
+const TARGETS = {
+  engine_lines_per_s: ['>=', 1_000_000],
+  analyze_lines_per_s: ['>=', 1_000_000],
+  analyze_rss_mb: ['<=', 96],
+  http_lines_per_s: ['>=', 300_000],
+  http_rss_mb: ['<=', 256],
+  http_p99_ms: ['<=', 250],
+  event_loop_p99_ms: ['<=', 50],
+  rss_mb_100k_streams: ['<=', 256],
+  soak_rss_drift_pct: ['<=', 5],
 };
-const LINES = option('--lines', 1_000_000);
-const BATCH = option('--batch', 1000);
-const RUNS = 3;
 
-// The journald `short` prefix, as the ingest side strips it (not measured here).
-const JOURNALD_SHORT = /^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (\S+) ([^\s[]+)\[(\d+)\]: (.*)$/;
+function log(line) {
+  // The table goes to stderr when --json is asked, so that stdout's last line is the JSON.
+  (json ? process.stderr : process.stdout).write(`${line}\n`);
+}
 
-function buildBatches() {
-  const batches = [];
-  let batch = [];
-  let traceLines = 0;
-  const origins = new Map();
-  for (const entry of generateCorpus({ lines: LINES })) {
-    const match = JOURNALD_SHORT.exec(journaldLine(entry));
-    if (!match) throw new Error('corpus line without journald prefix');
-    const [, host, service, pid, message] = match;
-    if (entry.inTrace) traceLines++;
-    // One set of origin strings per process, as a decoder with a small intern table would produce.
-    const originKey = `${host} ${service} ${pid}`;
-    let origin = origins.get(originKey);
-    if (!origin) {
-      origin = { host, service, pid, stream: streamKeyOf(host, service, pid) };
-      origins.set(originKey, origin);
-    }
-    batch.push({ time: entry.time, host: origin.host, service: origin.service, pid: origin.pid, stream: origin.stream, message });
-    if (batch.length === BATCH) {
-      batches.push(batch);
-      batch = [];
-    }
+const results = {};
+const work = tempDir('run');
+try {
+  const sections = [
+    ['engine', () => benchEngine({ lines: SIZES.engine })],
+    ['analyze', () => benchAnalyze({ lines: SIZES.analyze, dir: work.dir })],
+    ['http', () => benchHttp({ lines: SIZES.http })],
+    ['latency', () => benchLatency({ lines: SIZES.latency, linesPerSecond: results.http_lines_per_s })],
+    ['streams', () => benchStreams({ streams: SIZES.streams })],
+    ['soak', () => benchSoak({ lines: SIZES.soak })],
+  ];
+  for (const [name, run] of sections) {
+    const started = performance.now();
+    Object.assign(results, await run());
+    log(`${name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
-  if (batch.length > 0) batches.push(batch);
-  return { batches, traceLines };
+} finally {
+  work.remove();
 }
 
-function runOnce(batches, groupers, classifier) {
-  let events = 0;
-  const engine = createEngine({
-    groupers: () => groupers,
-    classifier: () => classifier,
-    sink: (out) => {
-      events += out.length;
-    },
-  });
-  const started = process.hrtime.bigint();
-  for (const batch of batches) engine.push(batch);
-  engine.flush();
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return { seconds, events, stats: engine.stats() };
+log('');
+log(`| measure | value | target | met |`);
+log(`|---|---:|---:|:---:|`);
+for (const [key, value] of Object.entries(results)) {
+  const target = TARGETS[key];
+  const met = target === undefined ? '' : target[0] === '>=' ? value >= target[1] : value <= target[1];
+  log(`| ${key} | ${typeof value === 'number' ? value.toLocaleString('en-US') : value} | ${target ? `${target[0]} ${target[1].toLocaleString('en-US')}` : ''} | ${met === '' ? '' : met ? 'yes' : 'no'} |`);
 }
 
-function measure(label, batches, groupers, classifier) {
-  runOnce(batches, groupers, classifier); // warm-up: JIT, caches
-  const runs = [];
-  for (let run = 0; run < RUNS; run++) runs.push(runOnce(batches, groupers, classifier));
-  const best = runs.reduce((a, b) => (a.seconds <= b.seconds ? a : b));
-  const linesPerSecond = Math.round(best.stats.linesIn / best.seconds);
-  return {
-    label,
-    lines: best.stats.linesIn,
-    seconds_best: Number(best.seconds.toFixed(3)),
-    seconds_all: runs.map((run) => Number(run.seconds.toFixed(3))),
-    lines_per_second: linesPerSecond,
-    groups: best.stats.groupsClosed,
-    events: best.events,
-    truncated_groups: best.stats.truncatedGroups,
-    evictions: best.stats.evictions,
-  };
-}
-
-async function loadShippedRules() {
-  try {
-    const rules = await import('../dist/rules/index.js');
-    if (typeof rules.loadRuleSet !== 'function') return { reason: 'dist/rules/index.js has no loadRuleSet' };
-    const loaded = await rules.loadRuleSet(join(here, '..', 'rules'));
-    if (!loaded?.ruleSet) return { reason: `rule set did not load (${JSON.stringify(loaded?.errors ?? []).slice(0, 300)})` };
-    return { ruleSet: loaded.ruleSet };
-  } catch (error) {
-    return { reason: error instanceof Error ? error.message : String(error) };
-  }
-}
-
-const nullClassifier = { classify: () => null };
-const { batches, traceLines } = buildBatches();
-const rssAfterCorpusMiB = Number((process.memoryUsage().rss / 1048576).toFixed(1));
-console.log(`corpus: ${LINES} lines, ${batches.length} batches of ${BATCH}, ~${((100 * traceLines) / LINES).toFixed(1)}% in traces`);
-
-const results = [measure('grouping only (null classifier)', batches, [DEFAULT_GROUPER], nullClassifier)];
-const shipped = await loadShippedRules();
-if (shipped.ruleSet) {
-  results.push(measure('shipped rules (rules/*.yaml)', batches, shipped.ruleSet.groupers, shipped.ruleSet.classifier));
-} else {
-  console.log(`rules: not available (${shipped.reason})`);
-}
-const peakRssMiB = Number((process.resourceUsage().maxRSS / 1024).toFixed(1));
-
-console.log(`RSS with the corpus in memory, before any engine run: ${rssAfterCorpusMiB} MiB`);
-console.log('');
-console.log('| run | lines/s (best of 3) | s (best) | groups | events | peak RSS MiB |');
-console.log('|---|---:|---:|---:|---:|---:|');
-for (const result of results) {
-  console.log(`| ${result.label} | ${result.lines_per_second.toLocaleString('en-US')} | ${result.seconds_best} | ${result.groups} | ${result.events} | ${peakRssMiB} |`);
-}
-
-writeFileSync(
-  join(here, 'results.json'),
-  `${JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      node: process.version,
-      corpus: { lines: LINES, batch: BATCH, trace_line_share: Number((traceLines / LINES).toFixed(3)), processes: 8, hosts: 4 },
-      rules: shipped.ruleSet ? 'loaded' : `not available: ${shipped.reason}`,
-      rss_after_corpus_mib: rssAfterCorpusMiB,
-      peak_rss_mib: peakRssMiB,
-      results,
-    },
-    null,
-    2,
-  )}\n`,
-);
+const report = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: cpus().length,
+  cpu: cpus()[0]?.model ?? 'unknown',
+  mode: quick ? 'quick' : 'full',
+  sizes: SIZES,
+  ...results,
+};
+writeFileSync(join(ROOT, 'bench', quick ? 'results-quick.json' : 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+if (json) process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -45,6 +45,8 @@ export interface Config {
   maxOpenStreams: number;
   /** Bytes of text held in open groups at once; past it the least recently active stream's group closes. */
   maxOpenBytes: number;
+  /** Bytes (estimated) of records held for the reorder window; past it the records due soonest are grouped early. */
+  maxHeldBytes: number;
   /** Quiet period (event time) after which an open incident resolves. */
   resolveAfterMs: number;
   /** Direct-memory limits of processes that never reported one, per service (or host/service). */
@@ -149,7 +151,7 @@ export const SETTINGS: readonly Setting[] = [
     help: 'records the engine queue holds before ingest answers 503 + Retry-After',
   },
   {
-    key: 'queueBytes', flag: '--queue-bytes', placeholder: 'size', env: 'LEAKWATCH_QUEUE_BYTES', type: 'size', default: '256MiB', min: 1024, max: 64 * 1024 ** 3,
+    key: 'queueBytes', flag: '--queue-bytes', placeholder: 'size', env: 'LEAKWATCH_QUEUE_BYTES', type: 'size', default: '64MiB', min: 1024, max: 64 * 1024 ** 3,
     help: 'bytes (estimated) the engine queue holds before ingest answers 503 + Retry-After',
   },
   {
@@ -159,6 +161,10 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'maxOpenBytes', flag: '--max-open-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_OPEN_BYTES', type: 'size', default: '64MiB', min: 1024, max: 64 * 1024 ** 3,
     help: 'text held in open groups at once; past it the least recently active stream\'s group is closed early',
+  },
+  {
+    key: 'maxHeldBytes', flag: '--max-held-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_HELD_BYTES', type: 'size', default: '64MiB', min: 1024, max: 64 * 1024 ** 3,
+    help: 'records (estimated bytes) held for the reorder window; past it the records due soonest are grouped early (the window shrinks under a flood)',
   },
   {
     key: 'resolveAfterMs', flag: '--resolve-after', placeholder: 'duration', env: 'LEAKWATCH_RESOLVE_AFTER', type: 'duration', default: '30m', min: 1000, max: 365 * 86_400_000,

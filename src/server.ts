@@ -90,7 +90,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       createEngine({
         groupers: () => rules.current().groupers,
         classifier: () => rules.current().classifier,
-        limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes },
+        limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes, maxHeldBytes: config.maxHeldBytes },
         sink,
       }),
     queue,
@@ -179,6 +179,8 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       { name: 'leakwatch_engine_open_bytes', help: 'Bytes held by open records.', type: 'gauge', value: stats.openBytes },
       { name: 'leakwatch_engine_evictions_total', help: 'Records closed early because the open-record cache was full.', type: 'counter', value: stats.evictions },
       { name: 'leakwatch_engine_held_records', help: 'Records held to put out-of-order deliveries back in source order.', type: 'gauge', value: stats.heldRecords ?? 0 },
+      { name: 'leakwatch_engine_held_bytes', help: 'Estimated bytes of the records held for the reorder window (bounded by --max-held-bytes).', type: 'gauge', value: stats.heldBytes ?? 0 },
+      { name: 'leakwatch_engine_early_released_records_total', help: 'Records grouped before their reorder window had passed because the held records were over --max-held-bytes.', type: 'counter', value: stats.earlyReleases ?? 0 },
       { name: 'leakwatch_engine_late_records_total', help: 'Records that arrived after a later record of their stream had been grouped (beyond the reorder window).', type: 'counter', value: stats.lateRecords ?? 0 },
       { name: 'leakwatch_engine_truncated_total', help: 'Records cut at max lines or bytes.', type: 'counter', value: stats.truncatedGroups },
       { name: 'leakwatch_journal_replayed_batches', help: 'Ingest batches replayed from the journal at start-up.', type: 'gauge', value: counters.batchesReplayed },

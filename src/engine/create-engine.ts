@@ -37,6 +37,8 @@ export interface DetailedEngineStats extends EngineStats {
   classifierErrors: number;
   lateRecords: number;
   heldRecords: number;
+  heldBytes: number;
+  earlyReleases: number;
 }
 
 export interface DetailedEngine extends Engine {
@@ -134,6 +136,8 @@ export function createEngine(options: EngineOptions): DetailedEngine {
         classifierErrors,
         lateRecords: counters.lateRecords,
         heldRecords: grouper.heldRecords,
+        heldBytes: grouper.heldBytes,
+        earlyReleases: counters.earlyReleases,
       };
     },
   };

@@ -21,6 +21,10 @@ export interface EngineStats {
   lateRecords?: number;
   /** Records held for the reorder window. */
   heldRecords?: number;
+  /** Their estimated bytes. */
+  heldBytes?: number;
+  /** Records grouped before their reorder window had passed (the held records were over their byte budget). */
+  earlyReleases?: number;
   /** Groups whose classification threw (they yield no event). */
   classifierErrors?: number;
 }

@@ -55,10 +55,15 @@ export const DEFAULT_GROUPER: GrouperConfig = {
   continue: [],
 };
 
-/** Bounds of the open-group cache shared by all streams (evictions close groups, never drop them). */
+/** Bounds of what the grouper holds across all streams (evictions close groups, never drop them). */
 export interface OpenGroupLimits {
   maxStreams: number;
   maxBytes: number;
+  /**
+   * Records held for the reorder window, in (estimated) bytes. Past it the records nearest their
+   * time are grouped early: the window shrinks under a flood instead of memory growing with it.
+   */
+  maxHeldBytes?: number;
 }
 
-export const DEFAULT_OPEN_GROUP_LIMITS: OpenGroupLimits = { maxStreams: 100_000, maxBytes: 64 * 1024 * 1024 };
+export const DEFAULT_OPEN_GROUP_LIMITS: OpenGroupLimits = { maxStreams: 100_000, maxBytes: 64 * 1024 * 1024, maxHeldBytes: 64 * 1024 * 1024 };

@@ -54,7 +54,14 @@ export interface GrouperCounters {
   pidChanges: number;
   /** Records that arrived after a later record of their stream had already been grouped. */
   lateRecords: number;
+  /** Records grouped before their reorder window had passed, because the held records were over their byte budget. */
+  earlyReleases: number;
 }
+
+/** What a held record costs beyond its message's characters (the record, its numbers, its queue slots). */
+const HELD_RECORD_OVERHEAD_BYTES = 200;
+/** Held bytes are brought back to this share of their budget once they pass it, so that early releases come in a few large steps. */
+const HELD_BYTES_TARGET = 0.75;
 
 const Phase = { None: 0, Header: 1, Message: 2, Trace: 3, Plain: 4 } as const;
 type Phase = (typeof Phase)[keyof typeof Phase];
@@ -139,6 +146,8 @@ export class StreamGrouper {
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
+  private heldBytesTotal = 0;
+  private readonly maxHeldBytes: number;
   private openGroupCount = 0;
   private openBytesTotal = 0;
   private groupers: readonly GrouperConfig[] = [];
@@ -150,6 +159,7 @@ export class StreamGrouper {
     swallowedLines: 0,
     pidChanges: 0,
     lateRecords: 0,
+    earlyReleases: 0,
   };
 
   constructor(
@@ -161,6 +171,7 @@ export class StreamGrouper {
       throw new RangeError(`open-group limits must be positive (maxStreams ${limits.maxStreams}, maxBytes ${limits.maxBytes})`);
     }
     this.limits = limits;
+    this.maxHeldBytes = limits.maxHeldBytes ?? (DEFAULT_OPEN_GROUP_LIMITS.maxHeldBytes as number);
     this.ordered = options.ordered ?? false;
     this.streams = new LRUCache<string, StreamState>({
       max: limits.maxStreams,
@@ -206,6 +217,11 @@ export class StreamGrouper {
     return this.heldCount;
   }
 
+  /** Estimated bytes of the records held for the reorder window. */
+  get heldBytes(): number {
+    return this.heldBytesTotal;
+  }
+
   /** Takes records in arrival order; `now` is the wall clock of this call (reordering and expiry). */
   push(records: readonly LogRecord[], groupers: readonly GrouperConfig[], now: number): void {
     this.groupers = groupers;
@@ -220,6 +236,35 @@ export class StreamGrouper {
       }
     }
     this.writeRecency();
+    if (this.heldBytesTotal > this.maxHeldBytes) this.releaseEarly(now);
+  }
+
+  /**
+   * Over the held-bytes budget: groups the held records due soonest, as if the window had already
+   * passed for them, until the held bytes are back under HELD_BYTES_TARGET of the budget. The
+   * cut-off is placed between the earliest and the latest due time in proportion to what must go
+   * (exact when records came at an even pace); a third pass takes stream fronts whatever their time.
+   */
+  private releaseEarly(now: number): void {
+    const target = this.maxHeldBytes * HELD_BYTES_TARGET;
+    for (let pass = 1; this.heldBytesTotal > target; pass++) {
+      let cutoff = Number.POSITIVE_INFINITY;
+      if (pass < 3) {
+        let earliestDue = Number.POSITIVE_INFINITY;
+        let latestDue = Number.NEGATIVE_INFINITY;
+        for (const state of this.streams.values()) {
+          if (state.held.size === 0) continue;
+          earliestDue = Math.min(earliestDue, state.held.firstDue());
+          latestDue = Math.max(latestDue, state.held.lastDue());
+        }
+        cutoff = earliestDue + (latestDue - earliestDue) * (1 - target / this.heldBytesTotal);
+      }
+      for (const state of this.streams.values()) {
+        if (state.held.size === 0 || state.held.firstDue() > cutoff) continue;
+        this.counters.earlyReleases += this.release(state, cutoff, Number.POSITIVE_INFINITY, now);
+        if (this.heldBytesTotal <= target) return;
+      }
+    }
   }
 
   /**
@@ -320,19 +365,26 @@ export class StreamGrouper {
     const toFront = state.held.insert(record, due);
     if (toFront && record.sourceUs !== undefined && state.lastSourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
     this.heldCount++;
+    this.heldBytesTotal += record.message.length + HELD_RECORD_OVERHEAD_BYTES;
   }
 
-  /** Groups at most `limit` held records from the front while their window has passed (the front blocks those behind it); returns how many. */
-  private release(state: StreamState, now: number, limit = Number.POSITIVE_INFINITY): number {
+  /**
+   * Groups at most `limit` held records from the front while they are due by `until` (the front
+   * blocks those behind it). Returns how many; with `now`, how many of them were not due by `now`.
+   */
+  private release(state: StreamState, until: number, limit = Number.POSITIVE_INFINITY, now?: number): number {
     const held = state.held;
     let count = 0;
-    while (count < limit && held.size > 0 && held.firstDue() <= now) {
+    let early = 0;
+    for (let due = held.firstDue(); count < limit && held.size > 0 && due <= until; due = held.firstDue()) {
       const record = held.shift();
       this.heldCount--;
+      this.heldBytesTotal -= record.message.length + HELD_RECORD_OVERHEAD_BYTES;
       count++;
+      if (now !== undefined && due > now) early++;
       this.group(state, record);
     }
-    return count;
+    return now === undefined ? count : early;
   }
 
   /** One record, in source order, through the state machine. */

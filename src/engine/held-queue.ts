@@ -27,6 +27,7 @@ export class HeldQueue {
   private head = 0;
   private readonly heap: Entry[] = [];
   private arrivals = 0;
+  private lastInsertedDue = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly comesBefore: SourceOrder) {}
 
@@ -40,9 +41,15 @@ export class HeldQueue {
     return this.heap[0]?.due ?? Number.POSITIVE_INFINITY;
   }
 
+  /** The due time of the record that arrived last (the latest: due times follow arrival); -Infinity when empty. */
+  lastDue(): number {
+    return this.size > 0 ? this.lastInsertedDue : Number.NEGATIVE_INFINITY;
+  }
+
   /** Adds a record; returns whether it is now the front (earlier than everything held). */
   insert(record: LogRecord, due: number): boolean {
     const arrival = this.arrivals++;
+    this.lastInsertedDue = due;
     const records = this.runRecords;
     const runEmpty = records.length === this.head;
     if (runEmpty || !this.comesBefore(record, records[records.length - 1] as LogRecord)) {

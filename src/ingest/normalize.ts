@@ -247,7 +247,8 @@ function isMetricsDocument(text: string): boolean {
 export function recordFromObject(input: Record<string, unknown>, receivedAtMs: number, transportTimeUs?: number): LogRecord {
   const obj = isGelf(input) ? gelfView(input) : input;
   const text = messageText(obj);
-  let message = text === undefined || isMetricsDocument(text) ? '' : text;
+  const metricsDocument = text !== undefined && isMetricsDocument(text);
+  let message = text === undefined || metricsDocument ? '' : text;
   let host = pick(obj, HOST_KEYS) || nestedText(obj, 'host', 'name') || nestedText(obj, 'host', 'hostname') || nestedText(obj, 'kubernetes', 'pod_name');
   let service = pick(obj, SERVICE_KEYS) || nestedText(obj, 'kubernetes', 'container_name') || fileNameOf(obj);
   let pid = pick(obj, PID_KEYS);
@@ -277,11 +278,17 @@ export function recordFromObject(input: Record<string, unknown>, receivedAtMs: n
   }
   if (time === undefined) time = sourceUs === undefined ? receivedAtMs : Math.floor(sourceUs / 1000);
 
-  const record: LogRecord = { time, host, service, pid, stream: streamKeyOf(host, service, pid), message, fields: input };
+  const record: LogRecord = { time, host, service, pid, stream: streamKeyOf(host, service, pid), message };
   if (sourceUs !== undefined) record.sourceUs = sourceUs;
   const position = positionOf(obj);
   if (position !== undefined) record.position = position;
-  if (text === undefined && !isMetricsSnapshot(obj)) record.withoutText = true;
+  // A log line's record is all the engine needs; the object is kept only when it is no log line
+  // (a metrics snapshot, parsed or as text, or a record without text, whose keys the log shows):
+  // two seconds of records wait in the reorder window, and the object would double what each holds.
+  if (text === undefined || metricsDocument) {
+    record.fields = input;
+    if (text === undefined && !isMetricsSnapshot(obj)) record.withoutText = true;
+  }
   return record;
 }
 

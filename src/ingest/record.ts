@@ -31,7 +31,7 @@ export interface LogRecord {
    * (`\n`) when the shipper already joined them; the engine splits them.
    */
   message: string;
-  /** The record as the shipper sent it (objects), or undefined for text input. */
+  /** The object as the shipper sent it, for records that carry no log line (metrics snapshots, objects without a text field). */
   fields?: Record<string, unknown>;
   /** Set when the input could not be decoded as its batch's format and was kept as raw text. */
   malformed?: boolean;

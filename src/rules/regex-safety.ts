@@ -11,7 +11,6 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { check } from 'recheck';
 
 /** A piece of a pattern outside any character class: an escape (`\x`) or a plain character. */
 type PatternToken = { kind: 'escape' | 'char'; at: number };
@@ -136,7 +135,11 @@ export function checkRegexSafety(source: string, timeoutMs = 5000, cache?: Safet
   if (cached) return cache ? cached.then((verdict) => (cache.set(source, verdict), verdict)) : cached;
   // The fuzzing checker: the automaton checker proves more but took 4-5 s per long literal-heavy
   // pattern on this 2-core machine (0.1-0.3 s with fuzzing), which a reload cannot afford.
-  const verdict = check(source, '', { timeout: timeoutMs, checker: 'fuzz' }).then(
+  // Imported on first use: recheck is a large module (about 30 MiB resident), and a server whose
+  // verdicts are all in its cache file never needs it.
+  const verdict = import('recheck')
+    .then(({ check }) => check(source, '', { timeout: timeoutMs, checker: 'fuzz' }))
+    .then(
     (diagnostics): SafetyVerdict => {
       if (diagnostics.status === 'safe') return { status: 'safe', detail: diagnostics.complexity.summary };
       if (diagnostics.status === 'vulnerable') {

@@ -15,7 +15,7 @@ import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateCorpus } from '../../bench/corpus.js';
+import { generateCorpus, journalEntry } from '../../bench/corpus.js';
 import { JOURNAL_JSON } from '../helpers/netty-fixtures.js';
 import { shippedRulesWith } from '../helpers/rules-dir.js';
 import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
@@ -30,26 +30,12 @@ function journalEntries(): JournalEntry[] {
     .trim()
     .split('\n')
     .map((line) => JSON.parse(line) as JournalEntry);
-  const generated: JournalEntry[] = [];
-  let index = 0;
   // The corpus is dated 2017-11-01; moved to just after the export (2024-11-01) so that both are
   // one stretch of time (incidents left quiet for years would resolve and age out).
   const shiftMs = Date.UTC(2024, 10, 1, 12, 0, 0) - Date.UTC(2017, 10, 1, 11, 59, 32);
-  for (const entry of generateCorpus({ lines: 4000, seed: 2247 })) {
-    // The corpus advances 1 ms every 40 lines; journald's realtime is µs and strictly increasing.
-    const realtime = (entry.time + shiftMs) * 1000 + (index % 40) * 25;
-    generated.push({
-      __CURSOR: `s=0f3a1c;i=${(0x10000 + index).toString(16)};b=b00f;m=0;t=${realtime.toString(16)};x=1`,
-      __REALTIME_TIMESTAMP: String(realtime),
-      _HOSTNAME: entry.host,
-      SYSLOG_IDENTIFIER: entry.service,
-      _PID: entry.pid,
-      _TRANSPORT: 'stdout',
-      // journald strips trailing whitespace.
-      MESSAGE: entry.line.trimEnd(),
-    });
-    index++;
-  }
+  const generated: JournalEntry[] = [];
+  let index = 0;
+  for (const entry of generateCorpus({ lines: 4000, seed: 2247 })) generated.push(journalEntry({ ...entry, time: entry.time + shiftMs }, index++));
   return [...netty, ...generated];
 }
 

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/create-engine.js';
 import type { Group } from '../../src/engine/group.js';
-import { DEFAULT_GROUPER } from '../../src/engine/grouper-config.js';
+import { DEFAULT_GROUPER, type OpenGroupLimits } from '../../src/engine/grouper-config.js';
 import { recordFromObject } from '../../src/ingest/normalize.js';
 import type { LogRecord } from '../../src/ingest/record.js';
 import { JOURNAL_JSON } from '../helpers/netty-fixtures.js';
@@ -34,7 +34,7 @@ interface Run {
   groups: Group[];
 }
 
-function run(options: { ordered?: boolean } = {}): Run {
+function run(options: { ordered?: boolean; limits?: OpenGroupLimits } = {}): Run {
   const groups: Group[] = [];
   const engine = createEngine({
     groupers: () => [DEFAULT_GROUPER],
@@ -141,6 +141,43 @@ describe('out-of-order delivery within the reorder window', () => {
     pushAt(engine, first as LogRecord[], WINDOW + 2);
     engine.flush();
     expect(engine.stats().lateRecords).toBeGreaterThan(0);
+  });
+});
+
+describe('a flood over the held-bytes budget', () => {
+  const records = exportRecords();
+  const expected = offline(records);
+  // About a tenth of the export's held cost (message characters + 200 per record).
+  const budget = Math.round(records.reduce((sum, record) => sum + record.message.length + 200, 0) / 10);
+
+  it('groups the records due soonest early, never holds much more than the budget, and keeps the groups', () => {
+    const { engine, groups } = run({ limits: { maxStreams: 1000, maxBytes: 1 << 26, maxHeldBytes: budget } });
+    let peak = 0;
+    // All within one instant: no window passes, only the budget makes room.
+    for (const batch of batchesAt(records, Array.from({ length: 30 }, (_, index) => index * 9))) {
+      pushAt(engine, batch, 0);
+      peak = Math.max(peak, engine.stats().heldBytes);
+    }
+    expect(peak).toBeLessThanOrEqual(budget);
+    expect(engine.stats().earlyReleases).toBeGreaterThan(records.length / 2);
+    engine.flush();
+    expect(byStream(groups)).toEqual(expected);
+  });
+
+  it('still reorders a late batch whose neighbours were held past the early releases', () => {
+    const [first, late, rest] = batchesAt(records, [100, 110]) as [LogRecord[], LogRecord[], LogRecord[]];
+    const cost = (batch: readonly LogRecord[]): number => batch.reduce((sum, record) => sum + record.message.length + 200, 0);
+    // Just under what the first and the last batch hold: the first one (due soonest) makes room.
+    const { engine, groups } = run({ limits: { maxStreams: 1000, maxBytes: 1 << 26, maxHeldBytes: cost(first) + cost(rest) - 1 } });
+    pushAt(engine, first, 0);
+    pushAt(engine, rest, 100);
+    expect(engine.stats().earlyReleases).toBeGreaterThan(0);
+    // The middle batch lands last, 50 ms later.
+    pushAt(engine, late, 150);
+    engine.sweep(WINDOW + 200);
+    engine.flush();
+    expect(byStream(groups)).toEqual(expected);
+    expect(engine.stats().lateRecords).toBe(0);
   });
 });
 

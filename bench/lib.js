@@ -1,0 +1,98 @@
+// Shared pieces of the benchmarks: a `leakwatch serve` child on a free loopback port, its metrics,
+// its peak RSS read from /proc, percentiles.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const BIN = join(ROOT, 'bin', 'leakwatch.js');
+
+/** A fresh temporary folder and a function that removes it. */
+export function tempDir(name) {
+  const dir = mkdtempSync(join(tmpdir(), `leakwatch-bench-${name}-`));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** `VmHWM` (peak resident set) and `VmRSS` of a process, in MiB, from /proc; undefined once it is gone. */
+export function memoryOf(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? Number.NaN);
+    return { peakMiB: kib('VmHWM') / 1024, rssMiB: kib('VmRSS') / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts `leakwatch serve` and resolves once it listens and /readyz says ready. */
+export async function startServe(args = []) {
+  const data = tempDir('data');
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', data.dir, '--log-level', 'info', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk) => {
+    // Keep only the start-up lines: the rest of the log is not needed and would grow.
+    if (log.length < 1 << 16) log += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk) => {
+    if (log.length < 1 << 16) log += chunk;
+  });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`leakwatch serve did not start:\n${log}`)), 60_000);
+    const onData = () => {
+      const match = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(log);
+      if (!match) return;
+      clearTimeout(timer);
+      child.stdout.off('data', onData);
+      resolve(match[1]);
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`leakwatch serve exited with ${code}:\n${log}`));
+    });
+  });
+  for (;;) {
+    const ready = await request(`${url}/readyz`).catch(() => undefined);
+    if (ready) await ready.body.dump();
+    if (ready?.statusCode === 200) break;
+    await sleep(100);
+  }
+  return {
+    url,
+    pid: child.pid,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+      data.remove();
+    },
+  };
+}
+
+/** The value of one metric line `name value` of /metrics. */
+export async function metric(url, name) {
+  const text = await (await request(`${url}/metrics`)).body.text();
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return match ? Number(match[1]) : Number.NaN;
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function percentile(values, p) {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+export function round(value, digits = 0) {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
