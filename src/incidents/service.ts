@@ -326,9 +326,10 @@ export class IncidentService {
     const candidates = this.store.incidentsOpenedBetween(event.host, event.service, time, time + this.longestEvidenceWindowMs);
     for (const found of candidates) {
       if (found.id === event.incident_id || found.category === event.category) continue;
-      const incident = batch.byId(found.id) ?? this.store.incident(found.id);
       // Candidates come from the longest window; each incident counts what falls in its own.
-      if (incident === undefined || incident.first_seen - time > this.evidenceWindowOf(incident.category)) continue;
+      if (found.first_seen - time > this.evidenceWindowOf(found.category)) continue;
+      const incident = batch.byId(found.id) ?? this.store.incident(found.id);
+      if (incident === undefined) continue;
       const evidence = incident.evidence.map((entry) => ({ ...entry }));
       const entry = evidence.find((e) => e.category === event.category);
       if (entry) {

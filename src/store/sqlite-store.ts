@@ -161,7 +161,7 @@ export class SqliteStore implements Store {
            reopened_count = excluded.reopened_count`,
       ),
       incidentsOpenedBetween: db.prepare(
-        'SELECT id, category FROM incidents WHERE host = ? AND service = ? AND first_seen BETWEEN ? AND ?',
+        'SELECT id, category, first_seen FROM incidents WHERE host = ? AND service = ? AND first_seen BETWEEN ? AND ?',
       ),
       resolveQuiet: db.prepare(
         "UPDATE incidents SET status = 'resolved', resolved_at = last_seen + ? WHERE status = 'open' AND last_seen < ?",
@@ -292,8 +292,8 @@ export class SqliteStore implements Store {
     return (this.db.prepare(sql).all(...params) as IncidentRow[]).map(toRecord);
   }
 
-  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string }> {
-    return this.statements.incidentsOpenedBetween.all(host, service, from, to) as Array<{ id: string; category: string }>;
+  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string; first_seen: number }> {
+    return this.statements.incidentsOpenedBetween.all(host, service, from, to) as Array<{ id: string; category: string; first_seen: number }>;
   }
 
   resolveQuiet(before: number, quietMs: number): number {

@@ -132,9 +132,8 @@ export interface Store extends IngestJournal {
   incident(id: string): IncidentRecord | undefined;
   saveIncident(incident: IncidentRecord): void;
   listIncidents(query: IncidentQuery): IncidentRecord[];
-  /** Incidents on host+service whose first_seen is in [from, to] (to find whose evidence window a new event falls in). */
-  /** The incidents of a host+service opened in [from, to]: their ids and categories. */
-  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string }>;
+  /** The incidents of a host+service opened in [from, to] (whose evidence window a new event falls in): ids, categories, openings. */
+  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string; first_seen: number }>;
   /** Open incidents with last_seen < before: resolved at last_seen + quietMs. Returns how many. */
   resolveQuiet(before: number, quietMs: number): number;
 
