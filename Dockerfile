@@ -35,6 +35,7 @@ COPY bin ./bin
 COPY proto ./proto
 COPY rules ./rules
 COPY schema ./schema
+COPY web ./web
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

@@ -47,6 +47,8 @@ export interface Config {
   maxOpenBytes: number;
   /** Bytes (estimated) of records held for the reorder window; past it the records due soonest are grouped early. */
   maxHeldBytes: number;
+  /** Worker threads that decode request bodies; 0 decodes on the main thread. */
+  decodeThreads: number;
   /** Quiet period (event time) after which an open incident resolves. */
   resolveAfterMs: number;
   /** Direct-memory limits of processes that never reported one, per service (or host/service). */
@@ -96,7 +98,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'host', flag: '--host', placeholder: 'address', env: 'LEAKWATCH_HOST', type: 'text', default: '127.0.0.1', defaultNote: '(the Docker image: 0.0.0.0)',
     help: 'address to bind; a non-loopback address without a token is warned about at start-up',
   },
-  { key: 'dataDir', flag: '--data-dir', placeholder: 'dir', env: 'LEAKWATCH_DATA_DIR', type: 'path', default: './data', help: 'where the SQLite store and the regex-safety cache live' },
+  { key: 'dataDir', flag: '--data-dir', placeholder: 'dir', env: 'LEAKWATCH_DATA_DIR', type: 'path', default: './data', help: 'where the SQLite store, the regex-safety cache and the last good rule set live' },
   { key: 'rulesDir', flag: '--rules', placeholder: 'dir', env: 'LEAKWATCH_RULES', type: 'path', default: './rules', defaultNote: '(else the rules shipped in the package)', help: 'rule folder' },
   {
     key: 'forwardUrls', flag: '--forward-url', placeholder: 'url', env: 'LEAKWATCH_FORWARD_URL', type: 'urls', default: undefined,
@@ -165,6 +167,10 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'maxHeldBytes', flag: '--max-held-bytes', placeholder: 'size', env: 'LEAKWATCH_MAX_HELD_BYTES', type: 'size', default: '64MiB', min: 1024, max: 64 * 1024 ** 3,
     help: 'records (estimated bytes) held for the reorder window; past it the records due soonest are grouped early (the window shrinks under a flood)',
+  },
+  {
+    key: 'decodeThreads', flag: '--decode-threads', placeholder: 'n', env: 'LEAKWATCH_DECODE_THREADS', type: 'count', default: '1', min: 0, max: 64,
+    help: 'worker threads that decompress and decode request bodies, beside the main thread (grouping, store, HTTP); 0 decodes on the main thread',
   },
   {
     key: 'resolveAfterMs', flag: '--resolve-after', placeholder: 'duration', env: 'LEAKWATCH_RESOLVE_AFTER', type: 'duration', default: '30m', min: 1000, max: 365 * 86_400_000,

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { LeakwatchError } from './errors.js';
 import type { Engine, EventSink } from './engine/engine.js';
 import type { LeakEvent } from './engine/event.js';
 import type { DecodedBatch, ReceivedBody, SubmittedBatch } from './ingest/decode-body.js';
@@ -221,6 +222,9 @@ export class Pipeline {
     try {
       return (await this.decodeReceived(batch.content.body, batch.receivedAt)).records;
     } catch (error) {
+      // Anything but a verdict on the body (a failed decoding thread, say) stops the replay: the
+      // batch stays in the journal for the next start.
+      if (!(error instanceof LeakwatchError) || error.statusCode >= 500) throw error;
       // It decoded when it came: only changed limits can refuse it now. Its records are lost; say so.
       this.log.error({ err: error, seq: batch.seq }, 'journal replay: a body accepted earlier no longer decodes (were the --max-* limits lowered?); its records are skipped');
       return [];

@@ -6,12 +6,14 @@ import { pino, type Logger } from 'pino';
 import { installAuth } from './auth.js';
 import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
+import { UnclassifiedTally } from './engine/unclassified-tally.js';
 import { installErrorShape } from './errors.js';
 import type { Engine } from './engine/engine.js';
 import type { LeakEvent } from './engine/event.js';
 import { IncidentService } from './incidents/service.js';
 import { incidentRoutes } from './incidents/routes.js';
-import { decodeReceivedBody } from './ingest/decode-body.js';
+import { DecodePool } from './ingest/decode-pool.js';
+import { InflightBytes } from './ingest/inflight.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
 import { ingestRoutes } from './ingest/routes.js';
 import { directMemoryMetrics } from './memory/metrics.js';
@@ -21,8 +23,9 @@ import { isDirectMemorySeries, recordsOfSeries } from './memory/sources.js';
 import { TREND_CATEGORY } from './memory/warning.js';
 import { renderPrometheus, type MetricSample } from './metrics.js';
 import { Pipeline } from './pipeline.js';
-import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem } from './rules/index.js';
+import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem, type RulesFallback } from './rules/index.js';
 import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
+import { webRoutes } from './web/routes.js';
 
 export type LeakwatchApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
 
@@ -33,16 +36,21 @@ export interface Leakwatch {
   rules: RuleSetHolder;
   incidents: IncidentService;
   memory: MemoryTracker;
+  /** The multi-line records no rule classified, by first-line shape (GET /unclassified). */
+  unclassified: UnclassifiedTally;
   store: SqliteStore;
   /**
    * Resolves once the rules have passed the regex safety check and the journal has been replayed;
    * until then /readyz answers 503 and ingest 503 + Retry-After. Rejects (StartupError) when the
-   * rules fail that check.
+   * rules fail that check and the data folder has no last good rule set to fall back to.
    */
   ready: Promise<void>;
   /** Stops taking requests, processes what was accepted, closes every open group, closes the store. */
   close(): Promise<void>;
 }
+
+/** First-line shapes of unclassified records kept in memory (each with a 12-line example: about 4 MB at most). */
+const UNCLASSIFIED_SHAPES_KEPT = 1000;
 
 export class StartupError extends Error {
   override readonly name = 'StartupError';
@@ -65,12 +73,17 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   } catch (error) {
     throw new StartupError(`cannot open the store in ${config.dataDir}: ${(error as Error).message}`);
   }
+  const rules = new RuleSetHolder(config.rulesDir, log, {
+    safetyCacheFile: join(config.dataDir, 'regex-safety-cache.json'),
+    lastGoodDir: join(config.dataDir, 'rules-last-good'),
+  });
+  // Broken rules with nothing to fall back to refuse the start before listening; with a last good
+  // copy in the data folder the server starts on it (the holder says so loudly).
   const compiled = await loadRuleSet(config.rulesDir, { checkRegexSafety: false });
-  if (!compiled.ruleSet) {
+  if (!compiled.ruleSet && (await rules.lastGoodCopy()) === null) {
     store.close();
     throw rulesFailure(config.rulesDir, compiled.errors);
   }
-  const rules = new RuleSetHolder(config.rulesDir, log, { safetyCacheFile: join(config.dataDir, 'regex-safety-cache.json') });
   // A trend warning's evidence is what happened on its host over the hours its trend covers.
   const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs, evidenceWindowMsByCategory: { [TREND_CATEGORY]: config.directMemoryWindowMs } });
   const memory = new MemoryTracker(store, {
@@ -82,8 +95,14 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   const ingestWarnings = (warnings: LeakEvent[]): void => {
     if (warnings.length > 0) incidents.ingest(warnings);
   };
+  const unclassified = new UnclassifiedTally(UNCLASSIFIED_SHAPES_KEPT);
 
   const decodeLimits = { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth };
+  const inflight = new InflightBytes(config.maxInflightBytes);
+  const decoders = new DecodePool(
+    { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits },
+    { threads: config.decodeThreads, inflight },
+  );
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
     (sink) =>
@@ -92,6 +111,8 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
         classifier: () => rules.current().classifier,
         limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes, maxHeldBytes: config.maxHeldBytes },
         sink,
+        unclassified: (group) => unclassified.add(group),
+        unclassifiedInCloseOrder: false,
       }),
     queue,
     {
@@ -105,8 +126,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     {
       journal: store,
       isStoreUnavailable,
-      decodeReceived: (received, receivedAt) =>
-        decodeReceivedBody(received, receivedAt, { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits }),
+      decodeReceived: (received, receivedAt) => decoders.decode(received, receivedAt),
     },
   );
   const { engine } = pipeline;
@@ -115,7 +135,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   // Nothing reaches the engine before the checked rules do: the journal is replayed then, and
   // ingest answers 503 + Retry-After until then.
   const whenReady = rules.reload().then(async (outcome) => {
-    if (!outcome.ok) throw rulesFailure(config.rulesDir, outcome.errors);
+    if (!outcome.ok && !rules.isLoaded()) throw rulesFailure(config.rulesDir, outcome.errors);
     if (closed) return;
     const replayed = await pipeline.replayJournal();
     if (replayed > 0) log.info({ batches: replayed }, 'replayed ingest batches accepted before the last stop');
@@ -140,6 +160,8 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     limits: decodeLimits,
     maxZstdWindowBytes: config.maxZstdWindowBytes,
     maxInflightBytes: config.maxInflightBytes,
+    inflight,
+    decode: (received, receivedAt, claim) => decoders.decode(received, receivedAt, claim),
     bodyTimeoutMs: config.bodyTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     ready: () => ready,
@@ -147,14 +169,20 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   });
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });
-  await app.register(rulesRoutes, { holder: rules });
+  await app.register(rulesRoutes, { holder: rules, unclassified });
+  await app.register(webRoutes);
 
   // Probes answer without a token: orchestrators and load balancers cannot send one.
   app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
     const checks = { rules: ready && rules.isLoaded(), store: storeAnswers(store) && pipeline.storeWritable };
     const problem = pipeline.storeProblem;
-    const details = problem === undefined ? {} : { store_problem: problem };
+    const fallback = rules.fallbackInUse();
+    const details = {
+      ...(problem === undefined ? {} : { store_problem: problem }),
+      // Ready all the same: refusing traffic would only fill the shippers' buffers.
+      ...(fallback === null ? {} : { rules_fallback: describeFallback(config.rulesDir, fallback) }),
+    };
     if (checks.rules && checks.store) return reply.code(200).send({ ready: true, checks, ...details });
     const waitingFor = !checks.rules ? `rules: ${rules.loading() ?? (rules.isLoaded() ? 'replaying the ingest journal' : 'the last load failed')}` : 'store: it does not take writes';
     return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor, ...details });
@@ -191,6 +219,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       { name: 'leakwatch_rules_loaded', help: 'Rules in the active rule set.', type: 'gauge', value: rules.status().rules.length },
       { name: 'leakwatch_rules_reload_failures_total', help: 'Rule reloads rejected (the previous rules stayed active).', type: 'counter', value: rules.reloadFailures },
       { name: 'leakwatch_rules_last_reload_ok', help: '1 when the last rule reload succeeded.', type: 'gauge', value: rules.status().last_reload.ok ? 1 : 0 },
+      { name: 'leakwatch_rules_fallback_active', help: '1 while the rules in force are the data folder\'s last good copy because the rules folder did not load at start-up.', type: 'gauge', value: rules.fallbackInUse() === null ? 0 : 1 },
       { name: 'leakwatch_event_loop_delay_max_seconds', help: 'Longest event-loop delay since start.', type: 'gauge', value: loopDelay.max / 1e9 },
       { name: 'leakwatch_event_loop_delay_p99_seconds', help: '99th percentile of the event-loop delay since start.', type: 'gauge', value: loopDelay.percentile(99) / 1e9 },
       { name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', type: 'gauge', value: process.memoryUsage.rss() },
@@ -207,6 +236,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     rules,
     incidents,
     memory,
+    unclassified,
     store,
     ready: whenReady,
     async close() {
@@ -214,10 +244,16 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       closed = true;
       loopDelay.disable();
       await app.close();
+      await decoders.close();
       pipeline.stop();
       store.close();
     },
   };
+}
+
+function describeFallback(rulesDir: string, fallback: RulesFallback): string {
+  const count = fallback.errors.length;
+  return `the rules in ${rulesDir} did not load at start-up (${count} error${count === 1 ? '' : 's'}, GET /rules); running on the last good rules (hash ${fallback.hash}, saved ${fallback.saved_at})`;
 }
 
 /** 127.0.0.0/8, ::1 and localhost reach only this machine. */
@@ -265,7 +301,8 @@ export async function runServer(config: Config): Promise<number> {
     await service.close();
     return 1;
   }
-  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length }, 'leakwatch is ready');
+  const fallback = service.rules.fallbackInUse();
+  if (fallback !== null) log.error({ rules: config.rulesDir, last_good_dir: fallback.dir }, `starting ON THE LAST GOOD RULES: ${describeFallback(config.rulesDir, fallback)}`);
   if (config.token === undefined && !isLoopback(config.host)) {
     log.warn(
       { host: config.host },
@@ -276,6 +313,8 @@ export async function runServer(config: Config): Promise<number> {
     // Accepted now so that configurations stay valid when the forwarder lands; said loudly meanwhile.
     log.warn({ forwardUrls: config.forwardUrls }, 'forwarding is not implemented in this version; events are not sent downstream');
   }
+  // The last start-up line, after every warning: whoever waits for it has seen them all.
+  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length }, 'leakwatch is ready');
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));

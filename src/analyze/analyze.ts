@@ -2,10 +2,9 @@ import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createEngine } from '../engine/create-engine.js';
 import type { EngineStats } from '../engine/engine.js';
-import type { Group } from '../engine/group.js';
 import { unclassifiedRecord, type GroupedRecord } from '../engine/grouped-record.js';
+import { UnclassifiedTally } from '../engine/unclassified-tally.js';
 import { recordFromJournalObject, recordFromTextLine } from '../ingest/journald-short.js';
-import { parseLineHeader } from '../ingest/line-layout.js';
 import { streamKeyOf, type LogRecord } from '../ingest/record.js';
 import type { RuleSet } from '../rules/index.js';
 import { readLineBatches } from './read-lines.js';
@@ -22,37 +21,6 @@ export interface AnalyzeOptions {
   stdin?: Readable;
   /** Also hand on every group no rule classified (`analyze --all`), in close order with the events. */
   all?: boolean;
-}
-
-/** How many unclassified traces (groups of more than one line) there were, by the shape of their first line. */
-export class UnclassifiedTally {
-  total = 0;
-  private readonly byShape = new Map<string, number>();
-
-  add(group: Group): void {
-    if (group.lines.length < 2) return;
-    this.total++;
-    const shape = firstLineShape(group.lines[0] as string);
-    this.byShape.set(shape, (this.byShape.get(shape) ?? 0) + 1);
-  }
-
-  /** The commonest first-line shapes, most frequent first (ties in first-seen order). */
-  commonest(limit: number): Array<{ firstLine: string; count: number }> {
-    return [...this.byShape.entries()]
-      .map(([firstLine, count]) => ({ firstLine, count }))
-      .sort((a, b) => b.count - a.count)
-      .slice(0, limit);
-  }
-}
-
-/**
- * A first line without what differs between occurrences: the log header's time and thread (its
- * message is kept), numbers, hex ids and addresses.
- */
-export function firstLineShape(line: string): string {
-  const text = parseLineHeader(line)?.text ?? line;
-  const shape = text.replace(/0x[0-9a-f]+/gi, '0x…').replace(/\d+/g, 'N');
-  return shape.length > 160 ? `${shape.slice(0, 159)}…` : shape;
 }
 
 /**

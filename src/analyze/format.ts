@@ -1,5 +1,5 @@
 import type { GroupedRecord } from '../engine/grouped-record.js';
-import type { UnclassifiedTally } from './analyze.js';
+import type { UnclassifiedTally } from '../engine/unclassified-tally.js';
 
 export type OutputFormat = 'table' | 'ndjson';
 

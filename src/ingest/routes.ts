@@ -3,7 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config.js';
 import { isPassingStorageError, LeakwatchError } from '../errors.js';
 import { decodeContentEncoding, parseContentEncoding } from './content-encoding.js';
-import { decodeReceivedBody, type DecodeLimits, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
+import { decodeReceivedBody, type DecodedBatch, type DecodeLimits, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
 import type { LogRecord } from './record.js';
@@ -27,6 +27,10 @@ export interface IngestRoutesOptions {
   ready?: () => boolean;
   /** Receive time for records without one; injectable for tests. */
   now?: () => number;
+  /** Bytes in flight, shared with the decoding threads; made from maxInflightBytes when absent. */
+  inflight?: InflightBytes;
+  /** How a body as received becomes records (the server's DecodePool); on this thread when absent. */
+  decode?: (received: ReceivedBody, receivedAtMs: number, claim: InflightClaim) => Promise<DecodedBatch>;
   /** `POST /api/v1/write` (Prometheus remote_write): which series to keep and the records they become. */
   remoteWrite?: {
     keep: (labels: Record<string, string>) => boolean;
@@ -54,7 +58,16 @@ const WITHOUT_TEXT_LOG_EVERY_MS = 60_000;
 export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app, options) => {
   const now = options.now ?? Date.now;
   const maxBodyBytes = options.maxBodyBytes;
-  const inflight = new InflightBytes(options.maxInflightBytes ?? DEFAULTS.maxInflightBytes);
+  const inflight = options.inflight ?? new InflightBytes(options.maxInflightBytes ?? DEFAULTS.maxInflightBytes);
+  const decode =
+    options.decode ??
+    ((received: ReceivedBody, receivedAtMs: number, claim: InflightClaim): Promise<DecodedBatch> =>
+      decodeReceivedBody(received, receivedAtMs, {
+        maxBytes: maxBodyBytes,
+        maxZstdWindowBytes: options.maxZstdWindowBytes,
+        reserve: (bytes) => claim.add(bytes),
+        limits: options.limits,
+      }));
   const timeouts = { idleMs: options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs, totalMs: options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs };
   let withoutTextLoggedAt = Number.NEGATIVE_INFINITY;
 
@@ -90,12 +103,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     try {
       const raw = await receive(request, claim, startedAt);
       const received: ReceivedBody = { body: raw, contentType: request.headers['content-type'], contentEncoding: headerValue(request.headers['content-encoding']) };
-      const { records, malformed, withoutText } = await decodeReceivedBody(received, receivedAtMs, {
-        maxBytes: maxBodyBytes,
-        maxZstdWindowBytes: options.maxZstdWindowBytes,
-        reserve: (bytes) => claim.add(bytes),
-        limits: options.limits,
-      });
+      const { records, malformed, withoutText } = await decode(received, receivedAtMs, claim);
       if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
         withoutTextLoggedAt = receivedAtMs;
         const example = records.find((record) => record.withoutText === true)?.fields;

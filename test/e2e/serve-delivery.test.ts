@@ -19,10 +19,9 @@ import { generateCorpus, journalEntry } from '../../bench/corpus.js';
 import { JOURNAL_JSON } from '../helpers/netty-fixtures.js';
 import { shippedRulesWith } from '../helpers/rules-dir.js';
 import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
+import { fluentBitRecord, vectorRecord, type JournalEntry } from '../helpers/shipper-records.js';
 
 const BIN = fileURLToPath(new URL('../../bin/leakwatch.js', import.meta.url));
-
-type JournalEntry = Record<string, string>;
 
 /** `journalctl -o json` entries: the Netty export as it is, then the generated corpus with journald's clock and cursor. */
 function journalEntries(): JournalEntry[] {
@@ -39,28 +38,6 @@ function journalEntries(): JournalEntry[] {
   return [...netty, ...generated];
 }
 
-/** Fluent Bit `systemd` input + out_http `Format json`: the data fields and `date` (the entry's realtime, seconds). */
-function fluentBitRecord(entry: JournalEntry): Record<string, unknown> {
-  const record: Record<string, unknown> = { date: Number(entry['__REALTIME_TIMESTAMP']) / 1e6 };
-  for (const [key, value] of Object.entries(entry)) if (!key.startsWith('__')) record[key] = value;
-  return record;
-}
-
-/** Vector `journald` source + `http` sink (json): MESSAGE → message, _HOSTNAME → host, `timestamp` RFC 3339; keys sorted. */
-function vectorRecord(entry: JournalEntry): Record<string, unknown> {
-  const record: Record<string, unknown> = { source_type: 'journald' };
-  for (const [key, value] of Object.entries(entry)) {
-    if (key === '__CURSOR') continue;
-    if (key === 'MESSAGE') record['message'] = value;
-    else if (key === '_HOSTNAME') record['host'] = value;
-    else record[key] = value;
-  }
-  const us = Number(entry['__REALTIME_TIMESTAMP']);
-  record['timestamp'] = `${new Date(Math.floor(us / 1000)).toISOString().slice(0, -1)}${String(us % 1000).padStart(3, '0')}Z`;
-  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : 1)));
-}
-
-/** mulberry32: the same shuffles on every run. */
 function prng(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
