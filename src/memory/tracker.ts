@@ -52,13 +52,13 @@ export interface ProcessMemoryView {
   host: string;
   service: string;
   pid: string;
-  /** Time of the newest sample. */
-  last_seen: string;
   used_bytes: number;
   max_bytes: number | null;
+  ratio: number | null;
   /** Where the limit comes from: this process's own report, another process of the host and service, or --direct-memory-max. */
   max_source: MaxSource | null;
-  ratio: number | null;
+  /** Time of the newest sample. */
+  last_seen: string;
   source: string;
   /** Oldest first. */
   samples: { t: string; used_bytes: number; max_bytes: number | null; source: string }[];
@@ -337,11 +337,11 @@ export class MemoryTracker {
     const exhaustion: Exhaustion | null = at === undefined ? null : exhaustionOf(at.trend, max?.bytes ?? null);
     return {
       ...process,
-      last_seen: new Date(newest.t).toISOString(),
       used_bytes: primary.used_bytes,
       max_bytes: max?.bytes ?? null,
-      max_source: max?.source ?? null,
       ratio: max ? primary.used_bytes / max.bytes : null,
+      max_source: max?.source ?? null,
+      last_seen: new Date(newest.t).toISOString(),
       source: primary.source,
       samples: recent
         .slice()
