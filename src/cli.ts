@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { analyzeFiles } from './analyze/analyze.js';
@@ -7,13 +7,9 @@ import { isLeakEvent } from './engine/grouped-record.js';
 import { ConfigError, DEFAULTS, flagHelp, flagUsage, resolveConfig, SETTINGS, type RawSettings } from './config.js';
 import { loadRuleSet, runRuleTests, type RuleProblem } from './rules/index.js';
 import { runServer } from './server.js';
+import { PACKAGE_VERSION } from './version.js';
 
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /**
  * `./rules` when run from a checkout or a folder with its own rules; otherwise the rules shipped
@@ -36,7 +32,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('leakwatch')
     .description('Log-stream analyzer for JVM/Netty proxies: groups traces, classifies failures, tracks direct memory, keeps incidents.')
-    .version(packageVersion())
+    .version(PACKAGE_VERSION)
     .showHelpAfterError();
 
   const serve = program

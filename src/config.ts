@@ -6,15 +6,21 @@
  * flags; every value is validated once here, so the rest of the program can trust its Config.
  */
 import { readFileSync } from 'node:fs';
+import { parseForwardTarget, TARGET_DEFAULTS, TargetSpecError, type ForwardTarget } from './forward/target.js';
 import { parseDirectMemoryMax, type DirectMemoryMax } from './memory/limits.js';
-import { formatBytes, parseBytes, parseDuration } from './units.js';
+import { formatBytes, formatDuration, parseBytes, parseDuration } from './units.js';
 
 export interface Config {
   port: number;
   host: string;
   dataDir: string;
   rulesDir: string;
-  forwardUrls: string[];
+  /** Where events go on to (`--forward-url`, parsed); give-up ages resolved. */
+  forwardTargets: ForwardTarget[];
+  /** Bytes of undelivered events the outbox holds before ingest answers 503. */
+  forwardOutboxBytes: number;
+  /** Longest an outbox entry is kept, dead letters included; no target gives up later than this. */
+  forwardOutboxAgeMs: number;
   /** Admin token: every route but /healthz and /readyz needs it (or readToken, for reading). */
   token: string | undefined;
   /** Read-only token: GET/HEAD routes accept it; ingest and state changes do not. */
@@ -101,8 +107,16 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'dataDir', flag: '--data-dir', placeholder: 'dir', env: 'LEAKWATCH_DATA_DIR', type: 'path', default: './data', help: 'where the SQLite store, the regex-safety cache and the last good rule set live' },
   { key: 'rulesDir', flag: '--rules', placeholder: 'dir', env: 'LEAKWATCH_RULES', type: 'path', default: './rules', defaultNote: '(else the rules shipped in the package)', help: 'rule folder' },
   {
-    key: 'forwardUrls', flag: '--forward-url', placeholder: 'url', env: 'LEAKWATCH_FORWARD_URL', type: 'urls', default: undefined,
-    help: 'forward enriched events here (repeatable; the variable takes a comma-separated list); not implemented yet',
+    key: 'forwardTargets', flag: '--forward-url', placeholder: 'url', env: 'LEAKWATCH_FORWARD_URL', type: 'urls', default: undefined,
+    help: 'forward events here, at least once (repeatable; the variable takes a comma-separated list); the format comes from the path or #format=, options go in the fragment (see Forwarding)',
+  },
+  {
+    key: 'forwardOutboxBytes', flag: '--forward-outbox-bytes', placeholder: 'size', env: 'LEAKWATCH_FORWARD_OUTBOX_BYTES', type: 'size', default: '256MiB', min: 4096, max: 1024 ** 4,
+    help: 'undelivered events the outbox holds for all targets; at the cap ingest answers 503 + Retry-After until a target catches up (dead letters make room first)',
+  },
+  {
+    key: 'forwardOutboxAgeMs', flag: '--forward-outbox-age', placeholder: 'duration', env: 'LEAKWATCH_FORWARD_OUTBOX_AGE', type: 'duration', default: '7d', min: 60_000, max: 365 * 86_400_000,
+    help: 'longest an event stays in the outbox, as a dead letter too (older ones are dropped, logged and counted); no target gives up later',
   },
   {
     key: 'token', flag: '--token', placeholder: 'token', env: 'LEAKWATCH_TOKEN', type: 'secret', default: undefined,
@@ -224,10 +238,6 @@ function withinBounds(setting: Setting, where: string, value: number, show: (n: 
   return value;
 }
 
-function formatDuration(ms: number): string {
-  return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
 function readSecretFile(where: string, file: string): string {
   let text: string;
   try {
@@ -286,24 +296,39 @@ function parseValue(setting: Setting, where: string, raw: string | string[]): un
       return text;
     case 'urls': {
       const urls = (Array.isArray(raw) ? raw : [raw]).flatMap((item) => item.split(/[\s,]+/)).filter(Boolean);
-      for (const url of urls) {
-        let parsed: URL;
+      const targets = urls.map((url) => {
         try {
-          parsed = new URL(url);
-        } catch {
-          throw new ConfigError(`${where}: not a URL: "${url}"`);
+          return parseForwardTarget(url);
+        } catch (error) {
+          if (error instanceof TargetSpecError) throw new ConfigError(`${where}: ${withoutCredentials(url)}: ${error.message}`);
+          throw error;
         }
-        if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-          throw new ConfigError(`${where}: only http and https URLs are supported, got "${url}"`);
-        }
+      });
+      const names = new Set<string>();
+      for (const target of targets) {
+        if (names.has(target.name)) throw new ConfigError(`${where}: two targets are named ${target.name}; give one a #name=`);
+        names.add(target.name);
       }
-      return urls;
+      return targets;
     }
   }
 }
 
+/** A URL as error messages may show it: its userinfo blanked. */
+function withoutCredentials(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.username === '' && url.password === '') return text;
+    url.username = '***';
+    url.password = '';
+    return url.href;
+  } catch {
+    return text.replace(/\/\/[^/@]*@/, '//***@');
+  }
+}
+
 function builtInDefaults(): Config {
-  const config: Record<string, unknown> = { forwardUrls: [], directMemoryMax: [], token: undefined, readToken: undefined };
+  const config: Record<string, unknown> = { forwardTargets: [], directMemoryMax: [], token: undefined, readToken: undefined };
   for (const setting of SETTINGS) {
     if (setting.default !== undefined) config[setting.key] = parseValue(setting, `default of ${setting.flag}`, setting.default);
   }
@@ -320,7 +345,7 @@ const SECRET_FILES: ReadonlyArray<readonly [keyof Config, FileSetting]> = [
 
 /** Flags win over the environment, which wins over the defaults. */
 export function resolveConfig(flags: RawSettings, env: NodeJS.ProcessEnv = process.env): Config {
-  const config: Record<string, unknown> = { ...DEFAULTS, forwardUrls: [...DEFAULTS.forwardUrls], directMemoryMax: [...DEFAULTS.directMemoryMax] };
+  const config: Record<string, unknown> = { ...DEFAULTS, forwardTargets: [], directMemoryMax: [...DEFAULTS.directMemoryMax] };
   const sources = new Map<SettingKey, string>();
   for (const setting of SETTINGS) {
     const fromFlag = flags[setting.key];
@@ -349,7 +374,17 @@ export function resolveConfig(flags: RawSettings, env: NodeJS.ProcessEnv = proce
   if (config.readToken !== undefined && config.token === undefined) {
     throw new ConfigError('a read-only token needs an admin token too (--token-file or LEAKWATCH_TOKEN)');
   }
-  return config as unknown as Config;
+  const resolved = config as unknown as Config;
+  resolved.forwardTargets = resolved.forwardTargets.map((target) => withGiveUp(target, resolved.forwardOutboxAgeMs));
+  return resolved;
+}
+
+/** A target gives up after its own give-up=, else after 24 h, never after the outbox age. */
+function withGiveUp(target: ForwardTarget, outboxAgeMs: number): ForwardTarget {
+  if (target.giveUpMs !== undefined && target.giveUpMs > outboxAgeMs) {
+    throw new ConfigError(`--forward-url ${target.name}: give-up (${formatDuration(target.giveUpMs)}) is longer than --forward-outbox-age (${formatDuration(outboxAgeMs)})`);
+  }
+  return { ...target, giveUpMs: target.giveUpMs ?? Math.min(TARGET_DEFAULTS.giveUpMs, outboxAgeMs) };
 }
 
 /** The flag with its argument, as `--help` shows it. */

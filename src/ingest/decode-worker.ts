@@ -10,6 +10,7 @@ import { packRecords } from './packed-records.js';
 
 const data = workerData as DecodeWorkerData;
 const inflight = data.inflight === undefined ? undefined : InflightBytes.fromShared(data.inflight.shared, data.inflight.capacity);
+const share = data.inflight === undefined ? undefined : new BigInt64Array(data.inflight.threadShare);
 const port = parentPort;
 if (port === null) throw new Error('decode-worker runs as a worker thread');
 
@@ -19,14 +20,14 @@ port.on('message', (task: DecodeTask) => {
 
 async function decode(task: DecodeTask): Promise<{ outcome: DecodeOutcome; transfer: ArrayBuffer[] }> {
   // What this thread decompresses counts against the same cap as the request's received bytes.
-  const claim = inflight?.claim(task.claimed);
+  const claim = inflight?.claim(task.claimed, share);
   try {
     const batch = await decodeReceivedBody(task.received, task.receivedAtMs, {
       ...data.options,
       ...(claim ? { reserve: (bytes: number) => claim.add(bytes) } : {}),
     });
     const { packed, transfer } = packRecords(batch.records);
-    return { outcome: { id: task.id, ok: true, packed, malformed: batch.malformed, withoutText: batch.withoutText }, transfer };
+    return { outcome: { id: task.id, ok: true, packed, malformed: batch.malformed, withoutText: batch.withoutText, format: batch.format }, transfer };
   } catch (error) {
     return { outcome: { id: task.id, ok: false, error: describeError(error) }, transfer: [] };
   } finally {
