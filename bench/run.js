@@ -8,7 +8,7 @@
 //   http_p99_ms          answer latency per batch at half that rate
 //   event_loop_p99_ms    the server's event-loop delay p99 while ingesting at full rate
 //   rss_mb_100k_streams  the server's peak RSS with 100,000 streams each holding an open group
-//   soak_rss_drift_pct   the server's RSS growth between the 20 % and 100 % marks of a long run
+//   soak_rss_drift_pct   the growth of the server's highest RSS from the tenth before the 20 % mark to the last tenth of a long run
 //   forward_events_per_s        events/s from a full SQLite outbox to an NDJSON receiver on loopback
 //   forward_live_events_per_s   the same while the events are queued 100 at a time (bench/forward.js
 //                               measures every target format: npm run bench:forward)
