@@ -40,8 +40,13 @@ import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
 import { HeldQueue } from './held-queue.js';
 import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
 
-/** Receives every closed group, in close order. */
-export type GroupCloser = (group: Group) => void;
+/**
+ * Receives every closed group, in close order. `order` is the use number (see StreamGrouper.push) of
+ * the record whose arrival closed it, or, for a group closed by flush(), sweep() or an eviction
+ * outside a push, of its stream's last record: what lets analyze's shards, each grouping its own
+ * streams, put their groups back in the one order a single grouper would have closed them in.
+ */
+export type GroupCloser = (group: Group, order: number) => void;
 
 export interface GrouperCounters {
   linesIn: number;
@@ -141,6 +146,8 @@ export class StreamGrouper {
   /** The states used since their recency was last written to the LRU (an evicted one leaves too). */
   private readonly touched = new Map<string, StreamState>();
   private uses = 0;
+  /** The use number handed to the closer with each group closed now. */
+  private closeOrder = 0;
   /** host + service → the stream of its current process, to notice a restart under a new pid. */
   private readonly currentStreamOfProcess: LRUCache<string, string>;
   private readonly limits: OpenGroupLimits;
@@ -222,12 +229,20 @@ export class StreamGrouper {
     return this.heldBytesTotal;
   }
 
-  /** Takes records in arrival order; `now` is the wall clock of this call (reordering and expiry). */
-  push(records: readonly LogRecord[], groupers: readonly GrouperConfig[], now: number): void {
+  /**
+   * Takes records in arrival order; `now` is the wall clock of this call (reordering and expiry).
+   * `uses` numbers the records, increasing (recency: the least recently used streams are closed
+   * first when room is needed, flush() closes the most recently used first, and closed groups carry
+   * the number of the record that closed them); by default a counter of the grouper's own. analyze's
+   * shards pass each record's line number in the whole input, so that their streams share one order.
+   */
+  push(records: readonly LogRecord[], groupers: readonly GrouperConfig[], now: number, uses?: ArrayLike<number>): void {
     this.groupers = groupers;
     for (let index = 0; index < records.length; index++) {
       const record = records[index] as LogRecord;
-      const state = this.stateOf(record);
+      const use = uses === undefined ? ++this.uses : (uses[index] as number);
+      this.closeOrder = use;
+      const state = this.stateOf(record, use);
       state.lastArrival = now;
       if (this.ordered || state.config.reorderWindowMs <= 0 || (record.sourceUs === undefined && state.held.size === 0)) {
         this.group(state, record);
@@ -261,6 +276,7 @@ export class StreamGrouper {
       }
       for (const state of this.streams.values()) {
         if (state.held.size === 0 || state.held.firstDue() > cutoff) continue;
+        this.closeOrder = state.lastUse;
         this.counters.earlyReleases += this.release(state, cutoff, Number.POSITIVE_INFINITY, now);
         if (this.heldBytesTotal <= target) return;
       }
@@ -275,6 +291,7 @@ export class StreamGrouper {
   sweep(now: number, maxRecords = Number.POSITIVE_INFINITY): boolean {
     let budget = maxRecords;
     for (const state of this.streams.values()) {
+      this.closeOrder = state.lastUse;
       if (state.held.size > 0) {
         if (budget <= 0) return true;
         budget -= this.release(state, now, budget);
@@ -291,6 +308,7 @@ export class StreamGrouper {
   /** Groups everything held and closes every open group (end of input, shutdown). */
   flush(): void {
     for (const state of this.streams.values()) {
+      this.closeOrder = state.lastUse;
       if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
       if (state.group) this.closeGroup(state, 'end-of-input', false);
       state.swallowing = false;
@@ -302,7 +320,7 @@ export class StreamGrouper {
    * push a plain Map finds the states already used, and their recency is written to the LRU in the
    * order they were last used, once per push, and before any new stream could evict one.
    */
-  private stateOf(record: LogRecord): StreamState {
+  private stateOf(record: LogRecord, use: number): StreamState {
     const stream = record.stream;
     let state = this.touched.get(stream);
     if (state === undefined) {
@@ -316,7 +334,7 @@ export class StreamGrouper {
       }
       this.touched.set(stream, state);
     }
-    state.lastUse = ++this.uses;
+    state.lastUse = use;
     return state;
   }
 
@@ -644,7 +662,8 @@ export class StreamGrouper {
     if (truncated) this.counters.truncatedGroups++;
     group.truncated = truncated;
     group.closeReason = reason;
-    this.close(group);
+    const order = this.closeOrder;
+    this.close(group, order);
     if (tentative === null) return;
     // Lines that only might have continued the message: each is a record of its own.
     for (let index = 0; index < tentative.length; index++) {
@@ -658,7 +677,7 @@ export class StreamGrouper {
         lines: [tentative[index] as string],
         truncated: false,
         closeReason: reason,
-      });
+      }, order);
     }
   }
 
