@@ -284,10 +284,23 @@ export function recordFromObject(input: Record<string, unknown>, receivedAtMs: n
  * log data (empty lines, journalctl's `-- Logs begin at ... --` markers).
  */
 export function recordFromText(line: string, receivedAtMs: number): LogRecord | null {
+  const text = logText(line);
+  return text === null ? null : recordFromPrefixedText(text, parseJournalPrefix(text, receivedAtMs), receivedAtMs);
+}
+
+/** The line without a trailing CR, or null when it carries no log data (empty, a journalctl marker). */
+export function logText(line: string): string | null {
   const text = line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line;
   if (text.length === 0) return null;
   if (text.charCodeAt(0) === 45 && isJournalctlMarker(text)) return null;
-  const prefix = parseJournalPrefix(text, receivedAtMs);
+  return text;
+}
+
+/**
+ * The record of a line whose journald prefix (or its absence) is already known: analyze reads the
+ * prefix of every line to find the line's stream, and builds records only for its own streams.
+ */
+export function recordFromPrefixedText(text: string, prefix: JournalPrefix | null, receivedAtMs: number): LogRecord {
   if (prefix === null) {
     const time = headerTimeOf(text, receivedAtMs) ?? receivedAtMs;
     return { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message: text };

@@ -9,12 +9,13 @@ import path from 'node:path';
 import type { Classifier } from '../engine/classifier.js';
 import type { GrouperConfig } from '../engine/grouper-config.js';
 import { RuleClassifier } from './classifier.js';
-import { compileRuleFiles, type ParsedRuleFile, type RegexToCheck } from './compile.js';
+import { compileRuleFiles, type CompiledRule, type ParsedRuleFile, type RegexToCheck } from './compile.js';
 import { CountWindows } from './count-windows.js';
 import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
 import { checkRegexSafety, type SafetyVerdict, type SafetyVerdictCache } from './regex-safety.js';
 import { validateRuleFile } from './validate.js';
+import type { RuleSource } from './sources.js';
 import { parseYamlSource } from './yaml-source.js';
 
 export interface RuleSummary {
@@ -32,7 +33,15 @@ export interface RuleSet {
   rules: ReadonlyArray<RuleSummary>;
   groupers: GrouperConfig[];
   classifier: Classifier;
+  /** The validated files as plain data: what another thread compiles again (compileRuleSources). */
+  sources: readonly RuleSource[];
+  /**
+   * The incident keys of the enabled rules with count thresholds: their windows count events across
+   * every stream whose events share a key, so analyze only splits streams among threads along them.
+   */
+  countKeys: ReadonlyArray<readonly string[]>;
 }
+
 
 export interface LoadOptions {
   /** Run recheck over every regex (default true). Results are cached per pattern. */
@@ -175,6 +184,13 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
     rules: compiled.rules.map(({ id, version, title, category, enabled, file }) => ({ id, version, title, category, enabled, file })),
     groupers: compiled.groupers,
     classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
+    sources: parsedFiles.map(({ file, data }) => ({ file, data })),
+    countKeys: countKeysOf(compiled.rules),
   };
   return { ruleSet, errors, warnings, regexChecks };
 }
+
+function countKeysOf(rules: readonly CompiledRule[]): string[][] {
+  return rules.filter((rule) => rule.enabled && rule.thresholds.some((threshold) => threshold.kind === 'count')).map((rule) => [...rule.incidentKey]);
+}
+
