@@ -132,7 +132,7 @@ class InProcessHost implements ShardHost {
 
 /** Messages to a shard's worker (worker.ts). */
 export type ToWorker =
-  | { type: 'init'; spec: ShardSpec; sources: RuleSet['sources']; format: OutputFormat }
+  | { type: 'init'; spec: ShardSpec; validatedFiles: RuleSet['validatedFiles']; format: OutputFormat }
   | { type: 'file'; fallbackService: string }
   | { type: 'chunk'; round: number; buffer: SharedArrayBuffer; length: number }
   | { type: 'finish' };
@@ -154,7 +154,7 @@ class WorkerHost implements ShardHost {
 
   constructor(
     specs: readonly ShardSpec[],
-    sources: RuleSet['sources'],
+    validatedFiles: RuleSet['validatedFiles'],
     format: OutputFormat,
     deliver: Deliver,
     private readonly bufferBytes: number,
@@ -172,7 +172,7 @@ class WorkerHost implements ShardHost {
       worker.on('exit', (code) => {
         if (code !== 0) this.fail(new Error(`analyze thread ${spec.index} exited with ${code}`), onFailure);
       });
-      worker.postMessage({ type: 'init', spec, sources, format } satisfies ToWorker);
+      worker.postMessage({ type: 'init', spec, validatedFiles, format } satisfies ToWorker);
       this.workers.push(worker);
     }
   }
@@ -285,7 +285,7 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
   const host: ShardHost =
     threads === 1
       ? new InProcessHost(specs[0] as ShardSpec, ruleSet, options.format, deliver)
-      : new WorkerHost(specs, ruleSet.sources, options.format as OutputFormat, deliver, chunkBytes * 2 + maxLineBytes, () => {
+      : new WorkerHost(specs, ruleSet.validatedFiles, options.format as OutputFormat, deliver, chunkBytes * 2 + maxLineBytes, () => {
           const resume = wake;
           wake = undefined;
           resume?.();

@@ -4,7 +4,7 @@
  * own streams, and sends back each chunk's records formatted for the output.
  */
 import { parentPort } from 'node:worker_threads';
-import { compileRuleSources } from '../rules/sources.js';
+import { compileValidatedRules } from '../rules/validated.js';
 import type { FromWorker, ToWorker } from './analyze.js';
 import { toWire } from './wire.js';
 import { AnalyzeShard } from './shard.js';
@@ -24,7 +24,7 @@ port.on('message', (message: ToWorker) => {
   try {
     switch (message.type) {
       case 'init': {
-        const { groupers, classifier } = compileRuleSources(message.sources);
+        const { groupers, classifier } = compileValidatedRules(message.validatedFiles);
         shard = new AnalyzeShard(message.spec, groupers, classifier);
         format = message.format;
         return;

@@ -34,7 +34,7 @@ const EMPTY_RULE_SET: RuleSet = {
   rules: [],
   groupers: [DEFAULT_GROUPER],
   classifier: new RuleClassifier([], new CountWindows(1)),
-  sources: [],
+  validatedFiles: [],
   countKeys: [],
 };
 

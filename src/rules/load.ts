@@ -15,7 +15,7 @@ import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
 import { checkRegexSafety, type SafetyVerdict, type SafetyVerdictCache } from './regex-safety.js';
 import { validateRuleFile } from './validate.js';
-import type { RuleSource } from './sources.js';
+import type { ValidatedRuleFile } from './validated.js';
 import { parseYamlSource } from './yaml-source.js';
 
 export interface RuleSummary {
@@ -33,8 +33,8 @@ export interface RuleSet {
   rules: ReadonlyArray<RuleSummary>;
   groupers: GrouperConfig[];
   classifier: Classifier;
-  /** The validated files as plain data: what another thread compiles again (compileRuleSources). */
-  sources: readonly RuleSource[];
+  /** The validated files as plain data: what another thread compiles again (compileValidatedRules). */
+  validatedFiles: readonly ValidatedRuleFile[];
   /**
    * The incident keys of the enabled rules with count thresholds: their windows count events across
    * every stream whose events share a key, so analyze only splits streams among threads along them.
@@ -184,7 +184,7 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
     rules: compiled.rules.map(({ id, version, title, category, enabled, file }) => ({ id, version, title, category, enabled, file })),
     groupers: compiled.groupers,
     classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
-    sources: parsedFiles.map(({ file, data }) => ({ file, data })),
+    validatedFiles: parsedFiles.map(({ file, data }) => ({ file, data })),
     countKeys: countKeysOf(compiled.rules),
   };
   return { ruleSet, errors, warnings, regexChecks };

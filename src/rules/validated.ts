@@ -11,7 +11,7 @@ import type { RawRuleFile } from './model.js';
 import type { YamlSource } from './yaml-source.js';
 
 /** A validated rule file as plain data (structured-cloneable). */
-export interface RuleSource {
+export interface ValidatedRuleFile {
   file: string;
   data: RawRuleFile;
 }
@@ -20,8 +20,8 @@ export interface RuleSource {
 const NO_POSITIONS: YamlSource = { data: undefined, problems: [], locate: () => ({ line: 1, col: 1 }) };
 
 /** The same groupers and classifier as the loading thread's, with count windows of their own. */
-export function compileRuleSources(sources: readonly RuleSource[]): { groupers: GrouperConfig[]; classifier: Classifier } {
-  const compiled = compileRuleFiles(sources.map(({ file, data }) => ({ file, data, source: NO_POSITIONS })));
+export function compileValidatedRules(files: readonly ValidatedRuleFile[]): { groupers: GrouperConfig[]; classifier: Classifier } {
+  const compiled = compileRuleFiles(files.map(({ file, data }) => ({ file, data, source: NO_POSITIONS })));
   const first = compiled.errors[0];
   if (first !== undefined) throw new Error(`rules that loaded before no longer compile: ${first.file}: ${first.message}`);
   return { groupers: compiled.groupers, classifier: new RuleClassifier(compiled.rules, new CountWindows()) };
