@@ -34,6 +34,7 @@ COPY package.json ./
 COPY bin ./bin
 COPY rules ./rules
 COPY schema ./schema
+COPY web ./web
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

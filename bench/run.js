@@ -9,6 +9,9 @@
 //   event_loop_p99_ms    the server's event-loop delay p99 while ingesting at full rate
 //   rss_mb_100k_streams  the server's peak RSS with 100,000 streams each holding an open group
 //   soak_rss_drift_pct   the server's RSS growth between the 20 % and 100 % marks of a long run
+//   forward_events_per_s        events/s from a full SQLite outbox to an NDJSON receiver on loopback
+//   forward_live_events_per_s   the same while the events are queued 100 at a time (bench/forward.js
+//                               measures every target format: npm run bench:forward)
 //
 // Prints a table, writes bench/results.json, and with --json prints the results as one JSON
 // object on the last line. --quick runs smaller sizes (under a minute); the full run takes a few
@@ -18,6 +21,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchAnalyze } from './analyze.js';
 import { benchEngine } from './engine.js';
+import { benchForward } from './forward.js';
 import { benchHttp, benchLatency, benchSoak, benchStreams } from './http.js';
 import { ROOT, tempDir } from './lib.js';
 
@@ -26,8 +30,8 @@ const quick = args.has('--quick');
 const json = args.has('--json');
 
 const SIZES = quick
-  ? { engine: 300_000, analyze: 300_000, http: 300_000, latency: 150_000, streams: 100_000, soak: 1_000_000 }
-  : { engine: 1_000_000, analyze: 1_000_000, http: 1_500_000, latency: 600_000, streams: 100_000, soak: 10_000_000 };
+  ? { engine: 300_000, analyze: 300_000, http: 300_000, latency: 150_000, streams: 100_000, soak: 1_000_000, forward: 300_000 }
+  : { engine: 1_000_000, analyze: 1_000_000, http: 1_500_000, latency: 600_000, streams: 100_000, soak: 10_000_000, forward: 1_000_000 };
 
 const TARGETS = {
   engine_lines_per_s: ['>=', 1_000_000],
@@ -56,6 +60,13 @@ try {
     ['latency', () => benchLatency({ lines: SIZES.latency, linesPerSecond: results.http_lines_per_s })],
     ['streams', () => benchStreams({ streams: SIZES.streams })],
     ['soak', () => benchSoak({ lines: SIZES.soak })],
+    [
+      'forward',
+      async () => {
+        const { rows } = await benchForward({ lines: SIZES.forward, formats: ['ndjson'] });
+        return { forward_events_per_s: rows.find((row) => row.mode === 'backlog').perSecond, forward_live_events_per_s: rows.find((row) => row.mode === 'live').perSecond };
+      },
+    ],
   ];
   for (const [name, run] of sections) {
     const started = performance.now();

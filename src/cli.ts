@@ -2,7 +2,7 @@
  * The command line. Each command imports what it runs when it runs: `analyze` never loads the
  * server (fastify, SQLite), and `serve` never loads the offline reader.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { RuleProblem } from './rules/problems.js';
@@ -11,13 +11,9 @@ import { defaultThreads } from './analyze/threads.js';
 import { ConfigError, DEFAULTS, flagHelp, flagUsage, resolveConfig, SETTINGS, type RawSettings } from './config.js';
 import { closestName } from './text/suggest.js';
 import { parseBytes } from './units.js';
+import { PACKAGE_VERSION } from './version.js';
 
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /**
  * `./rules` when run from a checkout or a folder with its own rules; otherwise the rules shipped
@@ -40,7 +36,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('leakwatch')
     .description('Log-stream analyzer for JVM/Netty proxies: groups traces, classifies failures, tracks direct memory, keeps incidents.')
-    .version(packageVersion())
+    .version(PACKAGE_VERSION)
     .showHelpAfterError();
 
   const serve = program

@@ -6,14 +6,20 @@
  * flags; every value is validated once here, so the rest of the program can trust its Config.
  */
 import { readFileSync } from 'node:fs';
-import { formatBytes, parseBytes, parseDuration } from './units.js';
+import { parseForwardTarget, TARGET_DEFAULTS, TargetSpecError, type ForwardTarget } from './forward/target.js';
+import { formatBytes, formatDuration, parseBytes, parseDuration } from './units.js';
 
 export interface Config {
   port: number;
   host: string;
   dataDir: string;
   rulesDir: string;
-  forwardUrls: string[];
+  /** Where events go on to (`--forward-url`, parsed); give-up ages resolved. */
+  forwardTargets: ForwardTarget[];
+  /** Bytes of undelivered events the outbox holds before ingest answers 503. */
+  forwardOutboxBytes: number;
+  /** Longest an outbox entry is kept, dead letters included; no target gives up later than this. */
+  forwardOutboxAgeMs: number;
   /** Admin token: every route but /healthz and /readyz needs it (or readToken, for reading). */
   token: string | undefined;
   /** Read-only token: GET/HEAD routes accept it; ingest and state changes do not. */
@@ -46,6 +52,8 @@ export interface Config {
   maxOpenBytes: number;
   /** Bytes (estimated) of records held for the reorder window; past it the records due soonest are grouped early. */
   maxHeldBytes: number;
+  /** Worker threads that decode request bodies; 0 decodes on the main thread. */
+  decodeThreads: number;
   /** Quiet period (event time) after which an open incident resolves. */
   resolveAfterMs: number;
   logLevel: string;
@@ -87,11 +95,19 @@ export const SETTINGS: readonly Setting[] = [
     key: 'host', flag: '--host', placeholder: 'address', env: 'LEAKWATCH_HOST', type: 'text', default: '127.0.0.1', defaultNote: '(the Docker image: 0.0.0.0)',
     help: 'address to bind; a non-loopback address without a token is warned about at start-up',
   },
-  { key: 'dataDir', flag: '--data-dir', placeholder: 'dir', env: 'LEAKWATCH_DATA_DIR', type: 'path', default: './data', help: 'where the SQLite store and the regex-safety cache live' },
+  { key: 'dataDir', flag: '--data-dir', placeholder: 'dir', env: 'LEAKWATCH_DATA_DIR', type: 'path', default: './data', help: 'where the SQLite store, the regex-safety cache and the last good rule set live' },
   { key: 'rulesDir', flag: '--rules', placeholder: 'dir', env: 'LEAKWATCH_RULES', type: 'path', default: './rules', defaultNote: '(else the rules shipped in the package)', help: 'rule folder' },
   {
-    key: 'forwardUrls', flag: '--forward-url', placeholder: 'url', env: 'LEAKWATCH_FORWARD_URL', type: 'urls', default: undefined,
-    help: 'forward enriched events here (repeatable; the variable takes a comma-separated list); not implemented yet',
+    key: 'forwardTargets', flag: '--forward-url', placeholder: 'url', env: 'LEAKWATCH_FORWARD_URL', type: 'urls', default: undefined,
+    help: 'forward events here, at least once (repeatable; the variable takes a comma-separated list); the format comes from the path or #format=, options go in the fragment (see Forwarding)',
+  },
+  {
+    key: 'forwardOutboxBytes', flag: '--forward-outbox-bytes', placeholder: 'size', env: 'LEAKWATCH_FORWARD_OUTBOX_BYTES', type: 'size', default: '256MiB', min: 4096, max: 1024 ** 4,
+    help: 'undelivered events the outbox holds for all targets; at the cap ingest answers 503 + Retry-After until a target catches up (dead letters make room first)',
+  },
+  {
+    key: 'forwardOutboxAgeMs', flag: '--forward-outbox-age', placeholder: 'duration', env: 'LEAKWATCH_FORWARD_OUTBOX_AGE', type: 'duration', default: '7d', min: 60_000, max: 365 * 86_400_000,
+    help: 'longest an event stays in the outbox, as a dead letter too (older ones are dropped, logged and counted); no target gives up later',
   },
   {
     key: 'token', flag: '--token', placeholder: 'token', env: 'LEAKWATCH_TOKEN', type: 'secret', default: undefined,
@@ -158,6 +174,10 @@ export const SETTINGS: readonly Setting[] = [
     help: 'records (estimated bytes) held for the reorder window; past it the records due soonest are grouped early (the window shrinks under a flood)',
   },
   {
+    key: 'decodeThreads', flag: '--decode-threads', placeholder: 'n', env: 'LEAKWATCH_DECODE_THREADS', type: 'count', default: '1', min: 0, max: 64,
+    help: 'worker threads that decompress and decode request bodies, beside the main thread (grouping, store, HTTP); 0 decodes on the main thread',
+  },
+  {
     key: 'resolveAfterMs', flag: '--resolve-after', placeholder: 'duration', env: 'LEAKWATCH_RESOLVE_AFTER', type: 'duration', default: '30m', min: 1000, max: 365 * 86_400_000,
     help: 'quiet period, in event time, after which an incident resolves',
   },
@@ -191,10 +211,6 @@ function withinBounds(setting: Setting, where: string, value: number, show: (n: 
     throw new ConfigError(`${where}: must be between ${show(setting.min ?? 0)} and ${show(setting.max ?? Number.MAX_SAFE_INTEGER)}, got ${show(value)}`);
   }
   return value;
-}
-
-function formatDuration(ms: number): string {
-  return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 function readSecretFile(where: string, file: string): string {
@@ -243,24 +259,39 @@ function parseValue(setting: Setting, where: string, raw: string | string[]): un
       return text;
     case 'urls': {
       const urls = (Array.isArray(raw) ? raw : [raw]).flatMap((item) => item.split(/[\s,]+/)).filter(Boolean);
-      for (const url of urls) {
-        let parsed: URL;
+      const targets = urls.map((url) => {
         try {
-          parsed = new URL(url);
-        } catch {
-          throw new ConfigError(`${where}: not a URL: "${url}"`);
+          return parseForwardTarget(url);
+        } catch (error) {
+          if (error instanceof TargetSpecError) throw new ConfigError(`${where}: ${withoutCredentials(url)}: ${error.message}`);
+          throw error;
         }
-        if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-          throw new ConfigError(`${where}: only http and https URLs are supported, got "${url}"`);
-        }
+      });
+      const names = new Set<string>();
+      for (const target of targets) {
+        if (names.has(target.name)) throw new ConfigError(`${where}: two targets are named ${target.name}; give one a #name=`);
+        names.add(target.name);
       }
-      return urls;
+      return targets;
     }
   }
 }
 
+/** A URL as error messages may show it: its userinfo blanked. */
+function withoutCredentials(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.username === '' && url.password === '') return text;
+    url.username = '***';
+    url.password = '';
+    return url.href;
+  } catch {
+    return text.replace(/\/\/[^/@]*@/, '//***@');
+  }
+}
+
 function builtInDefaults(): Config {
-  const config: Record<string, unknown> = { forwardUrls: [], token: undefined, readToken: undefined };
+  const config: Record<string, unknown> = { forwardTargets: [], token: undefined, readToken: undefined };
   for (const setting of SETTINGS) {
     if (setting.default !== undefined) config[setting.key] = parseValue(setting, `default of ${setting.flag}`, setting.default);
   }
@@ -277,7 +308,7 @@ const SECRET_FILES: ReadonlyArray<readonly [keyof Config, FileSetting]> = [
 
 /** Flags win over the environment, which wins over the defaults. */
 export function resolveConfig(flags: RawSettings, env: NodeJS.ProcessEnv = process.env): Config {
-  const config: Record<string, unknown> = { ...DEFAULTS, forwardUrls: [...DEFAULTS.forwardUrls] };
+  const config: Record<string, unknown> = { ...DEFAULTS, forwardTargets: [] };
   const sources = new Map<SettingKey, string>();
   for (const setting of SETTINGS) {
     const fromFlag = flags[setting.key];
@@ -306,7 +337,17 @@ export function resolveConfig(flags: RawSettings, env: NodeJS.ProcessEnv = proce
   if (config.readToken !== undefined && config.token === undefined) {
     throw new ConfigError('a read-only token needs an admin token too (--token-file or LEAKWATCH_TOKEN)');
   }
-  return config as unknown as Config;
+  const resolved = config as unknown as Config;
+  resolved.forwardTargets = resolved.forwardTargets.map((target) => withGiveUp(target, resolved.forwardOutboxAgeMs));
+  return resolved;
+}
+
+/** A target gives up after its own give-up=, else after 24 h, never after the outbox age. */
+function withGiveUp(target: ForwardTarget, outboxAgeMs: number): ForwardTarget {
+  if (target.giveUpMs !== undefined && target.giveUpMs > outboxAgeMs) {
+    throw new ConfigError(`--forward-url ${target.name}: give-up (${formatDuration(target.giveUpMs)}) is longer than --forward-outbox-age (${formatDuration(outboxAgeMs)})`);
+  }
+  return { ...target, giveUpMs: target.giveUpMs ?? Math.min(TARGET_DEFAULTS.giveUpMs, outboxAgeMs) };
 }
 
 /** The flag with its argument, as `--help` shows it. */

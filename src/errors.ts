@@ -33,6 +33,11 @@ export const ERROR_CATALOGUE = {
   LW_ERR_OVERLOADED: { statusCode: 503, retry: true, meaning: 'the engine queue (records or bytes) or the bytes in flight are at their cap; retry after Retry-After' },
   LW_ERR_NOT_READY: { statusCode: 503, retry: true, meaning: 'the rules are still being loaded and checked; retry after Retry-After' },
   LW_ERR_STORAGE: { statusCode: 503, retry: true, meaning: 'the store is busy or its disk is full; retry after Retry-After' },
+  LW_ERR_FORWARD_BACKLOG: {
+    statusCode: 503,
+    retry: true,
+    meaning: 'the forwarding outbox is full (--forward-outbox-bytes) because a target is not taking events; /readyz names it; retry after Retry-After',
+  },
   LW_ERR_INTERNAL: { statusCode: 500, retry: false, meaning: 'a bug; the server log has the stack' },
 } as const satisfies Record<string, CatalogueEntry>;
 

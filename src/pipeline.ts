@@ -1,16 +1,26 @@
 import type { Logger } from 'pino';
+import { LeakwatchError } from './errors.js';
 import type { Engine, EventSink } from './engine/engine.js';
 import type { LeakEvent } from './engine/event.js';
+import type { Group } from './engine/group.js';
+import { unclassifiedRecord, type GroupedRecord } from './engine/grouped-record.js';
 import type { DecodedBatch, ReceivedBody, SubmittedBatch } from './ingest/decode-body.js';
 import type { BoundedRecordQueue } from './ingest/queue.js';
 import { journalBatchOf, journalPosition, type LogRecord } from './ingest/record.js';
 import type { IngestJournal, JournalBatch } from './store/store.js';
 
-/** Where the pipeline hands its output: records (metrics snapshots) and classified events. */
+/**
+ * Where the pipeline hands its output: records (metrics snapshots), and grouped records in the
+ * order their groups closed — the events, and the groups no rule classified when the pipeline is
+ * asked for them (`PipelineOptions.unclassified`).
+ */
 export interface PipelineOutputs {
   records(records: readonly LogRecord[]): void;
-  events(events: LeakEvent[]): void;
+  grouped(records: GroupedRecord[]): void;
 }
+
+/** Builds the engine around the pipeline's sinks; `unclassified` is given only when the pipeline hands those groups on. */
+export type EngineFactory = (sink: EventSink, unclassified?: (group: Group) => void) => Engine;
 
 export interface PipelineCounters {
   batchesAccepted: number;
@@ -37,6 +47,8 @@ export interface PipelineOptions {
   isStoreUnavailable?: (error: unknown) => boolean;
   /** Reads a journaled body again on replay, as the ingest route read it. */
   decodeReceived?: (received: ReceivedBody, receivedAt: number) => Promise<DecodedBatch>;
+  /** Hand on the groups no rule classified too (forwarding with records=all), in close order with the events. */
+  unclassified?: boolean;
 }
 
 /** Records given to the engine at once: a few ms of grouping, classifying and storing. */
@@ -44,8 +56,8 @@ const SLICE_RECORDS = 1024;
 /** How long one event-loop turn of draining may take before other work (HTTP answers) runs. */
 const TURN_BUDGET_MS = 8;
 /**
- * Events are stored this many at a time, or once the oldest has waited EVENTS_WAIT_MS, or when the
- * pipeline goes idle: a transaction costs about the same for 30 events as for 1,000.
+ * Grouped records are stored this many at a time, or once the oldest has waited EVENTS_WAIT_MS, or
+ * when the pipeline goes idle: a transaction costs about the same for 30 events as for 1,000.
  */
 const EVENTS_PER_WRITE = 2000;
 const EVENTS_WAIT_MS = 100;
@@ -56,7 +68,7 @@ export class StoreUnavailableError extends Error {
 }
 
 /** Output that could not be stored, kept in order until the store takes writes again. */
-type Undelivered = { kind: 'events'; events: LeakEvent[] } | { kind: 'records'; records: readonly LogRecord[] };
+type Undelivered = { kind: 'grouped'; grouped: GroupedRecord[] } | { kind: 'records'; records: readonly LogRecord[] };
 
 /**
  * The one-way flow of the server: ingest → journal → bounded queue → engine → outputs.
@@ -96,8 +108,8 @@ export class Pipeline {
   /** Journal seq of the newest batch that has gone through the engine. */
   private lastPushedSeq = 0;
   private undelivered: Undelivered[] = [];
-  /** Events of closed groups not yet handed on (see EVENTS_PER_WRITE). */
-  private bufferedEvents: LeakEvent[] = [];
+  /** Grouped records of closed groups not yet handed on, in close order (see EVENTS_PER_WRITE). */
+  private bufferedEvents: GroupedRecord[] = [];
   private bufferedSince = 0;
   /** The batch being pushed a slice at a time, and how far. */
   private current: { batch: LogRecord[]; offset: number } | undefined;
@@ -107,13 +119,16 @@ export class Pipeline {
   private lastStoreError: string | undefined;
 
   constructor(
-    createEngine: (sink: EventSink) => Engine,
+    createEngine: EngineFactory,
     private readonly queue: BoundedRecordQueue,
     private readonly outputs: PipelineOutputs,
     private readonly log: Logger,
     options: PipelineOptions = {},
   ) {
-    this.engine = createEngine((events) => this.onEvents(events));
+    this.engine = createEngine(
+      (events) => this.onEvents(events),
+      options.unclassified === true ? (group) => this.buffer([unclassifiedRecord(group)]) : undefined,
+    );
     this.journal = options.journal;
     this.sweepEveryMs = options.sweepEveryMs ?? 250;
     this.checkpointEveryMs = options.checkpointEveryMs ?? 1000;
@@ -221,6 +236,9 @@ export class Pipeline {
     try {
       return (await this.decodeReceived(batch.content.body, batch.receivedAt)).records;
     } catch (error) {
+      // Anything but a verdict on the body (a failed decoding thread, say) stops the replay: the
+      // batch stays in the journal for the next start.
+      if (!(error instanceof LeakwatchError) || error.statusCode >= 500) throw error;
       // It decoded when it came: only changed limits can refuse it now. Its records are lost; say so.
       this.log.error({ err: error, seq: batch.seq }, 'journal replay: a body accepted earlier no longer decodes (were the --max-* limits lowered?); its records are skipped');
       return [];
@@ -269,18 +287,23 @@ export class Pipeline {
   /** The engine's sink: events of closed groups, handed on a few hundred at a time. */
   readonly onEvents = (events: LeakEvent[]): void => {
     this.counters.eventsOut += events.length;
-    if (this.bufferedEvents.length === 0) this.bufferedSince = performance.now();
-    for (const event of events) this.bufferedEvents.push(event);
-    if (this.bufferedEvents.length >= EVENTS_PER_WRITE) this.flushEvents();
+    this.buffer(events);
   };
+
+  /** The engine calls its sinks in close order, so one buffer keeps events and unclassified groups in that order. */
+  private buffer(records: readonly GroupedRecord[]): void {
+    if (this.bufferedEvents.length === 0) this.bufferedSince = performance.now();
+    for (const record of records) this.bufferedEvents.push(record);
+    if (this.bufferedEvents.length >= EVENTS_PER_WRITE) this.flushEvents();
+  }
 
   /** Hands the buffered events on; when `onlyIfDue`, only once the oldest has waited long enough. */
   private flushEvents(onlyIfDue = false): void {
     if (this.bufferedEvents.length === 0) return;
     if (onlyIfDue && performance.now() - this.bufferedSince < EVENTS_WAIT_MS) return;
-    const events = this.bufferedEvents;
+    const grouped = this.bufferedEvents;
     this.bufferedEvents = [];
-    this.deliver({ kind: 'events', events });
+    this.deliver({ kind: 'grouped', grouped });
   }
 
   /**
@@ -388,12 +411,12 @@ export class Pipeline {
   /** False when the store refused it (kept for a retry); other failures are logged and counted. */
   private tryDeliver(item: Undelivered): boolean {
     try {
-      if (item.kind === 'events') this.outputs.events(item.events);
+      if (item.kind === 'grouped') this.outputs.grouped(item.grouped);
       else this.outputs.records(item.records);
       return true;
     } catch (error) {
       if (this.isStoreUnavailable(error)) {
-        this.storeFailed(error, item.kind === 'events' ? 'storing events' : 'storing metrics samples');
+        this.storeFailed(error, item.kind === 'grouped' ? 'storing events' : 'storing metrics samples');
         return false;
       }
       // A bug or data the store cannot take: retrying would fail the same way forever.

@@ -1,24 +1,31 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Fastify, { LogController, type FastifyInstance, type RawServerDefault } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { installAuth } from './auth.js';
 import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
-import { installErrorShape } from './errors.js';
+import { UnclassifiedTally } from './engine/unclassified-tally.js';
+import { installErrorShape, LeakwatchError } from './errors.js';
 import type { Engine } from './engine/engine.js';
+import type { LeakEvent } from './engine/event.js';
+import { isLeakEvent, type GroupedRecord } from './engine/grouped-record.js';
+import { Forwarder } from './forward/forwarder.js';
+import { forwardRoutes } from './forward/routes.js';
 import { IncidentService } from './incidents/service.js';
 import { incidentRoutes } from './incidents/routes.js';
-import { decodeReceivedBody } from './ingest/decode-body.js';
+import { DecodePool } from './ingest/decode-pool.js';
+import { InflightBytes } from './ingest/inflight.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
 import { ingestRoutes } from './ingest/routes.js';
 import { MemoryTracker } from './memory/tracker.js';
 import { memoryRoutes } from './memory/routes.js';
-import { renderPrometheus, type MetricSample } from './metrics.js';
+import { LeakwatchMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
-import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem } from './rules/index.js';
+import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem, type RulesFallback } from './rules/index.js';
 import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
+import { formatBytes } from './units.js';
+import { webRoutes } from './web/routes.js';
 
 export type LeakwatchApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
 
@@ -29,16 +36,28 @@ export interface Leakwatch {
   rules: RuleSetHolder;
   incidents: IncidentService;
   memory: MemoryTracker;
+  /** The multi-line records no rule classified, by first-line shape (GET /unclassified). */
+  unclassified: UnclassifiedTally;
   store: SqliteStore;
+  forwarder: Forwarder;
+  metrics: LeakwatchMetrics;
   /**
    * Resolves once the rules have passed the regex safety check and the journal has been replayed;
    * until then /readyz answers 503 and ingest 503 + Retry-After. Rejects (StartupError) when the
-   * rules fail that check.
+   * rules fail that check and the data folder has no last good rule set to fall back to.
    */
   ready: Promise<void>;
-  /** Stops taking requests, processes what was accepted, closes every open group, closes the store. */
+  /**
+   * Stops taking requests, processes what was accepted, closes every open group, gives forwarding
+   * a short time to deliver what is due (the rest stays in the outbox), closes the store.
+   */
   close(): Promise<void>;
 }
+
+/** First-line shapes of unclassified records kept in memory (each with a 12-line example: about 4 MB at most). */
+const UNCLASSIFIED_SHAPES_KEPT = 1000;
+/** How long a stop waits for deliveries under way before it leaves them to the next start. */
+const FORWARD_FLUSH_ON_STOP_MS = 5000;
 
 export class StartupError extends Error {
   override readonly name = 'StartupError';
@@ -61,30 +80,53 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   } catch (error) {
     throw new StartupError(`cannot open the store in ${config.dataDir}: ${(error as Error).message}`);
   }
+  const rules = new RuleSetHolder(config.rulesDir, log, {
+    safetyCacheFile: join(config.dataDir, 'regex-safety-cache.json'),
+    lastGoodDir: join(config.dataDir, 'rules-last-good'),
+  });
+  // Broken rules with nothing to fall back to refuse the start before listening; with a last good
+  // copy in the data folder the server starts on it (the holder says so loudly).
   const compiled = await loadRuleSet(config.rulesDir, { checkRegexSafety: false });
-  if (!compiled.ruleSet) {
+  if (!compiled.ruleSet && (await rules.lastGoodCopy()) === null) {
     store.close();
     throw rulesFailure(config.rulesDir, compiled.errors);
   }
-  const rules = new RuleSetHolder(config.rulesDir, log, { safetyCacheFile: join(config.dataDir, 'regex-safety-cache.json') });
   const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
   const memory = new MemoryTracker(store);
+  const unclassified = new UnclassifiedTally(UNCLASSIFIED_SHAPES_KEPT);
+  const metrics = new LeakwatchMetrics();
+  const forwarder = new Forwarder(config.forwardTargets, store, { outboxBytes: config.forwardOutboxBytes, outboxAgeMs: config.forwardOutboxAgeMs, log, metrics });
 
   const decodeLimits = { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth };
+  const inflight = new InflightBytes(config.maxInflightBytes);
+  const decoders = new DecodePool(
+    { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits },
+    { threads: config.decodeThreads, inflight },
+  );
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
-    (sink) =>
+    (sink, forwardUnclassified) =>
       createEngine({
         groupers: () => rules.current().groupers,
         classifier: () => rules.current().classifier,
         limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes, maxHeldBytes: config.maxHeldBytes },
         sink,
+        // Every unclassified group feeds the tally; in close order with the events only when
+        // forwarding sends them too (#records=all), as the pipeline then buffers both in one order.
+        unclassified: (group) => {
+          unclassified.add(group);
+          forwardUnclassified?.(group);
+        },
+        unclassifiedInCloseOrder: forwardUnclassified !== undefined,
       }),
     queue,
     {
       records: (records) => memory.observeRecords(records),
-      events: (events) => {
-        const stored = incidents.ingest(events);
+      grouped: (grouped) => {
+        // An event is in the outbox exactly when it is stored: one transaction, new events only,
+        // in close order with the unclassified records a records=all target takes.
+        const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => forwarder.enqueue(asStored(grouped, newEvents)));
+        for (const event of stored.events) metrics.events.inc({ category: event.category });
         memory.observeEvents(stored.events);
       },
     },
@@ -92,8 +134,8 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     {
       journal: store,
       isStoreUnavailable,
-      decodeReceived: (received, receivedAt) =>
-        decodeReceivedBody(received, receivedAt, { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits }),
+      unclassified: forwarder.wantsUnclassified,
+      decodeReceived: (received, receivedAt) => decoders.decode(received, receivedAt),
     },
   );
   const { engine } = pipeline;
@@ -102,7 +144,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   // Nothing reaches the engine before the checked rules do: the journal is replayed then, and
   // ingest answers 503 + Retry-After until then.
   const whenReady = rules.reload().then(async (outcome) => {
-    if (!outcome.ok) throw rulesFailure(config.rulesDir, outcome.errors);
+    if (!outcome.ok && !rules.isLoaded()) throw rulesFailure(config.rulesDir, outcome.errors);
     if (closed) return;
     const replayed = await pipeline.replayJournal();
     if (replayed > 0) log.info({ batches: replayed }, 'replayed ingest batches accepted before the last stop');
@@ -122,69 +164,68 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   installErrorShape(app);
   installAuth(app, { token: config.token, readToken: config.readToken });
   await app.register(ingestRoutes, {
-    submit: (batch) => pipeline.submit(batch),
+    submit: (batch) => {
+      const backlog = forwarder.backlog();
+      if (backlog !== undefined) {
+        throw new LeakwatchError(
+          'LW_ERR_FORWARD_BACKLOG',
+          `the forwarding outbox is full (${formatBytes(backlog.pendingBytes)} undelivered, --forward-outbox-bytes ${formatBytes(backlog.outboxBytes)}): ${backlog.target} is not taking events${backlog.lastError === undefined ? '' : ` (${backlog.lastError})`}; retry shortly`,
+          { limit: { setting: '--forward-outbox-bytes', value: backlog.outboxBytes } },
+        );
+      }
+      return pipeline.submit(batch);
+    },
+    accepted: (body) => {
+      const labels = { format: body.format, encoding: body.encoding };
+      metrics.ingestBodies.inc(labels);
+      metrics.ingestBodyRecords.inc(labels, body.records);
+      metrics.ingestBodyBytes.inc(labels, body.bytes);
+      if (body.malformed > 0) metrics.ingestMalformed.inc(body.malformed);
+    },
     maxBodyBytes: config.maxBodyBytes,
     limits: decodeLimits,
     maxZstdWindowBytes: config.maxZstdWindowBytes,
     maxInflightBytes: config.maxInflightBytes,
+    inflight,
+    decode: (received, receivedAt, claim) => decoders.decode(received, receivedAt, claim),
     bodyTimeoutMs: config.bodyTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     ready: () => ready,
   });
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });
-  await app.register(rulesRoutes, { holder: rules });
+  await app.register(rulesRoutes, { holder: rules, unclassified });
+  await app.register(forwardRoutes, { forwarder, outbox: store });
+  await app.register(webRoutes);
 
   // Probes answer without a token: orchestrators and load balancers cannot send one.
   app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
-    const checks = { rules: ready && rules.isLoaded(), store: storeAnswers(store) && pipeline.storeWritable };
+    const storeOk = storeAnswers(store) && pipeline.storeWritable;
+    const backlog = storeOk ? forwarder.backlog() : undefined;
+    const forwarding = forwarder.targets.length > 0;
+    const checks = { rules: ready && rules.isLoaded(), store: storeOk, ...(forwarding ? { forward: backlog === undefined } : {}) };
     const problem = pipeline.storeProblem;
-    const details = problem === undefined ? {} : { store_problem: problem };
-    if (checks.rules && checks.store) return reply.code(200).send({ ready: true, checks, ...details });
-    const waitingFor = !checks.rules ? `rules: ${rules.loading() ?? (rules.isLoaded() ? 'replaying the ingest journal' : 'the last load failed')}` : 'store: it does not take writes';
+    const fallback = rules.fallbackInUse();
+    const details = {
+      ...(problem === undefined ? {} : { store_problem: problem }),
+      // Ready all the same: refusing traffic would only fill the shippers' buffers.
+      ...(fallback === null ? {} : { rules_fallback: describeFallback(config.rulesDir, fallback) }),
+      ...(forwarding && storeOk ? { forward: forwarder.status() } : {}),
+    };
+    if (checks.rules && checks.store && backlog === undefined) return reply.code(200).send({ ready: true, checks, ...details });
+    const waitingFor = !checks.rules
+      ? `rules: ${rules.loading() ?? (rules.isLoaded() ? 'replaying the ingest journal' : 'the last load failed')}`
+      : !checks.store
+        ? 'store: it does not take writes'
+        : `forward: the outbox is full (${formatBytes(backlog!.pendingBytes)} of ${formatBytes(backlog!.outboxBytes)}); ${backlog!.target} is not taking events${backlog!.lastError === undefined ? '' : ` (${backlog!.lastError})`}`;
     return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor, ...details });
   });
-  // The longest the event loop was held since start: what every request may have had to wait.
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  loopDelay.enable();
-  app.get('/metrics', async (_request, reply) => {
-    const stats = engine.stats();
-    const counters = pipeline.counters;
-    const samples: MetricSample[] = [
-      { name: 'leakwatch_ingest_batches_total', help: 'Batches accepted by ingest.', type: 'counter', value: counters.batchesAccepted },
-      { name: 'leakwatch_ingest_records_total', help: 'Records accepted by ingest.', type: 'counter', value: counters.recordsAccepted },
-      { name: 'leakwatch_ingest_records_without_text_total', help: 'Accepted records with none of the text fields leakwatch reads (counted, not grouped).', type: 'counter', value: counters.recordsWithoutText },
-      { name: 'leakwatch_ingest_refused_batches_total', help: 'Batches answered 503 because the engine queue was full.', type: 'counter', value: counters.batchesRefused },
-      { name: 'leakwatch_queue_records', help: 'Records waiting for the engine.', type: 'gauge', value: pipeline.queuedRecords },
-      { name: 'leakwatch_queue_bytes', help: 'Bytes (estimated) of the records waiting for the engine.', type: 'gauge', value: queue.bytes },
-      { name: 'leakwatch_engine_lines_total', help: 'Lines the engine has grouped.', type: 'counter', value: stats.linesIn },
-      { name: 'leakwatch_engine_groups_total', help: 'Multi-line records closed.', type: 'counter', value: stats.groupsClosed },
-      { name: 'leakwatch_engine_events_total', help: 'Events produced by the rules.', type: 'counter', value: stats.eventsOut },
-      { name: 'leakwatch_engine_open_streams', help: 'Streams with an open record.', type: 'gauge', value: stats.openStreams },
-      { name: 'leakwatch_engine_open_bytes', help: 'Bytes held by open records.', type: 'gauge', value: stats.openBytes },
-      { name: 'leakwatch_engine_evictions_total', help: 'Records closed early because the open-record cache was full.', type: 'counter', value: stats.evictions },
-      { name: 'leakwatch_engine_held_records', help: 'Records held to put out-of-order deliveries back in source order.', type: 'gauge', value: stats.heldRecords ?? 0 },
-      { name: 'leakwatch_engine_held_bytes', help: 'Estimated bytes of the records held for the reorder window (bounded by --max-held-bytes).', type: 'gauge', value: stats.heldBytes ?? 0 },
-      { name: 'leakwatch_engine_early_released_records_total', help: 'Records grouped before their reorder window had passed because the held records were over --max-held-bytes.', type: 'counter', value: stats.earlyReleases ?? 0 },
-      { name: 'leakwatch_engine_late_records_total', help: 'Records that arrived after a later record of their stream had been grouped (beyond the reorder window).', type: 'counter', value: stats.lateRecords ?? 0 },
-      { name: 'leakwatch_engine_truncated_total', help: 'Records cut at max lines or bytes.', type: 'counter', value: stats.truncatedGroups },
-      { name: 'leakwatch_journal_replayed_batches', help: 'Ingest batches replayed from the journal at start-up.', type: 'gauge', value: counters.batchesReplayed },
-      { name: 'leakwatch_store_write_failures_total', help: 'Store writes that failed (a full disk, say); what they carried was kept and retried.', type: 'counter', value: counters.storeWriteFailures },
-      { name: 'leakwatch_store_writable', help: '1 while the store takes writes; 0 while ingest answers 503 because it does not.', type: 'gauge', value: pipeline.storeWritable ? 1 : 0 },
-      { name: 'leakwatch_journal_replay_skipped_records', help: 'Records of replayed batches already in stored groups at the last checkpoint (not fed again).', type: 'gauge', value: counters.recordsSkippedOnReplay },
-      { name: 'leakwatch_pipeline_errors_total', help: 'Failures of a pipeline stage (logged).', type: 'counter', value: counters.outputErrors },
-      { name: 'leakwatch_rules_loaded', help: 'Rules in the active rule set.', type: 'gauge', value: rules.status().rules.length },
-      { name: 'leakwatch_rules_reload_failures_total', help: 'Rule reloads rejected (the previous rules stayed active).', type: 'counter', value: rules.reloadFailures },
-      { name: 'leakwatch_rules_last_reload_ok', help: '1 when the last rule reload succeeded.', type: 'gauge', value: rules.status().last_reload.ok ? 1 : 0 },
-      { name: 'leakwatch_event_loop_delay_max_seconds', help: 'Longest event-loop delay since start.', type: 'gauge', value: loopDelay.max / 1e9 },
-      { name: 'leakwatch_event_loop_delay_p99_seconds', help: '99th percentile of the event-loop delay since start.', type: 'gauge', value: loopDelay.percentile(99) / 1e9 },
-      { name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', type: 'gauge', value: process.memoryUsage.rss() },
-    ];
-    return reply.type('text/plain; version=0.0.4').send(renderPrometheus(samples));
-  });
+  registerServiceMetrics(metrics, { pipeline, queue, engine, rules, forwarder });
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
   pipeline.start();
+  forwarder.start();
   return {
     app,
     pipeline,
@@ -192,17 +233,93 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     rules,
     incidents,
     memory,
+    unclassified,
     store,
+    forwarder,
+    metrics,
     ready: whenReady,
     async close() {
       if (closed) return;
       closed = true;
-      loopDelay.disable();
       await app.close();
+      await decoders.close();
       pipeline.stop();
+      await forwarder.stop(FORWARD_FLUSH_ON_STOP_MS);
+      metrics.close();
       store.close();
     },
   };
+}
+
+function describeFallback(rulesDir: string, fallback: RulesFallback): string {
+  const count = fallback.errors.length;
+  return `the rules in ${rulesDir} did not load at start-up (${count} error${count === 1 ? '' : 's'}, GET /rules); running on the last good rules (hash ${fallback.hash}, saved ${fallback.saved_at})`;
+}
+
+interface MetricSources {
+  pipeline: Pipeline;
+  queue: BoundedRecordQueue;
+  engine: Engine;
+  rules: RuleSetHolder;
+  forwarder: Forwarder;
+}
+
+/** The figures other parts keep, read at scrape time (names as the README lists them). */
+function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, engine, rules, forwarder }: MetricSources): void {
+  const counters = pipeline.counters;
+  metrics.counter('leakwatch_ingest_batches_total', 'Batches accepted by ingest.', () => counters.batchesAccepted);
+  metrics.counter('leakwatch_ingest_records_total', 'Records accepted by ingest.', () => counters.recordsAccepted);
+  metrics.counter('leakwatch_ingest_records_without_text_total', 'Accepted records with none of the text fields leakwatch reads (counted, not grouped).', () => counters.recordsWithoutText);
+  metrics.counter('leakwatch_ingest_refused_batches_total', 'Batches answered 503 because the engine queue was full or the store did not take writes.', () => counters.batchesRefused);
+  metrics.gauge('leakwatch_queue_records', 'Records waiting for the engine.', () => pipeline.queuedRecords);
+  metrics.gauge('leakwatch_queue_bytes', 'Bytes (estimated) of the records waiting for the engine.', () => queue.bytes);
+  metrics.counter('leakwatch_engine_lines_total', 'Lines the engine has grouped.', () => engine.stats().linesIn);
+  metrics.counter('leakwatch_engine_groups_total', 'Multi-line records closed.', () => engine.stats().groupsClosed);
+  metrics.counter('leakwatch_engine_events_total', 'Events produced by the rules.', () => engine.stats().eventsOut);
+  metrics.gauge('leakwatch_engine_open_streams', 'Streams with an open record (open groups).', () => engine.stats().openStreams);
+  metrics.gauge('leakwatch_engine_open_bytes', 'Bytes held by open records.', () => engine.stats().openBytes);
+  metrics.counter('leakwatch_engine_evictions_total', 'Records closed early because the open-record cache was full.', () => engine.stats().evictions);
+  metrics.gauge('leakwatch_engine_held_records', 'Records held to put out-of-order deliveries back in source order.', () => engine.stats().heldRecords ?? 0);
+  metrics.gauge('leakwatch_engine_held_bytes', 'Estimated bytes of the records held for the reorder window (bounded by --max-held-bytes).', () => engine.stats().heldBytes ?? 0);
+  metrics.counter('leakwatch_engine_early_released_records_total', 'Records grouped before their reorder window had passed because the held records were over --max-held-bytes.', () => engine.stats().earlyReleases ?? 0);
+  metrics.counter('leakwatch_engine_late_records_total', 'Records that arrived after a later record of their stream had been grouped (beyond the reorder window).', () => engine.stats().lateRecords ?? 0);
+  metrics.counter('leakwatch_engine_truncated_total', 'Records cut at max lines or bytes.', () => engine.stats().truncatedGroups);
+  metrics.gauge('leakwatch_journal_replayed_batches', 'Ingest batches replayed from the journal at start-up.', () => counters.batchesReplayed);
+  metrics.counter('leakwatch_store_write_failures_total', 'Store writes that failed (a full disk, say); what they carried was kept and retried.', () => counters.storeWriteFailures);
+  metrics.gauge('leakwatch_store_writable', '1 while the store takes writes; 0 while ingest answers 503 because it does not.', () => (pipeline.storeWritable ? 1 : 0));
+  metrics.gauge('leakwatch_journal_replay_skipped_records', 'Records of replayed batches already in stored groups at the last checkpoint (not fed again).', () => counters.recordsSkippedOnReplay);
+  metrics.counter('leakwatch_pipeline_errors_total', 'Failures of a pipeline stage (logged).', () => counters.outputErrors);
+  metrics.gauge('leakwatch_rules_loaded', 'Rules in the active rule set.', () => rules.status().rules.length);
+  metrics.counter('leakwatch_rules_reload_failures_total', 'Rule reloads rejected (the previous rules stayed active).', () => rules.reloadFailures);
+  metrics.gauge('leakwatch_rules_last_reload_ok', '1 when the last rule reload succeeded.', () => (rules.status().last_reload.ok ? 1 : 0));
+  metrics.gauge('leakwatch_rules_fallback_active', '1 while the rules in force are the data folder\'s last good copy because the rules folder did not load at start-up.', () => (rules.fallbackInUse() === null ? 0 : 1));
+
+  const perTarget = (read: (status: ReturnType<Forwarder['status']>[number]) => number) => () =>
+    forwarder.status().map((status): [Record<string, string>, number] => [{ target: status.target }, read(status)]);
+  metrics.labelledGauge('leakwatch_forward_outbox_events', 'Events waiting in the outbox for a target.', ['target'], perTarget((status) => status.pending));
+  metrics.labelledGauge('leakwatch_forward_outbox_bytes', 'Bytes of the events waiting in the outbox for a target.', ['target'], perTarget((status) => status.pending_bytes));
+  metrics.labelledGauge('leakwatch_forward_outbox_oldest_seconds', 'Age of the oldest event waiting for a target (0 when none waits).', ['target'], perTarget((status) => status.oldest_pending_seconds ?? 0));
+  metrics.labelledGauge('leakwatch_forward_dead_letters', 'Dead letters a target holds (GET /forward/dead-letters).', ['target'], perTarget((status) => status.dead_letters));
+  metrics.labelledGauge('leakwatch_forward_target_up', '1 while the last attempt to a target succeeded, 0 while it fails.', ['target'], perTarget((status) => (status.failing_since === null ? 1 : 0)));
+  metrics.gauge('leakwatch_forward_backlog', '1 while ingest answers 503 because the outbox is full (--forward-outbox-bytes).', () => (forwarder.backlog() === undefined ? 0 : 1));
+}
+
+/**
+ * The grouped records in close order, each event as it was stored (its incident filled in), those
+ * not stored (seen before, by id) left out, unclassified records as they are.
+ */
+function asStored(grouped: readonly GroupedRecord[], stored: readonly LeakEvent[]): GroupedRecord[] {
+  if (stored.length === grouped.length) return [...stored];
+  const byId = new Map(stored.map((event) => [event.id, event]));
+  const out: GroupedRecord[] = [];
+  for (const record of grouped) {
+    if (!isLeakEvent(record)) out.push(record);
+    else {
+      const event = byId.get(record.id);
+      if (event !== undefined) out.push(event);
+    }
+  }
+  return out;
 }
 
 /** 127.0.0.0/8, ::1 and localhost reach only this machine. */
@@ -250,17 +367,16 @@ export async function runServer(config: Config): Promise<number> {
     await service.close();
     return 1;
   }
-  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length }, 'leakwatch is ready');
+  const fallback = service.rules.fallbackInUse();
+  if (fallback !== null) log.error({ rules: config.rulesDir, last_good_dir: fallback.dir }, `starting ON THE LAST GOOD RULES: ${describeFallback(config.rulesDir, fallback)}`);
   if (config.token === undefined && !isLoopback(config.host)) {
     log.warn(
       { host: config.host },
       `LISTENING ON ${config.host} WITHOUT A TOKEN: anyone who can reach this port can send logs, read incidents and resolve them; set LEAKWATCH_TOKEN or --token-file`,
     );
   }
-  if (config.forwardUrls.length > 0) {
-    // Accepted now so that configurations stay valid when the forwarder lands; said loudly meanwhile.
-    log.warn({ forwardUrls: config.forwardUrls }, 'forwarding is not implemented in this version; events are not sent downstream');
-  }
+  // The last start-up line, after every warning: whoever waits for it has seen them all.
+  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length }, 'leakwatch is ready');
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));

@@ -14,6 +14,13 @@ export function parseDuration(text: string): number | null {
   return Math.round(Number(match[1]) * (DURATION_MS[match[2] as string] as number));
 }
 
+/** 90000 → `90s`, 3600000 → `1h`, 604800000 → `7d`: the largest unit that divides it, as parseDuration reads it back. */
+export function formatDuration(ms: number): string {
+  if (ms >= 86_400_000 && ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
+  if (ms >= 3_600_000 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
 const BYTES = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?\s*$/i;
 const BYTE_POWER: Record<string, number> = { k: 1, m: 2, g: 3, t: 4 };
 

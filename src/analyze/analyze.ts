@@ -16,7 +16,8 @@ import { Worker } from 'node:worker_threads';
 import type { GroupedRecord } from '../engine/grouped-record.js';
 import { DEFAULT_OPEN_GROUP_LIMITS, type OpenGroupLimits } from '../engine/grouper-config.js';
 import type { RuleSet } from '../rules/load.js';
-import { UnclassifiedTally, type FormattedRecord, type OutputFormat } from './format.js';
+import { UnclassifiedTally } from '../engine/unclassified-tally.js';
+import type { FormattedRecord, OutputFormat } from './format.js';
 import { readChunks, resolveInputs, type InputFile } from './input.js';
 import { AnalyzeShard, type ShardSpec, type ShardStats } from './shard.js';
 import { defaultThreads } from './threads.js';
@@ -300,7 +301,7 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
   const handOn = async (items: readonly WireItem[]): Promise<void> => {
     const out: OutputRecord[] = [];
     for (const item of items) {
-      if ('shape' in item) unclassifiedTraces.add(item.shape);
+      if ('shape' in item) unclassifiedTraces.addShaped(item.shape, item.example);
       else if ('out' in item) out.push({ out: item.out });
       else out.push({ record: item.record });
     }

@@ -4,6 +4,7 @@
  * with columns as wide as their widest cell, and followed by a summary by category and host.
  */
 import type { GroupedRecord } from '../engine/grouped-record.js';
+import type { UnclassifiedTally } from '../engine/unclassified-tally.js';
 
 export type OutputFormat = 'table' | 'ndjson';
 
@@ -132,30 +133,6 @@ function section(title: string, map: ReadonlyMap<string, Tally>): string {
 
 function plural(count: number, word: string): string {
   return `${count.toLocaleString('en-US')} ${word}${count === 1 ? '' : 's'}`;
-}
-
-/** Distinct first-line shapes counted; the traces of further shapes count in the total only. */
-const MAX_SHAPES = 10_000;
-
-/** How many unclassified traces (groups of more than one line) there were, by the shape of their first line. */
-export class UnclassifiedTally {
-  total = 0;
-  private readonly byShape = new Map<string, number>();
-
-  add(shape: string): void {
-    this.total++;
-    const count = this.byShape.get(shape);
-    if (count !== undefined) this.byShape.set(shape, count + 1);
-    else if (this.byShape.size < MAX_SHAPES) this.byShape.set(shape, 1);
-  }
-
-  /** The commonest first-line shapes, most frequent first (ties in first-seen order). */
-  commonest(limit: number): Array<{ firstLine: string; count: number }> {
-    return [...this.byShape.entries()]
-      .map(([firstLine, count]) => ({ firstLine, count }))
-      .sort((a, b) => b.count - a.count)
-      .slice(0, limit);
-  }
 }
 
 /**

@@ -12,8 +12,8 @@ import type { Group } from '../engine/group.js';
 import { unclassifiedRecord, type GroupedRecord } from '../engine/grouped-record.js';
 import type { GrouperConfig, OpenGroupLimits } from '../engine/grouper-config.js';
 import { StreamGrouper } from '../engine/grouper.js';
+import { exampleOf, firstLineShape } from '../engine/unclassified-tally.js';
 import { parseJournalPrefix, isJournalctlMarker, type JournalPrefix } from '../ingest/journald-prefix.js';
-import { parseLineHeader } from '../ingest/line-layout.js';
 import { recordFromObject, recordFromPrefixedText, recordFromText } from '../ingest/normalize.js';
 import { streamKeyOf, type LogRecord } from '../ingest/record.js';
 
@@ -29,7 +29,10 @@ export interface ShardSpec {
 }
 
 /** What a shard hands on, in close order: a record for the output, or the first-line shape of an unclassified trace. */
-export type ShardItem = { order: number; record: GroupedRecord; shape?: undefined } | { order: number; shape: string; record?: undefined };
+export type ShardItem = { order: number; record: GroupedRecord; shape?: undefined } | { order: number; shape: string; example: UnclassifiedExample; record?: undefined };
+
+/** What the unclassified tally keeps of a record besides its shape. */
+export type UnclassifiedExample = Pick<Group, 'time' | 'host' | 'service' | 'lines'>;
 
 export interface ShardStats {
   /** Lines of the input, counted alike by every shard. */
@@ -230,7 +233,10 @@ export class AnalyzeShard {
       this.items.push({ order, record: event });
       return;
     }
-    if (group.lines.length >= 2) this.items.push({ order, shape: firstLineShape(group.lines[0] as string) });
+    if (group.lines.length >= 2) {
+      const example = { time: group.time, host: group.host, service: group.service, lines: exampleOf(group) };
+      this.items.push({ order, shape: firstLineShape(group.lines[0] as string), example });
+    }
     if (this.spec.all) this.items.push({ order, record: unclassifiedRecord(group) });
   }
 }
@@ -259,14 +265,4 @@ function hashOwner(host: string, service: string, count: number): number {
 /** A copy of a string that shares no memory with the text it was cut from. */
 function detached(text: string): string {
   return text.length < 13 ? text : (JSON.parse(JSON.stringify(text)) as string);
-}
-
-/**
- * A first line without what differs between occurrences: the log header's time and thread (its
- * message is kept), numbers, hex ids and addresses.
- */
-export function firstLineShape(line: string): string {
-  const text = parseLineHeader(line)?.text ?? line;
-  const shape = text.replace(/0x[0-9a-f]+/gi, '0x…').replace(/\d+/g, 'N');
-  return shape.length > 160 ? `${shape.slice(0, 159)}…` : shape;
 }

@@ -26,6 +26,12 @@ export interface EngineOptions {
    * the count of unclassified traces that shows what to write a rule for).
    */
   unclassified?: (group: Group) => void;
+  /**
+   * false: `unclassified` is called as each group closes, outside the events' order. For a
+   * consumer that only counts (the server's tally), this keeps one sink call per batch: queued
+   * in close order, every unclassified group between two events would split the events' batch.
+   */
+  unclassifiedInCloseOrder?: boolean;
   /** The input is already in source order (files read offline): nothing is held for reordering. */
   ordered?: boolean;
 }
@@ -52,6 +58,7 @@ function isGroup(item: LeakEvent | Group): item is Group {
 export function createEngine(options: EngineOptions): DetailedEngine {
   const clock = options.clock ?? Date.now;
   const unclassified = options.unclassified;
+  const queueUnclassified = unclassified !== undefined && options.unclassifiedInCloseOrder !== false;
   // Events and (when asked for) unclassified groups, in close order until delivered.
   let pending: Array<LeakEvent | Group> = [];
   let eventsOut = 0;
@@ -68,7 +75,8 @@ export function createEngine(options: EngineOptions): DetailedEngine {
       return;
     }
     if (event !== null) pending.push(event);
-    else if (unclassified !== undefined) pending.push(group);
+    else if (queueUnclassified) pending.push(group);
+    else unclassified?.(group);
   };
   const grouper = new StreamGrouper(classify, { ...(options.limits ? { limits: options.limits } : {}), ordered: options.ordered ?? false });
 

@@ -196,7 +196,12 @@ export class IncidentService {
     return this.watermark === Number.MIN_SAFE_INTEGER ? null : this.watermark;
   }
 
-  ingest(events: readonly LeakEvent[]): IngestResult {
+  /**
+   * Stores the events that are new (by id) and updates their incidents, in one transaction.
+   * `alsoStore` runs inside that transaction with the newly stored events, none or some (the
+   * forwarding outbox): if it fails, nothing of the batch is stored.
+   */
+  ingest(events: readonly LeakEvent[], alsoStore?: (stored: LeakEvent[]) => void): IngestResult {
     const result: IngestResult = { inserted: 0, duplicates: 0, invalid: 0, events: [] };
     const watermark = this.store.transaction(() => {
       let watermark = this.watermark;
@@ -233,6 +238,7 @@ export class IncidentService {
         }
         this.store.pruneResolvedIncidents(watermark - this.resolvedRetentionMs);
       }
+      alsoStore?.(result.events);
       return watermark;
     });
     // Only after the commit: a rolled-back batch must not move the watermark.

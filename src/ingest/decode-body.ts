@@ -23,7 +23,12 @@ export interface SubmittedBatch {
   received?: ReceivedBody;
 }
 
-type BodyFormat = 'json' | 'ndjson' | 'msgpack' | 'text';
+export type BodyFormat = 'json' | 'ndjson' | 'msgpack' | 'text';
+
+/** A decoded body and the shape it was read as (`empty` for a body without bytes). */
+export interface DecodedBody extends DecodedBatch {
+  format: BodyFormat | 'empty';
+}
 
 const DECLARED: Readonly<Record<string, BodyFormat>> = {
   'application/json': 'json',
@@ -115,10 +120,14 @@ export async function decodeBody(
   contentType: string | undefined,
   receivedAtMs: number,
   limits: Partial<DecodeLimits> = {},
-): Promise<DecodedBatch> {
+): Promise<DecodedBody> {
   const batch = new BatchBuilder(receivedAtMs, limits);
-  if (body.length === 0) return batch.result();
+  if (body.length === 0) return { ...batch.result(), format: 'empty' };
   const format = chooseFormat(body, contentType);
+  return { ...(await decodeAs(format, body, batch)), format };
+}
+
+function decodeAs(format: BodyFormat, body: Buffer, batch: BatchBuilder): Promise<DecodedBatch> {
   switch (format) {
     case 'msgpack':
       return decodeMsgpack(body, batch);
@@ -140,7 +149,7 @@ export async function decodeReceivedBody(
   received: ReceivedBody,
   receivedAtMs: number,
   options: DecodeEncodingOptions & { limits?: Partial<DecodeLimits> },
-): Promise<DecodedBatch> {
+): Promise<DecodedBody> {
   const raw = Buffer.isBuffer(received.body) ? received.body : Buffer.from(received.body.buffer, received.body.byteOffset, received.body.byteLength);
   const decoded = await decodeContentEncoding(raw, received.contentEncoding, options);
   return decodeBody(decoded, received.contentType, receivedAtMs, options.limits);

@@ -5,44 +5,64 @@ import { LeakwatchError } from '../errors.js';
  * request takes a claim and adds to it as bytes arrive; past the cap the request is refused with
  * 503 + Retry-After (the condition passes as other requests finish). A request that is alone is
  * never refused, so one body under --max-body-bytes always gets through eventually.
+ *
+ * The count lives in shared memory, so that decoding threads claim what they decompress against
+ * the same cap as the thread that reads the requests (see `shared` and `fromShared`).
  */
 export class InflightBytes {
-  private held = 0;
+  private readonly cell: BigInt64Array;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    readonly shared: SharedArrayBuffer = new SharedArrayBuffer(8),
+  ) {
+    this.cell = new BigInt64Array(shared);
+  }
+
+  /** The same count, in another thread. */
+  static fromShared(shared: SharedArrayBuffer, capacity: number): InflightBytes {
+    return new InflightBytes(capacity, shared);
+  }
 
   get bytes(): number {
-    return this.held;
+    return Number(Atomics.load(this.cell, 0));
   }
 
-  claim(): InflightClaim {
-    return new InflightClaim(this);
+  /** A new claim; `alreadyClaimed` is what the same request holds through other claims (not "others"). */
+  claim(alreadyClaimed = 0): InflightClaim {
+    return new InflightClaim(this, alreadyClaimed);
   }
 
-  /** @internal used by InflightClaim */
-  take(claim: InflightClaim, bytes: number): void {
-    const others = this.held - claim.bytes;
-    if (others > 0 && this.held + bytes > this.capacity) {
-      throw new LeakwatchError('LW_ERR_OVERLOADED', `request bodies in flight are at the cap of ${this.capacity} bytes; retry shortly`, {
-        limit: { setting: '--max-inflight-bytes', value: this.capacity },
-      });
+  /** @internal used by InflightClaim: `own` is what the request already holds. */
+  take(own: number, bytes: number): void {
+    for (;;) {
+      const held = Atomics.load(this.cell, 0);
+      const heldBytes = Number(held);
+      if (heldBytes - own > 0 && heldBytes + bytes > this.capacity) {
+        throw new LeakwatchError('LW_ERR_OVERLOADED', `request bodies in flight are at the cap of ${this.capacity} bytes; retry shortly`, {
+          limit: { setting: '--max-inflight-bytes', value: this.capacity },
+        });
+      }
+      if (Atomics.compareExchange(this.cell, 0, held, held + BigInt(bytes)) === held) return;
     }
-    this.held += bytes;
   }
 
   /** @internal used by InflightClaim */
   give(bytes: number): void {
-    this.held -= bytes;
+    Atomics.sub(this.cell, 0, BigInt(bytes));
   }
 }
 
 export class InflightClaim {
   bytes = 0;
 
-  constructor(private readonly budget: InflightBytes) {}
+  constructor(
+    private readonly budget: InflightBytes,
+    private readonly elsewhere = 0,
+  ) {}
 
   add(bytes: number): void {
-    this.budget.take(this, bytes);
+    this.budget.take(this.elsewhere + this.bytes, bytes);
     this.bytes += bytes;
   }
 

@@ -1,15 +1,31 @@
 import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config.js';
-import { isPassingStorageError, LeakwatchError } from '../errors.js';
+import { isLeakwatchError, isPassingStorageError, LeakwatchError } from '../errors.js';
 import { parseContentEncoding } from './content-encoding.js';
-import { decodeReceivedBody, type DecodeLimits, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
+import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
 
+/** One body answered 200: what it was and what it held (for the metrics). */
+export interface AcceptedBody {
+  format: BodyFormat | 'empty';
+  /** The content codings undone, in the order applied (`gzip`), or `identity`. */
+  encoding: string;
+  /** As received, before decompression. */
+  bytes: number;
+  records: number;
+  malformed: number;
+}
+
 export interface IngestRoutesOptions {
-  /** Hands a decoded batch on; false means "full, try again later" (503 + Retry-After). */
+  /**
+   * Hands a decoded batch on; false means "full, try again later" (503 + Retry-After). A
+   * LeakwatchError it throws is the answer as it is.
+   */
   submit: (batch: SubmittedBatch) => boolean;
+  /** Told of every body answered 200. */
+  accepted?: (body: AcceptedBody) => void;
   /** Limit for the body as received and again after each Content-Encoding is undone. */
   maxBodyBytes: number;
   /** Records, line, message and depth limits of one body (the --max-* settings). */
@@ -25,6 +41,10 @@ export interface IngestRoutesOptions {
   ready?: () => boolean;
   /** Receive time for records without one; injectable for tests. */
   now?: () => number;
+  /** Bytes in flight, shared with the decoding threads; made from maxInflightBytes when absent. */
+  inflight?: InflightBytes;
+  /** How a body as received becomes records (the server's DecodePool); on this thread when absent. */
+  decode?: (received: ReceivedBody, receivedAtMs: number, claim: InflightClaim) => Promise<DecodedBody>;
 }
 
 export interface IngestAnswer {
@@ -47,7 +67,16 @@ const WITHOUT_TEXT_LOG_EVERY_MS = 60_000;
 export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app, options) => {
   const now = options.now ?? Date.now;
   const maxBodyBytes = options.maxBodyBytes;
-  const inflight = new InflightBytes(options.maxInflightBytes ?? DEFAULTS.maxInflightBytes);
+  const inflight = options.inflight ?? new InflightBytes(options.maxInflightBytes ?? DEFAULTS.maxInflightBytes);
+  const decode =
+    options.decode ??
+    ((received: ReceivedBody, receivedAtMs: number, claim: InflightClaim): Promise<DecodedBody> =>
+      decodeReceivedBody(received, receivedAtMs, {
+        maxBytes: maxBodyBytes,
+        maxZstdWindowBytes: options.maxZstdWindowBytes,
+        reserve: (bytes) => claim.add(bytes),
+        limits: options.limits,
+      }));
   const timeouts = { idleMs: options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs, totalMs: options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs };
   let withoutTextLoggedAt = Number.NEGATIVE_INFINITY;
 
@@ -78,12 +107,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
       if (Number.isFinite(declared) && declared > 0) claim.add(declared);
       const raw = await readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt });
       const received: ReceivedBody = { body: raw, contentType: request.headers['content-type'], contentEncoding: headerValue(request.headers['content-encoding']) };
-      const { records, malformed, withoutText } = await decodeReceivedBody(received, receivedAtMs, {
-        maxBytes: maxBodyBytes,
-        maxZstdWindowBytes: options.maxZstdWindowBytes,
-        reserve: (bytes) => claim.add(bytes),
-        limits: options.limits,
-      });
+      const { records, malformed, withoutText, format } = await decode(received, receivedAtMs, claim);
       if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
         withoutTextLoggedAt = receivedAtMs;
         const example = records.find((record) => record.withoutText === true)?.fields;
@@ -93,6 +117,8 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
         );
       }
       if (records.length > 0) submitOrRefuse({ records, receivedAt: receivedAtMs, received }, request);
+      const codings = parseContentEncoding(received.contentEncoding);
+      options.accepted?.({ format, encoding: codings.length === 0 ? 'identity' : [...codings].reverse().join('+'), bytes: raw.length, records: records.length, malformed });
       const answer: IngestAnswer = { accepted: records.length, malformed, without_text: withoutText };
       return reply.code(200).send(answer);
     } finally {
@@ -106,6 +132,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     try {
       accepted = options.submit(batch);
     } catch (error) {
+      if (isLeakwatchError(error)) throw error;
       if (isPassingStorageError(error)) {
         request.log.warn({ err: error }, 'ingest: the store refused the batch for now');
         const message = (error as Error).message;

@@ -63,8 +63,27 @@ interface MatchedRule {
   fields: Record<string, FieldValue>;
 }
 
+function matchingRules(rules: readonly CompiledRule[], view: LazyGroupView): MatchedRule[] {
+  const matched: MatchedRule[] = [];
+  for (const rule of rules) {
+    if (!rule.literals.some((literal) => view.text.includes(literal))) continue;
+    if (!rule.matches(view)) continue;
+    const fields = rule.extract(view);
+    if (!fields) continue;
+    for (const { name, expression } of rule.derive) {
+      const value = expression.evaluate(fields);
+      if (value !== null) fields[name] = value;
+    }
+    matched.push({ rule, fields });
+  }
+  return matched;
+}
+
 export class RuleClassifier implements Classifier {
-  private readonly enabled: CompiledRule[];
+  /** Enabled rules without `fallback`, highest priority first. */
+  private readonly specific: CompiledRule[];
+  /** Enabled catch-alls, highest priority first: tried only when no specific rule matched. */
+  private readonly fallbacks: CompiledRule[];
   /** Any literal of any enabled rule; null when no rule is enabled. */
   private readonly prefilter: RegExp | null;
 
@@ -73,12 +92,14 @@ export class RuleClassifier implements Classifier {
     private readonly windows: CountWindows,
   ) {
     // Highest priority first; equal priorities keep load order (file name order, then position).
-    this.enabled = rules
+    const enabled = rules
       .map((rule, order) => ({ rule, order }))
       .filter(({ rule }) => rule.enabled)
       .sort((a, b) => b.rule.priority - a.rule.priority || a.order - b.order)
       .map(({ rule }) => rule);
-    const literals = [...new Set(this.enabled.flatMap((rule) => rule.literals))].sort((a, b) => b.length - a.length);
+    this.specific = enabled.filter((rule) => !rule.fallback);
+    this.fallbacks = enabled.filter((rule) => rule.fallback);
+    const literals = [...new Set(enabled.flatMap((rule) => rule.literals))].sort((a, b) => b.length - a.length);
     this.prefilter = literals.length > 0 ? new RegExp(literals.map(escapeRegex).join('|')) : null;
   }
 
@@ -87,24 +108,25 @@ export class RuleClassifier implements Classifier {
     return new RuleClassifier(this.rules, new CountWindows(1000));
   }
 
+  /**
+   * Only the catch-alls, with empty count windows: what a fallback rule does when no specific rule
+   * claims a record, whatever specific rules a folder gains later (its tests run with this).
+   */
+  fallbacksOnly(): RuleClassifier {
+    return new RuleClassifier(
+      this.rules.filter((rule) => rule.fallback),
+      new CountWindows(1000),
+    );
+  }
+
   classify(group: Group): LeakEvent | null {
     if (!this.prefilter || group.lines.length === 0) return null;
     const text = joinForMatching(group.lines);
     if (!this.prefilter.test(text)) return null;
 
     const view = new LazyGroupView(group, text);
-    const matched: MatchedRule[] = [];
-    for (const rule of this.enabled) {
-      if (!rule.literals.some((literal) => text.includes(literal))) continue;
-      if (!rule.matches(view)) continue;
-      const fields = rule.extract(view);
-      if (!fields) continue;
-      for (const { name, expression } of rule.derive) {
-        const value = expression.evaluate(fields);
-        if (value !== null) fields[name] = value;
-      }
-      matched.push({ rule, fields });
-    }
+    let matched = matchingRules(this.specific, view);
+    if (matched.length === 0 && this.fallbacks.length > 0) matched = matchingRules(this.fallbacks, view);
     const winner = matched[0];
     if (!winner) return null;
     return this.buildEvent(group, view, winner, matched);

@@ -41,6 +41,8 @@ export interface CompiledRule {
   category: string;
   severity: Severity;
   priority: number;
+  /** Tried only when no rule without `fallback` matched the record. */
+  fallback: boolean;
   enabled: boolean;
   file: string;
   literals: string[];
@@ -331,6 +333,7 @@ function compileRule(rule: RawRule, path: YamlPath, parsed: ParsedRuleFile, repo
     category: rule.classify.category,
     severity: rule.classify.severity,
     priority: rule.priority ?? 0,
+    fallback: rule.fallback ?? false,
     enabled: rule.enabled ?? true,
     file: parsed.file,
     literals,

@@ -5,6 +5,6 @@ export type { RuleSet, RuleSummary, LoadOptions, LoadResult } from './load.js';
 export { loadRuleSet } from './load.js';
 export type { RuleTestResult, RuleTestReport } from './test-runner.js';
 export { runRuleTests } from './test-runner.js';
-export type { RuleSetStatus, ReloadOutcome } from './holder.js';
+export type { RuleSetStatus, ReloadOutcome, RulesFallback } from './holder.js';
 export { RuleSetHolder } from './holder.js';
 export { rulesRoutes } from './routes.js';

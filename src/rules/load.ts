@@ -11,6 +11,7 @@ import type { GrouperConfig } from '../engine/grouper-config.js';
 import { RuleClassifier } from './classifier.js';
 import { compileRuleFiles, type CompiledRule, type ParsedRuleFile, type RegexToCheck } from './compile.js';
 import { CountWindows } from './count-windows.js';
+import type { RuleSource } from './last-good.js';
 import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
 import { checkRegexSafety, type SafetyVerdict, type SafetyVerdictCache } from './regex-safety.js';
@@ -24,6 +25,8 @@ export interface RuleSummary {
   title: string;
   category: string;
   enabled: boolean;
+  /** A catch-all: tried only when no other rule matched. */
+  fallback: boolean;
   file: string;
 }
 
@@ -60,6 +63,8 @@ export interface LoadResult {
   warnings: RuleProblem[];
   /** Regexes checked for safety, and how many of those verdicts came from the cache file. */
   regexChecks?: RegexCheckCount;
+  /** The files as they were read (paths relative to the folder), when the set loaded: what the data folder keeps as the last good set. */
+  sources?: RuleSource[];
 }
 
 export interface RegexCheckCount {
@@ -76,6 +81,11 @@ export function displayName(file: string): string {
   return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
 }
 
+/** Names the loader passes over: hidden files and folders (editors' swap files, `..data` of a mounted ConfigMap) and node_modules. */
+export function isSkippedRuleEntry(name: string): boolean {
+  return name.startsWith('.') || name === 'node_modules';
+}
+
 /** The rule files of a folder (`*.yaml`, `*.yml`, below it too), in name order: the load order. */
 export async function listRuleFiles(dir: string): Promise<string[]> {
   const found: string[] = [];
@@ -83,7 +93,7 @@ export async function listRuleFiles(dir: string): Promise<string[]> {
     const entries = await readdir(current, { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
-      if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
+      if (isSkippedRuleEntry(entry.name)) continue;
       const full = path.join(current, entry.name);
       if (entry.isDirectory()) await walk(full);
       else if ((entry.isFile() || entry.isSymbolicLink()) && /\.ya?ml$/i.test(entry.name)) found.push(full);
@@ -141,6 +151,7 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
   if (files.length === 0) warnings.push(problemAt(dirName, 'no *.yaml rule files found', 'warning'));
 
   const hash = createHash('sha256');
+  const sources: RuleSource[] = [];
   const parsedFiles: ParsedRuleFile[] = [];
   for (const file of files) {
     const name = displayName(file);
@@ -156,6 +167,7 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
       errors.push(problemAt(name, `cannot read: ${(error as Error).message}`));
       continue;
     }
+    sources.push({ path: path.relative(dir, file), text });
     hash.update(path.relative(dir, file)).update('\0').update(text).update('\0');
     const source = parseYamlSource(text);
     for (const problem of source.problems) (problem.severity === 'error' ? errors : warnings).push({ file: name, ...problem });
@@ -181,13 +193,13 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
 
   const ruleSet: RuleSet = {
     hash: hash.digest('hex').slice(0, 16),
-    rules: compiled.rules.map(({ id, version, title, category, enabled, file }) => ({ id, version, title, category, enabled, file })),
+    rules: compiled.rules.map(({ id, version, title, category, enabled, fallback, file }) => ({ id, version, title, category, enabled, fallback, file })),
     groupers: compiled.groupers,
     classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
     validatedFiles: parsedFiles.map(({ file, data }) => ({ file, data })),
     countKeys: countKeysOf(compiled.rules),
   };
-  return { ruleSet, errors, warnings, regexChecks };
+  return { ruleSet, errors, warnings, regexChecks, sources };
 }
 
 function countKeysOf(rules: readonly CompiledRule[]): string[][] {

@@ -61,6 +61,8 @@ export interface RawRule {
   description?: string;
   references?: string[];
   priority?: number;
+  /** Only tried when no non-fallback rule matched: a catch-all that never shadows a specific rule. */
+  fallback?: boolean;
   match: { literals: string[]; all?: RawPredicate[]; any?: RawPredicate[]; none?: RawPredicate[] };
   extract?: RawExtract[];
   derive?: Record<string, string>;

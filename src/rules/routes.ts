@@ -1,6 +1,8 @@
-/** GET /rules (what is loaded, and why the last reload failed) and POST /-/reload. */
+/** GET /rules (what is loaded, and why the last reload failed), POST /-/reload and GET /unclassified. */
 import type { FastifyPluginAsync } from 'fastify';
+import type { UnclassifiedTally } from '../engine/unclassified-tally.js';
 import { LeakwatchError, sendError } from '../errors.js';
+import { onlyQueryParameters } from '../query-parameters.js';
 import type { RuleSetHolder } from './holder.js';
 import { formatProblem, type RuleProblem } from './problems.js';
 
@@ -8,13 +10,35 @@ function withText(problems: readonly RuleProblem[]): Array<RuleProblem & { text:
   return problems.map((problem) => ({ ...problem, text: formatProblem(problem) }));
 }
 
-export const rulesRoutes: FastifyPluginAsync<{ holder: RuleSetHolder }> = async (app, { holder }) => {
+const unclassifiedQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 20 } },
+} as const;
+
+export const rulesRoutes: FastifyPluginAsync<{ holder: RuleSetHolder; unclassified?: UnclassifiedTally }> = async (app, { holder, unclassified }) => {
+  if (unclassified) {
+    // Where the next rule is to be found: the multi-line records no rule classified, commonest first.
+    app.get<{ Querystring: { limit: number } }>(
+      '/unclassified',
+      { schema: { querystring: unclassifiedQuerySchema }, preValidation: onlyQueryParameters(Object.keys(unclassifiedQuerySchema.properties)) },
+      async (request) => ({
+        total: unclassified.total,
+        distinct: unclassified.distinct,
+        capacity: unclassified.capacity,
+        evicted: unclassified.evicted,
+        shapes: unclassified.shapes(request.query.limit),
+      }),
+    );
+  }
+
   app.get('/rules', async () => {
     const status = holder.status();
     return {
       ...status,
       warnings: withText(status.warnings),
       last_reload: { ...status.last_reload, errors: withText(status.last_reload.errors) },
+      fallback: status.fallback === null ? null : { ...status.fallback, errors: withText(status.fallback.errors) },
     };
   });
 

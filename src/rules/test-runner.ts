@@ -3,6 +3,8 @@
  * — each input line read as `leakwatch analyze` reads a text line, then a real engine loaded with
  * the whole rule set of the folder (so tags from other rules are what production would show):
  * - a rule's tests compare the events with `expect` (subset match, numbers with 1e-3 relative tolerance);
+ *   a `fallback` rule's tests run with the folder's fallback rules only (what it does when no
+ *   specific rule claims the input);
  * - a grouper's tests compare every grouped record, classified or not, with `expect` (first line and
  *   line count of each, in order).
  */
@@ -146,8 +148,9 @@ export async function runRuleTests(dir: string): Promise<RuleTestReport> {
   for (const absolute of await listRuleFiles(dir)) {
     const file = displayName(absolute);
     const data = parseDocument(await readFile(absolute, 'utf8')).toJS() as RawRuleFile | null;
-    const fresh = (): RuleSet => {
-      const classifier = first.ruleSet!.classifier instanceof RuleClassifier ? first.ruleSet!.classifier.withFreshState() : first.ruleSet!.classifier;
+    const fresh = (scope: 'all' | 'fallbacks' = 'all'): RuleSet => {
+      const loaded = first.ruleSet!.classifier;
+      const classifier = loaded instanceof RuleClassifier ? (scope === 'all' ? loaded.withFreshState() : loaded.fallbacksOnly()) : loaded;
       return { ...first.ruleSet!, classifier };
     };
     for (const grouper of data?.groupers ?? []) {
@@ -157,8 +160,11 @@ export async function runRuleTests(dir: string): Promise<RuleTestReport> {
       }
     }
     for (const rule of data?.rules ?? []) {
+      // A catch-all's tests say what it does with a record no specific rule claims; a specific rule
+      // added later for one of those inputs takes precedence there without failing them.
+      const scope = rule.fallback === true ? 'fallbacks' : 'all';
       for (const test of rule.tests ?? []) {
-        const diff = compare(test.expect, runOne(fresh(), test).events);
+        const diff = compare(test.expect, runOne(fresh(scope), test).events);
         results.push({ rule: rule.id, test: test.name, file, ok: diff === undefined, ...(diff === undefined ? {} : { diff }) });
       }
     }

@@ -2,8 +2,7 @@ import type Database from 'better-sqlite3';
 
 /**
  * Versioned schema changes, applied in order, each in its own transaction and recorded in
- * `schema_migrations`. Never edit a released migration: append a new one. Planned next:
- * 3 = forwarding outbox.
+ * `schema_migrations`. Never edit a released migration: append a new one.
  */
 export interface Migration {
   version: number;
@@ -113,6 +112,56 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE name = 'ingest_journal_new';
       DROP TABLE ingest_journal;
       ALTER TABLE ingest_journal_new RENAME TO ingest_journal;
+    `,
+  },
+  {
+    version: 4,
+    name: 'forwarding outbox',
+    sql: `
+      -- What each forwarding target has still to receive, written in the transaction that stores
+      -- the event. A row leaves when its target has taken it; a dead letter (dead = 1) stays until
+      -- it is retried or ages out. One row per target and record: a replayed record is not queued twice.
+      CREATE TABLE forward_outbox (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        target      TEXT NOT NULL,
+        lane        INTEGER NOT NULL,      -- stable hash of the stream % the target's concurrency
+        stream      TEXT NOT NULL,
+        record_id   TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        bytes       INTEGER NOT NULL,
+        body        TEXT NOT NULL,         -- the event (or grouped record) as JSON
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        next_at     INTEGER NOT NULL DEFAULT 0,
+        dead        INTEGER NOT NULL DEFAULT 0 CHECK (dead IN (0, 1)),
+        dead_at     INTEGER,
+        last_status INTEGER,               -- HTTP status of the last attempt; 0 for a network error
+        last_error  TEXT
+      );
+      CREATE UNIQUE INDEX outbox_record ON forward_outbox (target, record_id);
+      CREATE INDEX outbox_lane ON forward_outbox (target, dead, lane, id);
+      CREATE INDEX outbox_order ON forward_outbox (dead, target, id);
+
+      -- Entries and bytes per target and state, kept by triggers: the cap checked at every ingest
+      -- and the metrics read a few rows, always in step with what is committed.
+      CREATE TABLE forward_outbox_totals (
+        target  TEXT NOT NULL,
+        dead    INTEGER NOT NULL,
+        entries INTEGER NOT NULL,
+        bytes   INTEGER NOT NULL,
+        PRIMARY KEY (target, dead)
+      );
+      CREATE TRIGGER forward_outbox_added AFTER INSERT ON forward_outbox BEGIN
+        INSERT INTO forward_outbox_totals (target, dead, entries, bytes) VALUES (NEW.target, NEW.dead, 1, NEW.bytes)
+          ON CONFLICT (target, dead) DO UPDATE SET entries = entries + 1, bytes = bytes + excluded.bytes;
+      END;
+      CREATE TRIGGER forward_outbox_removed AFTER DELETE ON forward_outbox BEGIN
+        UPDATE forward_outbox_totals SET entries = entries - 1, bytes = bytes - OLD.bytes WHERE target = OLD.target AND dead = OLD.dead;
+      END;
+      CREATE TRIGGER forward_outbox_moved AFTER UPDATE OF dead ON forward_outbox WHEN OLD.dead <> NEW.dead BEGIN
+        UPDATE forward_outbox_totals SET entries = entries - 1, bytes = bytes - OLD.bytes WHERE target = OLD.target AND dead = OLD.dead;
+        INSERT INTO forward_outbox_totals (target, dead, entries, bytes) VALUES (NEW.target, NEW.dead, 1, NEW.bytes)
+          ON CONFLICT (target, dead) DO UPDATE SET entries = entries + 1, bytes = bytes + excluded.bytes;
+      END;
     `,
   },
 ];

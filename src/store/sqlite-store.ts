@@ -5,6 +5,8 @@ import type { LeakEvent, Severity } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
 import { migrate } from './migrations.js';
 import type {
+  AttemptFailure,
+  DeadLetter,
   EvidenceEntry,
   IncidentQuery,
   IncidentRecord,
@@ -13,6 +15,9 @@ import type {
   JournalCheckpoint,
   JournalContent,
   MemorySample,
+  OutboxEntry,
+  OutboxEntryInput,
+  OutboxTotals,
   ProcessId,
   Store,
   StoredSample,
@@ -121,6 +126,8 @@ export class SqliteStore implements Store {
       this.db.pragma('wal_autocheckpoint = 4000');
       // Another process (a second leakwatch, sqlite3 CLI) holding the lock briefly should not fail a batch.
       this.db.pragma('busy_timeout = 5000');
+      // Statement journals (a statement that fires the outbox triggers needs one) stay in memory, not in temp files.
+      this.db.pragma('temp_store = MEMORY');
       this.schemaVersion = migrate(this.db);
     } catch (error) {
       this.db.close();
@@ -212,6 +219,44 @@ export class SqliteStore implements Store {
         'SELECT host, service, pid FROM memory_samples GROUP BY host, service, pid HAVING MAX(t) < ?',
       ),
       deleteSamplesOf: db.prepare('DELETE FROM memory_samples WHERE host = ? AND service = ? AND pid = ?'),
+      enqueueOutbox: db.prepare(
+        `INSERT INTO forward_outbox (target, lane, stream, record_id, created_at, bytes, body) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (target, record_id) DO NOTHING`,
+      ),
+      outboxLane: db.prepare(
+        `SELECT id, target, lane, stream, record_id, created_at, bytes, body, attempts, next_at, last_status, last_error
+           FROM forward_outbox WHERE target = ? AND dead = 0 AND lane = ? ORDER BY id LIMIT ?`,
+      ),
+      // One statement for a whole batch of ids (a JSON array), not one per entry.
+      outboxDelivered: db.prepare('DELETE FROM forward_outbox WHERE id IN (SELECT value FROM json_each(?))'),
+      outboxRetryLater: db.prepare(
+        'UPDATE forward_outbox SET attempts = attempts + 1, next_at = ?, last_status = ?, last_error = ? WHERE id IN (SELECT value FROM json_each(?)) AND dead = 0',
+      ),
+      outboxDeadLetter: db.prepare(
+        'UPDATE forward_outbox SET attempts = attempts + 1, dead = 1, dead_at = ?, last_status = ?, last_error = ? WHERE id IN (SELECT value FROM json_each(?)) AND dead = 0',
+      ),
+      outboxGiveUp: db.prepare(
+        `UPDATE forward_outbox SET dead = 1, dead_at = @now, last_status = @status, last_error = @error
+          WHERE target = @target AND dead = 0 AND (@lane IS NULL OR lane = @lane) AND created_at <= @before`,
+      ),
+      outboxTotals: db.prepare('SELECT target, dead, entries, bytes FROM forward_outbox_totals WHERE entries > 0 ORDER BY target, dead'),
+      oldestPending: db.prepare('SELECT created_at FROM forward_outbox WHERE dead = 0 AND target = ? ORDER BY id LIMIT 1').pluck(),
+      deadLetters: db.prepare(
+        `SELECT id, target, record_id, created_at, dead_at, attempts, last_status, last_error, bytes FROM forward_outbox
+          WHERE dead = 1 AND (@target IS NULL OR target = @target) AND id > @after ORDER BY id LIMIT @limit`,
+      ),
+      requeueDeadLetters: db.prepare(
+        `UPDATE forward_outbox SET dead = 0, dead_at = NULL, attempts = 0, next_at = 0, created_at = @now
+          WHERE dead = 1 AND (@target IS NULL OR target = @target)`,
+      ),
+      deadLettersBefore: db.prepare('SELECT target, COUNT(*) AS entries FROM forward_outbox WHERE dead = 1 AND created_at < ? GROUP BY target'),
+      dropDeadLettersBefore: db.prepare('DELETE FROM forward_outbox WHERE dead = 1 AND created_at < ?'),
+      outboxBytes: db.prepare('SELECT coalesce(SUM(bytes), 0) FROM forward_outbox_totals').pluck(),
+      oldestDeadLetters: db.prepare('SELECT id, target, bytes FROM forward_outbox WHERE dead = 1 ORDER BY id LIMIT ?'),
+      dropDeadLetter: db.prepare('DELETE FROM forward_outbox WHERE id = ? AND dead = 1'),
+      pendingStreams: db.prepare('SELECT DISTINCT stream, lane FROM forward_outbox WHERE target = ? AND dead = 0'),
+      relane: db.prepare('UPDATE forward_outbox SET lane = ? WHERE target = ? AND dead = 0 AND stream = ? AND lane = ?'),
+      outboxTargets: db.prepare('SELECT target FROM forward_outbox_totals WHERE dead = 0 AND entries > 0 ORDER BY target').pluck(),
     };
   }
 
@@ -403,9 +448,158 @@ export class SqliteStore implements Store {
     });
   }
 
+  enqueueOutbox(entries: readonly OutboxEntryInput[], now: number): number {
+    let added = 0;
+    this.transaction(() => {
+      for (const entry of entries) {
+        added += this.statements.enqueueOutbox.run(entry.target, entry.lane, entry.stream, entry.recordId, now, Buffer.byteLength(entry.body), entry.body).changes;
+      }
+    });
+    return added;
+  }
+
+  outboxLane(target: string, lane: number, limit: number): OutboxEntry[] {
+    return (this.statements.outboxLane.all(target, lane, limit) as OutboxRow[]).map((row) => ({
+      id: row.id,
+      target: row.target,
+      lane: row.lane,
+      stream: row.stream,
+      recordId: row.record_id,
+      createdAt: row.created_at,
+      bytes: row.bytes,
+      body: row.body,
+      attempts: row.attempts,
+      nextAt: row.next_at,
+      lastStatus: row.last_status,
+      lastError: row.last_error,
+    }));
+  }
+
+  outboxDelivered(ids: readonly number[]): void {
+    this.statements.outboxDelivered.run(JSON.stringify(ids));
+  }
+
+  outboxRetryLater(ids: readonly number[], nextAt: number, failure: AttemptFailure): void {
+    this.statements.outboxRetryLater.run(nextAt, failure.status, failure.error, JSON.stringify(ids));
+  }
+
+  outboxDeadLetter(ids: readonly number[], failure: AttemptFailure, now: number): void {
+    this.statements.outboxDeadLetter.run(now, failure.status, failure.error, JSON.stringify(ids));
+  }
+
+  outboxGiveUp(target: string, lane: number | undefined, queuedBefore: number, failure: AttemptFailure, now: number): number {
+    const before = Number.isFinite(queuedBefore) ? queuedBefore : Number.MAX_SAFE_INTEGER;
+    return this.statements.outboxGiveUp.run({ target, lane: lane ?? null, before, now, status: failure.status, error: failure.error }).changes;
+  }
+
+  outboxTotals(): OutboxTotals[] {
+    const byTarget = new Map<string, OutboxTotals>();
+    for (const row of this.statements.outboxTotals.all() as Array<{ target: string; dead: number; entries: number; bytes: number }>) {
+      let totals = byTarget.get(row.target);
+      if (!totals) byTarget.set(row.target, (totals = { target: row.target, pendingEntries: 0, pendingBytes: 0, deadEntries: 0, deadBytes: 0 }));
+      if (row.dead === 1) {
+        totals.deadEntries = row.entries;
+        totals.deadBytes = row.bytes;
+      } else {
+        totals.pendingEntries = row.entries;
+        totals.pendingBytes = row.bytes;
+      }
+    }
+    return [...byTarget.values()];
+  }
+
+  oldestPending(target: string): number | undefined {
+    return this.statements.oldestPending.get(target) as number | undefined;
+  }
+
+  deadLetters(query: { target?: string; afterId?: number; limit: number }): DeadLetter[] {
+    const rows = this.statements.deadLetters.all({ target: query.target ?? null, after: query.afterId ?? 0, limit: query.limit }) as DeadLetterRow[];
+    return rows.map((row) => ({
+      id: row.id,
+      target: row.target,
+      recordId: row.record_id,
+      createdAt: row.created_at,
+      deadAt: row.dead_at,
+      attempts: row.attempts,
+      lastStatus: row.last_status,
+      lastError: row.last_error,
+      bytes: row.bytes,
+    }));
+  }
+
+  requeueDeadLetters(target: string | undefined, now: number): number {
+    return this.statements.requeueDeadLetters.run({ target: target ?? null, now }).changes;
+  }
+
+  dropDeadLetters(queuedBefore: number, maxBytes: number): Array<{ target: string; reason: 'age' | 'space'; entries: number }> {
+    return this.transaction(() => {
+      const dropped: Array<{ target: string; reason: 'age' | 'space'; entries: number }> = [];
+      for (const row of this.statements.deadLettersBefore.all(queuedBefore) as Array<{ target: string; entries: number }>) {
+        dropped.push({ target: row.target, reason: 'age', entries: row.entries });
+      }
+      if (dropped.length > 0) this.statements.dropDeadLettersBefore.run(queuedBefore);
+      let excess = (this.statements.outboxBytes.get() as number) - maxBytes;
+      const bySpace = new Map<string, number>();
+      while (excess > 0) {
+        const oldest = this.statements.oldestDeadLetters.all(512) as Array<{ id: number; target: string; bytes: number }>;
+        if (oldest.length === 0) break;
+        for (const row of oldest) {
+          if (excess <= 0) break;
+          this.statements.dropDeadLetter.run(row.id);
+          bySpace.set(row.target, (bySpace.get(row.target) ?? 0) + 1);
+          excess -= row.bytes;
+        }
+      }
+      for (const [target, entries] of bySpace) dropped.push({ target, reason: 'space', entries });
+      return dropped;
+    });
+  }
+
+  relaneOutbox(target: string, laneOf: (stream: string) => number): number {
+    return this.transaction(() => {
+      let moved = 0;
+      for (const row of this.statements.pendingStreams.all(target) as Array<{ stream: string; lane: number }>) {
+        const lane = laneOf(row.stream);
+        if (lane !== row.lane) moved += this.statements.relane.run(lane, target, row.stream, row.lane).changes;
+      }
+      return moved;
+    });
+  }
+
+  outboxTargets(): string[] {
+    return this.statements.outboxTargets.all() as string[];
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+interface OutboxRow {
+  id: number;
+  target: string;
+  lane: number;
+  stream: string;
+  record_id: string;
+  created_at: number;
+  bytes: number;
+  body: string;
+  attempts: number;
+  next_at: number;
+  last_status: number | null;
+  last_error: string | null;
+}
+
+interface DeadLetterRow {
+  id: number;
+  target: string;
+  record_id: string;
+  created_at: number;
+  dead_at: number;
+  attempts: number;
+  last_status: number | null;
+  last_error: string | null;
+  bytes: number;
 }
 
 const JOURNAL_CHECKPOINT_KEY = 'journal_checkpoint';

@@ -109,7 +109,102 @@ export interface IngestJournal {
   reclaimSpace(maxPages?: number): number;
 }
 
-export interface Store extends IngestJournal {
+/** An outbox entry as the forwarder gives it: which target, which lane, what. */
+export interface OutboxEntryInput {
+  target: string;
+  lane: number;
+  stream: string;
+  recordId: string;
+  /** The event (or grouped record) as JSON. */
+  body: string;
+}
+
+/** A pending entry as the forwarder sends it. */
+export interface OutboxEntry {
+  id: number;
+  target: string;
+  lane: number;
+  stream: string;
+  recordId: string;
+  /** Wall-clock ms when it was queued (or re-queued from the dead letters). */
+  createdAt: number;
+  bytes: number;
+  body: string;
+  attempts: number;
+  /** Not to be sent before this (wall-clock ms): the backoff after a failed attempt. */
+  nextAt: number;
+  lastStatus: number | null;
+  lastError: string | null;
+}
+
+/** A dead letter as GET /forward/dead-letters lists it (without its body). */
+export interface DeadLetter {
+  id: number;
+  target: string;
+  recordId: string;
+  createdAt: number;
+  deadAt: number;
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  bytes: number;
+}
+
+/** Entries and bytes of one target, pending and dead. */
+export interface OutboxTotals {
+  target: string;
+  pendingEntries: number;
+  pendingBytes: number;
+  deadEntries: number;
+  deadBytes: number;
+}
+
+/** What an attempt ended with, kept on the entry: HTTP status (0: no answer) and a short reason. */
+export interface AttemptFailure {
+  status: number;
+  error: string;
+}
+
+/**
+ * The durable outbox of the forwarder: entries are added in the transaction that stores their
+ * event, and leave only once their target has taken them. Failed entries wait (`nextAt`) or
+ * become dead letters, which stay until retried or aged out.
+ */
+export interface ForwardOutbox {
+  /** Adds the entries a target does not hold yet (by record id); returns how many were added. */
+  enqueueOutbox(entries: readonly OutboxEntryInput[], now: number): number;
+  /** Pending entries of one lane, oldest first, at most `limit`. */
+  outboxLane(target: string, lane: number, limit: number): OutboxEntry[];
+  /** Taken by the target: removed. */
+  outboxDelivered(ids: readonly number[]): void;
+  /** To be sent again from `nextAt` on; the attempt is counted and its failure kept. */
+  outboxRetryLater(ids: readonly number[], nextAt: number, failure: AttemptFailure): void;
+  /** To the dead letters; the attempt is counted and its failure kept. */
+  outboxDeadLetter(ids: readonly number[], failure: AttemptFailure, now: number): void;
+  /**
+   * Pending entries of the target (of one lane, or all) queued at or before `queuedBefore` become
+   * dead letters with this failure; returns how many.
+   */
+  outboxGiveUp(target: string, lane: number | undefined, queuedBefore: number, failure: AttemptFailure, now: number): number;
+  outboxTotals(): OutboxTotals[];
+  /** When the target's oldest pending entry was queued; undefined when none is pending. */
+  oldestPending(target: string): number | undefined;
+  /** Dead letters in id order after `afterId`, of one target or all, at most `limit`. */
+  deadLetters(query: { target?: string; afterId?: number; limit: number }): DeadLetter[];
+  /** Dead letters of one target (or all) back to pending, as if queued now; returns how many. */
+  requeueDeadLetters(target: string | undefined, now: number): number;
+  /**
+   * Drops dead letters queued before `queuedBefore`, then the oldest ones while the outbox holds
+   * more than `maxBytes`; returns what was dropped, per target and reason.
+   */
+  dropDeadLetters(queuedBefore: number, maxBytes: number): Array<{ target: string; reason: 'age' | 'space'; entries: number }>;
+  /** Moves the target's pending entries to the lane `laneOf` gives their stream; returns how many moved. */
+  relaneOutbox(target: string, laneOf: (stream: string) => number): number;
+  /** Targets that hold pending entries, configured or not. */
+  outboxTargets(): string[];
+}
+
+export interface Store extends IngestJournal, ForwardOutbox {
   /** Runs `work` in one transaction: all of it is committed, or none of it. Nested calls join the outer one. */
   transaction<T>(work: () => T): T;
 

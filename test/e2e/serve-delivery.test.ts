@@ -5,77 +5,17 @@
  * than the silence, a kill -9 and restart between the halves of the stream — give exactly the
  * events `leakwatch analyze` finds offline, with the same ids.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateCorpus, journalEntry } from '../../bench/corpus.js';
-import { JOURNAL_JSON } from '../helpers/netty-fixtures.js';
+import { analyzeOffline, chunk, journalEntries, prng } from '../helpers/journal-corpus.js';
 import { shippedRulesWith } from '../helpers/rules-dir.js';
 import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
-
-const BIN = fileURLToPath(new URL('../../bin/leakwatch.js', import.meta.url));
-
-type JournalEntry = Record<string, string>;
-
-/** `journalctl -o json` entries: the Netty export as it is, then the generated corpus with journald's clock and cursor. */
-function journalEntries(): JournalEntry[] {
-  const netty = readFileSync(JOURNAL_JSON, 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as JournalEntry);
-  // The corpus is dated 2017-11-01; moved to just after the export (2024-11-01) so that both are
-  // one stretch of time (incidents left quiet for years would resolve and age out).
-  const shiftMs = Date.UTC(2024, 10, 1, 12, 0, 0) - Date.UTC(2017, 10, 1, 11, 59, 32);
-  const generated: JournalEntry[] = [];
-  let index = 0;
-  for (const entry of generateCorpus({ lines: 4000, seed: 2247 })) generated.push(journalEntry({ ...entry, time: entry.time + shiftMs }, index++));
-  return [...netty, ...generated];
-}
-
-/** Fluent Bit `systemd` input + out_http `Format json`: the data fields and `date` (the entry's realtime, seconds). */
-function fluentBitRecord(entry: JournalEntry): Record<string, unknown> {
-  const record: Record<string, unknown> = { date: Number(entry['__REALTIME_TIMESTAMP']) / 1e6 };
-  for (const [key, value] of Object.entries(entry)) if (!key.startsWith('__')) record[key] = value;
-  return record;
-}
-
-/** Vector `journald` source + `http` sink (json): MESSAGE → message, _HOSTNAME → host, `timestamp` RFC 3339; keys sorted. */
-function vectorRecord(entry: JournalEntry): Record<string, unknown> {
-  const record: Record<string, unknown> = { source_type: 'journald' };
-  for (const [key, value] of Object.entries(entry)) {
-    if (key === '__CURSOR') continue;
-    if (key === 'MESSAGE') record['message'] = value;
-    else if (key === '_HOSTNAME') record['host'] = value;
-    else record[key] = value;
-  }
-  const us = Number(entry['__REALTIME_TIMESTAMP']);
-  record['timestamp'] = `${new Date(Math.floor(us / 1000)).toISOString().slice(0, -1)}${String(us % 1000).padStart(3, '0')}Z`;
-  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : 1)));
-}
-
-/** mulberry32: the same shuffles on every run. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let start = 0; start < items.length; start += size) out.push(items.slice(start, start + size));
-  return out;
-}
+import { fluentBitRecord, vectorRecord, type JournalEntry } from '../helpers/shipper-records.js';
 
 interface Shipper {
   name: string;
@@ -144,15 +84,7 @@ describe('real delivery gives exactly the offline result', () => {
     // Production timings but the expiry, which a test cannot wait 30 s for.
     rules = shippedRulesWith({ expire_after: '4s' });
     entries = journalEntries();
-    const file = join(work, 'journal.json');
-    writeFileSync(file, entries.map((entry) => JSON.stringify(entry)).join('\n') + '\n');
-    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'analyze', '--format', 'ndjson', '--rules', rules.dir, file], { maxBuffer: 64 << 20 });
-    offline = stdout
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as { id: string; category: string; line_count: number })
-      .map((event) => `${event.id} ${event.category} ${event.line_count}`)
-      .sort();
+    offline = (await analyzeOffline(entries, rules.dir, work)).map((event) => `${event.id} ${event.category} ${event.line_count}`).sort();
   });
 
   afterAll(() => {

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { LeakEvent } from '../../src/engine/event.js';
 import { startLeakwatch } from '../helpers/in-process.js';
 import { JOURNAL_JSON, expectEventsMatchManifest } from '../helpers/netty-fixtures.js';
+import { journalDataFields } from '../helpers/shipper-records.js';
 
 // Issue 3: the real two-host Netty export, re-encoded as each shipper would send it (body shapes of
 // field names of each shipper's journald input, see test/fixtures/shippers/bodies.ts), posted in three
@@ -35,10 +36,6 @@ function vectorEvent(entry: Entry): Record<string, unknown> {
 }
 
 /** Fluent Bit's systemd input: the entry's data fields only (no __ address fields). */
-function journalDataFields(entry: Entry): Entry {
-  return Object.fromEntries(Object.entries(entry).filter(([key]) => !key.startsWith('__')));
-}
-
 /** Fluent Bit's out_http JSON: `date` first (seconds, %.16g double), then the record. */
 function fluentBitJson(entry: Entry): string {
   const date = (micros(entry) / 1e6).toPrecision(16).replace(/0+$/, '').replace(/\.$/, '.0');

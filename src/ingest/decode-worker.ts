@@ -1,0 +1,35 @@
+/**
+ * A decoding thread of the DecodePool: undoes the content encoding and decodes the body into
+ * records, exactly as the main thread would (decodeReceivedBody), and sends them back packed.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { decodeReceivedBody } from './decode-body.js';
+import { describeError, type DecodeOutcome, type DecodeTask, type DecodeWorkerData } from './decode-pool.js';
+import { InflightBytes } from './inflight.js';
+import { packRecords } from './packed-records.js';
+
+const data = workerData as DecodeWorkerData;
+const inflight = data.inflight === undefined ? undefined : InflightBytes.fromShared(data.inflight.shared, data.inflight.capacity);
+const port = parentPort;
+if (port === null) throw new Error('decode-worker runs as a worker thread');
+
+port.on('message', (task: DecodeTask) => {
+  void decode(task).then(({ outcome, transfer }) => port.postMessage(outcome, transfer));
+});
+
+async function decode(task: DecodeTask): Promise<{ outcome: DecodeOutcome; transfer: ArrayBuffer[] }> {
+  // What this thread decompresses counts against the same cap as the request's received bytes.
+  const claim = inflight?.claim(task.claimed);
+  try {
+    const batch = await decodeReceivedBody(task.received, task.receivedAtMs, {
+      ...data.options,
+      ...(claim ? { reserve: (bytes: number) => claim.add(bytes) } : {}),
+    });
+    const { packed, transfer } = packRecords(batch.records);
+    return { outcome: { id: task.id, ok: true, packed, malformed: batch.malformed, withoutText: batch.withoutText, format: batch.format }, transfer };
+  } catch (error) {
+    return { outcome: { id: task.id, ok: false, error: describeError(error) }, transfer: [] };
+  } finally {
+    claim?.release();
+  }
+}
