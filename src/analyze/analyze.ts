@@ -4,40 +4,45 @@
  * even within one file; `-o export` and `-o json-pretty` files are recognised by their first
  * bytes, gzip and zstd files by their magic.
  *
- * The input is read in chunks of whole lines and handed to every shard (shard.ts): each keeps the
- * streams dealt to it, so with several threads each groups and classifies its share of the streams
- * while this thread reads and writes. Every closed record carries the input line number of the
- * record that closed it; the records of each chunk are merged on it (and the groups still open at
- * the end on their stream's last line, most recent first, as one grouper's flush would close them),
- * which gives exactly the output of a single grouper over all lines.
+ * The input is read in chunks of whole lines into a few buffers that go round (shared memory) and
+ * handed to every shard (shard.ts): each keeps the streams dealt to it, so with several threads
+ * each groups and classifies its share of the streams while this thread reads and writes. Every
+ * closed record carries the input line number of the record that closed it; the records of each
+ * chunk are merged on it (and the groups still open at the end on their stream's last line, most
+ * recent first, as one grouper's flush would close them), which gives exactly the output of a
+ * single grouper over all lines. Memory does not grow with the input: a few chunks are in flight,
+ * and a shard's thread has a bounded heap.
  */
 import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import type { GroupedRecord } from '../engine/grouped-record.js';
 import { DEFAULT_OPEN_GROUP_LIMITS, type OpenGroupLimits } from '../engine/grouper-config.js';
-import type { RuleSet } from '../rules/load.js';
 import { UnclassifiedTally } from '../engine/unclassified-tally.js';
-import type { FormattedRecord, OutputFormat } from './format.js';
-import { readChunks, resolveInputs, type InputFile } from './input.js';
-import { AnalyzeShard, type ShardSpec, type ShardStats } from './shard.js';
+import type { RuleSet } from '../rules/load.js';
+import type { OutputFormat, TableRow } from './format.js';
+import { readChunks, resolveInputs, slotBytesFor, type InputFile, type SlotPool } from './input.js';
+import type { ShardSpec, ShardStats } from './shard.js';
 import { defaultThreads } from './threads.js';
-import { toWire, type WireItem } from './wire.js';
+import { EVENT_OBJECT, EVENT_ROW, EVENT_TEXT, RECORD_OBJECT, RECORD_ROW, RECORD_TEXT, SHAPE, toRoundOutput, type RoundOutput, type Shape } from './wire.js';
 
-export type { WireItem } from './wire.js';
-
-/** A record for the output, in close order; `out` when formatted, `record` with format 'records'. */
-export interface OutputRecord {
-  out?: FormattedRecord;
-  record?: GroupedRecord;
+/** Where the output goes, in close order. */
+export interface AnalyzeSink {
+  /** ndjson, a chunk's worth at a time; a promise holds the reading back (the pipe's back-pressure). */
+  text?(bytes: Uint8Array): void | Promise<void>;
+  row?(row: TableRow, event: boolean): void;
+  record?(record: GroupedRecord): void;
 }
 
 export interface AnalyzeOptions {
-  /** 'records' hands on the records themselves (in this thread only: threads is then 1). */
+  /** 'records' hands on the records themselves (in this thread: threads is then 1). */
   format: OutputFormat | 'records';
+  sink: AnalyzeSink;
   /** Also hand on every group no rule classified (`--all`), in close order with the events. */
   all?: boolean;
-  /** Shards, each on a worker thread; 1 runs in this thread. Default: the available cores, at most 4. */
+  /** Shards: 1 runs in this thread, more each on a worker thread. Default: the cores, at most 4. */
   threads?: number;
+  /** Run a single shard on a worker thread too (its heap is bounded there; this thread's is not). */
+  workerForOne?: boolean;
   stdin?: Readable;
   /** Read every file below a folder given as input (else a folder is refused). */
   recursive?: boolean;
@@ -45,8 +50,6 @@ export interface AnalyzeOptions {
   maxZstdWindowBytes?: number;
   chunkBytes?: number;
   limits?: OpenGroupLimits;
-  /** Receives the output in order, a chunk's worth at a time; a promise holds the reading back (pipe back-pressure). */
-  onRecords: (records: OutputRecord[]) => void | Promise<void>;
   /** Told the total size of the inputs as stored, once they are known (undefined when one is stdin). */
   onStart?: (totalBytes: number | undefined) => void;
   /** Told of bytes read (as stored) and lines read so far. */
@@ -59,6 +62,7 @@ export interface AnalyzeOptions {
 
 export interface AnalyzeResult {
   lines: number;
+  events: number;
   malformedJsonLines: number;
   groupsClosed: number;
   evictions: number;
@@ -67,7 +71,7 @@ export interface AnalyzeResult {
   unclassifiedTraces: UnclassifiedTally;
   /** Shards the run used. */
   threads: number;
-  /** Why the run used one thread although more were asked for, when it did. */
+  /** Why the run used one shard although more were asked for, when it did. */
   singleThreadReason?: string;
   /** The run stopped before the end of its input. */
   stopped: boolean;
@@ -76,11 +80,13 @@ export interface AnalyzeResult {
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
 export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 export const DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES = 32 * 1024 * 1024;
-/** Chunks handed out and not yet merged back: what bounds the memory of a run, whatever its input. */
-const MAX_CHUNKS_IN_FLIGHT = 4;
+/** Chunks handed out and not yet merged back: with the slots and a shard's heap, what bounds a run's memory. */
+const MAX_CHUNKS_IN_FLIGHT = 3;
+/** A shard's thread: most of what it allocates dies within a chunk; its old generation holds open groups and rules. */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: Number(process.env.LW_YOUNG ?? 8), maxOldGenerationSizeMb: Number(process.env.LW_OLD ?? 64) };
 
 /**
- * Why the rules' count windows need every event on one thread, or undefined when they do not: a
+ * Why the rules' count windows need every event on one shard, or undefined when they do not: a
  * window keyed without host and service counts events of streams that different shards hold.
  */
 export function countsNeedOneThread(ruleSet: Pick<RuleSet, 'countKeys'>): string | undefined {
@@ -88,69 +94,101 @@ export function countsNeedOneThread(ruleSet: Pick<RuleSet, 'countKeys'>): string
   return key === undefined ? undefined : `a count threshold is keyed on [${key.join(', ')}], without host and service`;
 }
 
-/** Where shards run: in this thread, or each on a worker thread. */
-interface ShardHost {
-  beginFile(fallbackService: string): void;
-  /** Hands a chunk to every shard; their items come back through `deliver`. */
-  chunk(round: number, bytes: Buffer): void;
-  finish(): void;
-  close(): Promise<void>;
-}
-
-type Deliver = (shard: number, round: number, items: WireItem[], lines: number, stats?: ShardStats) => void;
-
-const FINAL_ROUND = -1;
-
-class InProcessHost implements ShardHost {
-  private readonly shard: AnalyzeShard;
-
-  constructor(
-    spec: ShardSpec,
-    ruleSet: Pick<RuleSet, 'groupers' | 'classifier'>,
-    private readonly format: OutputFormat | 'records',
-    private readonly deliver: Deliver,
-  ) {
-    this.shard = new AnalyzeShard(spec, ruleSet.groupers, ruleSet.classifier);
-  }
-
-  beginFile(fallbackService: string): void {
-    this.shard.beginFile(fallbackService);
-  }
-
-  chunk(round: number, bytes: Buffer): void {
-    const items = this.shard.processText(bytes.toString('utf8'));
-    this.deliver(0, round, toWire(items, this.format), this.shard.stats().lines);
-  }
-
-  finish(): void {
-    const items = this.shard.finish();
-    const stats = this.shard.stats();
-    this.deliver(0, FINAL_ROUND, toWire(items, this.format), stats.lines, stats);
-  }
-
-  async close(): Promise<void> {}
-}
-
 /** Messages to a shard's worker (worker.ts). */
 export type ToWorker =
-  | { type: 'init'; spec: ShardSpec; validatedFiles: RuleSet['validatedFiles']; format: OutputFormat }
+  | { type: 'init'; spec: ShardSpec; validatedFiles: RuleSet['validatedFiles']; format: OutputFormat; outputSlots: SharedArrayBuffer[] }
   | { type: 'file'; fallbackService: string }
   | { type: 'chunk'; round: number; buffer: SharedArrayBuffer; length: number }
   | { type: 'finish' };
 
 /** Messages from a shard's worker. */
-export type FromWorker =
-  | { type: 'round'; round: number; items: WireItem[]; lines: number }
-  | { type: 'done'; items: WireItem[]; stats: ShardStats }
-  | { type: 'error'; message: string };
+export type FromWorker = { type: 'round'; round: number; output: RoundOutput; lines: number } | { type: 'done'; output: RoundOutput; stats: ShardStats } | { type: 'error'; message: string };
+
+type Deliver = (shard: number, round: number, output: RoundOutput, lines: number, stats?: ShardStats) => void;
+
+/** Where shards run: in this thread, or each on a worker thread. */
+interface ShardHost {
+  readonly pool: SlotPool;
+  beginFile(fallbackService: string): void;
+  /** Hands a chunk to every shard; their output comes back through `deliver`. */
+  chunk(round: number, slot: Buffer, length: number): void;
+  /** Every shard is done with the chunk of `round`. */
+  done(round: number): void;
+  finish(): void;
+  readonly failure: Error | undefined;
+  close(): Promise<void>;
+}
+
+const FINAL_ROUND = -1;
+
+/** Slots that go round: a chunk being filled, the chunks in flight, and one to spare. */
+class Slots implements SlotPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(
+    readonly slotBytes: number,
+    private readonly shared: boolean,
+  ) {}
+
+  take(): Buffer {
+    return this.free.pop() ?? (this.shared ? Buffer.from(new SharedArrayBuffer(this.slotBytes)) : Buffer.allocUnsafeSlow(this.slotBytes));
+  }
+
+  release(slot: Buffer): void {
+    this.free.push(slot);
+  }
+}
+
+class InProcessHost implements ShardHost {
+  readonly failure = undefined;
+  private shard: import('./shard.js').AnalyzeShard | undefined;
+
+  constructor(
+    private readonly spec: ShardSpec,
+    private readonly ruleSet: Pick<RuleSet, 'groupers' | 'classifier'>,
+    private readonly format: OutputFormat | 'records',
+    private readonly deliver: Deliver,
+    readonly pool: Slots,
+  ) {}
+
+  async start(): Promise<void> {
+    // Imported here: a run on worker threads never loads the shard into this thread.
+    const { AnalyzeShard } = await import('./shard.js');
+    this.shard = new AnalyzeShard(this.spec, this.ruleSet.groupers, this.ruleSet.classifier);
+  }
+
+  private active(): import('./shard.js').AnalyzeShard {
+    return this.shard as import('./shard.js').AnalyzeShard;
+  }
+
+  beginFile(fallbackService: string): void {
+    this.active().beginFile(fallbackService);
+  }
+
+  chunk(round: number, slot: Buffer, length: number): void {
+    const shard = this.active();
+    const items = shard.processBytes(slot, length);
+    this.pool.release(slot);
+    this.deliver(0, round, toRoundOutput(items, this.format), shard.stats().lines);
+  }
+
+  done(): void {}
+
+  finish(): void {
+    const shard = this.active();
+    const items = shard.finish();
+    const stats = shard.stats();
+    this.deliver(0, FINAL_ROUND, toRoundOutput(items, this.format), stats.lines, stats);
+  }
+
+  async close(): Promise<void> {}
+}
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
 class WorkerHost implements ShardHost {
   private readonly workers: Worker[] = [];
-  /** Shared buffers free for the next chunk: one copy of a chunk serves every worker. */
-  private readonly freeBuffers: SharedArrayBuffer[] = [];
-  private readonly inUse = new Map<number, SharedArrayBuffer>();
+  private readonly inFlight = new Map<number, Buffer>();
   failure: Error | undefined;
 
   constructor(
@@ -158,49 +196,48 @@ class WorkerHost implements ShardHost {
     validatedFiles: RuleSet['validatedFiles'],
     format: OutputFormat,
     deliver: Deliver,
-    private readonly bufferBytes: number,
-    onFailure: () => void,
+    readonly pool: Slots,
+    outputSlotBytes: number,
+    private readonly onFailure: () => void,
   ) {
     for (const spec of specs) {
-      // The young generation bounded: most of what a shard allocates dies within a chunk.
-      const worker = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 8 } });
+      const worker = new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
       worker.on('message', (message: FromWorker) => {
-        if (message.type === 'round') deliver(spec.index, message.round, message.items, message.lines);
-        else if (message.type === 'done') deliver(spec.index, FINAL_ROUND, message.items, message.stats.lines, message.stats);
-        else this.fail(new Error(`analyze thread ${spec.index}: ${message.message}`), onFailure);
+        if (message.type === 'round') deliver(spec.index, message.round, message.output, message.lines);
+        else if (message.type === 'done') deliver(spec.index, FINAL_ROUND, message.output, message.stats.lines, message.stats);
+        else this.fail(new Error(`analyze thread ${spec.index}: ${message.message}`));
       });
-      worker.on('error', (error) => this.fail(error, onFailure));
+      worker.on('error', (error) => this.fail(error));
       worker.on('exit', (code) => {
-        if (code !== 0) this.fail(new Error(`analyze thread ${spec.index} exited with ${code}`), onFailure);
+        if (code !== 0) this.fail(new Error(`analyze thread ${spec.index} exited with ${code}`));
       });
-      worker.postMessage({ type: 'init', spec, validatedFiles, format } satisfies ToWorker);
+      // Round r's texts go to slot r % MAX_CHUNKS_IN_FLIGHT: round r is sent only once round r - MAX_CHUNKS_IN_FLIGHT is merged.
+      const outputSlots = Array.from({ length: MAX_CHUNKS_IN_FLIGHT }, () => new SharedArrayBuffer(outputSlotBytes));
+      worker.postMessage({ type: 'init', spec, validatedFiles, format, outputSlots } satisfies ToWorker);
       this.workers.push(worker);
     }
   }
 
-  private fail(error: Error, onFailure: () => void): void {
+  private fail(error: Error): void {
     this.failure ??= error;
-    onFailure();
+    this.onFailure();
   }
 
   beginFile(fallbackService: string): void {
     for (const worker of this.workers) worker.postMessage({ type: 'file', fallbackService } satisfies ToWorker);
   }
 
-  chunk(round: number, bytes: Buffer): void {
-    let buffer = bytes.length <= this.bufferBytes ? this.freeBuffers.pop() : undefined;
-    buffer ??= new SharedArrayBuffer(Math.max(this.bufferBytes, bytes.length));
-    bytes.copy(new Uint8Array(buffer));
-    this.inUse.set(round, buffer);
-    for (const worker of this.workers) worker.postMessage({ type: 'chunk', round, buffer, length: bytes.length } satisfies ToWorker);
+  chunk(round: number, slot: Buffer, length: number): void {
+    this.inFlight.set(round, slot);
+    const buffer = slot.buffer as SharedArrayBuffer;
+    for (const worker of this.workers) worker.postMessage({ type: 'chunk', round, buffer, length } satisfies ToWorker);
   }
 
-  /** Every shard is done with the chunk of `round`: its buffer serves again. */
-  release(round: number): void {
-    const buffer = this.inUse.get(round);
-    if (buffer === undefined) return;
-    this.inUse.delete(round);
-    if (buffer.byteLength === this.bufferBytes) this.freeBuffers.push(buffer);
+  done(round: number): void {
+    const slot = this.inFlight.get(round);
+    if (slot === undefined) return;
+    this.inFlight.delete(round);
+    this.pool.release(slot);
   }
 
   finish(): void {
@@ -209,30 +246,6 @@ class WorkerHost implements ShardHost {
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((worker) => worker.terminate()));
-  }
-}
-
-/** Merges the shards' items of one chunk on their order (descending for the groups closed at the end). */
-function merge(lists: readonly WireItem[][], descending: boolean): WireItem[] {
-  if (lists.length === 1) return lists[0] as WireItem[];
-  const merged: WireItem[] = [];
-  const positions = new Array<number>(lists.length).fill(0);
-  for (;;) {
-    let best = -1;
-    let bestOrder = 0;
-    for (let shard = 0; shard < lists.length; shard++) {
-      const list = lists[shard] as WireItem[];
-      const position = positions[shard] as number;
-      if (position >= list.length) continue;
-      const order = (list[position] as WireItem).order;
-      if (best < 0 || (descending ? order > bestOrder : order < bestOrder)) {
-        best = shard;
-        bestOrder = order;
-      }
-    }
-    if (best < 0) return merged;
-    merged.push((lists[best] as WireItem[])[positions[best] as number] as WireItem);
-    positions[best] = (positions[best] as number) + 1;
   }
 }
 
@@ -250,6 +263,7 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
     singleThreadReason = countsNeedOneThread(ruleSet);
     if (singleThreadReason !== undefined) threads = 1;
   }
+  const onWorkers = threads > 1 || (options.workerForOne === true && options.format !== 'records');
   const limits = options.limits ?? DEFAULT_OPEN_GROUP_LIMITS;
   const receivedAt = options.receivedAt ?? Date.now();
   const specs: ShardSpec[] = Array.from({ length: threads }, (_, index) => ({
@@ -259,84 +273,72 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
     all: options.all === true,
     limits: { ...limits, maxStreams: Math.max(1, Math.floor(limits.maxStreams / threads)), maxBytes: Math.max(1, Math.floor(limits.maxBytes / threads)) },
   }));
-  const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  const readOptions = {
+    stdin: options.stdin,
+    chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
+    maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+    maxZstdWindowBytes: options.maxZstdWindowBytes ?? DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES,
+  };
+  const pool = new Slots(slotBytesFor(readOptions), onWorkers);
 
-  // Rounds: each chunk's items from every shard, merged and handed on in order.
-  const rounds = new Map<number, { lists: WireItem[][]; got: number }>();
+  // Rounds: each chunk's output from every shard, merged and handed on in order.
+  const rounds = new Map<number, { outputs: RoundOutput[]; got: number }>();
   const stats: ShardStats[] = [];
   let lines = 0;
   let wake: (() => void) | undefined;
-  const deliver: Deliver = (shard, round, items, shardLines, shardStats) => {
+  const resume = (): void => {
+    const waiting = wake;
+    wake = undefined;
+    waiting?.();
+  };
+  const deliver: Deliver = (shard, round, output, shardLines, shardStats) => {
     let entry = rounds.get(round);
     if (entry === undefined) {
-      entry = { lists: new Array<WireItem[]>(threads), got: 0 };
+      entry = { outputs: new Array<RoundOutput>(threads), got: 0 };
       rounds.set(round, entry);
     }
-    entry.lists[shard] = items;
+    entry.outputs[shard] = output;
     entry.got++;
     if (shard === 0) lines = shardLines;
     if (shardStats !== undefined) stats[shard] = shardStats;
-    const resume = wake;
-    wake = undefined;
-    resume?.();
+    resume();
   };
   const nextDelivery = (): Promise<void> => new Promise<void>((resolve) => (wake = resolve));
 
-  const host: ShardHost =
-    threads === 1
-      ? new InProcessHost(specs[0] as ShardSpec, ruleSet, options.format, deliver)
-      : new WorkerHost(specs, ruleSet.validatedFiles, options.format as OutputFormat, deliver, chunkBytes * 2 + maxLineBytes, () => {
-          const resume = wake;
-          wake = undefined;
-          resume?.();
-        });
-  const failure = (): Error | undefined => (host instanceof WorkerHost ? host.failure : undefined);
+  let host: ShardHost;
+  if (onWorkers) {
+    host = new WorkerHost(specs, ruleSet.validatedFiles, options.format as OutputFormat, deliver, pool, 2 * readOptions.chunkBytes, resume);
+  } else {
+    const inProcess = new InProcessHost(specs[0] as ShardSpec, ruleSet, options.format, deliver, pool);
+    await inProcess.start();
+    host = inProcess;
+  }
 
-  const unclassifiedTraces = new UnclassifiedTally();
+  const output = new MergedOutput(options.sink, readOptions.chunkBytes);
   let nextRound = 0;
   let dispatched = 0;
   let bytesRead = 0;
-
-  const handOn = async (items: readonly WireItem[]): Promise<void> => {
-    const out: OutputRecord[] = [];
-    for (const item of items) {
-      if ('shape' in item) unclassifiedTraces.addShaped(item.shape, item.example);
-      else if ('out' in item) out.push({ out: item.out });
-      else out.push({ record: item.record });
-    }
-    if (out.length > 0) await options.onRecords(out);
-  };
+  const roundReady = (): boolean => rounds.get(nextRound)?.got === threads;
+  const finalReady = (): boolean => nextRound === dispatched && rounds.get(FINAL_ROUND)?.got === threads;
   /** Hands on every round all shards have finished, in order. */
   const handOnReady = async (): Promise<void> => {
     for (let entry = rounds.get(nextRound); entry !== undefined && entry.got === threads; entry = rounds.get(nextRound)) {
       rounds.delete(nextRound);
-      if (host instanceof WorkerHost) host.release(nextRound);
+      host.done(nextRound);
       nextRound++;
-      await handOn(merge(entry.lists, false));
+      await output.merge(entry.outputs, false);
     }
     options.onProgress?.(bytesRead, lines);
   };
   const check = (): void => {
-    const error = failure();
-    if (error !== undefined) throw error;
+    if (host.failure !== undefined) throw host.failure;
   };
-
-  const roundReady = (): boolean => rounds.get(nextRound)?.got === threads;
-  const finalReady = (): boolean => nextRound === dispatched && rounds.get(FINAL_ROUND)?.got === threads;
 
   let stopped = false;
   try {
     reading: for (const input of inputs) {
       host.beginFile(input.fallbackService);
-      const chunks = readChunks(input, {
-        stdin: options.stdin,
-        maxLineBytes,
-        chunkBytes,
-        maxZstdWindowBytes: options.maxZstdWindowBytes ?? DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES,
-        onRead: (bytes) => (bytesRead += bytes),
-      });
-      for await (const chunk of chunks) {
+      for await (const chunk of readChunks(input, { ...readOptions, onRead: (bytes) => (bytesRead += bytes) }, pool)) {
         // Checked before waiting: a delivery that came while the output was written is not waited for again.
         while (dispatched - nextRound >= MAX_CHUNKS_IN_FLIGHT) {
           check();
@@ -345,10 +347,11 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
         }
         check();
         if (options.stopped?.() === true) {
+          pool.release(chunk.slot);
           stopped = true;
           break reading;
         }
-        host.chunk(dispatched++, chunk);
+        host.chunk(dispatched++, chunk.slot, chunk.length);
         await handOnReady();
       }
     }
@@ -359,8 +362,7 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
         if (roundReady()) await handOnReady();
         else await nextDelivery();
       }
-      const final = rounds.get(FINAL_ROUND) as { lists: WireItem[][] };
-      await handOn(merge(final.lists, true));
+      await output.merge((rounds.get(FINAL_ROUND) as { outputs: RoundOutput[] }).outputs, true);
     }
   } finally {
     await host.close();
@@ -368,30 +370,105 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
   const total = (key: 'malformedJsonLines' | 'groupsClosed' | 'evictions' | 'classifierErrors'): number => stats.reduce((sum, shard) => sum + shard[key], 0);
   return {
     lines,
+    events: output.events,
     malformedJsonLines: total('malformedJsonLines'),
     groupsClosed: total('groupsClosed'),
     evictions: total('evictions'),
     classifierErrors: total('classifierErrors'),
-    unclassifiedTraces,
+    unclassifiedTraces: output.unclassified,
     threads,
     ...(singleThreadReason !== undefined ? { singleThreadReason } : {}),
     stopped,
   };
 }
 
-/**
- * The records of files as objects, in this thread (tests, `rules test`): `onRecords` receives
- * them in close order.
- */
+/** The shards' outputs of a round merged on their order, handed to the sink. */
+class MergedOutput {
+  events = 0;
+  readonly unclassified = new UnclassifiedTally();
+  private readonly staging: Buffer;
+  private staged = 0;
+
+  constructor(
+    private readonly sink: AnalyzeSink,
+    stagingBytes: number,
+  ) {
+    this.staging = Buffer.allocUnsafeSlow(stagingBytes);
+  }
+
+  /** Merges on order (descending for the groups closed at the end, as one grouper's flush closes the most recent first). */
+  async merge(outputs: readonly RoundOutput[], descending: boolean): Promise<void> {
+    const positions = new Array<number>(outputs.length).fill(0);
+    const objectPositions = new Array<number>(outputs.length).fill(0);
+    for (;;) {
+      let best = -1;
+      let bestOrder = 0;
+      for (let shard = 0; shard < outputs.length; shard++) {
+        const round = outputs[shard] as RoundOutput;
+        const position = positions[shard] as number;
+        if (position >= round.orders.length) continue;
+        const order = round.orders[position] as number;
+        // Records of one line number all come from one shard (the line is its alone): no ties across shards.
+        if (best < 0 || (descending ? order > bestOrder : order < bestOrder)) {
+          best = shard;
+          bestOrder = order;
+        }
+      }
+      if (best < 0) break;
+      const round = outputs[best] as RoundOutput;
+      const position = positions[best] as number;
+      positions[best] = position + 1;
+      const kind = round.kinds[position] as number;
+      if (kind === EVENT_TEXT || kind === RECORD_TEXT) {
+        if (kind === EVENT_TEXT) this.events++;
+        const start = position === 0 ? 0 : (round.ends[position - 1] as number);
+        await this.stage(round.bytes, start, round.ends[position] as number);
+        continue;
+      }
+      const object = round.objects[objectPositions[best] as number];
+      objectPositions[best] = (objectPositions[best] as number) + 1;
+      if (kind === SHAPE) {
+        const { shape, example } = object as Shape;
+        this.unclassified.addShaped(shape, example);
+      } else if (kind === EVENT_ROW || kind === RECORD_ROW) {
+        if (kind === EVENT_ROW) this.events++;
+        this.sink.row?.(object as TableRow, kind === EVENT_ROW);
+      } else if (kind === EVENT_OBJECT || kind === RECORD_OBJECT) {
+        if (kind === EVENT_OBJECT) this.events++;
+        this.sink.record?.(object as GroupedRecord);
+      }
+    }
+    await this.flush();
+  }
+
+  private async stage(bytes: Uint8Array, start: number, end: number): Promise<void> {
+    if (this.staged + (end - start) > this.staging.length) await this.flush();
+    if (end - start > this.staging.length) {
+      await this.sink.text?.(bytes.subarray(start, end));
+      return;
+    }
+    this.staging.set(bytes.subarray(start, end), this.staged);
+    this.staged += end - start;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.staged === 0) return;
+    const view = this.staging.subarray(0, this.staged);
+    this.staged = 0;
+    // The sink writes the bytes before the promise settles (or returns nothing after writing them): the staging buffer is free again.
+    await this.sink.text?.(view);
+  }
+}
+
+/** The records of files as objects, grouped and classified in this thread (tests), in close order. */
 export async function analyzeFiles(
   paths: readonly string[],
   ruleSet: RuleSet,
   onRecords: (records: GroupedRecord[]) => void | Promise<void>,
   options: { stdin?: Readable; all?: boolean } = {},
 ): Promise<AnalyzeResult> {
-  return analyze(paths, ruleSet, {
-    format: 'records',
-    ...options,
-    onRecords: (records) => onRecords(records.map((record) => record.record as GroupedRecord)),
-  });
+  const records: GroupedRecord[] = [];
+  const result = await analyze(paths, ruleSet, { format: 'records', ...options, sink: { record: (record) => void records.push(record) } });
+  await onRecords(records);
+  return result;
 }

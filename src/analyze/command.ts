@@ -3,11 +3,14 @@
  * ndjson as records close, or the table (sorted by time) and its summary at the end. Imported only
  * when the command runs, so that `analyze` never loads the server.
  */
-import { analyze, DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES, type AnalyzeResult, type OutputRecord } from './analyze.js';
+import { writeSync } from 'node:fs';
+import { analyze, DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES, type AnalyzeResult } from './analyze.js';
 import { defaultThreads } from './threads.js';
 import { EventSummary, TableWriter, unclassifiedSummary, type OutputFormat } from './format.js';
 import { InputError } from './input.js';
 import { ProgressLine } from './progress.js';
+import { homedir } from 'node:os';
+import { defaultCacheDir } from '../rules/checked-cache.js';
 import { formatProblem, loadRuleSet } from '../rules/index.js';
 
 export interface AnalyzeCommandOptions {
@@ -23,18 +26,17 @@ export interface AnalyzeCommandOptions {
 export async function runAnalyzeCommand(files: readonly string[], options: AnalyzeCommandOptions): Promise<number> {
   // The ReDoS check belongs to `rules check` and to the long-running server; an offline run
   // starts at once (the lines are still cut to 16 KiB before any regex sees them).
-  const { ruleSet, errors } = await loadRuleSet(options.rulesDir, { checkRegexSafety: false });
+  const { ruleSet, errors } = await loadRuleSet(options.rulesDir, { checkRegexSafety: false, cacheDir: defaultCacheDir(process.env, homedir()) });
   if (!ruleSet) {
     for (const problem of errors) process.stderr.write(formatProblem(problem) + '\n');
     process.stderr.write(`leakwatch: the rules in ${options.rulesDir} do not load; fix them (leakwatch rules check ${options.rulesDir})\n`);
     return 1;
   }
 
-  const stdout = new Output(process.stdout);
+  const stdout = new StdoutWriter();
   const table = options.format === 'table' ? new TableWriter() : undefined;
   const summary = options.format === 'table' ? new EventSummary() : undefined;
   const progress = process.stderr.isTTY ? new ProgressLine(process.stderr) : undefined;
-  let events = 0;
   const started = performance.now();
   let result: AnalyzeResult;
   try {
@@ -42,24 +44,20 @@ export async function runAnalyzeCommand(files: readonly string[], options: Analy
       format: options.format,
       all: options.all,
       threads: options.threads ?? defaultThreads(),
+      // One shard on a worker thread too: there its heap is bounded.
+      workerForOne: true,
       recursive: options.recursive,
       maxZstdWindowBytes: options.maxZstdWindowBytes ?? DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES,
-      onRecords: (records: OutputRecord[]) => {
-        let text = '';
-        for (const { out } of records) {
-          if (out === undefined) continue;
-          if (out.event) events++;
-          if (out.text !== undefined) text += out.text;
-          else if (out.row !== undefined) {
-            table?.add(out.row);
-            summary?.add(out.row);
-          }
-        }
-        return text === '' ? undefined : stdout.write(text);
+      sink: {
+        text: (bytes) => stdout.write(bytes),
+        row: (row) => {
+          table?.add(row);
+          summary?.add(row);
+        },
       },
+      onStart: (totalBytes) => progress?.start(totalBytes),
       onProgress: progress === undefined ? undefined : (bytes, lines) => progress.update(bytes, lines),
       stopped: () => stdout.closed,
-      ...(progress === undefined ? {} : { onStart: (totalBytes: number | undefined) => progress.start(totalBytes) }),
     });
   } catch (error) {
     progress?.clear();
@@ -75,16 +73,15 @@ export async function runAnalyzeCommand(files: readonly string[], options: Analy
 
   const unclassified = unclassifiedSummary(result.unclassifiedTraces);
   if (table !== undefined && summary !== undefined) {
-    await stdout.write(table.render() + summary.render() + unclassified);
+    stdout.write(Buffer.from(table.render() + summary.render() + unclassified));
+    if (stdout.closed) return 0;
   } else if (unclassified !== '') {
     // ndjson stays pure records: the summary goes to stderr.
     process.stderr.write(unclassified);
   }
-  await stdout.end();
-  if (stdout.closed) return 0;
   const seconds = (performance.now() - started) / 1000;
   process.stderr.write(
-    `leakwatch: ${result.lines} lines, ${result.groupsClosed} records, ${events} events in ${seconds.toFixed(2)} s` +
+    `leakwatch: ${result.lines} lines, ${result.groupsClosed} records, ${result.events} events in ${seconds.toFixed(2)} s` +
       ` (${Math.round(result.lines / Math.max(seconds, 1e-6)).toLocaleString('en-US')} lines/s` +
       `${result.threads > 1 ? ` on ${result.threads} threads` : ''})` +
       (result.evictions > 0 ? `, ${result.evictions} groups closed early by the open-group cap` : '') +
@@ -99,41 +96,25 @@ export async function runAnalyzeCommand(files: readonly string[], options: Analy
 }
 
 /**
- * stdout with the pipe's back-pressure respected, and a reader that goes away (EPIPE: `| head`)
- * taken as the end of the run rather than an error.
+ * Writes to stdout (fd 1) as they come, blocking while the reader is slow: the pipe's back-pressure
+ * holds the reading back. A reader that goes away (EPIPE: `| head`) ends the run quietly.
  */
-class Output {
+class StdoutWriter {
   closed = false;
+  private readonly pause = new Int32Array(new SharedArrayBuffer(4));
 
-  constructor(private readonly stream: NodeJS.WriteStream) {
-    stream.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') {
-        this.closed = true;
-        return;
+  write(bytes: Uint8Array): void {
+    let offset = 0;
+    while (offset < bytes.length && !this.closed) {
+      try {
+        offset += writeSync(1, bytes, offset, bytes.length - offset);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EPIPE') this.closed = true;
+        // A terminal or pipe set non-blocking by someone else: wait a moment for room.
+        else if (code === 'EAGAIN') Atomics.wait(this.pause, 0, 0, 1);
+        else throw error;
       }
-      throw error;
-    });
-  }
-
-  write(text: string): Promise<void> | undefined {
-    if (this.closed) return undefined;
-    if (this.stream.write(text)) return undefined;
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.stream.off('drain', done);
-        this.stream.off('error', done);
-        this.stream.off('close', done);
-        resolve();
-      };
-      this.stream.once('drain', done);
-      this.stream.once('error', done);
-      this.stream.once('close', done);
-    });
-  }
-
-  /** Waits until what was written has left (or the reader has gone). */
-  end(): Promise<void> {
-    if (this.closed || this.stream.writableLength === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => this.stream.write('', () => resolve()));
+    }
   }
 }

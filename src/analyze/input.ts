@@ -4,9 +4,11 @@
  * export data and `journalctl -o json-pretty` output become one JSON object per line on the way.
  */
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import { ZstdInputError, ZstdStreamDecoder } from '../ingest/content-encoding.js';
 import { JournalExportParser, looksLikeJournalExport } from './journal-export.js';
@@ -70,7 +72,7 @@ export interface ReadOptions {
   stdin?: Readable;
   /** Largest line kept; a longer one is cut there (the rest of it dropped). */
   maxLineBytes: number;
-  /** Chunks are cut at the first line end past this size. */
+  /** Chunks are cut at the last line end once this much is read. */
   chunkBytes: number;
   /** Largest window a zstd frame may ask for. */
   maxZstdWindowBytes: number;
@@ -78,15 +80,62 @@ export interface ReadOptions {
   onRead?: (bytes: number) => void;
 }
 
+/**
+ * Where chunks are assembled: buffers of `slotBytes` that go round (shared memory when the shards
+ * run on worker threads), so that reading allocates nothing per chunk.
+ */
+export interface SlotPool {
+  readonly slotBytes: number;
+  /** A free slot; the reader hands it on with a chunk, and the pool gets it back with release(). */
+  take(): Buffer;
+  release(slot: Buffer): void;
+}
+
+/** The slot size a pool needs for these options: a chunk, plus the longest line that may straddle its end. */
+export function slotBytesFor(options: Pick<ReadOptions, 'chunkBytes' | 'maxLineBytes'>): number {
+  return options.chunkBytes + options.maxLineBytes + 2;
+}
+
+/** A chunk of whole lines at the start of a slot (the last line of the input may lack its newline). */
+export interface Chunk {
+  slot: Buffer;
+  length: number;
+}
+
 const GZIP_MAGIC = [0x1f, 0x8b];
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 
-function startsWith(head: Buffer, magic: readonly number[]): boolean {
+function startsWith(head: Uint8Array, magic: readonly number[]): boolean {
   return head.length >= magic.length && magic.every((byte, index) => head[index] === byte);
 }
 
-/** Chunks of whole lines (the last line of the input may lack its newline), each about `chunkBytes`. */
-export async function* readChunks(input: InputFile, options: ReadOptions): AsyncGenerator<Buffer> {
+/** Reads into a buffer: how many bytes it placed at `offset` (at most `length`), 0 at the end. */
+type ReadInto = (target: Buffer, offset: number, length: number) => Promise<number>;
+
+/** Chunks of whole lines, each about `chunkBytes`, in slots of the pool. */
+export async function* readChunks(input: InputFile, options: ReadOptions, pool: SlotPool): AsyncGenerator<Chunk> {
+  if (input.path !== '-') {
+    // A plain file is read straight into the slots; anything else is decoded first, then copied in.
+    const handle = await open(input.path, 'r');
+    try {
+      const head = Buffer.alloc(64);
+      const { bytesRead } = await handle.read(head, 0, head.length, 0);
+      const start = head.subarray(0, bytesRead);
+      if (!startsWith(start, GZIP_MAGIC) && !startsWith(start, ZSTD_MAGIC) && !looksLikeJournalExport(start) && !isJsonPrettyStart(start)) {
+        let position = 0;
+        const readInto: ReadInto = async (target, offset, length) => {
+          const read = (await handle.read(target, offset, length, position)).bytesRead;
+          position += read;
+          options.onRead?.(read);
+          return read;
+        };
+        yield* lineChunks(readInto, options, pool);
+        return;
+      }
+    } finally {
+      await handle.close();
+    }
+  }
   const raw = input.path === '-' ? (options.stdin ?? process.stdin) : createReadStream(input.path, { highWaterMark: 1 << 20 });
   const counted = countBytes(raw as AsyncIterable<Buffer | string>, options.onRead);
   const [head, source] = await peek(counted, 4);
@@ -94,10 +143,12 @@ export async function* readChunks(input: InputFile, options: ReadOptions): Async
   if (startsWith(head, GZIP_MAGIC)) decoded = gunzip(source, input.path);
   else if (startsWith(head, ZSTD_MAGIC)) decoded = unzstd(source, input.path, options.maxZstdWindowBytes);
   else decoded = source;
-  const [text, lines] = await peek(decoded, 64);
-  if (looksLikeJournalExport(text)) yield* exportEntries(lines, options);
-  else if (isJsonPrettyStart(text)) yield* jsonPrettyEntries(lineChunks(lines, options), options);
-  else yield* lineChunks(lines, options);
+  const [text, bytes] = await peek(decoded, 64);
+  let lines: AsyncIterable<Buffer>;
+  if (looksLikeJournalExport(text)) lines = exportEntries(bytes, options);
+  else if (isJsonPrettyStart(text)) lines = jsonPrettyEntries(bytes, options);
+  else lines = bytes;
+  yield* lineChunks(copyingReader(lines), options, pool);
 }
 
 /** Bytes as read (a stream given as stdin may have been set to give strings). */
@@ -165,73 +216,77 @@ async function* unzstd(source: AsyncIterable<Buffer>, path: string, maxWindowByt
   }
 }
 
-/**
- * Whole lines, gathered into chunks of at least `chunkBytes` (except the last). A line longer than
- * `maxLineBytes` is kept cut there and the rest of it dropped, so that one endless line cannot hold
- * memory hostage.
- */
-export async function* lineChunks(source: AsyncIterable<Buffer>, options: Pick<ReadOptions, 'chunkBytes' | 'maxLineBytes'>): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let size = 0;
-  /** The unfinished line at the end of what was read so far. */
-  let carry: Buffer[] = [];
-  let carrySize = 0;
-  let dropping = false;
-  const emit = (piece: Buffer): void => {
-    parts.push(piece);
-    size += piece.length;
+
+/** A ReadInto over pieces that arrive as buffers: each is copied in, across as many reads as it takes. */
+function copyingReader(source: AsyncIterable<Buffer>): ReadInto {
+  const iterator = source[Symbol.asyncIterator]();
+  let piece: Buffer | undefined;
+  let at = 0;
+  return async (target, offset, length) => {
+    while (piece === undefined || at >= piece.length) {
+      const next = await iterator.next();
+      if (next.done === true) return 0;
+      piece = next.value;
+      at = 0;
+    }
+    const count = Math.min(length, piece.length - at);
+    target.set(piece.subarray(at, at + count), offset);
+    at += count;
+    return count;
   };
-  for await (const piece of source) {
-    let data = piece;
-    if (dropping) {
-      const newline = data.indexOf(10);
-      if (newline < 0) continue;
-      data = data.subarray(newline + 1);
-      dropping = false;
-    }
-    const first = data.indexOf(10);
-    if (first < 0) {
-      carry.push(data);
-      carrySize += data.length;
-      if (carrySize > options.maxLineBytes) {
-        emit(cutLine(carry, options.maxLineBytes));
-        carry = [];
-        carrySize = 0;
-        dropping = true;
-      }
-      continue;
-    }
-    if (carrySize > 0) {
-      carry.push(data.subarray(0, first + 1));
-      emit(carrySize + first > options.maxLineBytes ? cutLine(carry, options.maxLineBytes) : Buffer.concat(carry));
-      carry = [];
-      carrySize = 0;
-      data = data.subarray(first + 1);
-    }
-    const last = data.lastIndexOf(10);
-    if (last >= 0) emit(data.subarray(0, last + 1));
-    if (last + 1 < data.length) {
-      // Copied: the piece it was read into is not pinned by an unfinished line.
-      carry.push(Buffer.from(data.subarray(last + 1)));
-      carrySize = data.length - last - 1;
-    }
-    if (size >= options.chunkBytes) {
-      yield parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
-      parts = [];
-      size = 0;
-    }
-  }
-  if (carrySize > 0) emit(Buffer.concat(carry));
-  if (size > 0) yield parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
 }
 
-/** The first `maxLineBytes` bytes of a line, with its newline. */
-function cutLine(pieces: readonly Buffer[], maxLineBytes: number): Buffer {
-  const line = Buffer.concat(pieces);
-  const cut = Buffer.allocUnsafe(maxLineBytes + 1);
-  line.copy(cut, 0, 0, maxLineBytes);
-  cut[maxLineBytes] = 10;
-  return cut;
+/**
+ * Whole lines, gathered in slots: once a slot holds `chunkBytes`, everything up to its last line
+ * end goes out as a chunk and the unfinished line moves to the start of the next slot. A line
+ * longer than `maxLineBytes` is kept cut there and the rest of it dropped, so that one endless line
+ * cannot hold memory hostage.
+ */
+async function* lineChunks(read: ReadInto, options: Pick<ReadOptions, 'chunkBytes' | 'maxLineBytes'>, pool: SlotPool): AsyncGenerator<Chunk> {
+  const capacity = slotBytesFor(options) - 1;
+  if (pool.slotBytes < capacity) throw new RangeError(`slots of ${pool.slotBytes} bytes cannot hold chunks of ${options.chunkBytes} and lines of ${options.maxLineBytes}`);
+  let slot = pool.take();
+  /** Bytes in the slot: whole lines, then from `lineStart` the start of an unfinished one (never longer than maxLineBytes). */
+  let used = 0;
+  let lineStart = 0;
+  /** A line was cut: what is read up to its end is dropped. */
+  let dropping = false;
+  for (;;) {
+    const from = used;
+    const count = await read(slot, used, Math.min(capacity - used, options.chunkBytes));
+    if (count === 0) break;
+    used += count;
+    if (dropping) {
+      const newline = slot.indexOf(10, from);
+      if (newline < 0 || newline >= used) {
+        used = from;
+        continue;
+      }
+      slot.copyWithin(from, newline + 1, used);
+      used -= newline + 1 - from;
+      dropping = false;
+    }
+    const last = used > from ? slot.lastIndexOf(10, used - 1) : -1;
+    if (last + 1 > lineStart) lineStart = last + 1;
+    if (used - lineStart > options.maxLineBytes) {
+      // Nothing after lineStart is a line end: the bytes past the cut all belong to the long line.
+      slot[lineStart + options.maxLineBytes] = 10;
+      used = lineStart + options.maxLineBytes + 1;
+      lineStart = used;
+      dropping = true;
+    }
+    if (lineStart >= options.chunkBytes || used >= capacity) {
+      const next = pool.take();
+      const tail = used - lineStart;
+      if (tail > 0) slot.copy(next, 0, lineStart, used);
+      yield { slot, length: lineStart };
+      slot = next;
+      used = tail;
+      lineStart = 0;
+    }
+  }
+  if (used > 0) yield { slot, length: used };
+  else pool.release(slot);
 }
 
 /** Journal export entries as JSON lines, in chunks. */
@@ -263,12 +318,18 @@ function isJsonPrettyStart(head: Buffer): boolean {
  * `journalctl -o json-pretty`: each entry's object spread over lines, from a line `{` to a line
  * `}`, as one compact JSON line each. Lines outside an object pass as they are.
  */
-async function* jsonPrettyEntries(chunks: AsyncIterable<Buffer>, options: Pick<ReadOptions, 'chunkBytes' | 'maxLineBytes'>): AsyncGenerator<Buffer> {
+async function* jsonPrettyEntries(source: AsyncIterable<Buffer>, options: Pick<ReadOptions, 'chunkBytes' | 'maxLineBytes'>): AsyncGenerator<Buffer> {
   let out = '';
   let object: string[] | null = null;
   let objectSize = 0;
-  for await (const chunk of chunks) {
-    for (const rawLine of chunk.toString('utf8').split('\n')) {
+  const decoder = new StringDecoder('utf8');
+  let carry = '';
+  for await (const piece of source) {
+    const text = carry + decoder.write(piece);
+    const lines = text.split('\n');
+    carry = lines.pop() as string;
+    if (carry.length > options.maxLineBytes) carry = carry.slice(0, options.maxLineBytes);
+    for (const rawLine of lines) {
       const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
       if (object === null) {
         if (line === '{') {
@@ -297,5 +358,7 @@ async function* jsonPrettyEntries(chunks: AsyncIterable<Buffer>, options: Pick<R
     }
   }
   if (object !== null) out += object.join('\n') + '\n';
+  carry += decoder.end();
+  if (carry !== '') out += carry + '\n';
   if (out.length > 0) yield Buffer.from(out);
 }

@@ -44,6 +44,9 @@ export interface ShardStats {
   classifierErrors: number;
 }
 
+/** Decoded at a time: below V8's largest regular object, so that the string is allocated young. */
+const DECODED_PIECE_BYTES = 64 * 1024;
+
 /** Origins dealt out one by one; past this many, a new origin goes by a hash of its name (nothing more is kept). */
 const MAX_DEALT_ORIGINS = 65_536;
 
@@ -83,8 +86,29 @@ export class AnalyzeShard {
     this.fallbackOwner = -1;
   }
 
+  /**
+   * Whole lines as UTF-8 (the last one may lack its newline); returns what closed, in close order.
+   * Decoded a piece at a time: a string of a megabyte would go straight to the old generation and
+   * live until the next full collection, pieces die young.
+   */
+  processBytes(bytes: Buffer, length: number): ShardItem[] {
+    let start = 0;
+    while (start < length) {
+      let end = start + DECODED_PIECE_BYTES >= length ? -1 : bytes.indexOf(10, start + DECODED_PIECE_BYTES);
+      end = end < 0 || end >= length ? length : end + 1;
+      this.processLines(bytes.toString('utf8', start, end));
+      start = end;
+    }
+    return this.take();
+  }
+
   /** Whole lines (the last one may lack its newline); returns what closed, in close order. */
   processText(text: string): ShardItem[] {
+    this.processLines(text);
+    return this.take();
+  }
+
+  private processLines(text: string): void {
     const records = this.records;
     const uses = this.uses;
     let count = 0;
@@ -108,9 +132,8 @@ export class AnalyzeShard {
     records.length = count;
     uses.length = count;
     if (count > 0) this.grouper.push(records, this.groupers, this.spec.receivedAt, uses);
-    // The records are done with: let their lines go before the next chunk comes.
+    // The records are done with: let their lines go before the next piece comes.
     records.length = 0;
-    return this.take();
   }
 
   /** End of input: closes every open group (the most recently used stream first). */

@@ -6,18 +6,19 @@
 import { parentPort } from 'node:worker_threads';
 import { compileValidatedRules } from '../rules/validated.js';
 import type { FromWorker, ToWorker } from './analyze.js';
-import { toWire } from './wire.js';
-import { AnalyzeShard } from './shard.js';
 import type { OutputFormat } from './format.js';
+import { AnalyzeShard } from './shard.js';
+import { toRoundOutput, transferList } from './wire.js';
 
 const port = parentPort;
 if (port === null) throw new Error('analyze/worker.js runs as a worker thread');
 
 let shard: AnalyzeShard | undefined;
 let format: OutputFormat = 'ndjson';
+let outputSlots: Buffer[] = [];
 
-function send(message: FromWorker): void {
-  (port as NonNullable<typeof port>).postMessage(message);
+function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  (port as NonNullable<typeof port>).postMessage(message, transfer);
 }
 
 port.on('message', (message: ToWorker) => {
@@ -27,6 +28,7 @@ port.on('message', (message: ToWorker) => {
         const { groupers, classifier } = compileValidatedRules(message.validatedFiles);
         shard = new AnalyzeShard(message.spec, groupers, classifier);
         format = message.format;
+        outputSlots = message.outputSlots.map((slot) => Buffer.from(slot));
         return;
       }
       case 'file':
@@ -34,14 +36,16 @@ port.on('message', (message: ToWorker) => {
         return;
       case 'chunk': {
         const active = shard as AnalyzeShard;
-        const items = active.processText(Buffer.from(message.buffer, 0, message.length).toString('utf8'));
-        send({ type: 'round', round: message.round, items: toWire(items, format), lines: active.stats().lines });
+        // The main thread has merged the round that used this slot before it sent this one (analyze.ts).
+        const slot = outputSlots.length > 0 ? outputSlots[message.round % outputSlots.length] : undefined;
+        const output = toRoundOutput(active.processBytes(Buffer.from(message.buffer), message.length), format, slot);
+        send({ type: 'round', round: message.round, output, lines: active.stats().lines }, transferList(output));
         return;
       }
       case 'finish': {
         const active = shard as AnalyzeShard;
-        const items = active.finish();
-        send({ type: 'done', items: toWire(items, format), stats: active.stats() });
+        const output = toRoundOutput(active.finish(), format);
+        send({ type: 'done', output, stats: active.stats() }, transferList(output));
         return;
       }
     }

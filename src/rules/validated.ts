@@ -17,7 +17,7 @@ export interface ValidatedRuleFile {
 }
 
 /** Where a finding in already validated data would point: nowhere better than the file's start. */
-const NO_POSITIONS: YamlSource = { data: undefined, problems: [], locate: () => ({ line: 1, col: 1 }) };
+export const NO_POSITIONS: YamlSource = { data: undefined, problems: [], locate: () => ({ line: 1, col: 1 }) };
 
 /** The same groupers and classifier as the loading thread's, with count windows of their own. */
 export function compileValidatedRules(files: readonly ValidatedRuleFile[]): { groupers: GrouperConfig[]; classifier: Classifier } {
