@@ -13,9 +13,10 @@ import { unclassifiedRecord, type GroupedRecord } from '../engine/grouped-record
 import type { GrouperConfig, OpenGroupLimits } from '../engine/grouper-config.js';
 import { StreamGrouper } from '../engine/grouper.js';
 import { exampleOf, firstLineShape } from '../engine/unclassified-tally.js';
-import { parseJournalPrefix, isJournalctlMarker, type JournalPrefix } from '../ingest/journald-prefix.js';
-import { recordFromObject, recordFromPrefixedText, recordFromText } from '../ingest/normalize.js';
+import { isJournalctlMarkerAt, readJournalPrefix, type JournalPrefix } from '../ingest/journald-prefix.js';
+import { recordFromLineAt, recordFromObject, recordFromText } from '../ingest/normalize.js';
 import { streamKeyOf, type LogRecord } from '../ingest/record.js';
+import { detached } from '../text/strings.js';
 
 export interface ShardSpec {
   index: number;
@@ -64,6 +65,8 @@ export class AnalyzeShard {
   /** host → service → shard. */
   private readonly owners = new Map<string, Map<string, number>>();
   private dealt = 0;
+  /** Read into for every line (readJournalPrefix): the parts it holds are copied into records. */
+  private readonly prefix: JournalPrefix = { timeMs: undefined, zoned: false, host: '', service: '', pid: '', messageStart: 0 };
   /** Lines given to each shard so far (of origins dealt out one by one). */
   private readonly loads: number[];
 
@@ -120,7 +123,7 @@ export class AnalyzeShard {
       const seq = this.lineSeq++;
       const stop = end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end;
       if (stop > start) {
-        const record = this.ownRecord(text.slice(start, stop));
+        const record = this.ownRecord(text, start, stop);
         if (record !== null) {
           records[count] = record;
           uses[count] = seq;
@@ -159,22 +162,26 @@ export class AnalyzeShard {
     return items;
   }
 
-  /** The record of a line when it belongs to this shard's streams; null otherwise or when it carries no log data. */
-  private ownRecord(line: string): LogRecord | null {
-    const first = line.charCodeAt(0);
-    const jsonStart = first === 123 ? 0 : jsonTextStart(line, first);
-    if (jsonStart >= 0) return this.ownJsonRecord(line, jsonStart);
-    if (first === 45 && isJournalctlMarker(line)) return null;
-    const prefix = parseJournalPrefix(line, this.spec.receivedAt);
-    if (prefix === null || isAnonymous(prefix)) {
+  /**
+   * The record of the line at [start, end) when it belongs to this shard's streams; null otherwise
+   * or when it carries no log data. A line of another shard's is read in place and left there.
+   */
+  private ownRecord(text: string, start: number, end: number): LogRecord | null {
+    const first = text.charCodeAt(start);
+    const jsonStart = first === 123 ? 0 : jsonTextStart(text, start, first);
+    if (jsonStart >= 0) return this.ownJsonRecord(text.slice(start, end), jsonStart);
+    if (first === 45 && isJournalctlMarkerAt(text, start, end)) return null;
+    const prefix = this.prefix;
+    const found = readJournalPrefix(text, start, end, this.spec.receivedAt, prefix);
+    if (!found || isAnonymous(prefix)) {
       if (this.fallbackOwnerIndex() !== this.spec.index) return null;
-      const record = recordFromPrefixedText(line, prefix, this.spec.receivedAt);
+      const record = recordFromLineAt(text, start, end, found ? prefix : null, this.spec.receivedAt);
       record.service = this.fallbackService;
       record.stream = this.fallbackStream;
       return record;
     }
     if (this.spec.count > 1 && this.ownerOf(prefix.host, prefix.service) !== this.spec.index) return null;
-    return recordFromPrefixedText(line, prefix, this.spec.receivedAt);
+    return recordFromLineAt(text, start, end, prefix, this.spec.receivedAt);
   }
 
   /**
@@ -264,10 +271,10 @@ export class AnalyzeShard {
   }
 }
 
-/** Where the JSON text of a `json-seq` or `json-sse` line starts; -1 when the line is none. */
-function jsonTextStart(line: string, first: number): number {
-  if (first === 0x1e) return line.charCodeAt(1) === 123 ? 1 : -1;
-  if (first === 100 /* d */ && line.startsWith('data: {')) return 6;
+/** Where, in the line at `start`, the JSON text of a `json-seq` or `json-sse` line starts; -1 when the line is none. */
+function jsonTextStart(text: string, start: number, first: number): number {
+  if (first === 0x1e) return text.charCodeAt(start + 1) === 123 ? 1 : -1;
+  if (first === 100 /* d */ && text.startsWith('data: {', start)) return 6;
   return -1;
 }
 
@@ -283,9 +290,4 @@ function hashOwner(host: string, service: string, count: number): number {
     hash = Math.imul(hash ^ 0x1f, 0x01000193);
   }
   return (hash >>> 0) % count;
-}
-
-/** A copy of a string that shares no memory with the text it was cut from. */
-function detached(text: string): string {
-  return text.length < 13 ? text : (JSON.parse(JSON.stringify(text)) as string);
 }

@@ -301,11 +301,17 @@ export function logText(line: string): string | null {
  * prefix of every line to find the line's stream, and builds records only for its own streams.
  */
 export function recordFromPrefixedText(text: string, prefix: JournalPrefix | null, receivedAtMs: number): LogRecord {
+  return recordFromLineAt(text, 0, text.length, prefix, receivedAtMs);
+}
+
+/** recordFromPrefixedText for the line at [start, end) of `text`, its prefix read in place (readJournalPrefix). */
+export function recordFromLineAt(text: string, start: number, end: number, prefix: JournalPrefix | null, receivedAtMs: number): LogRecord {
   if (prefix === null) {
-    const time = headerTimeOf(text, receivedAtMs) ?? receivedAtMs;
-    return { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message: text };
+    const message = start === 0 && end === text.length ? text : text.slice(start, end);
+    const time = headerTimeOf(message, receivedAtMs) ?? receivedAtMs;
+    return { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message };
   }
-  const message = text.slice(prefix.messageStart);
+  const message = text.slice(prefix.messageStart, end);
   const time = ownTimeMs(prefix, message, receivedAtMs) ?? receivedAtMs;
   const record: LogRecord = { time, host: prefix.host, service: prefix.service, pid: prefix.pid, stream: streamKeyOf(prefix.host, prefix.service, prefix.pid), message };
   if (prefix.timeMs !== undefined) record.sourceUs = Math.round(prefix.timeMs * 1000);
