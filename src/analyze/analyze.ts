@@ -21,9 +21,10 @@ import { UnclassifiedTally } from '../engine/unclassified-tally.js';
 import type { RuleSet } from '../rules/load.js';
 import type { OutputFormat, TableRow } from './format.js';
 import { readChunks, resolveInputs, slotBytesFor, type InputFile, type SlotPool } from './input.js';
+import { Router, type ShardLines } from './router.js';
 import type { ShardSpec, ShardStats } from './shard.js';
 import { defaultThreads } from './threads.js';
-import { EVENT_OBJECT, EVENT_ROW, EVENT_TEXT, RECORD_OBJECT, RECORD_ROW, RECORD_TEXT, SHAPE, toRoundOutput, type RoundOutput, type Shape } from './wire.js';
+import { EVENT_OBJECT, EVENT_ROW, EVENT_TEXT, RECORD_OBJECT, RECORD_ROW, RECORD_TEXT, RoundWriter, SHAPE, type RoundOutput, type Shape } from './wire.js';
 
 /** Where the output goes, in close order. */
 export interface AnalyzeSink {
@@ -98,20 +99,31 @@ export function countsNeedOneThread(ruleSet: Pick<RuleSet, 'countKeys'>): string
 export type ToWorker =
   | { type: 'init'; spec: ShardSpec; validatedFiles: RuleSet['validatedFiles']; format: OutputFormat; outputSlots: SharedArrayBuffer[] }
   | { type: 'file'; fallbackService: string }
-  | { type: 'chunk'; round: number; buffer: SharedArrayBuffer; length: number }
+  | { type: 'chunk'; round: number; buffer: SharedArrayBuffer; ranges: Uint32Array; count: number; firstLine: number; ascii: boolean; chunkLines: number }
   | { type: 'finish' };
 
 /** Messages from a shard's worker. */
-export type FromWorker = { type: 'round'; round: number; output: RoundOutput; lines: number } | { type: 'done'; output: RoundOutput; stats: ShardStats } | { type: 'error'; message: string };
+export type FromWorker = { type: 'round'; round: number; output: RoundOutput } | { type: 'done'; output: RoundOutput; stats: ShardStats } | { type: 'error'; message: string };
 
-type Deliver = (shard: number, round: number, output: RoundOutput, lines: number, stats?: ShardStats) => void;
+type Deliver = (shard: number, round: number, output: RoundOutput, stats?: ShardStats) => void;
+
+/** A chunk as routed: its bytes, and the lines of it each shard owns. */
+interface RoutedChunk {
+  slot: Buffer;
+  shards: ShardLines[];
+  firstLine: number;
+  ascii: boolean;
+  chunkLines: number;
+}
 
 /** Where shards run: in this thread, or each on a worker thread. */
 interface ShardHost {
   readonly pool: SlotPool;
+  /** Where the texts of a shard's round are when the round did not bring them along. */
+  textsOf(shard: number, round: number): Uint8Array;
   beginFile(fallbackService: string): void;
-  /** Hands a chunk to every shard; their output comes back through `deliver`. */
-  chunk(round: number, slot: Buffer, length: number): void;
+  /** Hands a chunk to every shard, with the lines it owns; their output comes back through `deliver`. */
+  chunk(round: number, chunk: RoutedChunk): void;
   /** Every shard is done with the chunk of `round`. */
   done(round: number): void;
   finish(): void;
@@ -120,6 +132,7 @@ interface ShardHost {
 }
 
 const FINAL_ROUND = -1;
+const EMPTY = new Uint8Array(0);
 
 /** Slots that go round: a chunk being filled, the chunks in flight, and one to spare. */
 class Slots implements SlotPool {
@@ -142,6 +155,7 @@ class Slots implements SlotPool {
 class InProcessHost implements ShardHost {
   readonly failure = undefined;
   private shard: import('./shard.js').AnalyzeShard | undefined;
+  private readonly writer: RoundWriter;
 
   constructor(
     private readonly spec: ShardSpec,
@@ -149,12 +163,14 @@ class InProcessHost implements ShardHost {
     private readonly format: OutputFormat | 'records',
     private readonly deliver: Deliver,
     readonly pool: Slots,
-  ) {}
+  ) {
+    this.writer = new RoundWriter(format);
+  }
 
   async start(): Promise<void> {
     // Imported here: a run on worker threads never loads the shard into this thread.
     const { AnalyzeShard } = await import('./shard.js');
-    this.shard = new AnalyzeShard(this.spec, this.ruleSet.groupers, this.ruleSet.classifier);
+    this.shard = new AnalyzeShard(this.spec, this.ruleSet.groupers, this.ruleSet.classifier, this.writer);
   }
 
   private active(): import('./shard.js').AnalyzeShard {
@@ -165,20 +181,25 @@ class InProcessHost implements ShardHost {
     this.active().beginFile(fallbackService);
   }
 
-  chunk(round: number, slot: Buffer, length: number): void {
-    const shard = this.active();
-    const items = shard.processBytes(slot, length);
-    this.pool.release(slot);
-    this.deliver(0, round, toRoundOutput(items, this.format), shard.stats().lines);
+  chunk(round: number, chunk: RoutedChunk): void {
+    const lines = chunk.shards[0] as ShardLines;
+    this.writer.begin(undefined);
+    this.active().processLines(chunk.slot, lines.ranges, lines.count, chunk.firstLine, chunk.ascii, chunk.chunkLines);
+    this.pool.release(chunk.slot);
+    this.deliver(0, round, this.writer.end().output);
   }
 
   done(): void {}
 
+  textsOf(): Uint8Array {
+    return EMPTY;
+  }
+
   finish(): void {
     const shard = this.active();
-    const items = shard.finish();
-    const stats = shard.stats();
-    this.deliver(0, FINAL_ROUND, toRoundOutput(items, this.format), stats.lines, stats);
+    this.writer.begin(undefined);
+    shard.finish();
+    this.deliver(0, FINAL_ROUND, this.writer.end().output, shard.stats());
   }
 
   async close(): Promise<void> {}
@@ -188,6 +209,8 @@ const WORKER_URL = new URL('./worker.js', import.meta.url);
 
 class WorkerHost implements ShardHost {
   private readonly workers: Worker[] = [];
+  /** Per worker: the shared slots its rounds' texts go to (round r in slot r % MAX_CHUNKS_IN_FLIGHT). */
+  private readonly outputSlots: Buffer[][] = [];
   private readonly inFlight = new Map<number, Buffer>();
   failure: Error | undefined;
 
@@ -203,8 +226,8 @@ class WorkerHost implements ShardHost {
     for (const spec of specs) {
       const worker = new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
       worker.on('message', (message: FromWorker) => {
-        if (message.type === 'round') deliver(spec.index, message.round, message.output, message.lines);
-        else if (message.type === 'done') deliver(spec.index, FINAL_ROUND, message.output, message.stats.lines, message.stats);
+        if (message.type === 'round') deliver(spec.index, message.round, message.output);
+        else if (message.type === 'done') deliver(spec.index, FINAL_ROUND, message.output, message.stats);
         else this.fail(new Error(`analyze thread ${spec.index}: ${message.message}`));
       });
       worker.on('error', (error) => this.fail(error));
@@ -213,6 +236,7 @@ class WorkerHost implements ShardHost {
       });
       // Round r's texts go to slot r % MAX_CHUNKS_IN_FLIGHT: round r is sent only once round r - MAX_CHUNKS_IN_FLIGHT is merged.
       const outputSlots = Array.from({ length: MAX_CHUNKS_IN_FLIGHT }, () => new SharedArrayBuffer(outputSlotBytes));
+      this.outputSlots.push(outputSlots.map((slot) => Buffer.from(slot)));
       worker.postMessage({ type: 'init', spec, validatedFiles, format, outputSlots } satisfies ToWorker);
       this.workers.push(worker);
     }
@@ -227,10 +251,19 @@ class WorkerHost implements ShardHost {
     for (const worker of this.workers) worker.postMessage({ type: 'file', fallbackService } satisfies ToWorker);
   }
 
-  chunk(round: number, slot: Buffer, length: number): void {
-    this.inFlight.set(round, slot);
-    const buffer = slot.buffer as SharedArrayBuffer;
-    for (const worker of this.workers) worker.postMessage({ type: 'chunk', round, buffer, length } satisfies ToWorker);
+  chunk(round: number, chunk: RoutedChunk): void {
+    this.inFlight.set(round, chunk.slot);
+    const buffer = chunk.slot.buffer as SharedArrayBuffer;
+    this.workers.forEach((worker, index) => {
+      const { ranges, count } = chunk.shards[index] as ShardLines;
+      const message: ToWorker = { type: 'chunk', round, buffer, ranges, count, firstLine: chunk.firstLine, ascii: chunk.ascii, chunkLines: chunk.chunkLines };
+      worker.postMessage(message, [ranges.buffer as ArrayBuffer]);
+    });
+  }
+
+  textsOf(shard: number, round: number): Uint8Array {
+    const slots = this.outputSlots[shard] as Buffer[];
+    return slots[round % slots.length] as Buffer;
   }
 
   done(round: number): void {
@@ -268,7 +301,6 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
   const receivedAt = options.receivedAt ?? Date.now();
   const specs: ShardSpec[] = Array.from({ length: threads }, (_, index) => ({
     index,
-    count: threads,
     receivedAt,
     all: options.all === true,
     limits: { ...limits, maxStreams: Math.max(1, Math.floor(limits.maxStreams / threads)), maxBytes: Math.max(1, Math.floor(limits.maxBytes / threads)) },
@@ -284,14 +316,14 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
   // Rounds: each chunk's output from every shard, merged and handed on in order.
   const rounds = new Map<number, { outputs: RoundOutput[]; got: number }>();
   const stats: ShardStats[] = [];
-  let lines = 0;
+  const router = new Router(threads, receivedAt);
   let wake: (() => void) | undefined;
   const resume = (): void => {
     const waiting = wake;
     wake = undefined;
     waiting?.();
   };
-  const deliver: Deliver = (shard, round, output, shardLines, shardStats) => {
+  const deliver: Deliver = (shard, round, output, shardStats) => {
     let entry = rounds.get(round);
     if (entry === undefined) {
       entry = { outputs: new Array<RoundOutput>(threads), got: 0 };
@@ -299,7 +331,6 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
     }
     entry.outputs[shard] = output;
     entry.got++;
-    if (shard === 0) lines = shardLines;
     if (shardStats !== undefined) stats[shard] = shardStats;
     resume();
   };
@@ -325,10 +356,10 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
     for (let entry = rounds.get(nextRound); entry !== undefined && entry.got === threads; entry = rounds.get(nextRound)) {
       rounds.delete(nextRound);
       host.done(nextRound);
-      nextRound++;
-      await output.merge(entry.outputs, false);
+      const round = nextRound++;
+      await output.merge(entry.outputs, false, (shard) => host.textsOf(shard, round));
     }
-    options.onProgress?.(bytesRead, lines);
+    options.onProgress?.(bytesRead, router.lines);
   };
   const check = (): void => {
     if (host.failure !== undefined) throw host.failure;
@@ -338,6 +369,7 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
   try {
     reading: for (const input of inputs) {
       host.beginFile(input.fallbackService);
+      router.beginFile(input.fallbackService);
       for await (const chunk of readChunks(input, { ...readOptions, onRead: (bytes) => (bytesRead += bytes) }, pool)) {
         // Checked before waiting: a delivery that came while the output was written is not waited for again.
         while (dispatched - nextRound >= MAX_CHUNKS_IN_FLIGHT) {
@@ -351,7 +383,8 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
           stopped = true;
           break reading;
         }
-        host.chunk(dispatched++, chunk.slot, chunk.length);
+        const routed = router.route(chunk.slot, chunk.length);
+        host.chunk(dispatched++, { slot: chunk.slot, ...routed, chunkLines: router.lines - routed.firstLine });
         await handOnReady();
       }
     }
@@ -362,14 +395,14 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
         if (roundReady()) await handOnReady();
         else await nextDelivery();
       }
-      await output.merge((rounds.get(FINAL_ROUND) as { outputs: RoundOutput[] }).outputs, true);
+      await output.merge((rounds.get(FINAL_ROUND) as { outputs: RoundOutput[] }).outputs, true, () => EMPTY);
     }
   } finally {
     await host.close();
   }
   const total = (key: 'malformedJsonLines' | 'groupsClosed' | 'evictions' | 'classifierErrors'): number => stats.reduce((sum, shard) => sum + shard[key], 0);
   return {
-    lines,
+    lines: router.lines,
     events: output.events,
     malformedJsonLines: total('malformedJsonLines'),
     groupsClosed: total('groupsClosed'),
@@ -397,7 +430,8 @@ class MergedOutput {
   }
 
   /** Merges on order (descending for the groups closed at the end, as one grouper's flush closes the most recent first). */
-  async merge(outputs: readonly RoundOutput[], descending: boolean): Promise<void> {
+  async merge(outputs: readonly RoundOutput[], descending: boolean, textsOf: (shard: number) => Uint8Array): Promise<void> {
+    const texts = outputs.map((round, shard) => round.bytes ?? textsOf(shard));
     const positions = new Array<number>(outputs.length).fill(0);
     const objectPositions = new Array<number>(outputs.length).fill(0);
     for (;;) {
@@ -422,7 +456,7 @@ class MergedOutput {
       if (kind === EVENT_TEXT || kind === RECORD_TEXT) {
         if (kind === EVENT_TEXT) this.events++;
         const start = position === 0 ? 0 : (round.ends[position - 1] as number);
-        await this.stage(round.bytes, start, round.ends[position] as number);
+        await this.stage(texts[best] as Uint8Array, start, round.ends[position] as number);
         continue;
       }
       const object = round.objects[objectPositions[best] as number];

@@ -6,15 +6,14 @@
 import { parentPort } from 'node:worker_threads';
 import { compileValidatedRules } from '../rules/validated.js';
 import type { FromWorker, ToWorker } from './analyze.js';
-import type { OutputFormat } from './format.js';
 import { AnalyzeShard } from './shard.js';
-import { toRoundOutput, transferList } from './wire.js';
+import { RoundWriter } from './wire.js';
 
 const port = parentPort;
 if (port === null) throw new Error('analyze/worker.js runs as a worker thread');
 
 let shard: AnalyzeShard | undefined;
-let format: OutputFormat = 'ndjson';
+let writer = new RoundWriter('ndjson');
 let outputSlots: Buffer[] = [];
 
 function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
@@ -26,8 +25,8 @@ port.on('message', (message: ToWorker) => {
     switch (message.type) {
       case 'init': {
         const { groupers, classifier } = compileValidatedRules(message.validatedFiles);
-        shard = new AnalyzeShard(message.spec, groupers, classifier);
-        format = message.format;
+        writer = new RoundWriter(message.format);
+        shard = new AnalyzeShard(message.spec, groupers, classifier, writer);
         outputSlots = message.outputSlots.map((slot) => Buffer.from(slot));
         return;
       }
@@ -37,15 +36,19 @@ port.on('message', (message: ToWorker) => {
       case 'chunk': {
         const active = shard as AnalyzeShard;
         // The main thread has merged the round that used this slot before it sent this one (analyze.ts).
-        const slot = outputSlots.length > 0 ? outputSlots[message.round % outputSlots.length] : undefined;
-        const output = toRoundOutput(active.processBytes(Buffer.from(message.buffer), message.length), format, slot);
-        send({ type: 'round', round: message.round, output, lines: active.stats().lines }, transferList(output));
+        writer.begin(outputSlots.length > 0 ? outputSlots[message.round % outputSlots.length] : undefined);
+        active.processLines(Buffer.from(message.buffer), message.ranges, message.count, message.firstLine, message.ascii, message.chunkLines);
+        const { output, transfer } = writer.end();
+        send({ type: 'round', round: message.round, output }, transfer);
         return;
       }
       case 'finish': {
         const active = shard as AnalyzeShard;
-        const output = toRoundOutput(active.finish(), format);
-        send({ type: 'done', output, stats: active.stats() }, transferList(output));
+        // The slots may still hold rounds not merged yet: the last texts go in a buffer of their own.
+        writer.begin(undefined);
+        active.finish();
+        const { output, transfer } = writer.end();
+        send({ type: 'done', output, stats: active.stats() }, transfer);
         return;
       }
     }

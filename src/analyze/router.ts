@@ -1,0 +1,148 @@
+/**
+ * Deals the lines of analyze's input to its shards, in the main thread. Streams are dealt by
+ * origin (host + service: a new pid of a process closes its old pid's record, so a process's pids
+ * stay together) in the order they first appear, each to the shard that has been given the fewest
+ * lines so far. A shard is sent the byte range of each of its lines in the chunk and the line's
+ * number in the whole input, which orders what it closes (analyze.ts merges on it).
+ */
+import { isAscii } from 'node:buffer';
+import { detached } from '../text/strings.js';
+import { LineReader } from './lines.js';
+
+/** The lines of one chunk dealt to one shard: [byte start, byte end, line number in the chunk] each. */
+export interface ShardLines {
+  ranges: Uint32Array;
+  count: number;
+}
+
+/** Decoded at a time: below V8's largest regular object, so that the string is allocated young. */
+const DECODED_PIECE_BYTES = 64 * 1024;
+/** Origins dealt out one by one; past this many, a new origin goes by a hash of its name (nothing more is kept). */
+const MAX_DEALT_ORIGINS = 65_536;
+
+export class Router {
+  /** Lines of the input so far. */
+  lines = 0;
+  private readonly reader: LineReader;
+  /** host → service → shard. */
+  private readonly owners = new Map<string, Map<string, number>>();
+  private dealt = 0;
+  /** Lines given to each shard so far. */
+  private readonly loads: number[];
+
+  constructor(
+    private readonly count: number,
+    receivedAt: number,
+  ) {
+    this.reader = new LineReader(receivedAt);
+    this.loads = new Array<number>(count).fill(0);
+  }
+
+  beginFile(fallbackService: string): void {
+    this.reader.beginFile(fallbackService);
+  }
+
+  /**
+   * Deals the lines of a chunk (whole lines at the start of `bytes`); `ascii` says whether the chunk
+   * is all ASCII (then a line's characters are its bytes). Empty lines and journalctl's markers
+   * carry no log data and go nowhere, though they are counted.
+   */
+  route(bytes: Buffer, length: number): { shards: ShardLines[]; firstLine: number; ascii: boolean } {
+    const firstLine = this.lines;
+    const estimate = Math.max(64, Math.ceil(length / 48));
+    const shards: ShardLines[] = Array.from({ length: this.count }, () => ({ ranges: new Uint32Array(estimate * 3), count: 0 }));
+    const ascii = isAscii(bytes.subarray(0, length));
+    let pieceStart = 0;
+    while (pieceStart < length) {
+      let pieceEnd = pieceStart + DECODED_PIECE_BYTES >= length ? -1 : bytes.indexOf(10, pieceStart + DECODED_PIECE_BYTES);
+      pieceEnd = pieceEnd < 0 || pieceEnd >= length ? length : pieceEnd + 1;
+      this.routePiece(ascii ? bytes.toString('latin1', pieceStart, pieceEnd) : bytes.toString('utf8', pieceStart, pieceEnd), pieceStart, ascii, shards, firstLine);
+      pieceStart = pieceEnd;
+    }
+    return { shards, firstLine, ascii };
+  }
+
+  private routePiece(text: string, byteBase: number, ascii: boolean, shards: ShardLines[], firstLine: number): void {
+    const length = text.length;
+    let start = 0;
+    // Outside ASCII, a character's offset is not its byte's: counted as the piece is walked.
+    let byteAt = byteBase;
+    let charAt = 0;
+    while (start < length) {
+      let end = text.indexOf('\n', start);
+      if (end === -1) end = length;
+      const line = this.lines++;
+      const stop = end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end;
+      if (stop > start) {
+        let owner = 0;
+        if (this.count > 1) owner = this.reader.readOrigin(text, start, stop) ? this.ownerOf(this.reader.host, this.reader.service) : -1;
+        if (owner >= 0) {
+          let byteStart: number;
+          let byteStop: number;
+          if (ascii) {
+            byteStart = byteBase + start;
+            byteStop = byteBase + stop;
+          } else {
+            byteAt += Buffer.byteLength(text.slice(charAt, start));
+            byteStart = byteAt;
+            byteStop = byteAt + Buffer.byteLength(text.slice(start, stop));
+            byteAt = byteStop;
+            charAt = stop;
+          }
+          push(shards[owner] as ShardLines, byteStart, byteStop, line - firstLine);
+        }
+      }
+      start = end + 1;
+    }
+  }
+
+  private ownerOf(host: string, service: string): number {
+    let byService = this.owners.get(host);
+    let owner = byService?.get(service);
+    if (owner === undefined) {
+      owner = this.deal();
+      if (owner < 0) owner = hashOwner(host, service, this.count);
+      else {
+        if (byService === undefined) {
+          byService = new Map();
+          // Keys outlive the chunk they were read from: copies, so that they do not pin it.
+          this.owners.set(detached(host), byService);
+        }
+        byService.set(detached(service), owner);
+      }
+    }
+    this.loads[owner] = (this.loads[owner] as number) + 1;
+    return owner;
+  }
+
+  /** The shard with the fewest lines so far (the lowest index among equals); -1 once enough origins were dealt. */
+  private deal(): number {
+    if (this.dealt >= MAX_DEALT_ORIGINS) return -1;
+    this.dealt++;
+    let best = 0;
+    for (let index = 1; index < this.loads.length; index++) if ((this.loads[index] as number) < (this.loads[best] as number)) best = index;
+    return best;
+  }
+}
+
+function push(lines: ShardLines, start: number, stop: number, line: number): void {
+  if (lines.count * 3 + 3 > lines.ranges.length) {
+    const grown = new Uint32Array(lines.ranges.length * 2);
+    grown.set(lines.ranges);
+    lines.ranges = grown;
+  }
+  const at = lines.count * 3;
+  lines.ranges[at] = start;
+  lines.ranges[at + 1] = stop;
+  lines.ranges[at + 2] = line;
+  lines.count++;
+}
+
+function hashOwner(host: string, service: string, count: number): number {
+  let hash = 0x811c9dc5;
+  for (const text of [host, service]) {
+    for (let index = 0; index < text.length; index++) hash = Math.imul(hash ^ text.charCodeAt(index), 0x01000193);
+    hash = Math.imul(hash ^ 0x1f, 0x01000193);
+  }
+  return (hash >>> 0) % count;
+}
