@@ -11,7 +11,8 @@ import { InputError } from './input.js';
 import { ProgressLine } from './progress.js';
 import { homedir } from 'node:os';
 import { defaultCacheDir } from '../rules/checked-cache.js';
-import { formatProblem, loadRuleSet } from '../rules/index.js';
+import { loadRuleSet } from '../rules/load.js';
+import { formatProblem } from '../rules/problems.js';
 
 export interface AnalyzeCommandOptions {
   format: OutputFormat;

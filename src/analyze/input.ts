@@ -10,7 +10,6 @@ import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
-import { ZstdInputError, ZstdStreamDecoder } from '../ingest/content-encoding.js';
 import { JournalExportParser, looksLikeJournalExport } from './journal-export.js';
 
 export interface InputFile {
@@ -205,6 +204,8 @@ async function* gunzip(source: AsyncIterable<Buffer>, path: string): AsyncGenera
 }
 
 async function* unzstd(source: AsyncIterable<Buffer>, path: string, maxWindowBytes: number): AsyncGenerator<Buffer> {
+  // Imported when a zstd file comes: the native binding is not loaded for anything else.
+  const { ZstdInputError, ZstdStreamDecoder } = await import('../ingest/content-encoding.js');
   const decoder = new ZstdStreamDecoder(maxWindowBytes);
   try {
     for await (const piece of source) yield* decoder.decode(piece);
