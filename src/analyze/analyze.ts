@@ -65,6 +65,8 @@ export interface AnalyzeResult {
   lines: number;
   events: number;
   malformedJsonLines: number;
+  /** Lines of `journalctl -o short-monotonic|short-delta`: times since boot, no dates. */
+  bootTimeLines: number;
   groupsClosed: number;
   evictions: number;
   classifierErrors: number;
@@ -400,11 +402,12 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
   } finally {
     await host.close();
   }
-  const total = (key: 'malformedJsonLines' | 'groupsClosed' | 'evictions' | 'classifierErrors'): number => stats.reduce((sum, shard) => sum + shard[key], 0);
+  const total = (key: 'malformedJsonLines' | 'bootTimeLines' | 'groupsClosed' | 'evictions' | 'classifierErrors'): number => stats.reduce((sum, shard) => sum + shard[key], 0);
   return {
     lines: router.lines,
     events: output.events,
     malformedJsonLines: total('malformedJsonLines'),
+    bootTimeLines: total('bootTimeLines'),
     groupsClosed: total('groupsClosed'),
     evictions: total('evictions'),
     classifierErrors: total('classifierErrors'),

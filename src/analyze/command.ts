@@ -90,6 +90,12 @@ export async function runAnalyzeCommand(files: readonly string[], options: Analy
       (result.classifierErrors > 0 ? `, ${result.classifierErrors} records a rule failed on (no event)` : '') +
       '\n',
   );
+  if (result.bootTimeLines > 0) {
+    process.stderr.write(
+      `leakwatch: ${result.bootTimeLines} lines were journalctl -o short-monotonic (or short-delta) output: time since boot, no wall-clock time; ` +
+        'their events are dated by their log headers, else by the time of reading (journalctl -o short-iso-precise or -o json keep the date)\n',
+    );
+  }
   if (result.singleThreadReason !== undefined && (options.threads ?? defaultThreads()) > 1) {
     process.stderr.write(`leakwatch: analyzed on one thread: ${result.singleThreadReason}\n`);
   }

@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
-import { JournalExportParser, looksLikeJournalExport } from './journal-export.js';
+import { JournalExportParser, JournalVerboseParser, looksLikeJournalExport, looksLikeJournalVerbose } from './journal-export.js';
 
 export interface InputFile {
   /** A path, or '-' for stdin. */
@@ -117,10 +117,10 @@ export async function* readChunks(input: InputFile, options: ReadOptions, pool: 
     // A plain file is read straight into the slots; anything else is decoded first, then copied in.
     const handle = await open(input.path, 'r');
     try {
-      const head = Buffer.alloc(64);
+      const head = Buffer.alloc(512);
       const { bytesRead } = await handle.read(head, 0, head.length, 0);
       const start = head.subarray(0, bytesRead);
-      if (!startsWith(start, GZIP_MAGIC) && !startsWith(start, ZSTD_MAGIC) && !looksLikeJournalExport(start) && !isJsonPrettyStart(start)) {
+      if (!startsWith(start, GZIP_MAGIC) && !startsWith(start, ZSTD_MAGIC) && !looksLikeJournalExport(start) && !isJsonPrettyStart(start) && !looksLikeJournalVerbose(start)) {
         let position = 0;
         const readInto: ReadInto = async (target, offset, length) => {
           const read = (await handle.read(target, offset, length, position)).bytesRead;
@@ -142,10 +142,11 @@ export async function* readChunks(input: InputFile, options: ReadOptions, pool: 
   if (startsWith(head, GZIP_MAGIC)) decoded = gunzip(source, input.path);
   else if (startsWith(head, ZSTD_MAGIC)) decoded = unzstd(source, input.path, options.maxZstdWindowBytes);
   else decoded = source;
-  const [text, bytes] = await peek(decoded, 64);
+  const [text, bytes] = await peek(decoded, 512);
   let lines: AsyncIterable<Buffer>;
   if (looksLikeJournalExport(text)) lines = exportEntries(bytes, options);
   else if (isJsonPrettyStart(text)) lines = jsonPrettyEntries(bytes, options);
+  else if (looksLikeJournalVerbose(text)) lines = verboseEntries(bytes, options);
   else lines = bytes;
   yield* lineChunks(copyingReader(lines), options, pool);
 }
@@ -315,6 +316,20 @@ function isJsonPrettyStart(head: Buffer): boolean {
   return head[0] === 0x7b && (head[1] === 10 || (head[1] === 13 && head[2] === 10));
 }
 
+/** The lines of a byte stream as text (UTF-8 across pieces), each cut at `maxLineBytes` characters. */
+async function* textLines(source: AsyncIterable<Buffer>, maxLineBytes: number): AsyncGenerator<string> {
+  const decoder = new StringDecoder('utf8');
+  let carry = '';
+  for await (const piece of source) {
+    const lines = (carry + decoder.write(piece)).split('\n');
+    carry = lines.pop() as string;
+    if (carry.length > maxLineBytes) carry = carry.slice(0, maxLineBytes);
+    for (const line of lines) yield line.endsWith('\r') ? line.slice(0, -1) : line;
+  }
+  carry += decoder.end();
+  if (carry !== '') yield carry;
+}
+
 /**
  * `journalctl -o json-pretty`: each entry's object spread over lines, from a line `{` to a line
  * `}`, as one compact JSON line each. Lines outside an object pass as they are.
@@ -323,34 +338,26 @@ async function* jsonPrettyEntries(source: AsyncIterable<Buffer>, options: Pick<R
   let out = '';
   let object: string[] | null = null;
   let objectSize = 0;
-  const decoder = new StringDecoder('utf8');
-  let carry = '';
-  for await (const piece of source) {
-    const text = carry + decoder.write(piece);
-    const lines = text.split('\n');
-    carry = lines.pop() as string;
-    if (carry.length > options.maxLineBytes) carry = carry.slice(0, options.maxLineBytes);
-    for (const rawLine of lines) {
-      const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
-      if (object === null) {
-        if (line === '{') {
-          object = [line];
-          objectSize = 1;
-        } else if (line !== '') {
-          out += line + '\n';
-        }
-        continue;
+  for await (const line of textLines(source, options.maxLineBytes)) {
+    if (object === null) {
+      if (line === '{') {
+        object = [line];
+        objectSize = 1;
+      } else if (line !== '') {
+        out += line + '\n';
       }
+    } else {
       objectSize += line.length;
       if (objectSize <= options.maxLineBytes) object.push(line);
-      if (line !== '}') continue;
-      const text = object.join('\n');
-      object = null;
-      try {
-        out += JSON.stringify(JSON.parse(text)) + '\n';
-      } catch {
-        // Not the object it looked like (or cut at the line limit): its lines as they are.
-        out += text + '\n';
+      if (line === '}') {
+        const text = object.join('\n');
+        object = null;
+        try {
+          out += JSON.stringify(JSON.parse(text)) + '\n';
+        } catch {
+          // Not the object it looked like (or cut at the line limit): its lines as they are.
+          out += text + '\n';
+        }
       }
     }
     if (out.length >= options.chunkBytes) {
@@ -359,7 +366,22 @@ async function* jsonPrettyEntries(source: AsyncIterable<Buffer>, options: Pick<R
     }
   }
   if (object !== null) out += object.join('\n') + '\n';
-  carry += decoder.end();
-  if (carry !== '') out += carry + '\n';
+  if (out.length > 0) yield Buffer.from(out);
+}
+
+/** `journalctl -o verbose` entries as JSON lines, in chunks. */
+async function* verboseEntries(source: AsyncIterable<Buffer>, options: Pick<ReadOptions, 'chunkBytes' | 'maxLineBytes'>): AsyncGenerator<Buffer> {
+  let out = '';
+  const parser = new JournalVerboseParser((entry) => {
+    out += JSON.stringify(entry) + '\n';
+  });
+  for await (const line of textLines(source, options.maxLineBytes)) {
+    parser.line(line);
+    if (out.length >= options.chunkBytes) {
+      yield Buffer.from(out);
+      out = '';
+    }
+  }
+  parser.end();
   if (out.length > 0) yield Buffer.from(out);
 }

@@ -1,4 +1,6 @@
 /**
+ * The two journalctl output modes that print whole entries field by field: export and verbose.
+ *
  * `journalctl -o export` (the Journal Export Format, systemd.io/JOURNAL_EXPORT_FORMATS, written by
  * output_export() in systemd's src/shared/logs-show.c): one `FIELD=value` line per field, a blank
  * line after each entry, and a field whose value is not printable UTF-8 without newlines written
@@ -137,4 +139,68 @@ export function looksLikeJournalExport(head: Buffer): boolean {
   const newline = head.indexOf(NEWLINE);
   const line = head.toString('latin1', 0, newline < 0 ? head.length : newline);
   return /^__[A-Z][A-Z0-9_]*=/.test(line);
+}
+
+/**
+ * `journalctl -o verbose` (output_verbose() in systemd's src/shared/logs-show.c): an entry starts
+ * with a line of its time and cursor (`Wed 2017-11-01 11:59:32.962000 CDT [s=…;i=…;b=…;m=…;t=…;x=…]`),
+ * then each field on a line of its own, indented 4 spaces (`    KEY=value`); the later lines of a
+ * value are indented to where the value starts. A value that is not printable shows as
+ * `[1.2K blob data]`. The entry's realtime is the cursor's `t=` (hex µs), its sequence number `i=`.
+ */
+export class JournalVerboseParser {
+  private entry: Record<string, string | string[]> | null = null;
+  private key = '';
+  private indent = 0;
+
+  constructor(private readonly onEntry: (entry: Record<string, string | string[]>) => void) {}
+
+  line(line: string): void {
+    if (VERBOSE_HEADER.test(line)) {
+      this.end();
+      const cursor = line.slice(line.lastIndexOf('[') + 1, -1);
+      this.entry = Object.create(null) as Record<string, string | string[]>;
+      this.entry['__CURSOR'] = cursor;
+      const realtime = /(?:^|;)t=([0-9a-f]+)(?:;|$)/.exec(cursor)?.[1];
+      if (realtime !== undefined) this.entry['__REALTIME_TIMESTAMP'] = BigInt(`0x${realtime}`).toString();
+      this.key = '';
+      return;
+    }
+    const entry = this.entry;
+    if (entry === null) return;
+    if (line.startsWith('    ') && line.charCodeAt(4) !== 32) {
+      const equals = line.indexOf('=');
+      if (equals < 0) return;
+      this.key = line.slice(4, equals);
+      this.indent = equals + 1;
+      const value = line.slice(equals + 1);
+      const previous = entry[this.key];
+      if (previous === undefined) entry[this.key] = value;
+      else if (Array.isArray(previous)) previous.push(value);
+      else entry[this.key] = [previous, value];
+      return;
+    }
+    if (this.key !== '' && line.length > this.indent && line.slice(0, this.indent).trim() === '') {
+      const previous = entry[this.key];
+      const more = `\n${line.slice(this.indent)}`;
+      if (Array.isArray(previous)) previous[previous.length - 1] += more;
+      else entry[this.key] = (previous ?? '') + more;
+    }
+  }
+
+  end(): void {
+    if (this.entry !== null) this.onEntry(this.entry);
+    this.entry = null;
+  }
+}
+
+const VERBOSE_HEADER = /^[A-Z][a-z]{2} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \S+)? \[s=[0-9a-f]+;i=[0-9a-f]+;[^\]]*\]$/;
+
+/** Whether a first line (journalctl's `-- … --` lines passed over) is the head of a verbose entry. */
+export function looksLikeJournalVerbose(head: Buffer): boolean {
+  for (const line of head.toString('latin1').split('\n')) {
+    if (line.startsWith('-- ') && line.endsWith('--')) continue;
+    return VERBOSE_HEADER.test(line);
+  }
+  return false;
 }

@@ -14,10 +14,12 @@ export class LineReader {
   service = '';
   /** Lines that looked like JSON but were not (kept as text). */
   malformedJsonLines = 0;
+  /** Lines of `journalctl -o short-monotonic|short-delta`: times since boot, no dates. */
+  bootTimeLines = 0;
   private fallbackService = 'stdin';
   private fallbackStream = streamKeyOf('', 'stdin', '');
   /** Read into for every line: the parts it holds are copied into records. */
-  private readonly prefix: JournalPrefix = { timeMs: undefined, zoned: false, host: '', service: '', pid: '', messageStart: 0 };
+  private readonly prefix: JournalPrefix = { timeMs: undefined, zoned: false, bootUs: undefined, host: '', service: '', pid: '', messageStart: 0 };
   /** The line has a journald prefix; and it names the line's origin. */
   private prefixRead = false;
   private found = false;
@@ -61,6 +63,7 @@ export class LineReader {
   /** The record of the line readOrigin() has just read. */
   recordOfOrigin(text: string, start: number, end: number): LogRecord {
     if (this.jsonRecord !== null) return this.jsonRecord;
+    if (this.prefixRead && this.prefix.bootUs !== undefined) this.bootTimeLines++;
     if (this.found) return recordFromLineAt(text, start, end, this.prefix, this.receivedAt);
     // No origin of its own (a raw line, or a prefix with a time only): the file's name stands in.
     const record = recordFromLineAt(text, start, end, this.prefixRead ? this.prefix : null, this.receivedAt);

@@ -32,6 +32,8 @@ export interface ShardStats {
   lines: number;
   /** Lines that looked like JSON but were not (kept as text), among this shard's own. */
   malformedJsonLines: number;
+  /** Lines of `journalctl -o short-monotonic|short-delta` (no wall-clock time), among this shard's own. */
+  bootTimeLines: number;
   groupsClosed: number;
   evictions: number;
   classifierErrors: number;
@@ -113,6 +115,7 @@ export class AnalyzeShard {
     return {
       lines: this.lines,
       malformedJsonLines: this.reader.malformedJsonLines,
+      bootTimeLines: this.reader.bootTimeLines,
       groupsClosed: counters.groupsClosed,
       evictions: counters.evictions,
       classifierErrors: this.classifierErrors,

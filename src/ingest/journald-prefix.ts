@@ -1,10 +1,16 @@
 /**
- * The prefix `journalctl` prints in its `short` family of output modes:
+ * The prefix `journalctl` prints in its `short` family of output modes (output_short() and
+ * output_timestamp_*() in systemd's src/shared/logs-show.c; man journalctl, --output):
  *
  *   short              Nov 01 11:59:32 web-1 linkerd[5699]: msg
  *   short-precise      Nov 01 11:59:32.123456 web-1 linkerd[5699]: msg
- *   short-iso          2017-11-01T11:59:32+0000 web-1 linkerd[5699]: msg
+ *   short-iso          2017-11-01T11:59:32+0000 web-1 linkerd[5699]: msg   (older systemd: +0000)
  *   short-iso-precise  2017-11-01T11:59:32.123456+00:00 web-1 linkerd[5699]: msg
+ *   short-full         Wed 2017-11-01 11:59:32 CDT web-1 linkerd[5699]: msg   (the zone as tm_zone names it, or none)
+ *   with-unit          Wed 2017-11-01 11:59:32 CDT web-1 linkerd.service[5699]: msg
+ *   short-unix         1509555572.962000 web-1 linkerd[5699]: msg
+ *   short-monotonic    [ 1234.567890] web-1 linkerd[5699]: msg   (time since boot: no date at all)
+ *   short-delta        [ 1234.567890 <    0.000123>] web-1 linkerd[5699]: msg
  *
  * Pasted or redacted logs often lose the host (`Nov 01 11:59:32 linkerd[5699]: msg`), host and
  * identifier (`Nov 03 17:36:55  WARN ...`), or the time and host (`linkerd[2410]: msg`, as in
@@ -12,6 +18,7 @@
  * path, so it works on char codes and indexOf, without a regex per line, and reads a line where it
  * stands in a larger text (analyze's decoded chunks) without cutting it out first.
  */
+import { zoneOffsetMinutes } from './line-layout.js';
 import { placeYearless } from './yearless-date.js';
 import { CH_CLOSE_BRACKET, CH_COLON, CH_DASH, CH_DOT, CH_OPEN_BRACKET, CH_PLUS, CH_SPACE, CH_T, CH_Z } from '../text/char-codes.js';
 import { detached } from '../text/strings.js';
@@ -24,6 +31,11 @@ export interface JournalPrefix {
    * time the message's own header gives with its zone is the better one.
    */
   zoned: boolean;
+  /**
+   * short-monotonic and short-delta: µs since the host booted. It orders a stream's lines and
+   * measures their silences, but dates nothing (timeMs is then undefined).
+   */
+  bootUs: number | undefined;
   host: string;
   service: string;
   pid: string;
@@ -123,9 +135,138 @@ function placeYear(month: number, day: number, dayMs: number, referenceMs: numbe
   return cachedMidnight === undefined ? undefined : cachedMidnight + dayMs;
 }
 
-/** What a time parser found: the time, and where the rest of the line starts. */
+/** What a time parser found: the time, whether it is absolute, and where the rest of the line starts. */
 let parsedTimeMs: number | undefined;
+let parsedZoned = false;
+let parsedBootUs: number | undefined;
 let parsedRestStart = 0;
+
+/** Any of the modes' times at `start`, by its first character. */
+function readTime(line: string, start: number, end: number, referenceMs: number): boolean {
+  parsedZoned = false;
+  parsedBootUs = undefined;
+  const first = line.charCodeAt(start);
+  if (first >= 48 && first <= 57) {
+    parsedZoned = true;
+    return line.charCodeAt(start + 4) === CH_DASH ? isoTime(line, start, end) : unixTime(line, start, end);
+  }
+  if (first === CH_OPEN_BRACKET) return bootTime(line, start, end);
+  return line.charCodeAt(start + 3) === CH_SPACE && line.charCodeAt(start + 8) === CH_DASH ? fullTime(line, start, end) : shortTime(line, start, end, referenceMs);
+}
+
+/** `1509555572.962000 ` (short-unix: seconds and µs since the epoch). */
+function unixTime(line: string, start: number, end: number): boolean {
+  let index = start;
+  let seconds = 0;
+  for (; index < end && index - start < 12; index++) {
+    const value = digit(line, index);
+    if (value < 0) break;
+    seconds = seconds * 10 + value;
+  }
+  if (index - start < 9 || line.charCodeAt(index) !== CH_DOT) return false;
+  let micros = 0;
+  for (let at = index + 1; at < index + 7; at++) {
+    const value = digit(line, at);
+    if (value < 0) return false;
+    micros = micros * 10 + value;
+  }
+  index += 7;
+  if (line.charCodeAt(index) !== CH_SPACE && index !== end) return false;
+  parsedTimeMs = seconds * 1000 + Math.floor(micros / 1000);
+  parsedRestStart = index + 1;
+  return true;
+}
+
+/** `[ 1234.567890] ` or short-delta's `[ 1234.567890 <    0.000123>] `: µs since boot, no date. */
+function bootTime(line: string, start: number, end: number): boolean {
+  let index = start + 1;
+  while (line.charCodeAt(index) === CH_SPACE) index++;
+  const digitsStart = index;
+  let seconds = 0;
+  for (; index < end; index++) {
+    const value = digit(line, index);
+    if (value < 0) break;
+    seconds = seconds * 10 + value;
+  }
+  if (index === digitsStart || line.charCodeAt(index) !== CH_DOT) return false;
+  let micros = 0;
+  for (let at = index + 1; at < index + 7; at++) {
+    const value = digit(line, at);
+    if (value < 0) return false;
+    micros = micros * 10 + value;
+  }
+  index += 7;
+  if (line.charCodeAt(index) !== CH_CLOSE_BRACKET) {
+    // short-delta: ` <` the time since the previous line `>` (or `*>`), or 16 spaces for the first line.
+    const close = line.indexOf(']', index);
+    if (line.charCodeAt(index) !== CH_SPACE || close < 0 || close > end || close - index > 18) return false;
+    index = close;
+  }
+  index++;
+  if (line.charCodeAt(index) !== CH_SPACE && index !== end) return false;
+  parsedTimeMs = undefined;
+  parsedBootUs = seconds * 1_000_000 + micros;
+  parsedRestStart = index + 1;
+  return true;
+}
+
+/**
+ * `Wed 2017-11-01 11:59:32[.ffffff] CDT ` (short-full, with-unit): the zone as the C library names it
+ * (an abbreviation, or `+03` where the zone has none), or no zone when it did not fit. A known zone
+ * makes the time absolute; an unknown one is read as UTC, as `short` is.
+ */
+function fullTime(line: string, start: number, end: number): boolean {
+  const dayName = line.charCodeAt(start);
+  if (!(dayName >= 65 && dayName <= 90) || !isLowerLetter(line.charCodeAt(start + 1)) || !isLowerLetter(line.charCodeAt(start + 2))) return false;
+  const date = start + 4;
+  if (line.charCodeAt(date + 7) !== CH_DASH || line.charCodeAt(date + 10) !== CH_SPACE) return false;
+  const year = twoDigits(line, date) * 100 + twoDigits(line, date + 2);
+  const month = twoDigits(line, date + 5);
+  const day = twoDigits(line, date + 8);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31) return false;
+  const dayMs = clock(line, date + 11);
+  if (dayMs < 0) return false;
+  const millis = fraction(line, date + 19);
+  let index = fractionEnd;
+  if (line.charCodeAt(index) !== CH_SPACE) return index === end && finishFullTime(year, month, day, dayMs + millis, undefined, index);
+  const zoneStart = index + 1;
+  const zoneEnd = tokenEnd(line, zoneStart, end);
+  let offset: number | undefined;
+  if (isZoneName(line, zoneStart, zoneEnd)) {
+    offset = zoneOffsetMinutes(line.slice(zoneStart, zoneEnd));
+    index = zoneEnd;
+  }
+  return finishFullTime(year, month, day, dayMs + millis, offset, index);
+}
+
+function finishFullTime(year: number, month: number, day: number, dayMs: number, offsetMinutes: number | undefined, after: number): boolean {
+  const midnight = Date.UTC(year, month - 1, day);
+  parsedTimeMs = new Date(midnight).getUTCDate() === day ? midnight + dayMs - (offsetMinutes ?? 0) * 60_000 : undefined;
+  parsedZoned = offsetMinutes !== undefined;
+  parsedRestStart = after + 1;
+  return true;
+}
+
+function isLowerLetter(code: number): boolean {
+  return code >= 97 && code <= 122;
+}
+
+/** A zone as tm_zone names it: 2 to 5 capital letters, or `+03`, `-0330`, `+05:30`. */
+function isZoneName(line: string, start: number, end: number): boolean {
+  const length = end - start;
+  const first = line.charCodeAt(start);
+  if (first === CH_PLUS || first === CH_DASH) {
+    if (length !== 3 && length !== 5 && length !== 6) return false;
+    for (let index = start + 1; index < end; index++) if (digit(line, index) < 0 && !(length === 6 && index === start + 3 && line.charCodeAt(index) === CH_COLON)) return false;
+    return true;
+  }
+  if (length < 2 || length > 5) return false;
+  for (let index = start; index < end; index++) {
+    const code = line.charCodeAt(index);
+    if (code < 65 || code > 90) return false;
+  }
+  return true;
+}
 
 /** `Nov 01 11:59:32[.ffffff] ` at `start`: sets parsedTimeMs/parsedRestStart. Read as UTC. */
 function shortTime(line: string, start: number, end: number, referenceMs: number): boolean {
@@ -209,7 +350,7 @@ function afterColon(line: string, tokenEndIndex: number): number {
  * local time without a zone.
  */
 export function parseJournalPrefix(line: string, referenceMs: number): JournalPrefix | null {
-  const prefix: JournalPrefix = { timeMs: undefined, zoned: false, host: '', service: '', pid: '', messageStart: 0 };
+  const prefix: JournalPrefix = { timeMs: undefined, zoned: false, bootUs: undefined, host: '', service: '', pid: '', messageStart: 0 };
   return readJournalPrefix(line, 0, line.length, referenceMs, prefix) ? prefix : null;
 }
 
@@ -226,12 +367,11 @@ export function readJournalPrefix(text: string, start: number, end: number, refe
 
 function readPrefix(line: string, start: number, end: number, referenceMs: number, prefix: JournalPrefix): boolean {
   if (end - start < 16) return false;
-  const first = line.charCodeAt(start);
-  const zoned = first >= 48 && first <= 57;
-  if (!(zoned ? isoTime(line, start, end) : shortTime(line, start, end, referenceMs))) return identOnly(line, start, end, prefix);
+  if (!readTime(line, start, end, referenceMs)) return identOnly(line, start, end, prefix);
   const restStart = parsedRestStart;
   prefix.timeMs = parsedTimeMs;
-  prefix.zoned = zoned;
+  prefix.zoned = parsedZoned;
+  prefix.bootUs = parsedBootUs;
   prefix.host = '';
   prefix.service = '';
   prefix.pid = '';
@@ -329,6 +469,7 @@ function identOnly(line: string, start: number, end: number, prefix: JournalPref
   if (!identWithPid(line, start, identEnd) || !isHostLike(identName)) return false;
   prefix.timeMs = undefined;
   prefix.zoned = false;
+  prefix.bootUs = undefined;
   prefix.host = '';
   prefix.service = identName;
   prefix.pid = identPid;

@@ -191,14 +191,16 @@ const ZONE_OFFSET_MINUTES: Readonly<Record<string, number>> = {
   PST: -8 * 60,
 };
 
-const NUMERIC_OFFSET = /^([+-])(\d\d):?(\d\d)$/;
+// `+0530`, `+05:30`, and `+03` (the C library's name of a zone without an abbreviation, journalctl short-full).
+const NUMERIC_OFFSET = /^([+-])(\d\d)(?::?(\d\d))?$/;
 
-function zoneOffsetMinutes(zone: string): number | undefined {
+/** Minutes east of UTC of a zone as logs and journalctl name it (an abbreviation of the table, or ±hh[[:]mm]); undefined when unknown. */
+export function zoneOffsetMinutes(zone: string): number | undefined {
   const named = ZONE_OFFSET_MINUTES[zone] ?? ZONE_OFFSET_MINUTES[zone.toUpperCase()];
   if (named !== undefined) return named;
   const numeric = NUMERIC_OFFSET.exec(zone);
   if (!numeric) return undefined;
-  const minutes = Number(numeric[2]) * 60 + Number(numeric[3]);
+  const minutes = Number(numeric[2]) * 60 + Number(numeric[3] ?? 0);
   return numeric[1] === '-' ? -minutes : minutes;
 }
 

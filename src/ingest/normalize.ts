@@ -312,9 +312,12 @@ export function recordFromLineAt(text: string, start: number, end: number, prefi
     return { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message };
   }
   const message = text.slice(prefix.messageStart, end);
-  const time = ownTimeMs(prefix, message, receivedAtMs) ?? receivedAtMs;
+  // A log header without a year is placed by the prefix's date when there is one (short-full and
+  // short-iso print the year; short's was placed by the reading time already).
+  const time = ownTimeMs(prefix, message, prefix.timeMs ?? receivedAtMs) ?? receivedAtMs;
   const record: LogRecord = { time, host: prefix.host, service: prefix.service, pid: prefix.pid, stream: streamKeyOf(prefix.host, prefix.service, prefix.pid), message };
   if (prefix.timeMs !== undefined) record.sourceUs = Math.round(prefix.timeMs * 1000);
+  else if (prefix.bootUs !== undefined) record.sourceUs = prefix.bootUs;
   return record;
 }
 
