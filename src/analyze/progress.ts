@@ -32,7 +32,8 @@ export class ProgressLine {
     } else {
       text += `, ${formatBytes(bytes)} read`;
     }
-    const columns = this.stream.columns ?? 80;
+    // Kept to one line of the terminal (a pseudo-terminal may not say how wide it is).
+    const columns = this.stream.columns > 0 ? this.stream.columns : Number.POSITIVE_INFINITY;
     this.stream.write(`\r${text.length >= columns ? text.slice(0, columns - 1) : text}\u001b[K`);
     this.drawn = true;
   }
