@@ -101,7 +101,7 @@ export function countsNeedOneThread(ruleSet: Pick<RuleSet, 'countKeys'>): string
 export type ToWorker =
   | { type: 'init'; spec: ShardSpec; validatedFiles: RuleSet['validatedFiles']; format: OutputFormat; outputSlots: SharedArrayBuffer[] }
   | { type: 'file'; fallbackService: string }
-  | { type: 'chunk'; round: number; buffer: SharedArrayBuffer; ranges: Uint32Array; count: number; firstLine: number; ascii: boolean; chunkLines: number }
+  | { type: 'chunk'; round: number; buffer: SharedArrayBuffer; lines: ShardLines; firstLine: number; ascii: boolean; chunkLines: number }
   | { type: 'finish' };
 
 /** Messages from a shard's worker. */
@@ -184,9 +184,8 @@ class InProcessHost implements ShardHost {
   }
 
   chunk(round: number, chunk: RoutedChunk): void {
-    const lines = chunk.shards[0] as ShardLines;
     this.writer.begin(undefined);
-    this.active().processLines(chunk.slot, lines.ranges, lines.count, chunk.firstLine, chunk.ascii, chunk.chunkLines);
+    this.active().processLines(chunk.slot, chunk.shards[0] as ShardLines, chunk.firstLine, chunk.ascii, chunk.chunkLines);
     this.pool.release(chunk.slot);
     this.deliver(0, round, this.writer.end().output);
   }
@@ -257,9 +256,9 @@ class WorkerHost implements ShardHost {
     this.inFlight.set(round, chunk.slot);
     const buffer = chunk.slot.buffer as SharedArrayBuffer;
     this.workers.forEach((worker, index) => {
-      const { ranges, count } = chunk.shards[index] as ShardLines;
-      const message: ToWorker = { type: 'chunk', round, buffer, ranges, count, firstLine: chunk.firstLine, ascii: chunk.ascii, chunkLines: chunk.chunkLines };
-      worker.postMessage(message, [ranges.buffer as ArrayBuffer]);
+      const lines = chunk.shards[index] as ShardLines;
+      const message: ToWorker = { type: 'chunk', round, buffer, lines, firstLine: chunk.firstLine, ascii: chunk.ascii, chunkLines: chunk.chunkLines };
+      worker.postMessage(message, [lines.ranges.buffer as ArrayBuffer, lines.times.buffer as ArrayBuffer]);
     });
   }
 

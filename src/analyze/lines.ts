@@ -4,7 +4,7 @@
  * even within one file. Lines of a raw file carry no host or process, so the file's name stands in
  * for the service: two raw files are two streams, never joined.
  */
-import { isJournalctlMarkerAt, readJournalPrefix, type JournalPrefix } from '../ingest/journald-prefix.js';
+import { isJournalctlMarkerAt, readJournalPrefix, type JournalPrefix, type Origin } from '../ingest/journald-prefix.js';
 import { recordFromLineAt, recordFromObject, recordFromText } from '../ingest/normalize.js';
 import { streamKeyOf, type LogRecord } from '../ingest/record.js';
 
@@ -19,7 +19,7 @@ export class LineReader {
   private fallbackService = 'stdin';
   private fallbackStream = streamKeyOf('', 'stdin', '');
   /** Read into for every line: the parts it holds are copied into records. */
-  private readonly prefix: JournalPrefix = { timeMs: undefined, zoned: false, bootUs: undefined, host: '', service: '', pid: '', messageStart: 0 };
+  readonly prefix: JournalPrefix = { timeMs: undefined, zoned: false, bootUs: undefined, host: '', service: '', pid: '', messageStart: 0, origin: null };
   /** The line has a journald prefix; and it names the line's origin. */
   private prefixRead = false;
   private found = false;
@@ -58,6 +58,11 @@ export class LineReader {
     this.host = this.found ? prefix.host : '';
     this.service = this.found ? prefix.service : this.fallbackService;
     return true;
+  }
+
+  /** The remembered journald origin of the line readOrigin() has just read (null for JSON, raw lines, origins read from the line alone). */
+  get origin(): Origin | null {
+    return this.jsonRecord === null && this.found ? this.prefix.origin : null;
   }
 
   /** The record of the line readOrigin() has just read. */

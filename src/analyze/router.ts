@@ -7,13 +7,31 @@
  */
 import { isAscii } from 'node:buffer';
 import { detached } from '../text/strings.js';
+import type { Origin } from '../ingest/journald-prefix.js';
 import { LineReader } from './lines.js';
 
-/** The lines of one chunk dealt to one shard: [byte start, byte end, line number in the chunk] each. */
+/**
+ * The lines of one chunk dealt to one shard. Per line, `ranges` holds LINE_FIELDS numbers: byte
+ * start, byte end, line number in the chunk, and, for a journald line whose origin was seen
+ * before (in an ASCII chunk), where its message starts (bytes from the line's start) and the
+ * origin's number with two flags (PARSED_*); `times` its prefix's time (ms since the epoch, or µs
+ * since boot with PARSED_BOOT; NaN for none). A line without a number (NOT_PARSED) is read by the shard.
+ */
 export interface ShardLines {
   ranges: Uint32Array;
+  times: Float64Array;
   count: number;
+  /** Origins first sent with this chunk: [number, host, service, pid] each. */
+  origins: Array<[number, string, string, string]>;
 }
+
+export const LINE_FIELDS = 5;
+export const NOT_PARSED = 0xffffffff;
+/** The prefix's time has a zone (absolute), or is a time since boot. */
+export const PARSED_ZONED = 1;
+export const PARSED_BOOT = 2;
+/** Origins numbered and sent to shards at most; later ones are read by the shards themselves. */
+const MAX_NUMBERED_ORIGINS = 1 << 16;
 
 /** Decoded at a time: below V8's largest regular object, so that the string is allocated young. */
 const DECODED_PIECE_BYTES = 64 * 1024;
@@ -27,6 +45,8 @@ export class Router {
   /** host → service → shard. */
   private readonly owners = new Map<string, Map<string, number>>();
   private dealt = 0;
+  /** Origins numbered for the shards (each sent once, to the shard its process is dealt to). */
+  private readonly numbers = new Map<Origin, number>();
   /** Lines given to each shard so far. */
   private readonly loads: number[];
 
@@ -50,7 +70,7 @@ export class Router {
   route(bytes: Buffer, length: number): { shards: ShardLines[]; firstLine: number; ascii: boolean } {
     const firstLine = this.lines;
     const estimate = Math.max(64, Math.ceil(length / 48));
-    const shards: ShardLines[] = Array.from({ length: this.count }, () => ({ ranges: new Uint32Array(estimate * 3), count: 0 }));
+    const shards: ShardLines[] = Array.from({ length: this.count }, () => ({ ranges: new Uint32Array(estimate * LINE_FIELDS), times: new Float64Array(estimate), count: 0, origins: [] }));
     const ascii = isAscii(bytes.subarray(0, length));
     let pieceStart = 0;
     while (pieceStart < length) {
@@ -73,27 +93,44 @@ export class Router {
       if (end === -1) end = length;
       const line = this.lines++;
       const stop = end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end;
-      if (stop > start) {
-        let owner = 0;
-        if (this.count > 1) owner = this.reader.readOrigin(text, start, stop) ? this.ownerOf(this.reader.host, this.reader.service) : -1;
-        if (owner >= 0) {
-          let byteStart: number;
-          let byteStop: number;
-          if (ascii) {
-            byteStart = byteBase + start;
-            byteStop = byteBase + stop;
-          } else {
-            byteAt += Buffer.byteLength(text.slice(charAt, start));
-            byteStart = byteAt;
-            byteStop = byteAt + Buffer.byteLength(text.slice(start, stop));
-            byteAt = byteStop;
-            charAt = stop;
-          }
-          push(shards[owner] as ShardLines, byteStart, byteStop, line - firstLine);
+      if (stop > start && this.reader.readOrigin(text, start, stop)) {
+        const owner = this.count > 1 ? this.ownerOf(this.reader.host, this.reader.service) : 0;
+        let byteStart: number;
+        let byteStop: number;
+        if (ascii) {
+          byteStart = byteBase + start;
+          byteStop = byteBase + stop;
+        } else {
+          byteAt += Buffer.byteLength(text.slice(charAt, start));
+          byteStart = byteAt;
+          byteStop = byteAt + Buffer.byteLength(text.slice(start, stop));
+          byteAt = byteStop;
+          charAt = stop;
+        }
+        const lines = shards[owner] as ShardLines;
+        // Outside ASCII a shard reads the line itself (the message's offset would be in bytes, not characters).
+        const origin = ascii ? this.reader.origin : null;
+        const number = origin === null ? undefined : (this.numbers.get(origin) ?? this.number(origin, lines));
+        if (number !== undefined) {
+          const prefix = this.reader.prefix;
+          const time = prefix.bootUs ?? prefix.timeMs ?? Number.NaN;
+          const flags = (prefix.zoned ? PARSED_ZONED : 0) | (prefix.bootUs !== undefined ? PARSED_BOOT : 0);
+          push(lines, byteStart, byteStop, line - firstLine, prefix.messageStart - start, number * 4 + flags, time);
+        } else {
+          push(lines, byteStart, byteStop, line - firstLine, 0, NOT_PARSED, Number.NaN);
         }
       }
       start = end + 1;
     }
+  }
+
+  /** Numbers an origin and sends it with this chunk to the shard its lines go to; undefined once enough are numbered. */
+  private number(origin: Origin, lines: ShardLines): number | undefined {
+    if (this.numbers.size >= MAX_NUMBERED_ORIGINS) return undefined;
+    const number = this.numbers.size;
+    this.numbers.set(origin, number);
+    lines.origins.push([number, origin.host, origin.service, origin.pid]);
+    return number;
   }
 
   private ownerOf(host: string, service: string): number {
@@ -125,16 +162,22 @@ export class Router {
   }
 }
 
-function push(lines: ShardLines, start: number, stop: number, line: number): void {
-  if (lines.count * 3 + 3 > lines.ranges.length) {
-    const grown = new Uint32Array(lines.ranges.length * 2);
-    grown.set(lines.ranges);
-    lines.ranges = grown;
+function push(lines: ShardLines, start: number, stop: number, line: number, messageOffset: number, parsed: number, time: number): void {
+  if (lines.count + 1 > lines.times.length) {
+    const ranges = new Uint32Array(lines.ranges.length * 2);
+    ranges.set(lines.ranges);
+    lines.ranges = ranges;
+    const times = new Float64Array(lines.times.length * 2);
+    times.set(lines.times);
+    lines.times = times;
   }
-  const at = lines.count * 3;
+  const at = lines.count * LINE_FIELDS;
   lines.ranges[at] = start;
   lines.ranges[at + 1] = stop;
   lines.ranges[at + 2] = line;
+  lines.ranges[at + 3] = messageOffset;
+  lines.ranges[at + 4] = parsed;
+  lines.times[lines.count] = time;
   lines.count++;
 }
 

@@ -10,8 +10,11 @@ import { unclassifiedRecord, type GroupedRecord } from '../engine/grouped-record
 import type { GrouperConfig, OpenGroupLimits } from '../engine/grouper-config.js';
 import { StreamGrouper } from '../engine/grouper.js';
 import { exampleOf, firstLineShape } from '../engine/unclassified-tally.js';
-import type { LogRecord } from '../ingest/record.js';
+import type { JournalPrefix } from '../ingest/journald-prefix.js';
+import { recordOfMessage } from '../ingest/normalize.js';
+import { streamKeyOf, type LogRecord } from '../ingest/record.js';
 import { LineReader } from './lines.js';
+import { LINE_FIELDS, NOT_PARSED, PARSED_BOOT, PARSED_ZONED, type ShardLines } from './router.js';
 import type { ShardOutput } from './wire.js';
 
 export interface ShardSpec {
@@ -39,6 +42,13 @@ export interface ShardStats {
   classifierErrors: number;
 }
 
+interface ParsedOrigin {
+  host: string;
+  service: string;
+  pid: string;
+  stream: string;
+}
+
 /** Records grouped at a time. */
 const PUSH_RECORDS = 256;
 
@@ -49,6 +59,10 @@ export class AnalyzeShard {
   private readonly uses: number[] = [];
   private lines = 0;
   private classifierErrors = 0;
+  private bootTimeLines = 0;
+  /** The origins the router numbered, by number. */
+  private readonly origins: ParsedOrigin[] = [];
+  private readonly prefix: Pick<JournalPrefix, 'host' | 'service' | 'pid' | 'timeMs' | 'zoned' | 'bootUs'> = { host: '', service: '', pid: '', timeMs: undefined, zoned: false, bootUs: undefined };
 
   constructor(
     private readonly spec: ShardSpec,
@@ -67,21 +81,42 @@ export class AnalyzeShard {
   }
 
   /**
-   * This shard's lines of a chunk: `ranges` holds [byte start, byte end, line number in the chunk]
-   * for each of `count` lines of `bytes` (read as latin1 when the chunk is all ASCII),
-   * `firstLine` the number in the whole input of the chunk's first line, `chunkLines` how many
-   * lines the chunk has. What closes goes to the output.
+   * This shard's lines of a chunk (router.ts's ShardLines) in `bytes` (read as latin1 when the chunk
+   * is all ASCII); `firstLine` is the number in the whole input of the chunk's first line,
+   * `chunkLines` how many lines the chunk has. What closes goes to the output.
    */
-  processLines(bytes: Buffer, ranges: Uint32Array, count: number, firstLine: number, ascii: boolean, chunkLines: number): void {
+  processLines(bytes: Buffer, lines: ShardLines, firstLine: number, ascii: boolean, chunkLines: number): void {
+    for (const [number, host, service, pid] of lines.origins) this.origins[number] = { host, service, pid, stream: streamKeyOf(host, service, pid) };
+    const { ranges, times } = lines;
     const records = this.records;
     const uses = this.uses;
+    const prefix = this.prefix;
     let kept = 0;
-    for (let index = 0; index < count; index++) {
-      const at = index * 3;
-      // A string of its own (not a slice of the chunk): nothing the line becomes part of pins the chunk.
-      const line = bytes.toString(ascii ? 'latin1' : 'utf8', ranges[at] as number, ranges[at + 1] as number);
-      const record = this.reader.record(line, 0, line.length);
-      if (record === null) continue;
+    for (let index = 0; index < lines.count; index++) {
+      const at = index * LINE_FIELDS;
+      const start = ranges[at] as number;
+      const stop = ranges[at + 1] as number;
+      const parsed = ranges[at + 4] as number;
+      let record: LogRecord | null;
+      if (parsed === NOT_PARSED) {
+        // A string of its own (not a slice of the chunk): nothing the line becomes part of pins the chunk.
+        const line = bytes.toString(ascii ? 'latin1' : 'utf8', start, stop);
+        record = this.reader.record(line, 0, line.length);
+        if (record === null) continue;
+      } else {
+        // The router read the prefix: only the message is decoded.
+        const origin = this.origins[Math.floor(parsed / 4)] as ParsedOrigin;
+        const time = times[index] as number;
+        const boot = (parsed & PARSED_BOOT) !== 0;
+        prefix.host = origin.host;
+        prefix.service = origin.service;
+        prefix.pid = origin.pid;
+        prefix.zoned = (parsed & PARSED_ZONED) !== 0;
+        prefix.timeMs = boot || Number.isNaN(time) ? undefined : time;
+        prefix.bootUs = boot ? time : undefined;
+        if (boot) this.bootTimeLines++;
+        record = recordOfMessage(bytes.toString('latin1', start + (ranges[at + 3] as number), stop), prefix, origin.stream, this.spec.receivedAt);
+      }
       records[kept] = record;
       uses[kept] = firstLine + (ranges[at + 2] as number);
       kept++;
@@ -115,7 +150,7 @@ export class AnalyzeShard {
     return {
       lines: this.lines,
       malformedJsonLines: this.reader.malformedJsonLines,
-      bootTimeLines: this.reader.bootTimeLines,
+      bootTimeLines: this.reader.bootTimeLines + this.bootTimeLines,
       groupsClosed: counters.groupsClosed,
       evictions: counters.evictions,
       classifierErrors: this.classifierErrors,

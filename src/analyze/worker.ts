@@ -37,7 +37,7 @@ port.on('message', (message: ToWorker) => {
         const active = shard as AnalyzeShard;
         // The main thread has merged the round that used this slot before it sent this one (analyze.ts).
         writer.begin(outputSlots.length > 0 ? outputSlots[message.round % outputSlots.length] : undefined);
-        active.processLines(Buffer.from(message.buffer), message.ranges, message.count, message.firstLine, message.ascii, message.chunkLines);
+        active.processLines(Buffer.from(message.buffer), message.lines, message.firstLine, message.ascii, message.chunkLines);
         const { output, transfer } = writer.end();
         send({ type: 'round', round: message.round, output }, transfer);
         return;

@@ -41,6 +41,15 @@ export interface JournalPrefix {
   pid: string;
   /** Index in the text where the message starts (after `ident[pid]: `, or after the time's separator). */
   messageStart: number;
+  /** The remembered origin the line has (null for one read from the line alone): the same object for every line of it. */
+  origin: Origin | null;
+}
+
+/** An origin seen before (`host ident[pid]: `): one object for every line that has it. */
+export interface Origin {
+  readonly host: string;
+  readonly service: string;
+  readonly pid: string;
 }
 
 function digit(line: string, at: number): number {
@@ -350,7 +359,7 @@ function afterColon(line: string, tokenEndIndex: number): number {
  * local time without a zone.
  */
 export function parseJournalPrefix(line: string, referenceMs: number): JournalPrefix | null {
-  const prefix: JournalPrefix = { timeMs: undefined, zoned: false, bootUs: undefined, host: '', service: '', pid: '', messageStart: 0 };
+  const prefix: JournalPrefix = { timeMs: undefined, zoned: false, bootUs: undefined, host: '', service: '', pid: '', messageStart: 0, origin: null };
   return readJournalPrefix(line, 0, line.length, referenceMs, prefix) ? prefix : null;
 }
 
@@ -372,6 +381,7 @@ function readPrefix(line: string, start: number, end: number, referenceMs: numbe
   prefix.timeMs = parsedTimeMs;
   prefix.zoned = parsedZoned;
   prefix.bootUs = parsedBootUs;
+  prefix.origin = null;
   prefix.host = '';
   prefix.service = '';
   prefix.pid = '';
@@ -383,14 +393,11 @@ function readPrefix(line: string, start: number, end: number, referenceMs: numbe
   return true;
 }
 
-interface KnownOrigin {
+interface KnownOrigin extends Origin {
   /** `host ident[pid]: ` exactly as it stood in the line, up to the message. */
   text: string;
   /** Its fourth character from the end (the pid's last digit): compared before the whole text. */
   probe: number;
-  host: string;
-  service: string;
-  pid: string;
 }
 
 // A journal's lines come from a handful of processes: their origin text is compared in place and
@@ -408,6 +415,7 @@ function knownOrigin(line: string, restStart: number, prefix: JournalPrefix): bo
     prefix.service = known.service;
     prefix.pid = known.pid;
     prefix.messageStart = restStart + length;
+    prefix.origin = known;
     return true;
   }
   return false;
@@ -428,6 +436,7 @@ function rememberOrigin(line: string, restStart: number, prefix: JournalPrefix):
   prefix.host = known.host;
   prefix.service = known.service;
   prefix.pid = known.pid;
+  prefix.origin = known;
   knownOrigins[nextOrigin] = known;
   nextOrigin = (nextOrigin + 1) % KNOWN_ORIGINS;
 }
@@ -470,6 +479,7 @@ function identOnly(line: string, start: number, end: number, prefix: JournalPref
   prefix.timeMs = undefined;
   prefix.zoned = false;
   prefix.bootUs = undefined;
+  prefix.origin = null;
   prefix.host = '';
   prefix.service = identName;
   prefix.pid = identPid;

@@ -178,7 +178,7 @@ function stripTrailingNewline(text: string): string {
  * The line's own time: a journald prefix with a zone (`short-iso`), else the log header's (with
  * milliseconds and its zone), else a zone-less journald prefix (`short`, local time read as UTC).
  */
-function ownTimeMs(prefix: JournalPrefix | null, message: string, referenceMs: number): number | undefined {
+function ownTimeMs(prefix: Pick<JournalPrefix, 'zoned' | 'timeMs'> | null, message: string, referenceMs: number): number | undefined {
   if (prefix !== null && prefix.zoned && prefix.timeMs !== undefined) return prefix.timeMs;
   return headerTimeOf(message, referenceMs) ?? prefix?.timeMs;
 }
@@ -311,11 +311,18 @@ export function recordFromLineAt(text: string, start: number, end: number, prefi
     const time = headerTimeOf(message, receivedAtMs) ?? receivedAtMs;
     return { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message };
   }
-  const message = text.slice(prefix.messageStart, end);
+  return recordOfMessage(text.slice(prefix.messageStart, end), prefix, streamKeyOf(prefix.host, prefix.service, prefix.pid), receivedAtMs);
+}
+
+/**
+ * The record of a journald line's message, its prefix read already (by analyze's router, in
+ * another thread: `prefix` carries the origin's parts and the times, `stream` the origin's key).
+ */
+export function recordOfMessage(message: string, prefix: Pick<JournalPrefix, 'host' | 'service' | 'pid' | 'timeMs' | 'zoned' | 'bootUs'>, stream: string, receivedAtMs: number): LogRecord {
   // A log header without a year is placed by the prefix's date when there is one (short-full and
   // short-iso print the year; short's was placed by the reading time already).
   const time = ownTimeMs(prefix, message, prefix.timeMs ?? receivedAtMs) ?? receivedAtMs;
-  const record: LogRecord = { time, host: prefix.host, service: prefix.service, pid: prefix.pid, stream: streamKeyOf(prefix.host, prefix.service, prefix.pid), message };
+  const record: LogRecord = { time, host: prefix.host, service: prefix.service, pid: prefix.pid, stream, message };
   if (prefix.timeMs !== undefined) record.sourceUs = Math.round(prefix.timeMs * 1000);
   else if (prefix.bootUs !== undefined) record.sourceUs = prefix.bootUs;
   return record;
