@@ -45,8 +45,8 @@ export class Router {
   /** host → service → shard. */
   private readonly owners = new Map<string, Map<string, number>>();
   private dealt = 0;
-  /** Origins numbered for the shards (each sent once, to the shard its process is dealt to). */
-  private readonly numbers = new Map<Origin, number>();
+  /** Origins numbered for the shards (each sent once, to the shard its process is dealt to), with that shard. */
+  private readonly routes = new Map<Origin, { number: number; owner: number }>();
   /** Lines given to each shard so far. */
   private readonly loads: number[];
 
@@ -94,7 +94,11 @@ export class Router {
       const line = this.lines++;
       const stop = end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end;
       if (stop > start && this.reader.readOrigin(text, start, stop)) {
-        const owner = this.count > 1 ? this.ownerOf(this.reader.host, this.reader.service) : 0;
+        // A remembered origin keeps its shard (its host and service do): looked up by the object, not its names.
+        const known = ascii ? this.reader.origin : null;
+        const routed = known === null ? undefined : this.routes.get(known);
+        const owner = routed !== undefined ? routed.owner : this.count > 1 ? this.ownerOf(this.reader.host, this.reader.service) : 0;
+        if (routed !== undefined) this.loads[owner] = (this.loads[owner] as number) + 1;
         let byteStart: number;
         let byteStop: number;
         if (ascii) {
@@ -109,8 +113,7 @@ export class Router {
         }
         const lines = shards[owner] as ShardLines;
         // Outside ASCII a shard reads the line itself (the message's offset would be in bytes, not characters).
-        const origin = ascii ? this.reader.origin : null;
-        const number = origin === null ? undefined : (this.numbers.get(origin) ?? this.number(origin, lines));
+        const number = known === null ? undefined : (routed?.number ?? this.number(known, owner, lines));
         if (number !== undefined) {
           const prefix = this.reader.prefix;
           const time = prefix.bootUs ?? prefix.timeMs ?? Number.NaN;
@@ -125,10 +128,10 @@ export class Router {
   }
 
   /** Numbers an origin and sends it with this chunk to the shard its lines go to; undefined once enough are numbered. */
-  private number(origin: Origin, lines: ShardLines): number | undefined {
-    if (this.numbers.size >= MAX_NUMBERED_ORIGINS) return undefined;
-    const number = this.numbers.size;
-    this.numbers.set(origin, number);
+  private number(origin: Origin, owner: number, lines: ShardLines): number | undefined {
+    if (this.routes.size >= MAX_NUMBERED_ORIGINS) return undefined;
+    const number = this.routes.size;
+    this.routes.set(origin, { number, owner });
     lines.origins.push([number, origin.host, origin.service, origin.pid]);
     return number;
   }
