@@ -70,7 +70,7 @@ function buildProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('--format <format>', 'output format: a table sorted by time with a summary, or one JSON object per line as records close').choices([...OUTPUT_FORMATS]).default('table'))
     .addOption(new Option('--all', 'also list every grouped record no rule classified (category "-" in the table, null in ndjson)').default(false, 'off'))
     .option('--rules <dir>', 'rule folder (default: ./rules, else the rules shipped in the package)')
-    .addOption(new Option('--threads <n>', 'threads that group and classify (each takes a share of the streams; 1: all in the main thread)').argParser(positiveInteger).default(defaultThreads(), 'the cores, at most 4'))
+    .addOption(new Option('--threads <n>', 'worker threads that group and classify, each a share of the streams (the main thread reads, routes lines and writes)').argParser(positiveInteger).default(defaultThreads(), 'one less than the cores, at least 1, at most 4'))
     .addOption(new Option('--recursive', 'read every file below a folder given as input (without it a folder is refused)').default(false, 'off'))
     .addOption(new Option('--max-zstd-window <size>', 'largest window a zstd file may ask for').argParser(byteSize).default(32 * 1024 * 1024, '32MiB'))
     .action(async (files: string[], options: { format: OutputFormat; all: boolean; rules?: string; threads: number; recursive: boolean; maxZstdWindow: number }) => {
