@@ -18,8 +18,11 @@ import { DecodePool } from './ingest/decode-pool.js';
 import { InflightBytes } from './ingest/inflight.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
 import { ingestRoutes } from './ingest/routes.js';
+import { DIRECT_MEMORY_METRICS, directMemoryMetrics, type DirectMemoryMetricSample } from './memory/metrics.js';
 import { MemoryTracker } from './memory/tracker.js';
 import { memoryRoutes } from './memory/routes.js';
+import { isDirectMemorySeries, recordsOfSeries } from './memory/sources.js';
+import { TREND_CATEGORY } from './memory/warning.js';
 import { LeakwatchMetrics } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem, type RulesFallback } from './rules/index.js';
@@ -91,8 +94,20 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     store.close();
     throw rulesFailure(config.rulesDir, compiled.errors);
   }
-  const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
-  const memory = new MemoryTracker(store);
+  // A trend warning's evidence is what happened on its host over the hours its trend covers.
+  const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs, evidenceWindowMsByCategory: { [TREND_CATEGORY]: config.directMemoryWindowMs } });
+  const memory = new MemoryTracker(store, {
+    trendWindowMs: config.directMemoryWindowMs,
+    configuredMax: config.directMemoryMax,
+    horizonMs: config.directMemoryHorizonMs,
+    warnRatio: config.directMemoryRatio,
+  });
+  // Trend warnings are events like a rule's: stored, counted and forwarded the same way.
+  const ingestWarnings = (warnings: LeakEvent[]): void => {
+    if (warnings.length === 0) return;
+    const stored = incidents.ingest(warnings, (newEvents) => forwarder.enqueue(newEvents));
+    for (const event of stored.events) metrics.events.inc({ category: event.category });
+  };
   const unclassified = new UnclassifiedTally(UNCLASSIFIED_SHAPES_KEPT);
   const metrics = new LeakwatchMetrics();
   const forwarder = new Forwarder(config.forwardTargets, store, { outboxBytes: config.forwardOutboxBytes, outboxAgeMs: config.forwardOutboxAgeMs, log, metrics });
@@ -121,13 +136,13 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       }),
     queue,
     {
-      records: (records) => memory.observeRecords(records),
+      records: (records) => ingestWarnings(memory.observeRecords(records)),
       grouped: (grouped) => {
         // An event is in the outbox exactly when it is stored: one transaction, new events only,
         // in close order with the unclassified records a records=all target takes.
         const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => forwarder.enqueue(asStored(grouped, newEvents)));
         for (const event of stored.events) metrics.events.inc({ category: event.category });
-        memory.observeEvents(stored.events);
+        ingestWarnings(memory.observeEvents(stored.events));
       },
     },
     log,
@@ -191,6 +206,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     bodyTimeoutMs: config.bodyTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     ready: () => ready,
+    remoteWrite: { keep: isDirectMemorySeries, toRecords: recordsOfSeries },
   });
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });
@@ -221,7 +237,8 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
         : `forward: the outbox is full (${formatBytes(backlog!.pendingBytes)} of ${formatBytes(backlog!.outboxBytes)}); ${backlog!.target} is not taking events${backlog!.lastError === undefined ? '' : ` (${backlog!.lastError})`}`;
     return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor, ...details });
   });
-  registerServiceMetrics(metrics, { pipeline, queue, engine, rules, forwarder });
+  registerServiceMetrics(metrics, { pipeline, queue, engine, rules, forwarder, decoders });
+  registerDirectMemoryMetrics(metrics, memory);
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
   pipeline.start();
@@ -262,15 +279,17 @@ interface MetricSources {
   engine: Engine;
   rules: RuleSetHolder;
   forwarder: Forwarder;
+  decoders: DecodePool;
 }
 
 /** The figures other parts keep, read at scrape time (names as the README lists them). */
-function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, engine, rules, forwarder }: MetricSources): void {
+function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, engine, rules, forwarder, decoders }: MetricSources): void {
   const counters = pipeline.counters;
   metrics.counter('leakwatch_ingest_batches_total', 'Batches accepted by ingest.', () => counters.batchesAccepted);
   metrics.counter('leakwatch_ingest_records_total', 'Records accepted by ingest.', () => counters.recordsAccepted);
   metrics.counter('leakwatch_ingest_records_without_text_total', 'Accepted records with none of the text fields leakwatch reads (counted, not grouped).', () => counters.recordsWithoutText);
   metrics.counter('leakwatch_ingest_refused_batches_total', 'Batches answered 503 because the engine queue was full or the store did not take writes.', () => counters.batchesRefused);
+  metrics.counter('leakwatch_decode_thread_failures_total', 'Decoding threads that died (out of their heap, say) and were replaced; their bodies were decoded on the main thread.', () => decoders.threadFailures);
   metrics.gauge('leakwatch_queue_records', 'Records waiting for the engine.', () => pipeline.queuedRecords);
   metrics.gauge('leakwatch_queue_bytes', 'Bytes (estimated) of the records waiting for the engine.', () => queue.bytes);
   metrics.counter('leakwatch_engine_lines_total', 'Lines the engine has grouped.', () => engine.stats().linesIn);
@@ -308,6 +327,26 @@ function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, en
  * The grouped records in close order, each event as it was stored (its incident filled in), those
  * not stored (seen before, by id) left out, unclassified records as they are.
  */
+/**
+ * The per-process direct-memory gauges (src/memory/metrics.ts) in the registry, read once per
+ * scrape: the four families come from the same views.
+ */
+function registerDirectMemoryMetrics(metrics: LeakwatchMetrics, memory: MemoryTracker): void {
+  let cache: { at: number; samples: DirectMemoryMetricSample[] } | undefined;
+  const samples = (): DirectMemoryMetricSample[] => {
+    const now = Date.now();
+    if (cache === undefined || now - cache.at > 1000) cache = { at: now, samples: directMemoryMetrics(memory.processes({}, 1)) };
+    return cache.samples;
+  };
+  for (const family of Object.values(DIRECT_MEMORY_METRICS)) {
+    metrics.labelledGauge(family.name, family.help, ['host', 'service', 'pid', 'source'], () =>
+      samples()
+        .filter((sample) => sample.name === family.name)
+        .map((sample) => [sample.labels, sample.value] as const),
+    );
+  }
+}
+
 function asStored(grouped: readonly GroupedRecord[], stored: readonly LeakEvent[]): GroupedRecord[] {
   if (stored.length === grouped.length) return [...stored];
   const byId = new Map(stored.map((event) => [event.id, event]));

@@ -164,6 +164,29 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 5,
+    name: 'direct-memory limits learned per host and service',
+    sql: `
+      -- The newest limit any process of a host+service reported (an OutOfDirectMemoryError's max,
+      -- a series that carries it): a restarted process runs with the same flags. Kept apart from
+      -- the samples, which are pruned.
+      CREATE TABLE direct_memory_limits (
+        host       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        max_bytes  INTEGER NOT NULL,
+        learned_at INTEGER NOT NULL,
+        pid        TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        PRIMARY KEY (host, service)
+      );
+      INSERT INTO direct_memory_limits (host, service, max_bytes, learned_at, pid, source)
+        SELECT host, service, max_bytes, t, pid, source FROM memory_samples AS s
+         WHERE max_bytes IS NOT NULL
+           AND t = (SELECT MAX(t) FROM memory_samples WHERE host = s.host AND service = s.service AND max_bytes IS NOT NULL)
+         GROUP BY host, service;
+    `,
+  },
 ];
 
 /** Applies the migrations the database has not seen yet. Returns the schema version afterwards. */

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { LeakEvent, Severity } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
 import { migrate } from './migrations.js';
+import { SegmentJournal } from './segment-journal.js';
 import type {
   AttemptFailure,
   DeadLetter,
@@ -13,6 +14,7 @@ import type {
   IncidentStatus,
   JournalBatch,
   JournalCheckpoint,
+  LearnedLimit,
   JournalContent,
   MemorySample,
   OutboxEntry,
@@ -24,6 +26,8 @@ import type {
 } from './store.js';
 
 export const DB_FILE_NAME = 'leakwatch.db';
+/** The ingest journal's segment files, in the data directory. */
+export const JOURNAL_DIR_NAME = 'journal';
 
 export interface SqliteStoreOptions {
   /**
@@ -33,6 +37,17 @@ export interface SqliteStoreOptions {
    * survives power loss at the price of one fsync per batch.
    */
   synchronous?: 'NORMAL' | 'FULL';
+}
+
+function toJournalBatch(row: JournalRow): JournalBatch {
+  return {
+    seq: row.seq,
+    receivedAt: row.received_at,
+    content:
+      row.body !== null
+        ? { body: { body: row.body, contentType: row.content_type ?? undefined, contentEncoding: row.content_encoding ?? undefined } }
+        : { records: JSON.parse(row.records ?? '[]') as LogRecord[] },
+  };
 }
 
 interface JournalRow {
@@ -106,6 +121,8 @@ export class SqliteStore implements Store {
   readonly schemaVersion: number;
   private readonly db: Database.Database;
   private readonly statements;
+  /** The ingest journal's batches, in segment files beside the database (segment-journal.ts). */
+  private readonly segments: SegmentJournal;
 
   constructor(dataDir: string, options: SqliteStoreOptions = {}) {
     mkdirSync(dataDir, { recursive: true });
@@ -134,6 +151,27 @@ export class SqliteStore implements Store {
       throw new Error(`cannot open store ${this.path}: ${(error as Error).message}`, { cause: error });
     }
     this.statements = this.prepare();
+    const checkpoint = this.journalCheckpoint();
+    const newestInTable = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'ingest_journal'").pluck().get() as number | undefined) ?? 0;
+    // New batches are numbered after every seq the checkpoint or an older journal has seen.
+    try {
+      this.segments = new SegmentJournal(join(dataDir, JOURNAL_DIR_NAME));
+      this.moveTableJournalToSegments();
+      this.segments.raiseFloor(Math.max(checkpoint?.pushedThrough ?? 0, newestInTable));
+    } catch (error) {
+      this.db.close();
+      throw new Error(`cannot open the ingest journal in ${join(dataDir, JOURNAL_DIR_NAME)}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** Batches a version that journaled into the database left there move to the segments, with their seqs. */
+  private moveTableJournalToSegments(): void {
+    const rows = this.statements.journalAfter.all(0, Number.MAX_SAFE_INTEGER) as JournalRow[];
+    if (rows.length === 0) return;
+    for (const batch of rows.map(toJournalBatch)) {
+      if (batch.seq > this.segments.newestSeq) this.segments.append(batch.receivedAt, batch.content, batch.seq);
+    }
+    this.db.exec('DELETE FROM ingest_journal');
   }
 
   private prepare() {
@@ -167,18 +205,14 @@ export class SqliteStore implements Store {
            reopened_count = excluded.reopened_count`,
       ),
       incidentsOpenedBetween: db.prepare(
-        'SELECT id, category FROM incidents WHERE host = ? AND service = ? AND first_seen BETWEEN ? AND ?',
+        'SELECT id, category, first_seen FROM incidents WHERE host = ? AND service = ? AND first_seen BETWEEN ? AND ?',
       ),
       resolveQuiet: db.prepare(
         "UPDATE incidents SET status = 'resolved', resolved_at = last_seen + ? WHERE status = 'open' AND last_seen < ?",
       ),
-      appendJournal: db.prepare(
-        'INSERT INTO ingest_journal (received_at, records, body, content_type, content_encoding) VALUES (?, ?, ?, ?, ?)',
-      ),
       journalAfter: db.prepare(
         'SELECT seq, received_at, records, body, content_type, content_encoding FROM ingest_journal WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
-      pruneJournal: db.prepare('DELETE FROM ingest_journal WHERE seq <= ?'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       setMeta: db.prepare(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -197,11 +231,11 @@ export class SqliteStore implements Store {
       ),
       samplesOf: db.prepare(
         `SELECT t, used_bytes, max_bytes, source FROM memory_samples
-          WHERE host = ? AND service = ? AND pid = ? AND t >= ? ORDER BY t DESC, rowid DESC LIMIT ?`,
+          WHERE host = ? AND service = ? AND pid = ? AND t >= ? AND t <= ? ORDER BY t DESC, rowid DESC LIMIT ?`,
       ),
       knownMaxOf: db
         .prepare(
-          `SELECT max_bytes FROM memory_samples WHERE host = ? AND service = ? AND pid = ? AND max_bytes IS NOT NULL
+          `SELECT max_bytes FROM memory_samples WHERE host = ? AND service = ? AND pid = ? AND max_bytes IS NOT NULL AND t <= ?
             ORDER BY t DESC, rowid DESC LIMIT 1`,
         )
         .pluck(),
@@ -219,6 +253,12 @@ export class SqliteStore implements Store {
         'SELECT host, service, pid FROM memory_samples GROUP BY host, service, pid HAVING MAX(t) < ?',
       ),
       deleteSamplesOf: db.prepare('DELETE FROM memory_samples WHERE host = ? AND service = ? AND pid = ?'),
+      saveLimit: db.prepare(
+        `INSERT INTO direct_memory_limits (host, service, max_bytes, learned_at, pid, source) VALUES (@host, @service, @max_bytes, @learned_at, @pid, @source)
+           ON CONFLICT (host, service) DO UPDATE SET max_bytes = excluded.max_bytes, learned_at = excluded.learned_at, pid = excluded.pid, source = excluded.source
+           WHERE excluded.learned_at >= direct_memory_limits.learned_at`,
+      ),
+      limitOf: db.prepare('SELECT host, service, max_bytes, learned_at, pid, source FROM direct_memory_limits WHERE host = ? AND service = ?'),
       enqueueOutbox: db.prepare(
         `INSERT INTO forward_outbox (target, lane, stream, record_id, created_at, bytes, body) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (target, record_id) DO NOTHING`,
@@ -330,8 +370,8 @@ export class SqliteStore implements Store {
     return (this.db.prepare(sql).all(...params) as IncidentRow[]).map(toRecord);
   }
 
-  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string }> {
-    return this.statements.incidentsOpenedBetween.all(host, service, from, to) as Array<{ id: string; category: string }>;
+  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string; first_seen: number }> {
+    return this.statements.incidentsOpenedBetween.all(host, service, from, to) as Array<{ id: string; category: string; first_seen: number }>;
   }
 
   resolveQuiet(before: number, quietMs: number): number {
@@ -339,24 +379,16 @@ export class SqliteStore implements Store {
   }
 
   appendJournal(receivedAt: number, content: JournalContent): number {
-    const run = this.statements.appendJournal;
-    const result =
-      'body' in content
-        ? run.run(receivedAt, null, content.body.body, content.body.contentType ?? null, content.body.contentEncoding ?? null)
-        : run.run(receivedAt, JSON.stringify(content.records), null, null, null);
-    return Number(result.lastInsertRowid);
+    return this.segments.append(receivedAt, content);
   }
 
   journalAfter(afterSeq: number, limit: number): JournalBatch[] {
-    const rows = this.statements.journalAfter.all(afterSeq, limit) as JournalRow[];
-    return rows.map((row) => ({
-      seq: row.seq,
-      receivedAt: row.received_at,
-      content:
-        row.body !== null
-          ? { body: { body: row.body, contentType: row.content_type ?? undefined, contentEncoding: row.content_encoding ?? undefined } }
-          : { records: JSON.parse(row.records ?? '[]') as LogRecord[] },
-    }));
+    return this.segments.after(afterSeq, limit);
+  }
+
+  /** Bytes the journal's segment files take. */
+  journalBytes(): number {
+    return this.segments.bytes();
   }
 
   /**
@@ -382,10 +414,10 @@ export class SqliteStore implements Store {
   }
 
   checkpointJournal(pruneThrough: number, checkpoint: JournalCheckpoint): void {
-    this.transaction(() => {
-      this.statements.pruneJournal.run(pruneThrough);
-      this.statements.setMeta.run(JOURNAL_CHECKPOINT_KEY, JSON.stringify({ pushedThrough: checkpoint.pushedThrough, pending: toRuns(checkpoint.pending) }));
-    });
+    // The checkpoint is committed before any batch is deleted: a crash in between leaves batches
+    // that the replay skips, never a checkpoint that counts on deleted ones.
+    this.statements.setMeta.run(JOURNAL_CHECKPOINT_KEY, JSON.stringify({ pushedThrough: checkpoint.pushedThrough, pending: toRuns(checkpoint.pending) }));
+    this.segments.prune(pruneThrough);
   }
 
   journalCheckpoint(): JournalCheckpoint | undefined {
@@ -424,16 +456,24 @@ export class SqliteStore implements Store {
     });
   }
 
-  samplesOf(process: ProcessId, limit: number, since = Number.MIN_SAFE_INTEGER): MemorySample[] {
-    return this.statements.samplesOf.all(process.host, process.service, process.pid, since, limit) as MemorySample[];
+  samplesOf(process: ProcessId, limit: number, since = Number.MIN_SAFE_INTEGER, until = Number.MAX_SAFE_INTEGER): MemorySample[] {
+    return this.statements.samplesOf.all(process.host, process.service, process.pid, since, until, limit) as MemorySample[];
   }
 
-  knownMaxOf(process: ProcessId): number | null {
-    return (this.statements.knownMaxOf.get(process.host, process.service, process.pid) as number | undefined) ?? null;
+  knownMaxOf(process: ProcessId, until = Number.MAX_SAFE_INTEGER): number | null {
+    return (this.statements.knownMaxOf.get(process.host, process.service, process.pid, until) as number | undefined) ?? null;
   }
 
   processes(filter: { host?: string; service?: string } = {}): ProcessId[] {
     return this.statements.processes.all({ host: filter.host ?? null, service: filter.service ?? null }) as ProcessId[];
+  }
+
+  saveLimit(limit: LearnedLimit): void {
+    this.statements.saveLimit.run(limit);
+  }
+
+  limitOf(host: string, service: string): LearnedLimit | undefined {
+    return this.statements.limitOf.get(host, service) as LearnedLimit | undefined;
   }
 
   pruneSamplesOf(process: ProcessId, keep: number): number {
@@ -571,6 +611,7 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    this.segments.close();
     if (this.db.open) this.db.close();
   }
 }
@@ -629,5 +670,8 @@ function fromRuns(runs: ReadonlyArray<readonly [number, number]>): number[] {
  * 503 (retry) while they last; anything else is a bug or bad data and retrying would not help.
  */
 export function isStoreUnavailable(error: unknown): boolean {
-  return error instanceof Database.SqliteError && /^SQLITE_(?:FULL|IOERR|BUSY|LOCKED|CANTOPEN|READONLY|NOLFS|PROTOCOL)/.test(error.code);
+  if (error instanceof Database.SqliteError) return /^SQLITE_(?:FULL|IOERR|BUSY|LOCKED|CANTOPEN|READONLY|NOLFS|PROTOCOL)/.test(error.code);
+  // The journal's segment files: a full disk, a quota, an I/O error, a file system gone read-only.
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(?:ENOSPC|EDQUOT|EIO|EROFS|EMFILE|ENFILE)$/.test(code);
 }
