@@ -44,6 +44,8 @@ export interface AnalyzeOptions {
   threads?: number;
   /** Run a single shard on a worker thread too (its heap is bounded there; this thread's is not). */
   workerForOne?: boolean;
+  /** Worker threads started ahead (startShardWorkers), taken instead of starting new ones. */
+  workers?: Worker[];
   stdin?: Readable;
   /** Read every file below a folder given as input (else a folder is refused). */
   recursive?: boolean;
@@ -208,6 +210,15 @@ class InProcessHost implements ShardHost {
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
+/**
+ * Shard threads started ahead of a run (AnalyzeOptions.workers): a thread boots and loads its
+ * modules meanwhile (a tenth of a second), while this thread loads the rules and opens the input.
+ * Whoever starts them terminates those a run did not take.
+ */
+export function startShardWorkers(count: number): Worker[] {
+  return Array.from({ length: count }, () => new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS }));
+}
+
 class WorkerHost implements ShardHost {
   private readonly workers: Worker[] = [];
   /** Per worker: the shared slots its rounds' texts go to (round r in slot r % MAX_CHUNKS_IN_FLIGHT). */
@@ -223,9 +234,10 @@ class WorkerHost implements ShardHost {
     readonly pool: Slots,
     outputSlotBytes: number,
     private readonly onFailure: () => void,
+    started: Worker[] = [],
   ) {
     for (const spec of specs) {
-      const worker = new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
+      const worker = started.shift() ?? new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
       worker.on('message', (message: FromWorker) => {
         if (message.type === 'round') deliver(spec.index, message.round, message.output);
         else if (message.type === 'done') deliver(spec.index, FINAL_ROUND, message.output, message.stats);
@@ -339,7 +351,7 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
 
   let host: ShardHost;
   if (onWorkers) {
-    host = new WorkerHost(specs, ruleSet.validatedFiles, options.format as OutputFormat, deliver, pool, 2 * readOptions.chunkBytes, resume);
+    host = new WorkerHost(specs, ruleSet.validatedFiles, options.format as OutputFormat, deliver, pool, 2 * readOptions.chunkBytes, resume, options.workers);
   } else {
     const inProcess = new InProcessHost(specs[0] as ShardSpec, ruleSet, options.format, deliver, pool);
     await inProcess.start();

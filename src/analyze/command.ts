@@ -4,7 +4,8 @@
  * when the command runs, so that `analyze` never loads the server.
  */
 import { writeSync } from 'node:fs';
-import { analyze, DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES, type AnalyzeResult } from './analyze.js';
+import type { Worker } from 'node:worker_threads';
+import { analyze, DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES, startShardWorkers, type AnalyzeResult } from './analyze.js';
 import { defaultThreads } from './threads.js';
 import { EventSummary, TableWriter, unclassifiedSummary, type OutputFormat } from './format.js';
 import { InputError } from './input.js';
@@ -25,6 +26,18 @@ export interface AnalyzeCommandOptions {
 
 /** Runs the command; returns the exit code. */
 export async function runAnalyzeCommand(files: readonly string[], options: AnalyzeCommandOptions): Promise<number> {
+  const threads = options.threads ?? defaultThreads();
+  // Started first: they boot while the rules load.
+  const workers = startShardWorkers(threads);
+  try {
+    return await analyzeCommand(files, options, threads, workers);
+  } finally {
+    // The run took what it needed (and ended them); the others, if any, end here.
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+}
+
+async function analyzeCommand(files: readonly string[], options: AnalyzeCommandOptions, threads: number, workers: Worker[]): Promise<number> {
   // The ReDoS check belongs to `rules check` and to the long-running server; an offline run
   // starts at once (the lines are still cut to 16 KiB before any regex sees them).
   const { ruleSet, errors } = await loadRuleSet(options.rulesDir, { checkRegexSafety: false, cacheDir: defaultCacheDir(process.env, homedir()) });
@@ -44,9 +57,10 @@ export async function runAnalyzeCommand(files: readonly string[], options: Analy
     result = await analyze(files, ruleSet, {
       format: options.format,
       all: options.all,
-      threads: options.threads ?? defaultThreads(),
+      threads,
       // One shard on a worker thread too: there its heap is bounded.
       workerForOne: true,
+      workers,
       recursive: options.recursive,
       maxZstdWindowBytes: options.maxZstdWindowBytes ?? DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES,
       sink: {
@@ -96,7 +110,7 @@ export async function runAnalyzeCommand(files: readonly string[], options: Analy
         'their events are dated by their log headers, else by the time of reading (journalctl -o short-iso-precise or -o json keep the date)\n',
     );
   }
-  if (result.singleThreadReason !== undefined && (options.threads ?? defaultThreads()) > 1) {
+  if (result.singleThreadReason !== undefined && threads > 1) {
     process.stderr.write(`leakwatch: analyzed on one thread: ${result.singleThreadReason}\n`);
   }
   return 0;
