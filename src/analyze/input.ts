@@ -255,7 +255,8 @@ async function* lineChunks(read: ReadInto, options: Pick<ReadOptions, 'chunkByte
   let dropping = false;
   for (;;) {
     const from = used;
-    const count = await read(slot, used, Math.min(capacity - used, options.chunkBytes));
+    // Up to the chunk's size, then a little more to finish its last line: chunks stay near chunkBytes.
+    const count = await read(slot, used, Math.min(capacity - used, Math.max(options.chunkBytes - used, 64 * 1024)));
     if (count === 0) break;
     used += count;
     if (dropping) {
