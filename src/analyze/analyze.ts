@@ -83,12 +83,12 @@ export interface AnalyzeResult {
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
-export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
+export const DEFAULT_CHUNK_BYTES = 512 * 1024;
 export const DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES = 32 * 1024 * 1024;
 /** Chunks handed out and not yet merged back: with the slots and a shard's heap, what bounds a run's memory. */
 const MAX_CHUNKS_IN_FLIGHT = 2;
 /** A shard's thread: most of what it allocates dies within a chunk; its old generation holds open groups and rules. */
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 };
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 };
 
 /**
  * Why the rules' count windows need every event on one shard, or undefined when they do not: a
