@@ -8,14 +8,17 @@
 import { isAscii } from 'node:buffer';
 import { detached } from '../text/strings.js';
 import type { Origin } from '../ingest/journald-prefix.js';
+import { headerTimeRead, readHeaderAt } from '../ingest/line-layout.js';
+import { prefixedLineTimeMs, prefixSourceUs } from '../ingest/normalize.js';
 import { LineReader } from './lines.js';
 
 /**
  * The lines of one chunk dealt to one shard. Per line, `ranges` holds LINE_FIELDS numbers: byte
  * start, byte end, line number in the chunk, and, for a journald line whose origin was seen
  * before (in an ASCII chunk), where its message starts (bytes from the line's start) and the
- * origin's number with two flags (PARSED_*); `times` its prefix's time (ms since the epoch, or µs
- * since boot with PARSED_BOOT; NaN for none). A line without a number (NOT_PARSED) is read by the shard.
+ * origin's number with two flags (PARSED_*); `times` holds two numbers per line, the record's
+ * time and its source clock (LogRecord's `time` and `sourceUs`; NaN for none). A line without a
+ * number (NOT_PARSED) is read by the shard.
  */
 export interface ShardLines {
   ranges: Uint32Array;
@@ -27,8 +30,8 @@ export interface ShardLines {
 
 export const LINE_FIELDS = 5;
 export const NOT_PARSED = 0xffffffff;
-/** The prefix's time has a zone (absolute), or is a time since boot. */
-export const PARSED_ZONED = 1;
+/** The message is a log record's header (LogRecord.header); the prefix's time is a time since boot. */
+export const PARSED_HEADER = 1;
 export const PARSED_BOOT = 2;
 /** Origins numbered and sent to shards at most; later ones are read by the shards themselves. */
 const MAX_NUMBERED_ORIGINS = 1 << 16;
@@ -52,7 +55,7 @@ export class Router {
 
   constructor(
     private readonly count: number,
-    receivedAt: number,
+    private readonly receivedAt: number,
   ) {
     this.reader = new LineReader(receivedAt);
     this.loads = new Array<number>(count).fill(0);
@@ -70,7 +73,7 @@ export class Router {
   route(bytes: Buffer, length: number): { shards: ShardLines[]; firstLine: number; ascii: boolean } {
     const firstLine = this.lines;
     const estimate = Math.max(64, Math.ceil(length / 48));
-    const shards: ShardLines[] = Array.from({ length: this.count }, () => ({ ranges: new Uint32Array(estimate * LINE_FIELDS), times: new Float64Array(estimate), count: 0, origins: [] }));
+    const shards: ShardLines[] = Array.from({ length: this.count }, () => ({ ranges: new Uint32Array(estimate * LINE_FIELDS), times: new Float64Array(estimate * 2), count: 0, origins: [] }));
     const ascii = isAscii(bytes.subarray(0, length));
     let pieceStart = 0;
     while (pieceStart < length) {
@@ -115,12 +118,14 @@ export class Router {
         // Outside ASCII a shard reads the line itself (the message's offset would be in bytes, not characters).
         const number = known === null ? undefined : (routed?.number ?? this.number(known, owner, lines));
         if (number !== undefined) {
+          // The message's header is read here too (its time dates the record, and the engine is told it is one).
           const prefix = this.reader.prefix;
-          const time = prefix.bootUs ?? prefix.timeMs ?? Number.NaN;
-          const flags = (prefix.zoned ? PARSED_ZONED : 0) | (prefix.bootUs !== undefined ? PARSED_BOOT : 0);
-          push(lines, byteStart, byteStop, line - firstLine, prefix.messageStart - start, number * 4 + flags, time);
+          const header = readHeaderAt(text, prefix.messageStart, stop, prefix.timeMs ?? this.receivedAt);
+          const time = prefixedLineTimeMs(prefix, headerTimeRead) ?? Number.NaN;
+          const flags = (header ? PARSED_HEADER : 0) | (prefix.bootUs !== undefined ? PARSED_BOOT : 0);
+          push(lines, byteStart, byteStop, line - firstLine, prefix.messageStart - start, number * 4 + flags, time, prefixSourceUs(prefix) ?? Number.NaN);
         } else {
-          push(lines, byteStart, byteStop, line - firstLine, 0, NOT_PARSED, Number.NaN);
+          push(lines, byteStart, byteStop, line - firstLine, 0, NOT_PARSED, Number.NaN, Number.NaN);
         }
       }
       start = end + 1;
@@ -165,8 +170,8 @@ export class Router {
   }
 }
 
-function push(lines: ShardLines, start: number, stop: number, line: number, messageOffset: number, parsed: number, time: number): void {
-  if (lines.count + 1 > lines.times.length) {
+function push(lines: ShardLines, start: number, stop: number, line: number, messageOffset: number, parsed: number, time: number, sourceUs: number): void {
+  if (lines.count * 2 + 2 > lines.times.length) {
     const ranges = new Uint32Array(lines.ranges.length * 2);
     ranges.set(lines.ranges);
     lines.ranges = ranges;
@@ -180,7 +185,8 @@ function push(lines: ShardLines, start: number, stop: number, line: number, mess
   lines.ranges[at + 2] = line;
   lines.ranges[at + 3] = messageOffset;
   lines.ranges[at + 4] = parsed;
-  lines.times[lines.count] = time;
+  lines.times[lines.count * 2] = time;
+  lines.times[lines.count * 2 + 1] = sourceUs;
   lines.count++;
 }
 

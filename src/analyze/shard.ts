@@ -10,11 +10,9 @@ import { unclassifiedRecord, type GroupedRecord } from '../engine/grouped-record
 import type { GrouperConfig, OpenGroupLimits } from '../engine/grouper-config.js';
 import { StreamGrouper } from '../engine/grouper.js';
 import { exampleOf, firstLineShape } from '../engine/unclassified-tally.js';
-import type { JournalPrefix } from '../ingest/journald-prefix.js';
-import { recordOfMessage } from '../ingest/normalize.js';
 import { streamKeyOf, type LogRecord } from '../ingest/record.js';
 import { LineReader } from './lines.js';
-import { LINE_FIELDS, NOT_PARSED, PARSED_BOOT, PARSED_ZONED, type ShardLines } from './router.js';
+import { LINE_FIELDS, NOT_PARSED, PARSED_BOOT, PARSED_HEADER, type ShardLines } from './router.js';
 import type { ShardOutput } from './wire.js';
 
 export interface ShardSpec {
@@ -62,7 +60,6 @@ export class AnalyzeShard {
   private bootTimeLines = 0;
   /** The origins the router numbered, by number. */
   private readonly origins: ParsedOrigin[] = [];
-  private readonly prefix: Pick<JournalPrefix, 'host' | 'service' | 'pid' | 'timeMs' | 'zoned' | 'bootUs'> = { host: '', service: '', pid: '', timeMs: undefined, zoned: false, bootUs: undefined };
 
   constructor(
     private readonly spec: ShardSpec,
@@ -90,7 +87,6 @@ export class AnalyzeShard {
     const { ranges, times } = lines;
     const records = this.records;
     const uses = this.uses;
-    const prefix = this.prefix;
     let kept = 0;
     for (let index = 0; index < lines.count; index++) {
       const at = index * LINE_FIELDS;
@@ -104,18 +100,15 @@ export class AnalyzeShard {
         record = this.reader.record(line, 0, line.length);
         if (record === null) continue;
       } else {
-        // The router read the prefix: only the message is decoded.
+        // The router read the prefix and the header: only the message is decoded.
         const origin = this.origins[Math.floor(parsed / 4)] as ParsedOrigin;
-        const time = times[index] as number;
-        const boot = (parsed & PARSED_BOOT) !== 0;
-        prefix.host = origin.host;
-        prefix.service = origin.service;
-        prefix.pid = origin.pid;
-        prefix.zoned = (parsed & PARSED_ZONED) !== 0;
-        prefix.timeMs = boot || Number.isNaN(time) ? undefined : time;
-        prefix.bootUs = boot ? time : undefined;
-        if (boot) this.bootTimeLines++;
-        record = recordOfMessage(bytes.toString('latin1', start + (ranges[at + 3] as number), stop), prefix, origin.stream, this.spec.receivedAt);
+        const time = times[index * 2] as number;
+        const sourceUs = times[index * 2 + 1] as number;
+        const message = bytes.toString('latin1', start + (ranges[at + 3] as number), stop);
+        record = { time: Number.isNaN(time) ? this.spec.receivedAt : time, host: origin.host, service: origin.service, pid: origin.pid, stream: origin.stream, message };
+        if (!Number.isNaN(sourceUs)) record.sourceUs = sourceUs;
+        record.header = (parsed & PARSED_HEADER) !== 0;
+        if ((parsed & PARSED_BOOT) !== 0) this.bootTimeLines++;
       }
       records[kept] = record;
       uses[kept] = firstLine + (ranges[at + 2] as number);

@@ -472,7 +472,8 @@ export class StreamGrouper {
     }
 
     let header: HeaderPattern | null = null;
-    if (isHeaderLine(line) || (config.headers.length > 0 && (header = matchingHeader(config.headers, line)) !== null)) {
+    const builtIn = record.header !== undefined && line === record.message ? record.header : isHeaderLine(line);
+    if (builtIn || (config.headers.length > 0 && (header = matchingHeader(config.headers, line)) !== null)) {
       this.startRecord(state, line, record, Phase.Header);
       state.secondHeader = header?.second ?? null;
       return;

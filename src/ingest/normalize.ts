@@ -179,8 +179,19 @@ function stripTrailingNewline(text: string): string {
  * milliseconds and its zone), else a zone-less journald prefix (`short`, local time read as UTC).
  */
 function ownTimeMs(prefix: Pick<JournalPrefix, 'zoned' | 'timeMs'> | null, message: string, referenceMs: number): number | undefined {
-  if (prefix !== null && prefix.zoned && prefix.timeMs !== undefined) return prefix.timeMs;
-  return headerTimeOf(message, referenceMs) ?? prefix?.timeMs;
+  if (prefix === null) return headerTimeOf(message, referenceMs);
+  return prefix.zoned && prefix.timeMs !== undefined ? prefix.timeMs : prefixedLineTimeMs(prefix, headerTimeOf(message, referenceMs));
+}
+
+/** ownTimeMs of a journald line whose message's header time (read with the prefix's date as reference) is known. */
+export function prefixedLineTimeMs(prefix: Pick<JournalPrefix, 'zoned' | 'timeMs'>, headerTimeMs: number | undefined): number | undefined {
+  if (prefix.zoned && prefix.timeMs !== undefined) return prefix.timeMs;
+  return headerTimeMs ?? prefix.timeMs;
+}
+
+/** A journald line's source clock: its prefix's time in µs, or (short-monotonic) µs since boot. */
+export function prefixSourceUs(prefix: Pick<JournalPrefix, 'timeMs' | 'bootUs'>): number | undefined {
+  return prefix.timeMs !== undefined ? Math.round(prefix.timeMs * 1000) : prefix.bootUs;
 }
 
 /**
@@ -336,8 +347,8 @@ export function recordOfMessage(message: string, prefix: Pick<JournalPrefix, 'ho
   // short-iso print the year; short's was placed by the reading time already).
   const time = ownTimeMs(prefix, message, prefix.timeMs ?? receivedAtMs) ?? receivedAtMs;
   const record: LogRecord = { time, host: prefix.host, service: prefix.service, pid: prefix.pid, stream, message };
-  if (prefix.timeMs !== undefined) record.sourceUs = Math.round(prefix.timeMs * 1000);
-  else if (prefix.bootUs !== undefined) record.sourceUs = prefix.bootUs;
+  const sourceUs = prefixSourceUs(prefix);
+  if (sourceUs !== undefined) record.sourceUs = sourceUs;
   return record;
 }
 

@@ -33,6 +33,12 @@ export interface LogRecord {
    * (`\n`) when the shipper already joined them; the engine splits them.
    */
   message: string;
+  /**
+   * Whether the message (a single line) starts a log record by one of the built-in layouts
+   * (isHeaderLine), when whoever made the record tested it already (analyze's router does, to date
+   * the line): the engine takes it instead of testing again.
+   */
+  header?: boolean;
   /** The object as the shipper sent it, for records that carry no log line (metrics snapshots, objects without a text field). */
   fields?: Record<string, unknown>;
   /** Set when the input could not be decoded as its batch's format and was kept as raw text. */
