@@ -107,9 +107,14 @@ export type ToWorker =
   | { type: 'finish' };
 
 /** Messages from a shard's worker. */
-export type FromWorker = { type: 'round'; round: number; output: RoundOutput } | { type: 'done'; output: RoundOutput; stats: ShardStats } | { type: 'error'; message: string };
+export type FromWorker =
+  | { type: 'round'; round: number; output: RoundOutput; spent: Pick<ShardLines, 'ranges' | 'times'> }
+  | { type: 'done'; output: RoundOutput; stats: ShardStats }
+  | { type: 'error'; message: string };
 
 type Deliver = (shard: number, round: number, output: RoundOutput, stats?: ShardStats) => void;
+/** A shard is done with a chunk's line arrays (Router.reuse). */
+type ReuseLines = (ranges: Uint32Array, times: Float64Array) => void;
 
 /** A chunk as routed: its bytes, and the lines of it each shard owns. */
 interface RoutedChunk {
@@ -167,6 +172,7 @@ class InProcessHost implements ShardHost {
     private readonly format: OutputFormat | 'records',
     private readonly deliver: Deliver,
     readonly pool: Slots,
+    private readonly reuseLines: ReuseLines,
   ) {
     this.writer = new RoundWriter(format);
   }
@@ -187,8 +193,10 @@ class InProcessHost implements ShardHost {
 
   chunk(round: number, chunk: RoutedChunk): void {
     this.writer.begin(undefined);
-    this.active().processLines(chunk.slot, chunk.shards[0] as ShardLines, chunk.firstLine, chunk.ascii, chunk.chunkLines);
+    const lines = chunk.shards[0] as ShardLines;
+    this.active().processLines(chunk.slot, lines, chunk.firstLine, chunk.ascii, chunk.chunkLines);
     this.pool.release(chunk.slot);
+    this.reuseLines(lines.ranges, lines.times);
     this.deliver(0, round, this.writer.end().output);
   }
 
@@ -234,13 +242,16 @@ class WorkerHost implements ShardHost {
     readonly pool: Slots,
     outputSlotBytes: number,
     private readonly onFailure: () => void,
+    reuseLines: ReuseLines,
     started: Worker[] = [],
   ) {
     for (const spec of specs) {
       const worker = started.shift() ?? new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
       worker.on('message', (message: FromWorker) => {
-        if (message.type === 'round') deliver(spec.index, message.round, message.output);
-        else if (message.type === 'done') deliver(spec.index, FINAL_ROUND, message.output, message.stats);
+        if (message.type === 'round') {
+          reuseLines(message.spent.ranges, message.spent.times);
+          deliver(spec.index, message.round, message.output);
+        } else if (message.type === 'done') deliver(spec.index, FINAL_ROUND, message.output, message.stats);
         else this.fail(new Error(`analyze thread ${spec.index}: ${message.message}`));
       });
       worker.on('error', (error) => this.fail(error));
@@ -350,10 +361,11 @@ export async function analyzeInputs(inputs: readonly InputFile[], ruleSet: RuleS
   const nextDelivery = (): Promise<void> => new Promise<void>((resolve) => (wake = resolve));
 
   let host: ShardHost;
+  const reuseLines: ReuseLines = (ranges, times) => router.reuse(ranges, times);
   if (onWorkers) {
-    host = new WorkerHost(specs, ruleSet.validatedFiles, options.format as OutputFormat, deliver, pool, 2 * readOptions.chunkBytes, resume, options.workers);
+    host = new WorkerHost(specs, ruleSet.validatedFiles, options.format as OutputFormat, deliver, pool, 2 * readOptions.chunkBytes, resume, reuseLines, options.workers);
   } else {
-    const inProcess = new InProcessHost(specs[0] as ShardSpec, ruleSet, options.format, deliver, pool);
+    const inProcess = new InProcessHost(specs[0] as ShardSpec, ruleSet, options.format, deliver, pool, reuseLines);
     await inProcess.start();
     host = inProcess;
   }

@@ -37,9 +37,12 @@ port.on('message', (message: ToWorker) => {
         const active = shard as AnalyzeShard;
         // The main thread has merged the round that used this slot before it sent this one (analyze.ts).
         writer.begin(outputSlots.length > 0 ? outputSlots[message.round % outputSlots.length] : undefined);
-        active.processLines(Buffer.from(message.buffer), message.lines, message.firstLine, message.ascii, message.chunkLines);
+        const { lines } = message;
+        active.processLines(Buffer.from(message.buffer), lines, message.firstLine, message.ascii, message.chunkLines);
         const { output, transfer } = writer.end();
-        send({ type: 'round', round: message.round, output }, transfer);
+        // The line arrays go back to be filled again (Router.reuse): nothing here keeps them.
+        const spent = { ranges: lines.ranges, times: lines.times };
+        send({ type: 'round', round: message.round, output, spent }, [...transfer, lines.ranges.buffer as ArrayBuffer, lines.times.buffer as ArrayBuffer]);
         return;
       }
       case 'finish': {
