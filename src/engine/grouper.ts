@@ -30,7 +30,6 @@
  * `expire_after` (wall clock: shipper pauses and retries), at its grouper's size limits, or when the
  * bounded open-group cache needs room (then it is closed early, never dropped).
  */
-import { LRUCache } from 'lru-cache';
 import { isHeaderLine, parseLineHeader } from '../ingest/line-layout.js';
 import type { LogRecord } from '../ingest/record.js';
 import type { CloseReason, Group } from './group.js';
@@ -38,6 +37,7 @@ import { DEFAULT_OPEN_GROUP_LIMITS, type GrouperConfig, type HeaderPattern, type
 import { selectGrouper } from './grouper-selection.js';
 import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
 import { HeldQueue } from './held-queue.js';
+import { RecencyMap } from './recency-map.js';
 import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
 
 /**
@@ -145,14 +145,14 @@ export interface StreamGrouperOptions {
 }
 
 export class StreamGrouper {
-  private readonly streams: LRUCache<string, StreamState>;
+  private readonly streams: RecencyMap<string, StreamState>;
   /** The states used since their recency was last written to the LRU (an evicted one leaves too). */
   private readonly touched = new Map<string, StreamState>();
   private uses = 0;
   /** The use number handed to the closer with each group closed now. */
   private closeOrder = 0;
   /** host + service → the stream of its current process, to notice a restart under a new pid. */
-  private readonly currentStreamOfProcess: LRUCache<string, string>;
+  private readonly currentStreamOfProcess: RecencyMap<string, string>;
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
@@ -183,11 +183,10 @@ export class StreamGrouper {
     this.limits = limits;
     this.maxHeldBytes = limits.maxHeldBytes ?? (DEFAULT_OPEN_GROUP_LIMITS.maxHeldBytes as number);
     this.ordered = options.ordered ?? false;
-    this.streams = new LRUCache<string, StreamState>({
+    this.streams = new RecencyMap<string, StreamState>({
       max: limits.maxStreams,
-      dispose: (state, key, reason) => {
+      onEvict: (state, key) => {
         this.touched.delete(key);
-        if (reason !== 'evict') return;
         // Room is needed: what the stream still holds is grouped now, and its record closed.
         if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
         if (state.group) {
@@ -196,7 +195,7 @@ export class StreamGrouper {
         }
       },
     });
-    this.currentStreamOfProcess = new LRUCache<string, string>({ max: limits.maxStreams });
+    this.currentStreamOfProcess = new RecencyMap<string, string>({ max: limits.maxStreams });
   }
 
   /**
