@@ -1,5 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { LeakEvent, Severity } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
@@ -37,6 +39,44 @@ export interface SqliteStoreOptions {
    * survives power loss at the price of one fsync per batch.
    */
   synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * Checkpoint the write-ahead log on a thread of its own (the server does) instead of inside the
+   * commit that crosses the threshold. Without a compiled worker (the TypeScript sources) SQLite
+   * checkpoints in the commit as usual.
+   */
+  checkpointOnThread?: boolean;
+}
+
+/** Pages of write-ahead log after which it is copied into the database (16 MiB of 4 KiB pages). */
+const WAL_CHECKPOINT_PAGES = 4000;
+
+/** The store's checkpoints on a thread (wal-checkpoint-worker.ts); back to SQLite's own if it fails. */
+class WalCheckpointThread {
+  private static readonly FILE = new URL('./wal-checkpoint-worker.js', import.meta.url);
+  private readonly worker: Worker;
+  private stopped = false;
+  checkpoints = 0;
+
+  static available(): boolean {
+    return existsSync(fileURLToPath(WalCheckpointThread.FILE));
+  }
+
+  constructor(path: string, onFailure: (why: string) => void) {
+    this.worker = new Worker(WalCheckpointThread.FILE, {
+      workerData: { path, thresholdBytes: WAL_CHECKPOINT_PAGES * 4096, everyMs: 250, sizeLimitBytes: WAL_SIZE_LIMIT_BYTES },
+    });
+    this.worker.unref();
+    this.worker.on('message', () => this.checkpoints++);
+    this.worker.on('error', (error) => onFailure(error.message));
+    this.worker.on('exit', (code) => {
+      if (!this.stopped) onFailure(`its thread exited with code ${code}`);
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.worker.postMessage({ kind: 'stop' });
+  }
 }
 
 function toJournalBatch(row: JournalRow): JournalBatch {
@@ -123,6 +163,7 @@ export class SqliteStore implements Store {
   private readonly statements;
   /** The ingest journal's batches, in segment files beside the database (segment-journal.ts). */
   private readonly segments: SegmentJournal;
+  private checkpointThread: WalCheckpointThread | undefined;
 
   constructor(dataDir: string, options: SqliteStoreOptions = {}) {
     mkdirSync(dataDir, { recursive: true });
@@ -140,7 +181,7 @@ export class SqliteStore implements Store {
       // After a checkpoint the write-ahead log is cut back to this size instead of keeping its peak.
       this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       // Checkpoints (the only fsyncs with synchronous=NORMAL) every 16 MiB of log instead of 4.
-      this.db.pragma('wal_autocheckpoint = 4000');
+      this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
       // Another process (a second leakwatch, sqlite3 CLI) holding the lock briefly should not fail a batch.
       this.db.pragma('busy_timeout = 5000');
       // Statement journals (a statement that fires the outbox triggers needs one) stay in memory, not in temp files.
@@ -162,6 +203,19 @@ export class SqliteStore implements Store {
       this.db.close();
       throw new Error(`cannot open the ingest journal in ${join(dataDir, JOURNAL_DIR_NAME)}: ${(error as Error).message}`, { cause: error });
     }
+    if (options.checkpointOnThread === true && WalCheckpointThread.available()) {
+      this.checkpointThread = new WalCheckpointThread(this.path, () => {
+        // The log must not grow without end: SQLite checkpoints in its commits again.
+        this.checkpointThread = undefined;
+        if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+      });
+      this.db.pragma('wal_autocheckpoint = 0');
+    }
+  }
+
+  /** Checkpoints the log thread has made (0 when SQLite checkpoints in its commits). */
+  get checkpointsOnThread(): number {
+    return this.checkpointThread?.checkpoints ?? 0;
   }
 
   /** Batches a version that journaled into the database left there move to the segments, with their seqs. */
@@ -611,6 +665,8 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    this.checkpointThread?.stop();
+    this.checkpointThread = undefined;
     this.segments.close();
     if (this.db.open) this.db.close();
   }
