@@ -207,6 +207,13 @@ export interface ForwardOutbox {
 export interface Store extends IngestJournal, ForwardOutbox {
   /** Runs `work` in one transaction: all of it is committed, or none of it. Nested calls join the outer one. */
   transaction<T>(work: () => T): T;
+  /**
+   * Only where several processes write the store (PostgreSQL, the scale-out mode): inside a
+   * transaction, holds a lock per scope (host + service) until it ends, so that the incidents,
+   * counts and evidence of one scope are changed by one process at a time, each reading what the
+   * one before committed. Absent where one process writes (SQLite).
+   */
+  lockScopes?(scopes: readonly string[]): void;
 
   hasEvent(id: string): boolean;
   insertEvent(event: LeakEvent, time: number): void;
