@@ -7,7 +7,8 @@ import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
 import { UnclassifiedTally } from './engine/unclassified-tally.js';
 import { installErrorShape, LeakwatchError } from './errors.js';
-import type { Engine } from './engine/engine.js';
+import type { Engine, EventSink } from './engine/engine.js';
+import type { Group } from './engine/group.js';
 import type { LeakEvent } from './engine/event.js';
 import { isLeakEvent, type GroupedRecord } from './engine/grouped-record.js';
 import { Forwarder } from './forward/forwarder.js';
@@ -63,7 +64,7 @@ export class StartupError extends Error {
   override readonly name = 'StartupError';
 }
 
-function rulesFailure(rulesDir: string, errors: readonly RuleProblem[]): StartupError {
+export function rulesFailure(rulesDir: string, errors: readonly RuleProblem[]): StartupError {
   return new StartupError(`the rules in ${rulesDir} do not load:\n${errors.map(formatProblem).join('\n')}`);
 }
 
@@ -105,20 +106,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   );
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
-    (sink, forwardUnclassified) =>
-      createEngine({
-        groupers: () => rules.current().groupers,
-        classifier: () => rules.current().classifier,
-        limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes, maxHeldBytes: config.maxHeldBytes },
-        sink,
-        // Every unclassified group feeds the tally; in close order with the events only when
-        // forwarding sends them too (#records=all), as the pipeline then buffers both in one order.
-        unclassified: (group) => {
-          unclassified.add(group);
-          forwardUnclassified?.(group);
-        },
-        unclassifiedInCloseOrder: forwardUnclassified !== undefined,
-      }),
+    (sink, forwardUnclassified) => makeEngine(config, rules, unclassified, sink, forwardUnclassified),
     queue,
     {
       records: (records) => memory.observeRecords(records),
@@ -251,7 +239,24 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   };
 }
 
-function describeFallback(rulesDir: string, fallback: RulesFallback): string {
+/** The engine of a server (a single process or an engine node): the rules in force, the open-group limits, the tally of unclassified groups. */
+export function makeEngine(config: Config, rules: RuleSetHolder, unclassified: UnclassifiedTally, sink: EventSink, forwardUnclassified?: (group: Group) => void): Engine {
+  return createEngine({
+    groupers: () => rules.current().groupers,
+    classifier: () => rules.current().classifier,
+    limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes, maxHeldBytes: config.maxHeldBytes },
+    sink,
+    // Every unclassified group feeds the tally; in close order with the events only when
+    // forwarding sends them too (#records=all), as the pipeline then buffers both in one order.
+    unclassified: (group) => {
+      unclassified.add(group);
+      forwardUnclassified?.(group);
+    },
+    unclassifiedInCloseOrder: forwardUnclassified !== undefined,
+  });
+}
+
+export function describeFallback(rulesDir: string, fallback: RulesFallback): string {
   const count = fallback.errors.length;
   return `the rules in ${rulesDir} did not load at start-up (${count} error${count === 1 ? '' : 's'}, GET /rules); running on the last good rules (hash ${fallback.hash}, saved ${fallback.saved_at})`;
 }
@@ -308,7 +313,7 @@ function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, en
  * The grouped records in close order, each event as it was stored (its incident filled in), those
  * not stored (seen before, by id) left out, unclassified records as they are.
  */
-function asStored(grouped: readonly GroupedRecord[], stored: readonly LeakEvent[]): GroupedRecord[] {
+export function asStored(grouped: readonly GroupedRecord[], stored: readonly LeakEvent[]): GroupedRecord[] {
   if (stored.length === grouped.length) return [...stored];
   const byId = new Map(stored.map((event) => [event.id, event]));
   const out: GroupedRecord[] = [];
@@ -336,12 +341,25 @@ function storeAnswers(store: SqliteStore): boolean {
   }
 }
 
+/** What runServer runs: a single process (buildLeakwatch) or a node of the scale-out mode (scale/node.ts). */
+export interface RunnableService {
+  app: LeakwatchApp;
+  rules: RuleSetHolder;
+  ready: Promise<void>;
+  close(): Promise<void>;
+  /** Settles when the service cannot go on (a scale-out node lost its partitions): it stops, exit code 1. */
+  failed?: Promise<string>;
+  /** Words for the start-up line. */
+  describe?: Record<string, unknown>;
+}
+
 /** `leakwatch serve`: listens until SIGINT/SIGTERM; SIGHUP reloads the rules. Returns the exit code. */
 export async function runServer(config: Config): Promise<number> {
   const log = pino({ level: config.logLevel });
-  let service: Leakwatch;
+  let service: RunnableService;
   try {
-    service = await buildLeakwatch(config, log);
+    // The scale-out code (NATS, PostgreSQL) is loaded only by the roles that use it.
+    service = config.role === 'single' ? await buildLeakwatch(config, log) : await (await import('./scale/node.js')).buildScaleNode(config, log);
   } catch (error) {
     log.fatal({ err: error }, error instanceof Error ? error.message : 'startup failed');
     return 1;
@@ -376,14 +394,16 @@ export async function runServer(config: Config): Promise<number> {
     );
   }
   // The last start-up line, after every warning: whoever waits for it has seen them all.
-  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length }, 'leakwatch is ready');
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
+  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length, ...service.describe }, 'leakwatch is ready');
+  const stop = await new Promise<{ signal: NodeJS.Signals } | { failure: string }>((resolve) => {
+    process.once('SIGINT', () => resolve({ signal: 'SIGINT' }));
+    process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }));
+    void service.failed?.then((failure) => resolve({ failure }));
   });
-  log.info({ signal }, 'shutting down');
+  if ('failure' in stop) log.fatal({ failure: stop.failure }, `stopping: ${stop.failure}`);
+  else log.info({ signal: stop.signal }, 'shutting down');
   process.off('SIGHUP', onHangup);
   stopWatching();
   await service.close();
-  return 0;
+  return 'failure' in stop ? 1 : 0;
 }
