@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { DEFAULT_GROUPER } from '../engine/grouper-config.js';
 import { RuleClassifier } from './classifier.js';
-import { CountWindows } from './count-windows.js';
+import { CountWindows, type CountWindowState } from './count-windows.js';
 import { LastGoodRules, type LastGoodCopy } from './last-good.js';
 import { loadRuleSet, type LoadResult, type RuleSet } from './load.js';
 import { formatProblem, type RuleProblem } from './problems.js';
@@ -65,7 +65,7 @@ export class RuleSetHolder {
   private warnings: RuleProblem[] = [];
   private lastReload: ReloadOutcome = { ok: false, at: null, errors: [] };
   /** Count-threshold windows outlive reloads; they are keyed by rule id and version. */
-  private readonly windows = new CountWindows();
+  private readonly windows: CountWindowState;
   private pending: Promise<{ ok: boolean; errors: RuleProblem[] }> | null = null;
   private readonly safetyCache: SafetyVerdictCache | undefined;
   /** Regex safety progress of the load under way, for /readyz. */
@@ -81,8 +81,11 @@ export class RuleSetHolder {
       safetyCacheFile?: string;
       /** Folder in the data folder where each rule set that loads is kept, and which a start with broken rules falls back to. */
       lastGoodDir?: string;
+      /** Where count thresholds keep their times: this process by default, the shared store on engine nodes. */
+      windows?: CountWindowState;
     } = {},
   ) {
+    this.windows = options.windows ?? new CountWindows();
     this.safetyCache = options.safetyCacheFile === undefined ? undefined : new SafetyVerdictCache(options.safetyCacheFile);
     this.lastGood = options.lastGoodDir === undefined ? undefined : new LastGoodRules(options.lastGoodDir);
   }

@@ -72,6 +72,8 @@ interface PartitionState {
   unacked: JsMsg[];
   /** Messages left for this consumer at the last delivery (its lag). */
   lag: number;
+  /** The consumer's delivery count of the last message taken: a gap means messages sent and never received. */
+  lastDelivery: number;
   messages: ConsumerMessages | undefined;
   running: Promise<void> | undefined;
 }
@@ -127,6 +129,21 @@ export class EngineNode {
     return [...this.states.values()].map((state) => ({ partition: state.partition, pending: state.lag, unacked: state.unacked.length }));
   }
 
+  /**
+   * After a reconnection to NATS every partition starts over on a fresh consumer: messages the
+   * server had sent when the connection broke come again, before anything newer, so nothing is
+   * missing and nothing is out of order.
+   */
+  private watchConnection(): void {
+    void (async () => {
+      for await (const status of this.options.nc.status()) {
+        if (status.type !== 'reconnect' || this.stopping) continue;
+        this.log.info('engine: reconnected to NATS; every partition starts over from its oldest unacknowledged message');
+        for (const state of this.states.values()) state.messages?.stop();
+      }
+    })();
+  }
+
   /** Takes each partition's lock (waiting for a node that still holds it), then starts consuming. */
   async start(): Promise<void> {
     const { store, partitions, log } = this.options;
@@ -145,6 +162,7 @@ export class EngineNode {
     }
     if (this.stopping) return;
     this.lockSession = store.connectionSession;
+    this.watchConnection();
     for (const partition of partitions) await this.startPartition(partition);
     const sweep = setInterval(() => this.sweep(), this.options.sweepEveryMs ?? 250);
     const checkpoint = setInterval(() => this.guard(() => this.checkpoint()), this.options.checkpointEveryMs ?? 1000);
@@ -170,15 +188,19 @@ export class EngineNode {
     return true;
   }
 
-  private async startPartition(partition: number): Promise<void> {
-    const { nc, store, log } = this.options;
-    const jsm = await nc.jetstreamManager();
+  /**
+   * A fresh durable consumer for the partition, delivering from the oldest message not yet
+   * acknowledged; returns that floor. Messages delivered to an earlier consumer and never
+   * received (a node that died, a connection cut in a NATS restart) would otherwise wait out
+   * their ack wait.
+   */
+  private async resetConsumer(partition: number): Promise<number> {
+    const jsm = await this.options.nc.jetstreamManager();
     const name = consumerOf(partition);
     let floor = 0;
     try {
       const info = await jsm.consumers.info(RECORD_STREAM, name);
       floor = info.ack_floor.stream_seq;
-      // Messages delivered to the node before would wait out their ack wait: a fresh consumer at the floor gets them now.
       await jsm.consumers.delete(RECORD_STREAM, name);
     } catch (error) {
       if (!isNotFound(error)) throw error;
@@ -189,8 +211,16 @@ export class EngineNode {
       ack_policy: AckPolicy.Explicit,
       ack_wait: ACK_WAIT_NS,
       max_ack_pending: -1,
-      ...(floor > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: floor + 1 } : { deliver_policy: DeliverPolicy.All }),
+      // The work queue holds only what no consumer acknowledged: all of it is what comes after the floor.
+      deliver_policy: DeliverPolicy.All,
     });
+    return floor;
+  }
+
+  private async startPartition(partition: number): Promise<void> {
+    const { store, log } = this.options;
+    const name = consumerOf(partition);
+    const floor = await this.resetConsumer(partition);
     const checkpoint = store.partitionCheckpoint(partition);
     const state: PartitionState = {
       partition,
@@ -200,30 +230,60 @@ export class EngineNode {
       pushedThrough: floor,
       unacked: [],
       lag: 0,
+      lastDelivery: 0,
       messages: undefined,
       running: undefined,
     };
     this.states.set(partition, state);
-    const consumer = await nc.jetstream().consumers.get(RECORD_STREAM, name);
-    const messages = await consumer.consume({ max_messages: PULL_MESSAGES });
-    state.messages = messages;
-    state.running = (async () => {
-      for await (const message of messages) {
-        if (!this.storeWritable) await this.whenWritable();
-        if (this.stopping) break;
-        this.guard(() => this.take(state, message));
-      }
-    })();
+    state.running = this.consume(state, name);
     log.info({ partition, floor, checkpoint: checkpoint?.pushedThrough ?? null, pending: checkpoint?.pending.length ?? 0 }, 'engine: partition taken');
+  }
+
+  /** Pulls the partition's messages until the node stops, starting over when the iteration ends (a NATS restart the client could not ride out). */
+  private async consume(state: PartitionState, name: string): Promise<void> {
+    const { nc, log } = this.options;
+    let first = true;
+    while (!this.stopping) {
+      try {
+        // Starting over: whatever the old consumer sent and this node never received comes again, in order.
+        if (!first) await this.resetConsumer(state.partition);
+        first = false;
+        state.lastDelivery = 0;
+        const consumer = await nc.jetstream().consumers.get(RECORD_STREAM, name);
+        const messages = await consumer.consume({ max_messages: PULL_MESSAGES });
+        state.messages = messages;
+        for await (const message of messages) {
+          if (!this.storeWritable) await this.whenWritable();
+          if (this.stopping) break;
+          this.guard(() => this.take(state, message));
+        }
+      } catch (error) {
+        if (this.stopping) break;
+        log.warn({ err: error, partition: state.partition }, 'engine: consuming the partition failed; starting again');
+      }
+      if (!this.stopping) await sleep(1000);
+    }
   }
 
   /** One message: its records to the engine, those already in stored groups (per the checkpoint) left out. */
   private take(state: PartitionState, message: JsMsg): void {
     const seq = message.seq;
+    if (message.info.deliverySequence !== state.lastDelivery + 1) {
+      // Sent and not received (a connection cut): start over rather than take anything past the hole.
+      this.log.warn({ partition: state.partition, expected: state.lastDelivery + 1, got: message.info.deliverySequence }, 'engine: messages of the partition went missing in delivery; starting over from the oldest unacknowledged one');
+      state.messages?.stop();
+      return;
+    }
+    state.lastDelivery = message.info.deliverySequence;
     state.lag = message.info.pending;
     if (seq <= state.pushedThrough) {
-      // Delivered again (an acknowledgement lost in a NATS restart): its records are in the engine already.
+      // Delivered again by a fresh consumer: its records are in the engine already. Still held:
+      // acknowledged through the new delivery later; already acknowledged (the acknowledgement
+      // was lost with the connection): acknowledged again.
       this.counters.redeliveries++;
+      const held = state.unacked.findIndex((candidate) => candidate.seq === seq);
+      if (held >= 0) state.unacked[held] = message;
+      else message.ack();
       return;
     }
     this.counters.messages++;

@@ -31,6 +31,7 @@ import { webRoutes } from '../web/routes.js';
 import { EngineNode } from './engine-node.js';
 import { ForwardLeadership } from './forward-leader.js';
 import { RecordPublisher } from './publisher.js';
+import { SharedCountWindows } from './shared-count-windows.js';
 import { connectNats, ensureRecordStream } from './stream.js';
 
 export interface ScaleNode extends RunnableService {
@@ -75,9 +76,11 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
     store.close();
     throw new StartupError(`cannot reach NATS JetStream at ${config.natsUrl}: ${(error as Error).message}`);
   }
+  const windows = new SharedCountWindows(store, isPostgresUnavailable, log);
   const rules = new RuleSetHolder(config.rulesDir, log, {
     safetyCacheFile: join(config.dataDir, 'regex-safety-cache.json'),
     lastGoodDir: join(config.dataDir, 'rules-last-good'),
+    windows,
   });
   const compiled = await loadRuleSet(config.rulesDir, { checkRegexSafety: false });
   if (!compiled.ruleSet && (await rules.lastGoodCopy()) === null) {
@@ -234,6 +237,7 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
     }
   })();
   registerScaleMetrics(metrics, { engineNode, publisher, forwarding });
+  metrics.counter('leakwatch_scale_count_window_fallbacks_total', 'Count thresholds judged on this node\'s own count because PostgreSQL could not be reached.', () => windows.fallbacks);
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
   return {

@@ -283,7 +283,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 5,
-    name: 'scale-out: where each partition stands',
+    name: 'scale-out: where each partition stands; shared count windows',
     // The scale-out mode runs on PostgreSQL only.
     sql: '',
     postgres: `
@@ -297,6 +297,17 @@ export const MIGRATIONS: readonly Migration[] = [
         node           TEXT NOT NULL,
         updated_at     BIGINT NOT NULL
       );
+
+      -- The times of the events that count toward rules' {count, within} thresholds, shared by
+      -- the engine nodes (processes of one host and service may be grouped on different ones);
+      -- one row per event occurrence, so a group replayed after a crash counts once.
+      CREATE TABLE count_window_times (
+        key        TEXT NOT NULL,
+        occurrence TEXT NOT NULL,
+        time       BIGINT NOT NULL,
+        PRIMARY KEY (key, occurrence)
+      );
+      CREATE INDEX count_window_times_by_time ON count_window_times (key, time);
     `,
   },
 ];

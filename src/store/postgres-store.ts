@@ -296,6 +296,21 @@ export class PostgresStore implements Store {
     return { partition, pushedThrough: row.pushed_through, pending: fromRuns(JSON.parse(row.pending) as Array<[number, number]>) };
   }
 
+  /**
+   * Records an occurrence of a count window's key (once, however often it is recorded) and
+   * returns the newest `keep` times of the key, newest first; older ones are deleted now and then.
+   */
+  recordOccurrence(key: string, occurrence: string, time: number, keep: number): number[] {
+    return this.transaction(() => {
+      this.lockScopes([`count-window\u001f${key}`]);
+      this.run('INSERT INTO count_window_times (key, occurrence, time) VALUES ($1, md5($2), $3) ON CONFLICT DO NOTHING', [key, occurrence, time]);
+      const times = this.column<number>('SELECT time FROM count_window_times WHERE key = $1 ORDER BY time DESC LIMIT $2', [key, keep + 1]);
+      // Only the newest `keep` can ever count again: trimmed once the key holds more.
+      if (times.length > keep) this.run('DELETE FROM count_window_times WHERE key = $1 AND time < $2', [key, times[keep - 1]]);
+      return times.slice(0, keep);
+    });
+  }
+
   getMeta(key: string): string | undefined {
     return this.column<string>('SELECT value FROM meta WHERE key = $1', [key])[0];
   }

@@ -72,6 +72,8 @@ export class PostgresQueryError extends Error {
  * and deadlock (the transaction is retried whole), 55P03 lock not available.
  */
 const PASSING_SQLSTATE = /^(08|53|57P|40001|40P01|55P03)/;
+/** A code of the server's; anything else (ECONNREFUSED, ECONNRESET, ETIMEDOUT) is the network's, and passes. */
+const SQLSTATE = /^[0-9A-Z]{5}$/;
 
 /** Longest a query may take before the caller gives up on it (the answer, if any, is discarded). */
 const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
@@ -140,7 +142,7 @@ export class SyncPostgres {
         this.lastSession = answer.session;
         if (answer.ok) return answer;
         const text = `PostgreSQL: ${answer.message}`;
-        if (answer.code === undefined || PASSING_SQLSTATE.test(answer.code)) throw new PostgresUnavailableError(text, answer.code);
+        if (answer.code === undefined || !SQLSTATE.test(answer.code) || PASSING_SQLSTATE.test(answer.code)) throw new PostgresUnavailableError(text, answer.code);
         throw new PostgresQueryError(text, answer.code);
       }
       const left = deadline - Date.now();

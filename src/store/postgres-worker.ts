@@ -54,7 +54,7 @@ async function answer(request: PostgresRequest): Promise<PostgresAnswer> {
   } catch (error) {
     const described = describe(error);
     // A query the server refused leaves the connection usable; anything else (reset, timeout) does not.
-    if (described.code === undefined || /^(08|57P)/.test(described.code)) {
+    if (described.code === undefined || !/^[0-9A-Z]{5}$/.test(described.code) || /^(08|57P)/.test(described.code)) {
       if (used !== undefined && client === used) client = undefined;
       await used?.end().catch(() => undefined);
     }
