@@ -275,6 +275,7 @@ export class EngineNode {
       return;
     }
     state.lastDelivery = message.info.deliverySequence;
+    this.log.debug({ partition: state.partition, seq, delivery: message.info.deliverySequence, pushedThrough: state.pushedThrough }, 'engine: message');
     state.lag = message.info.pending;
     if (seq <= state.pushedThrough) {
       // Delivered again by a fresh consumer: its records are in the engine already. Still held:

@@ -12,7 +12,7 @@ import { partitionOf, subjectOf } from './stream.js';
 /** Left of the server's max_payload for the message's headers and framing. */
 const PAYLOAD_MARGIN = 4096;
 /** Longest a publish waits for JetStream's acknowledgement before the batch is answered 503. */
-const PUBLISH_TIMEOUT_MS = 10_000;
+const PUBLISH_TIMEOUT_MS = 3000;
 
 /** JetStream did not take a batch (down, slow, out of space): the shipper retries (503). */
 export class PublishFailedError extends Error {
