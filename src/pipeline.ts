@@ -59,7 +59,7 @@ const TURN_BUDGET_MS = 8;
  * Grouped records are stored this many at a time, or once the oldest has waited EVENTS_WAIT_MS, or
  * when the pipeline goes idle: a transaction costs about the same for 30 events as for 1,000.
  */
-const EVENTS_PER_WRITE = 2000;
+const EVENTS_PER_WRITE = 500;
 const EVENTS_WAIT_MS = 100;
 
 /** Ingest is refused (503, retry) while the store cannot be written: nothing could be kept. */
@@ -107,6 +107,8 @@ export class Pipeline {
   private idleWaiters: Array<() => void> = [];
   /** Journal seq of the newest batch that has gone through the engine. */
   private lastPushedSeq = 0;
+  /** lastPushedSeq at the previous checkpoint: unchanged means no batch came in between. */
+  private seqAtLastCheckpoint = 0;
   private undelivered: Undelivered[] = [];
   /** Grouped records of closed groups not yet handed on, in close order (see EVENTS_PER_WRITE). */
   private bufferedEvents: GroupedRecord[] = [];
@@ -219,10 +221,10 @@ export class Pipeline {
         if (fed.length > 0) {
           this.deliver({ kind: 'records', records: fed });
           this.guard(() => this.engine.push(fed));
+          this.counters.batchesReplayed++;
         }
         if (batch.seq > this.lastPushedSeq) this.lastPushedSeq = batch.seq;
         after = batch.seq;
-        this.counters.batchesReplayed++;
       }
     }
     this.flushEvents();
@@ -321,7 +323,11 @@ export class Pipeline {
     try {
       this.journal.checkpointJournal(pruneThrough, { pushedThrough: this.lastPushedSeq, pending });
       this.journalFailing = false;
-      this.journal.reclaimSpace();
+      // Only once a flood has passed: while batches keep coming, the pages the prune freed are
+      // written again within the second, and giving them back to the file system each time would
+      // move the whole journal through the disk twice.
+      if (this.lastPushedSeq === this.seqAtLastCheckpoint) this.journal.reclaimSpace();
+      this.seqAtLastCheckpoint = this.lastPushedSeq;
     } catch (error) {
       if (!this.isStoreUnavailable(error)) throw error;
       this.storeFailed(error, 'journal checkpoint');

@@ -209,7 +209,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
         : `forward: the outbox is full (${formatBytes(backlog!.pendingBytes)} of ${formatBytes(backlog!.outboxBytes)}); ${backlog!.target} is not taking events${backlog!.lastError === undefined ? '' : ` (${backlog!.lastError})`}`;
     return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor, ...details });
   });
-  registerServiceMetrics(metrics, { pipeline, queue, engine, rules, forwarder });
+  registerServiceMetrics(metrics, { pipeline, queue, engine, rules, forwarder, decoders });
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
   pipeline.start();
@@ -267,15 +267,17 @@ interface MetricSources {
   engine: Engine;
   rules: RuleSetHolder;
   forwarder: Forwarder;
+  decoders: DecodePool;
 }
 
 /** The figures other parts keep, read at scrape time (names as the README lists them). */
-function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, engine, rules, forwarder }: MetricSources): void {
+function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, engine, rules, forwarder, decoders }: MetricSources): void {
   const counters = pipeline.counters;
   metrics.counter('leakwatch_ingest_batches_total', 'Batches accepted by ingest.', () => counters.batchesAccepted);
   metrics.counter('leakwatch_ingest_records_total', 'Records accepted by ingest.', () => counters.recordsAccepted);
   metrics.counter('leakwatch_ingest_records_without_text_total', 'Accepted records with none of the text fields leakwatch reads (counted, not grouped).', () => counters.recordsWithoutText);
   metrics.counter('leakwatch_ingest_refused_batches_total', 'Batches answered 503 because the engine queue was full or the store did not take writes.', () => counters.batchesRefused);
+  metrics.counter('leakwatch_decode_thread_failures_total', 'Decoding threads that died (out of their heap, say) and were replaced; their bodies were decoded on the main thread.', () => decoders.threadFailures);
   metrics.gauge('leakwatch_queue_records', 'Records waiting for the engine.', () => pipeline.queuedRecords);
   metrics.gauge('leakwatch_queue_bytes', 'Bytes (estimated) of the records waiting for the engine.', () => queue.bytes);
   metrics.counter('leakwatch_engine_lines_total', 'Lines the engine has grouped.', () => engine.stats().linesIn);

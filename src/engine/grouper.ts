@@ -236,7 +236,9 @@ export class StreamGrouper {
       }
     }
     this.writeRecency();
-    if (this.heldBytesTotal > this.maxHeldBytes) this.releaseEarly(now);
+    // At most twice what came in: the held bytes come back under the budget within a few pushes,
+    // and no push does more than a bounded piece of work for it.
+    if (this.heldBytesTotal > this.maxHeldBytes) this.releaseEarly(now, 2 * records.length);
   }
 
   /**
@@ -245,9 +247,10 @@ export class StreamGrouper {
    * cut-off is placed between the earliest and the latest due time in proportion to what must go
    * (exact when records came at an even pace); a third pass takes stream fronts whatever their time.
    */
-  private releaseEarly(now: number): void {
+  private releaseEarly(now: number, maxRecords: number): void {
     const target = this.maxHeldBytes * HELD_BYTES_TARGET;
-    for (let pass = 1; this.heldBytesTotal > target; pass++) {
+    let budget = maxRecords;
+    for (let pass = 1; this.heldBytesTotal > target && budget > 0; pass++) {
       let cutoff = Number.POSITIVE_INFINITY;
       if (pass < 3) {
         let earliestDue = Number.POSITIVE_INFINITY;
@@ -261,8 +264,8 @@ export class StreamGrouper {
       }
       for (const state of this.streams.values()) {
         if (state.held.size === 0 || state.held.firstDue() > cutoff) continue;
-        this.counters.earlyReleases += this.release(state, cutoff, Number.POSITIVE_INFINITY, now);
-        if (this.heldBytesTotal <= target) return;
+        budget -= this.release(state, cutoff, budget, now);
+        if (this.heldBytesTotal <= target || budget <= 0) return;
       }
     }
   }
@@ -370,21 +373,21 @@ export class StreamGrouper {
 
   /**
    * Groups at most `limit` held records from the front while they are due by `until` (the front
-   * blocks those behind it). Returns how many; with `now`, how many of them were not due by `now`.
+   * blocks those behind it); with `now`, those not yet due by then count as early releases.
+   * Returns how many.
    */
   private release(state: StreamState, until: number, limit = Number.POSITIVE_INFINITY, now?: number): number {
     const held = state.held;
     let count = 0;
-    let early = 0;
     for (let due = held.firstDue(); count < limit && held.size > 0 && due <= until; due = held.firstDue()) {
       const record = held.shift();
       this.heldCount--;
       this.heldBytesTotal -= record.message.length + HELD_RECORD_OVERHEAD_BYTES;
       count++;
-      if (now !== undefined && due > now) early++;
+      if (now !== undefined && due > now) this.counters.earlyReleases++;
       this.group(state, record);
     }
-    return now === undefined ? count : early;
+    return count;
   }
 
   /** One record, in source order, through the state machine. */

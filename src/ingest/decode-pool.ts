@@ -26,7 +26,8 @@ export interface DecodeSettings extends Omit<DecodeEncodingOptions, 'reserve'> {
 
 export interface DecodeWorkerData {
   options: DecodeSettings;
-  inflight?: { shared: SharedArrayBuffer; capacity: number };
+  /** The bytes-in-flight count, and this thread's share of it (given back if the thread dies). */
+  inflight?: { shared: SharedArrayBuffer; capacity: number; threadShare: SharedArrayBuffer };
 }
 
 export interface DecodeTask {
@@ -67,10 +68,14 @@ interface Pending {
   resolve: (batch: DecodedBody) => void;
   reject: (error: Error) => void;
   bytes: number;
+  /** Decodes the body on the main thread instead (when its thread dies under it). */
+  here: () => Promise<DecodedBody>;
 }
 
 interface DecodeThread {
   worker: Worker;
+  /** What its claims hold of the bytes in flight. */
+  share: BigInt64Array;
   pending: Map<number, Pending>;
   /** Body bytes sent and not yet answered: new work goes to the least loaded thread. */
   load: number;
@@ -78,10 +83,18 @@ interface DecodeThread {
 
 const WORKER_FILE = new URL('./decode-worker.js', import.meta.url);
 
+/**
+ * A decoding thread's heap is bounded (V8 would otherwise let it grow to gigabytes before
+ * collecting). A body whose decoding needs more (hundreds of thousands of records at once) ends
+ * the thread; it is then decoded on the main thread, which has room for it.
+ */
+const DECODE_THREAD_HEAP = { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 32 };
+
 export class DecodePool {
   private readonly threads: DecodeThread[] = [];
   private nextId = 1;
   private closed = false;
+  private failures = 0;
 
   constructor(
     private readonly settings: DecodeSettings,
@@ -100,18 +113,23 @@ export class DecodePool {
 
   /** Decodes a body as received; what it decompresses is claimed in flight as part of `claim`'s request. */
   decode(received: ReceivedBody, receivedAtMs: number, claim?: InflightClaim): Promise<DecodedBody> {
+    const here = (): Promise<DecodedBody> =>
+      decodeReceivedBody(received, receivedAtMs, { ...this.settings, ...(claim ? { reserve: (bytes: number) => claim.add(bytes) } : {}) });
     const thread = this.leastLoaded();
-    if (thread === undefined || this.closed) {
-      return decodeReceivedBody(received, receivedAtMs, { ...this.settings, ...(claim ? { reserve: (bytes: number) => claim.add(bytes) } : {}) });
-    }
+    if (thread === undefined || this.closed) return here();
     const id = this.nextId++;
     const bytes = received.body.byteLength;
     thread.load += bytes;
     return new Promise<DecodedBody>((resolve, reject) => {
-      thread.pending.set(id, { resolve, reject, bytes });
+      thread.pending.set(id, { resolve, reject, bytes, here });
       const task: DecodeTask = { id, received, receivedAtMs, claimed: claim?.bytes ?? 0 };
       thread.worker.postMessage(task);
     });
+  }
+
+  /** Threads replaced because they died (out of heap, say); their bodies were decoded on the main thread. */
+  get threadFailures(): number {
+    return this.failures;
   }
 
   async close(): Promise<void> {
@@ -128,11 +146,12 @@ export class DecodePool {
 
   private spawn(file: URL): DecodeThread {
     const inflight = this.options.inflight;
+    const share = new BigInt64Array(new SharedArrayBuffer(8));
     const workerData: DecodeWorkerData = {
       options: this.settings,
-      ...(inflight ? { inflight: { shared: inflight.shared, capacity: inflight.capacity } } : {}),
+      ...(inflight ? { inflight: { shared: inflight.shared, capacity: inflight.capacity, threadShare: share.buffer as SharedArrayBuffer } } : {}),
     };
-    const thread: DecodeThread = { worker: new Worker(file, { workerData }), pending: new Map(), load: 0 };
+    const thread: DecodeThread = { worker: new Worker(file, { workerData, resourceLimits: DECODE_THREAD_HEAP }), share, pending: new Map(), load: 0 };
     // An idle decoding thread must not keep the process alive.
     thread.worker.unref();
     thread.worker.on('message', (outcome: DecodeOutcome) => {
@@ -146,11 +165,18 @@ export class DecodePool {
     const fail = (why: string): void => {
       const index = this.threads.indexOf(thread);
       if (index < 0) return;
-      // Its requests get a 500 naming why; a fresh thread takes its place for the next ones.
-      for (const pending of thread.pending.values()) pending.reject(new LeakwatchError('LW_ERR_INTERNAL', `the decoding thread failed: ${why}`));
+      const orphans = [...thread.pending.values()];
       thread.pending.clear();
-      if (this.closed) return;
+      // What it had claimed and never released.
+      this.options.inflight?.giveBackShare(thread.share);
+      if (this.closed) {
+        for (const pending of orphans) pending.reject(new LeakwatchError('LW_ERR_INTERNAL', `the decoding thread stopped: ${why}`));
+        return;
+      }
+      this.failures++;
       this.threads.splice(index, 1, this.spawn(file));
+      // Its bodies are decoded here instead: the answer is what it would have been.
+      for (const pending of orphans) pending.here().then(pending.resolve, pending.reject);
     };
     thread.worker.on('error', (error) => fail(error.message));
     thread.worker.on('exit', (code) => fail(`it exited with code ${code}`));

@@ -10,6 +10,7 @@ import { packRecords } from './packed-records.js';
 
 const data = workerData as DecodeWorkerData;
 const inflight = data.inflight === undefined ? undefined : InflightBytes.fromShared(data.inflight.shared, data.inflight.capacity);
+const share = data.inflight === undefined ? undefined : new BigInt64Array(data.inflight.threadShare);
 const port = parentPort;
 if (port === null) throw new Error('decode-worker runs as a worker thread');
 
@@ -19,7 +20,7 @@ port.on('message', (task: DecodeTask) => {
 
 async function decode(task: DecodeTask): Promise<{ outcome: DecodeOutcome; transfer: ArrayBuffer[] }> {
   // What this thread decompresses counts against the same cap as the request's received bytes.
-  const claim = inflight?.claim(task.claimed);
+  const claim = inflight?.claim(task.claimed, share);
   try {
     const batch = await decodeReceivedBody(task.received, task.receivedAtMs, {
       ...data.options,

@@ -28,9 +28,18 @@ export class InflightBytes {
     return Number(Atomics.load(this.cell, 0));
   }
 
-  /** A new claim; `alreadyClaimed` is what the same request holds through other claims (not "others"). */
-  claim(alreadyClaimed = 0): InflightClaim {
-    return new InflightClaim(this, alreadyClaimed);
+  /**
+   * A new claim; `alreadyClaimed` is what the same request holds through other claims (not
+   * "others"). `share`, when given, counts this thread's claims too, so that what a thread that
+   * died still held can be given back (`giveBackShare`).
+   */
+  claim(alreadyClaimed = 0, share?: BigInt64Array): InflightClaim {
+    return new InflightClaim(this, alreadyClaimed, share);
+  }
+
+  /** Gives back what a dead thread's claims held (its `share`), and zeroes the share. */
+  giveBackShare(share: BigInt64Array): void {
+    this.give(Number(Atomics.exchange(share, 0, 0n)));
   }
 
   /** @internal used by InflightClaim: `own` is what the request already holds. */
@@ -59,14 +68,17 @@ export class InflightClaim {
   constructor(
     private readonly budget: InflightBytes,
     private readonly elsewhere = 0,
+    private readonly share?: BigInt64Array,
   ) {}
 
   add(bytes: number): void {
     this.budget.take(this.elsewhere + this.bytes, bytes);
     this.bytes += bytes;
+    if (this.share) Atomics.add(this.share, 0, BigInt(bytes));
   }
 
   release(): void {
+    if (this.share) Atomics.sub(this.share, 0, BigInt(this.bytes));
     this.budget.give(this.bytes);
     this.bytes = 0;
   }

@@ -5,6 +5,7 @@ import type { LeakEvent } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
 import { migrate } from './migrations.js';
 import { fromRuns, toDeadLetter, toOutboxEntry, toRecord, toRow, toRuns, type DeadLetterRow, type IncidentRow, type OutboxRow } from './rows.js';
+import { SegmentJournal } from './segment-journal.js';
 import type {
   AttemptFailure,
   DeadLetter,
@@ -24,6 +25,8 @@ import type {
 } from './store.js';
 
 export const DB_FILE_NAME = 'leakwatch.db';
+/** The ingest journal's segment files, in the data directory. */
+export const JOURNAL_DIR_NAME = 'journal';
 
 export interface SqliteStoreOptions {
   /**
@@ -33,6 +36,17 @@ export interface SqliteStoreOptions {
    * survives power loss at the price of one fsync per batch.
    */
   synchronous?: 'NORMAL' | 'FULL';
+}
+
+function toJournalBatch(row: JournalRow): JournalBatch {
+  return {
+    seq: row.seq,
+    receivedAt: row.received_at,
+    content:
+      row.body !== null
+        ? { body: { body: row.body, contentType: row.content_type ?? undefined, contentEncoding: row.content_encoding ?? undefined } }
+        : { records: JSON.parse(row.records ?? '[]') as LogRecord[] },
+  };
 }
 
 interface JournalRow {
@@ -53,6 +67,8 @@ export class SqliteStore implements Store {
   readonly schemaVersion: number;
   private readonly db: Database.Database;
   private readonly statements;
+  /** The ingest journal's batches, in segment files beside the database (segment-journal.ts). */
+  private readonly segments: SegmentJournal;
 
   constructor(dataDir: string, options: SqliteStoreOptions = {}) {
     mkdirSync(dataDir, { recursive: true });
@@ -81,6 +97,27 @@ export class SqliteStore implements Store {
       throw new Error(`cannot open store ${this.path}: ${(error as Error).message}`, { cause: error });
     }
     this.statements = this.prepare();
+    const checkpoint = this.journalCheckpoint();
+    const newestInTable = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'ingest_journal'").pluck().get() as number | undefined) ?? 0;
+    // New batches are numbered after every seq the checkpoint or an older journal has seen.
+    try {
+      this.segments = new SegmentJournal(join(dataDir, JOURNAL_DIR_NAME));
+      this.moveTableJournalToSegments();
+      this.segments.raiseFloor(Math.max(checkpoint?.pushedThrough ?? 0, newestInTable));
+    } catch (error) {
+      this.db.close();
+      throw new Error(`cannot open the ingest journal in ${join(dataDir, JOURNAL_DIR_NAME)}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** Batches a version that journaled into the database left there move to the segments, with their seqs. */
+  private moveTableJournalToSegments(): void {
+    const rows = this.statements.journalAfter.all(0, Number.MAX_SAFE_INTEGER) as JournalRow[];
+    if (rows.length === 0) return;
+    for (const batch of rows.map(toJournalBatch)) {
+      if (batch.seq > this.segments.newestSeq) this.segments.append(batch.receivedAt, batch.content, batch.seq);
+    }
+    this.db.exec('DELETE FROM ingest_journal');
   }
 
   private prepare() {
@@ -119,13 +156,9 @@ export class SqliteStore implements Store {
       resolveQuiet: db.prepare(
         "UPDATE incidents SET status = 'resolved', resolved_at = last_seen + ? WHERE status = 'open' AND last_seen < ?",
       ),
-      appendJournal: db.prepare(
-        'INSERT INTO ingest_journal (received_at, records, body, content_type, content_encoding) VALUES (?, ?, ?, ?, ?)',
-      ),
       journalAfter: db.prepare(
         'SELECT seq, received_at, records, body, content_type, content_encoding FROM ingest_journal WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
-      pruneJournal: db.prepare('DELETE FROM ingest_journal WHERE seq <= ?'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       setMeta: db.prepare(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
@@ -286,24 +319,16 @@ export class SqliteStore implements Store {
   }
 
   appendJournal(receivedAt: number, content: JournalContent): number {
-    const run = this.statements.appendJournal;
-    const result =
-      'body' in content
-        ? run.run(receivedAt, null, content.body.body, content.body.contentType ?? null, content.body.contentEncoding ?? null)
-        : run.run(receivedAt, JSON.stringify(content.records), null, null, null);
-    return Number(result.lastInsertRowid);
+    return this.segments.append(receivedAt, content);
   }
 
   journalAfter(afterSeq: number, limit: number): JournalBatch[] {
-    const rows = this.statements.journalAfter.all(afterSeq, limit) as JournalRow[];
-    return rows.map((row) => ({
-      seq: row.seq,
-      receivedAt: row.received_at,
-      content:
-        row.body !== null
-          ? { body: { body: row.body, contentType: row.content_type ?? undefined, contentEncoding: row.content_encoding ?? undefined } }
-          : { records: JSON.parse(row.records ?? '[]') as LogRecord[] },
-    }));
+    return this.segments.after(afterSeq, limit);
+  }
+
+  /** Bytes the journal's segment files take. */
+  journalBytes(): number {
+    return this.segments.bytes();
   }
 
   /**
@@ -329,10 +354,10 @@ export class SqliteStore implements Store {
   }
 
   checkpointJournal(pruneThrough: number, checkpoint: JournalCheckpoint): void {
-    this.transaction(() => {
-      this.statements.pruneJournal.run(pruneThrough);
-      this.statements.setMeta.run(JOURNAL_CHECKPOINT_KEY, JSON.stringify({ pushedThrough: checkpoint.pushedThrough, pending: toRuns(checkpoint.pending) }));
-    });
+    // The checkpoint is committed before any batch is deleted: a crash in between leaves batches
+    // that the replay skips, never a checkpoint that counts on deleted ones.
+    this.statements.setMeta.run(JOURNAL_CHECKPOINT_KEY, JSON.stringify({ pushedThrough: checkpoint.pushedThrough, pending: toRuns(checkpoint.pending) }));
+    this.segments.prune(pruneThrough);
   }
 
   journalCheckpoint(): JournalCheckpoint | undefined {
@@ -495,6 +520,7 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    this.segments.close();
     if (this.db.open) this.db.close();
   }
 }
@@ -512,5 +538,8 @@ const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
  * 503 (retry) while they last; anything else is a bug or bad data and retrying would not help.
  */
 export function isStoreUnavailable(error: unknown): boolean {
-  return error instanceof Database.SqliteError && /^SQLITE_(?:FULL|IOERR|BUSY|LOCKED|CANTOPEN|READONLY|NOLFS|PROTOCOL)/.test(error.code);
+  if (error instanceof Database.SqliteError) return /^SQLITE_(?:FULL|IOERR|BUSY|LOCKED|CANTOPEN|READONLY|NOLFS|PROTOCOL)/.test(error.code);
+  // The journal's segment files: a full disk, a quota, an I/O error, a file system gone read-only.
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(?:ENOSPC|EDQUOT|EIO|EROFS|EMFILE|ENFILE)$/.test(code);
 }

@@ -101,7 +101,7 @@ export interface IngestJournal {
   appendJournal(receivedAt: number, content: JournalContent): number;
   /** Batches with seq > afterSeq, oldest first, at most `limit`. */
   journalAfter(afterSeq: number, limit: number): JournalBatch[];
-  /** In one transaction: deletes the batches with seq <= pruneThrough and records the checkpoint. */
+  /** Records the checkpoint, then drops batches with seq <= pruneThrough (whole segment files: some may stay, the replay skips them). */
   checkpointJournal(pruneThrough: number, checkpoint: JournalCheckpoint): void;
   /** The last checkpoint, or undefined when none was recorded. */
   journalCheckpoint(): JournalCheckpoint | undefined;

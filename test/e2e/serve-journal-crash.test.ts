@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { request } from 'undici';
+import { readJournalDir } from '../../src/store/segment-journal.js';
+import { JOURNAL_DIR_NAME } from '../../src/store/sqlite-store.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEED_OODM_NUMBERS, SEED_OODM_RECORD } from '../helpers/seed-lines.js';
 import { shippedRulesWith } from '../helpers/rules-dir.js';
@@ -23,12 +24,7 @@ async function incidents(base: string): Promise<Incident[]> {
 }
 
 function journalRows(dataDir: string): number {
-  const db = new Database(join(dataDir, 'leakwatch.db'), { readonly: true });
-  try {
-    return (db.prepare('SELECT COUNT(*) AS n FROM ingest_journal').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
+  return readJournalDir(join(dataDir, JOURNAL_DIR_NAME)).length;
 }
 
 

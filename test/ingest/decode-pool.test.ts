@@ -92,14 +92,34 @@ describe('the decoding threads', () => {
     expect(inflight.bytes).toBe(0);
   });
 
-  it('answer 500 for the requests of a thread that died, and decode the next ones on a fresh thread', async () => {
+  it('decode the bodies of a thread that died on the main thread, and the next ones on a fresh thread', async () => {
     const fragile = pool();
-    const received: ReceivedBody = { body: Buffer.from('{"message":"after"}'), contentType: 'application/json', contentEncoding: undefined };
-    const inFlight = fragile.decode({ body: Buffer.from(JSON.stringify(Array.from({ length: 900 }, () => ({ message: 'y' })))), contentType: 'application/json', contentEncoding: undefined }, RECEIVED_AT);
-    // The thread as the pool holds it: ended from outside, as an out-of-memory kill would end it.
+    const lines = Array.from({ length: 900 }, (_, index) => ({ message: `line ${index}` }));
+    const body: ReceivedBody = { body: Buffer.from(JSON.stringify(lines)), contentType: 'application/json', contentEncoding: undefined };
+    const expected = await decodeReceivedBody(body, RECEIVED_AT, SETTINGS);
+    const inFlight = fragile.decode(body, RECEIVED_AT);
+    // The thread as the pool holds it, ended from outside as running out of heap would end it.
     await (fragile as unknown as { threads: Array<{ worker: { terminate(): Promise<number> } }> }).threads[0]!.worker.terminate();
-    expect(await refusal(inFlight)).toMatchObject({ statusCode: 500, code: 'LW_ERR_INTERNAL' });
-    expect((await fragile.decode(received, RECEIVED_AT)).records.map((record) => record.message)).toEqual(['after']);
+    expect(await inFlight).toEqual(expected);
+    expect(fragile.threadFailures).toBe(1);
+    expect(fragile.size).toBe(1);
+    expect(await fragile.decode(body, RECEIVED_AT)).toEqual(expected);
+  });
+});
+
+describe('bytes in flight shared between threads', () => {
+  it('give back what a dead thread\'s claims still held', () => {
+    const inflight = new InflightBytes(1 << 20);
+    const share = new BigInt64Array(new SharedArrayBuffer(8));
+    const request = inflight.claim();
+    request.add(100);
+    const threads = inflight.claim(request.bytes, share);
+    threads.add(5000);
+    expect(inflight.bytes).toBe(5100);
+    // The thread dies before it releases its claim.
+    inflight.giveBackShare(share);
+    expect(inflight.bytes).toBe(100);
+    expect(share[0]).toBe(0n);
   });
 });
 
