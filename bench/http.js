@@ -57,7 +57,7 @@ export function buildBodies(lines, { processes = 8, hosts = 4, seed = 1690, offs
 }
 
 /** Posts the bodies over `connections` connections; 503 is retried after its Retry-After. Returns per-request latencies (ms). */
-async function post(pool, bodies, { connections = 2, pace } = {}) {
+export async function post(pool, bodies, { connections = 2, pace } = {}) {
   const latencies = [];
   let next = 0;
   const started = performance.now();

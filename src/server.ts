@@ -11,14 +11,15 @@ import type { Engine, EventSink } from './engine/engine.js';
 import type { Group } from './engine/group.js';
 import type { LeakEvent } from './engine/event.js';
 import { isLeakEvent, type GroupedRecord } from './engine/grouped-record.js';
-import { Forwarder } from './forward/forwarder.js';
+import { Forwarder, type ForwardBacklog } from './forward/forwarder.js';
 import { forwardRoutes } from './forward/routes.js';
 import { IncidentService } from './incidents/service.js';
 import { incidentRoutes } from './incidents/routes.js';
 import { DecodePool } from './ingest/decode-pool.js';
 import { InflightBytes } from './ingest/inflight.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
-import { ingestRoutes } from './ingest/routes.js';
+import { ingestRoutes, type IngestRoutesOptions } from './ingest/routes.js';
+import type { DecodeLimits } from './ingest/decode-body.js';
 import { MemoryTracker } from './memory/tracker.js';
 import { memoryRoutes } from './memory/routes.js';
 import { LeakwatchMetrics } from './metrics.js';
@@ -98,12 +99,8 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   const metrics = new LeakwatchMetrics();
   const forwarder = new Forwarder(config.forwardTargets, store, { outboxBytes: config.forwardOutboxBytes, outboxAgeMs: config.forwardOutboxAgeMs, log, metrics });
 
-  const decodeLimits = { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth };
-  const inflight = new InflightBytes(config.maxInflightBytes);
-  const decoders = new DecodePool(
-    { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits },
-    { threads: config.decodeThreads, inflight },
-  );
+  const decoding = ingestDecoding(config);
+  const { decoders } = decoding;
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
     (sink, forwardUnclassified) => makeEngine(config, rules, unclassified, sink, forwardUnclassified),
@@ -141,43 +138,14 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   // Callers await `ready`; this keeps a failure from also surfacing as an unhandled rejection.
   whenReady.catch(() => undefined);
 
-  // Shippers post several times a second: a log line per request would drown the log that matters.
-  const app = Fastify({
-    loggerInstance: log,
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: config.maxBodyBytes,
-    // Backstop for what ingest's own timeouts do not see (headers that never end, other routes).
-    requestTimeout: config.requestTimeoutMs + 5000,
-  });
-  installErrorShape(app);
-  installAuth(app, { token: config.token, readToken: config.readToken });
+  const app = createApp(config, log);
   await app.register(ingestRoutes, {
+    ...ingestOptions(config, metrics, decoding),
     submit: (batch) => {
       const backlog = forwarder.backlog();
-      if (backlog !== undefined) {
-        throw new LeakwatchError(
-          'LW_ERR_FORWARD_BACKLOG',
-          `the forwarding outbox is full (${formatBytes(backlog.pendingBytes)} undelivered, --forward-outbox-bytes ${formatBytes(backlog.outboxBytes)}): ${backlog.target} is not taking events${backlog.lastError === undefined ? '' : ` (${backlog.lastError})`}; retry shortly`,
-          { limit: { setting: '--forward-outbox-bytes', value: backlog.outboxBytes } },
-        );
-      }
+      if (backlog !== undefined) throw backlogRefusal(backlog);
       return pipeline.submit(batch);
     },
-    accepted: (body) => {
-      const labels = { format: body.format, encoding: body.encoding };
-      metrics.ingestBodies.inc(labels);
-      metrics.ingestBodyRecords.inc(labels, body.records);
-      metrics.ingestBodyBytes.inc(labels, body.bytes);
-      if (body.malformed > 0) metrics.ingestMalformed.inc(body.malformed);
-    },
-    maxBodyBytes: config.maxBodyBytes,
-    limits: decodeLimits,
-    maxZstdWindowBytes: config.maxZstdWindowBytes,
-    maxInflightBytes: config.maxInflightBytes,
-    inflight,
-    decode: (received, receivedAt, claim) => decoders.decode(received, receivedAt, claim),
-    bodyTimeoutMs: config.bodyTimeoutMs,
-    requestTimeoutMs: config.requestTimeoutMs,
     ready: () => ready,
   });
   await app.register(incidentRoutes, { incidents });
@@ -237,6 +205,62 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       store.close();
     },
   };
+}
+
+/** How request bodies become records: the same for a single process and an ingest node. */
+export function ingestDecoding(config: Config): { decodeLimits: Partial<DecodeLimits>; inflight: InflightBytes; decoders: DecodePool } {
+  const decodeLimits = { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth };
+  const inflight = new InflightBytes(config.maxInflightBytes);
+  const decoders = new DecodePool(
+    { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits },
+    { threads: config.decodeThreads, inflight },
+  );
+  return { decodeLimits, inflight, decoders };
+}
+
+/** The ingest route's settings, whatever keeps the batches (the journal, or NATS JetStream). */
+export function ingestOptions(config: Config, metrics: LeakwatchMetrics, decoding: ReturnType<typeof ingestDecoding>): Omit<IngestRoutesOptions, 'submit' | 'ready'> {
+  return {
+    accepted: (body) => {
+      const labels = { format: body.format, encoding: body.encoding };
+      metrics.ingestBodies.inc(labels);
+      metrics.ingestBodyRecords.inc(labels, body.records);
+      metrics.ingestBodyBytes.inc(labels, body.bytes);
+      if (body.malformed > 0) metrics.ingestMalformed.inc(body.malformed);
+    },
+    maxBodyBytes: config.maxBodyBytes,
+    limits: decoding.decodeLimits,
+    maxZstdWindowBytes: config.maxZstdWindowBytes,
+    maxInflightBytes: config.maxInflightBytes,
+    inflight: decoding.inflight,
+    decode: (received, receivedAt, claim) => decoding.decoders.decode(received, receivedAt, claim),
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+  };
+}
+
+/** The answer while the forwarding outbox is full. */
+export function backlogRefusal(backlog: ForwardBacklog): LeakwatchError {
+  return new LeakwatchError(
+    'LW_ERR_FORWARD_BACKLOG',
+    `the forwarding outbox is full (${formatBytes(backlog.pendingBytes)} undelivered, --forward-outbox-bytes ${formatBytes(backlog.outboxBytes)}): ${backlog.target} is not taking events${backlog.lastError === undefined ? '' : ` (${backlog.lastError})`}; retry shortly`,
+    { limit: { setting: '--forward-outbox-bytes', value: backlog.outboxBytes } },
+  );
+}
+
+/** The service's HTTP app: the error shape and the tokens on every route. */
+export function createApp(config: Config, log: Logger): LeakwatchApp {
+  // Shippers post several times a second: a log line per request would drown the log that matters.
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.maxBodyBytes,
+    // Backstop for what ingest's own timeouts do not see (headers that never end, other routes).
+    requestTimeout: config.requestTimeoutMs + 5000,
+  });
+  installErrorShape(app);
+  installAuth(app, { token: config.token, readToken: config.readToken });
+  return app;
 }
 
 /** The engine of a server (a single process or an engine node): the rules in force, the open-group limits, the tally of unclassified groups. */

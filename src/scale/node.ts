@@ -6,27 +6,22 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import Fastify, { LogController } from 'fastify';
 import type { NatsConnection } from 'nats';
 import type { Logger } from 'pino';
-import { installAuth } from '../auth.js';
 import type { Config } from '../config.js';
 import { UnclassifiedTally } from '../engine/unclassified-tally.js';
 import { isLeakEvent, unclassifiedRecord } from '../engine/grouped-record.js';
-import { installErrorShape, LeakwatchError } from '../errors.js';
 import { forwardRoutes } from '../forward/routes.js';
 import { incidentRoutes } from '../incidents/routes.js';
 import { IncidentService } from '../incidents/service.js';
 import { DecodePool } from '../ingest/decode-pool.js';
-import { InflightBytes } from '../ingest/inflight.js';
 import { ingestRoutes } from '../ingest/routes.js';
 import { memoryRoutes } from '../memory/routes.js';
 import { MemoryTracker } from '../memory/tracker.js';
 import { LeakwatchMetrics } from '../metrics.js';
 import { loadRuleSet, RuleSetHolder, rulesRoutes } from '../rules/index.js';
-import { asStored, describeFallback, makeEngine, rulesFailure, StartupError, type LeakwatchApp, type RunnableService } from '../server.js';
+import { asStored, backlogRefusal, createApp, describeFallback, ingestDecoding, ingestOptions, makeEngine, rulesFailure, StartupError, type RunnableService } from '../server.js';
 import { isPostgresUnavailable, PostgresStore } from '../store/postgres-store.js';
-import { formatBytes } from '../units.js';
 import { webRoutes } from '../web/routes.js';
 import { EngineNode } from './engine-node.js';
 import { ForwardLeadership } from './forward-leader.js';
@@ -98,14 +93,7 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
   let reportFailure: (why: string) => void = () => undefined;
   const failed = new Promise<string>((resolve) => (reportFailure = resolve));
 
-  const app: LeakwatchApp = Fastify({
-    loggerInstance: log,
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: config.maxBodyBytes,
-    requestTimeout: config.requestTimeoutMs + 5000,
-  });
-  installErrorShape(app);
-  installAuth(app, { token: config.token, readToken: config.readToken });
+  const app = createApp(config, log);
 
   let engineNode: EngineNode | undefined;
   let decoders: DecodePool | undefined;
@@ -115,9 +103,8 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
 
   if (role === 'ingest') {
     publisher = new RecordPublisher(nc, config.partitions);
-    const decodeLimits = { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth };
-    const inflight = new InflightBytes(config.maxInflightBytes);
-    decoders = new DecodePool({ maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits }, { threads: config.decodeThreads, inflight });
+    const decoding = ingestDecoding(config);
+    decoders = decoding.decoders;
     // The outbox totals are read every couple of seconds, not once per request.
     let backlog = forwarding.backlog();
     timers.push(
@@ -131,30 +118,12 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
     );
     const sink = publisher;
     await app.register(ingestRoutes, {
+      ...ingestOptions(config, metrics, decoding),
       submit: async (batch) => {
-        if (backlog !== undefined) {
-          throw new LeakwatchError('LW_ERR_FORWARD_BACKLOG', `the forwarding outbox is full (${formatBytes(backlog.pendingBytes)} undelivered, --forward-outbox-bytes ${formatBytes(backlog.outboxBytes)}): ${backlog.target} is not taking events; retry shortly`, {
-            limit: { setting: '--forward-outbox-bytes', value: backlog.outboxBytes },
-          });
-        }
+        if (backlog !== undefined) throw backlogRefusal(backlog);
         await sink.publish(batch.records);
         return true;
       },
-      accepted: (body) => {
-        const labels = { format: body.format, encoding: body.encoding };
-        metrics.ingestBodies.inc(labels);
-        metrics.ingestBodyRecords.inc(labels, body.records);
-        metrics.ingestBodyBytes.inc(labels, body.bytes);
-        if (body.malformed > 0) metrics.ingestMalformed.inc(body.malformed);
-      },
-      maxBodyBytes: config.maxBodyBytes,
-      limits: decodeLimits,
-      maxZstdWindowBytes: config.maxZstdWindowBytes,
-      maxInflightBytes: config.maxInflightBytes,
-      inflight,
-      decode: (received, receivedAt, claim) => decoders!.decode(received, receivedAt, claim),
-      bodyTimeoutMs: config.bodyTimeoutMs,
-      requestTimeoutMs: config.requestTimeoutMs,
       ready: () => ready && !nc.isClosed(),
     });
     // Ingest nodes classify nothing, but show the rules like any node (GET /rules, the web page).
