@@ -5,7 +5,7 @@
  * (CI) its folder belongs to the `postgres` user and its commands run as that user.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +64,20 @@ export async function startPostgres() {
     url: `postgresql://postgres@127.0.0.1:${port}/leakwatch`,
     port,
     stop,
+    processIds() {
+      const main = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      const children = readdirSync('/proc')
+        .filter((entry) => /^\d+$/.test(entry))
+        .filter((entry) => {
+          try {
+            return Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')[1]) === main;
+          } catch {
+            return false;
+          }
+        })
+        .map(Number);
+      return [main, ...children];
+    },
     createDatabase(name) {
       runAsOwner('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', `CREATE DATABASE ${name}`]);
     },
@@ -130,6 +144,9 @@ export async function startNats() {
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    get pid() {
+      return child?.pid;
+    },
     stop,
     start,
     async remove() {

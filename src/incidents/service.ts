@@ -215,12 +215,14 @@ export class IncidentService {
         if (Number.isSafeInteger(shared)) watermark = Math.max(watermark, shared);
       }
       const batch = new BatchIncidents(this.store);
+      // Where a lookup is a round trip (PostgreSQL), the batch's ids are looked up in one.
+      const known = this.store.storedEventIds?.(events.filter((event) => event !== null && typeof event === 'object').map((event) => event.id));
       for (const event of events) {
         if (event === null || typeof event !== 'object' || invalidReason(event) !== undefined) {
           result.invalid++;
           continue;
         }
-        if (this.store.hasEvent(event.id)) {
+        if (known !== undefined ? known.has(event.id) : this.store.hasEvent(event.id)) {
           result.duplicates++;
           continue;
         }
@@ -233,6 +235,7 @@ export class IncidentService {
         else batch.opened(incident);
         const stored: LeakEvent = { ...event, incident_id: incident.id };
         this.store.insertEvent(stored, time);
+        known?.add(stored.id);
         this.addAsEvidence(stored, time, batch);
         result.events.push(stored);
         result.inserted++;

@@ -308,6 +308,21 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (key, occurrence)
       );
       CREATE INDEX count_window_times_by_time ON count_window_times (key, time);
+      -- Records an occurrence (once) and returns the key's newest keep times, newest first; the
+      -- key is locked for the transaction, so two nodes counting it take turns. Older times,
+      -- which can never count again, are trimmed.
+      CREATE FUNCTION leakwatch_count_window_record(k TEXT, occ TEXT, t BIGINT, keep INTEGER) RETURNS SETOF BIGINT LANGUAGE plpgsql AS $$
+      DECLARE
+        cutoff BIGINT;
+      BEGIN
+        PERFORM pg_advisory_xact_lock(hashtextextended('count-window' || chr(31) || k, 0));
+        INSERT INTO count_window_times (key, occurrence, time) VALUES (k, occ, t) ON CONFLICT DO NOTHING;
+        SELECT time INTO cutoff FROM count_window_times WHERE key = k ORDER BY time DESC OFFSET keep LIMIT 1;
+        IF cutoff IS NOT NULL THEN
+          DELETE FROM count_window_times WHERE key = k AND time < cutoff;
+        END IF;
+        RETURN QUERY SELECT time FROM count_window_times WHERE key = k ORDER BY time DESC LIMIT keep;
+      END $$;
     `,
   },
 ];

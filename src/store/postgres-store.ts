@@ -43,6 +43,11 @@ export class PostgresStore implements Store {
   /** Open transactions (nested ones are savepoints) and the connection they run on. */
   private depth = 0;
   private session: number | undefined;
+  /**
+   * Events inserted in the open transaction and not yet sent: written in one statement before
+   * anything reads the events table and at the commit, instead of a round trip each.
+   */
+  private unsentEvents: Array<[string, string, number, string, string, string, string]> = [];
 
   constructor(readonly connectionString: string, options: { applicationName?: string } = {}) {
     this.db = new SyncPostgres(connectionString, { applicationName: options.applicationName ?? 'leakwatch' });
@@ -85,13 +90,19 @@ export class PostgresStore implements Store {
       this.run(`SAVEPOINT ${savepoint}`);
     }
     this.depth++;
+    const unsentBefore = this.unsentEvents.length;
     try {
       const result = work();
       if (result instanceof Promise) throw new Error('a store transaction must not be asynchronous');
-      if (savepoint === undefined) this.run('COMMIT');
-      else this.run(`RELEASE SAVEPOINT ${savepoint}`);
+      if (savepoint === undefined) {
+        this.sendEvents();
+        this.run('COMMIT');
+      } else {
+        this.run(`RELEASE SAVEPOINT ${savepoint}`);
+      }
       return result;
     } catch (error) {
+      this.unsentEvents.length = unsentBefore;
       try {
         this.run(savepoint === undefined ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${savepoint}`);
       } catch {
@@ -140,30 +151,45 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** Writes the events inserted so far in this transaction, in one statement. */
+  private sendEvents(): void {
+    if (this.unsentEvents.length === 0) return;
+    const rows = this.unsentEvents;
+    this.unsentEvents = [];
+    const column = (index: number): unknown[] => rows.map((row) => row[index]);
+    this.run(
+      `INSERT INTO events (id, incident_id, time, host, service, category, body)
+       SELECT id, incident_id, time, host, service, category, body FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS e(id, incident_id, time, host, service, category, body, n) ORDER BY n`,
+      [column(0), column(1), column(2), column(3), column(4), column(5), column(6)],
+    );
+  }
+
   hasEvent(id: string): boolean {
+    this.sendEvents();
     return this.query('SELECT 1 FROM events WHERE id = $1', [id]).length > 0;
+  }
+
+  storedEventIds(ids: readonly string[]): Set<string> {
+    if (ids.length === 0) return new Set();
+    this.sendEvents();
+    return new Set(this.column<string>('SELECT id FROM events WHERE id = ANY($1::text[])', [ids]));
   }
 
   insertEvent(event: LeakEvent, time: number): void {
     if (event.incident_id === null) throw new Error(`event ${event.id} has no incident_id`);
-    this.run('INSERT INTO events (id, incident_id, time, host, service, category, body) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-      event.id,
-      event.incident_id,
-      time,
-      event.host,
-      event.service,
-      event.category,
-      JSON.stringify(event),
-    ]);
+    this.unsentEvents.push([event.id, event.incident_id, time, event.host, event.service, event.category, JSON.stringify(event)]);
+    if (this.depth === 0) this.sendEvents();
   }
 
   eventsOfIncident(incidentId: string, limit: number): LeakEvent[] {
+    this.sendEvents();
     return this.column<string>('SELECT body FROM events WHERE incident_id = $1 ORDER BY time DESC, rowid DESC LIMIT $2', [incidentId, limit]).map(
       (body) => JSON.parse(body) as LeakEvent,
     );
   }
 
   categoryCounts(host: string, service: string, from: number, to: number, excludeCategory: string): EvidenceEntry[] {
+    this.sendEvents();
     return this.query<EvidenceEntry>(
       `SELECT category, COUNT(*) AS count, MIN(time) AS first_seen, MAX(time) AS last_seen
          FROM events WHERE host = $1 AND service = $2 AND time BETWEEN $3 AND $4 AND category <> $5
@@ -301,14 +327,8 @@ export class PostgresStore implements Store {
    * returns the newest `keep` times of the key, newest first; older ones are deleted now and then.
    */
   recordOccurrence(key: string, occurrence: string, time: number, keep: number): number[] {
-    return this.transaction(() => {
-      this.lockScopes([`count-window\u001f${key}`]);
-      this.run('INSERT INTO count_window_times (key, occurrence, time) VALUES ($1, md5($2), $3) ON CONFLICT DO NOTHING', [key, occurrence, time]);
-      const times = this.column<number>('SELECT time FROM count_window_times WHERE key = $1 ORDER BY time DESC LIMIT $2', [key, keep + 1]);
-      // Only the newest `keep` can ever count again: trimmed once the key holds more.
-      if (times.length > keep) this.run('DELETE FROM count_window_times WHERE key = $1 AND time < $2', [key, times[keep - 1]]);
-      return times.slice(0, keep);
-    });
+    // One round trip: the function locks the key, records, trims and answers (migration 5).
+    return this.column<number>('SELECT leakwatch_count_window_record($1, md5($2), $3, $4)', [key, occurrence, time, keep]);
   }
 
   getMeta(key: string): string | undefined {
@@ -320,6 +340,7 @@ export class PostgresStore implements Store {
   }
 
   pruneEventsOfIncident(incidentId: string, keep: number): number {
+    this.sendEvents();
     const count = this.column<number>('SELECT COUNT(*) FROM events WHERE incident_id = $1', [incidentId])[0] ?? 0;
     if (count <= keep) return 0;
     return this.run(
@@ -330,6 +351,7 @@ export class PostgresStore implements Store {
   }
 
   pruneResolvedIncidents(before: number): number {
+    this.sendEvents();
     return this.transaction(() => {
       this.run("DELETE FROM events WHERE incident_id IN (SELECT id FROM incidents WHERE status = 'resolved' AND last_seen < $1)", [before]);
       return this.run("DELETE FROM incidents WHERE status = 'resolved' AND last_seen < $1", [before]);

@@ -216,6 +216,8 @@ export interface Store extends IngestJournal, ForwardOutbox {
   lockScopes?(scopes: readonly string[]): void;
 
   hasEvent(id: string): boolean;
+  /** Of these ids, those stored: where each lookup is a round trip (PostgreSQL), one for a batch. Absent where hasEvent is cheap. */
+  storedEventIds?(ids: readonly string[]): Set<string>;
   insertEvent(event: LeakEvent, time: number): void;
   /** Newest first, at most `limit`. */
   eventsOfIncident(incidentId: string, limit: number): LeakEvent[];
