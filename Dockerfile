@@ -32,6 +32,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
+COPY proto ./proto
 COPY rules ./rules
 COPY schema ./schema
 COPY web ./web

@@ -15,3 +15,6 @@ export function journaldLine(entry: CorpusEntry): string;
 
 /** The entry as `journalctl -o json` writes it (all values strings), `index` its place in the corpus. */
 export function journalEntry(entry: CorpusEntry, index: number): Record<string, string>;
+
+/** A deterministic generator of numbers in [0, 1) (mulberry32). */
+export function prng(seed: number): () => number;

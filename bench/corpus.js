@@ -10,8 +10,8 @@
 import { createWriteStream } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
-/** Deterministic PRNG (mulberry32) so every run measures the same corpus. */
-function prng(seed) {
+/** Deterministic PRNG (mulberry32) so every run measures the same corpus; the tests' synthetic series use it too. */
+export function prng(seed) {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -41,7 +41,7 @@ function buildProgram(setExit: (code: number) => void): Command {
   // Every flag comes from the settings table, which also names its variable and default.
   const options = SETTINGS.map((setting) => {
     const option = new Option(flagUsage(setting), flagHelp(setting));
-    if (setting.type === 'urls') option.argParser(collect);
+    if (setting.type === 'urls' || setting.type === 'limits') option.argParser(collect);
     serve.addOption(option);
     return { setting, option };
   });

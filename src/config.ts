@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseForwardTarget, TARGET_DEFAULTS, TargetSpecError, type ForwardTarget } from './forward/target.js';
+import { parseDirectMemoryMax, type DirectMemoryMax } from './memory/limits.js';
 import { formatBytes, formatDuration, parseBytes, parseDuration } from './units.js';
 
 export interface Config {
@@ -56,6 +57,14 @@ export interface Config {
   decodeThreads: number;
   /** Quiet period (event time) after which an open incident resolves. */
   resolveAfterMs: number;
+  /** Direct-memory limits of processes that never reported one, per service (or host/service). */
+  directMemoryMax: DirectMemoryMax[];
+  /** Event time the direct-memory trend looks back over. */
+  directMemoryWindowMs: number;
+  /** Warn when direct memory is predicted to run out within this much time. */
+  directMemoryHorizonMs: number;
+  /** Warn when a process's direct memory passes this share of its limit (0-1). */
+  directMemoryRatio: number;
   logLevel: string;
   /** `single`: one process does everything (SQLite by default); `ingest` / `engine`: a node of the scale-out mode. */
   role: Role;
@@ -76,7 +85,7 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-type SettingType = 'port' | 'text' | 'path' | 'urls' | 'secret' | 'secret-file' | 'count' | 'size' | 'duration' | 'level' | 'role' | 'ranges';
+type SettingType = 'port' | 'text' | 'path' | 'urls' | 'secret' | 'secret-file' | 'count' | 'size' | 'duration' | 'level' | 'limits' | 'ratio' | 'role' | 'ranges';
 
 /** Settings that are read from a file (the secret itself stays out of `ps` and the environment). */
 type FileSetting = 'tokenFile' | 'readTokenFile';
@@ -194,6 +203,22 @@ export const SETTINGS: readonly Setting[] = [
     key: 'resolveAfterMs', flag: '--resolve-after', placeholder: 'duration', env: 'LEAKWATCH_RESOLVE_AFTER', type: 'duration', default: '30m', min: 1000, max: 365 * 86_400_000,
     help: 'quiet period, in event time, after which an incident resolves',
   },
+  {
+    key: 'directMemoryMax', flag: '--direct-memory-max', placeholder: 'limits', env: 'LEAKWATCH_DIRECT_MEMORY_MAX', type: 'limits', default: undefined,
+    help: "direct-memory limit of processes that never reported one (-XX:MaxDirectMemorySize, -Dio.netty.maxDirectMemory), as 'SERVICE=SIZE,HOST/SERVICE=SIZE,*=SIZE'; a limit an OutOfDirectMemoryError reported wins, and holds for the successors on its host and service",
+  },
+  {
+    key: 'directMemoryWindowMs', flag: '--direct-memory-window', placeholder: 'duration', env: 'LEAKWATCH_DIRECT_MEMORY_WINDOW', type: 'duration', default: '6h', min: 60_000, max: 30 * 86_400_000,
+    help: 'event time the direct-memory trend looks back over (its floor is the minimum of each twelfth)',
+  },
+  {
+    key: 'directMemoryHorizonMs', flag: '--direct-memory-horizon', placeholder: 'duration', env: 'LEAKWATCH_DIRECT_MEMORY_HORIZON', type: 'duration', default: '24h', min: 60_000, max: 365 * 86_400_000,
+    help: 'open a direct-memory-trend incident when the rising floor is predicted to reach the limit within this time',
+  },
+  {
+    key: 'directMemoryRatio', flag: '--direct-memory-ratio', placeholder: 'ratio', env: 'LEAKWATCH_DIRECT_MEMORY_RATIO', type: 'ratio', default: '90%',
+    help: 'open a direct-memory-trend incident (critical) when a process\'s direct memory passes this share of its limit (90% or 0.9)',
+  },
   { key: 'logLevel', flag: '--log-level', placeholder: 'level', env: 'LEAKWATCH_LOG_LEVEL', type: 'level', default: 'info', help: LOG_LEVELS.join('|') },
   {
     key: 'role', flag: '--role', placeholder: 'role', env: 'LEAKWATCH_ROLE', type: 'role', default: 'single',
@@ -287,6 +312,18 @@ function parseValue(setting: Setting, where: string, raw: string | string[]): un
       if (ms === null) throw new ConfigError(`${where}: expected a duration such as 2s, 30m or 1h, got "${text}"`);
       return withinBounds(setting, where, ms, formatDuration);
     }
+    case 'limits':
+      try {
+        return parseDirectMemoryMax(Array.isArray(raw) ? raw.join(',') : raw);
+      } catch (error) {
+        throw new ConfigError(`${where}: ${(error as Error).message}`);
+      }
+    case 'ratio': {
+      const match = /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(text);
+      const ratio = match ? Number(match[1]) / (match[2] === '%' ? 100 : 1) : NaN;
+      if (!(ratio > 0 && ratio <= 1)) throw new ConfigError(`${where}: expected a share of the limit such as 90% or 0.9, got "${text}"`);
+      return ratio;
+    }
     case 'level':
       if (!LOG_LEVELS.includes(text)) throw new ConfigError(`${where}: expected one of ${LOG_LEVELS.join(', ')}, got "${text}"`);
       return text;
@@ -343,7 +380,7 @@ function withoutCredentials(text: string): string {
 }
 
 function builtInDefaults(): Config {
-  const config: Record<string, unknown> = { forwardTargets: [], token: undefined, readToken: undefined, postgresUrl: undefined, natsUrl: undefined, enginePartitions: undefined };
+  const config: Record<string, unknown> = { forwardTargets: [], directMemoryMax: [], token: undefined, readToken: undefined, postgresUrl: undefined, natsUrl: undefined, enginePartitions: undefined };
   for (const setting of SETTINGS) {
     if (setting.default !== undefined) config[setting.key] = parseValue(setting, `default of ${setting.flag}`, setting.default);
   }
@@ -360,7 +397,7 @@ const SECRET_FILES: ReadonlyArray<readonly [keyof Config, FileSetting]> = [
 
 /** Flags win over the environment, which wins over the defaults. */
 export function resolveConfig(flags: RawSettings, env: NodeJS.ProcessEnv = process.env): Config {
-  const config: Record<string, unknown> = { ...DEFAULTS, forwardTargets: [] };
+  const config: Record<string, unknown> = { ...DEFAULTS, forwardTargets: [], directMemoryMax: [...DEFAULTS.directMemoryMax] };
   const sources = new Map<SettingKey, string>();
   for (const setting of SETTINGS) {
     const fromFlag = flags[setting.key];

@@ -28,6 +28,7 @@ export const ERROR_CATALOGUE = {
   LW_ERR_BODY_TOO_LARGE: { statusCode: 413, retry: false, meaning: 'the body is over --max-body-bytes, as sent or decompressed; `limit` names the cap' },
   LW_ERR_TOO_MANY_RECORDS: { statusCode: 413, retry: false, meaning: 'the body holds more than --max-records records; `limit` names the cap' },
   LW_ERR_UNSUPPORTED_ENCODING: { statusCode: 415, retry: false, meaning: 'an unknown Content-Encoding (gzip, x-gzip, deflate, zstd, snappy, identity are known)' },
+  LW_ERR_UNSUPPORTED_MEDIA_TYPE: { statusCode: 415, retry: false, meaning: 'POST /api/v1/write: a Remote-Write 2.0 body; send Remote-Write 1.0 (`prometheus.WriteRequest`)' },
   LW_ERR_UNRECORDABLE: { statusCode: 422, retry: false, meaning: 'the batch can never be recorded (the message says why); sending it again would fail again' },
   LW_ERR_RULES_INVALID: { statusCode: 422, retry: false, meaning: 'POST /-/reload: the rule files have errors (`problems`, file:line:col); the previous rules stay active' },
   LW_ERR_OVERLOADED: { statusCode: 503, retry: true, meaning: 'the engine queue (records or bytes) or the bytes in flight are at their cap; retry after Retry-After' },

@@ -20,12 +20,16 @@ import { InflightBytes } from './ingest/inflight.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
 import { ingestRoutes, type IngestRoutesOptions } from './ingest/routes.js';
 import type { DecodeLimits } from './ingest/decode-body.js';
+import { DIRECT_MEMORY_METRICS, directMemoryMetrics, type DirectMemoryMetricSample } from './memory/metrics.js';
 import { MemoryTracker } from './memory/tracker.js';
 import { memoryRoutes } from './memory/routes.js';
+import { isDirectMemorySeries, recordsOfSeries } from './memory/sources.js';
+import { TREND_CATEGORY } from './memory/warning.js';
 import { LeakwatchMetrics } from './metrics.js';
-import { Pipeline } from './pipeline.js';
+import { Pipeline, type PipelineOutputs } from './pipeline.js';
 import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem, type RulesFallback } from './rules/index.js';
 import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
+import type { Store } from './store/store.js';
 import { formatBytes } from './units.js';
 import { webRoutes } from './web/routes.js';
 
@@ -93,11 +97,10 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     store.close();
     throw rulesFailure(config.rulesDir, compiled.errors);
   }
-  const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
-  const memory = new MemoryTracker(store);
   const unclassified = new UnclassifiedTally(UNCLASSIFIED_SHAPES_KEPT);
   const metrics = new LeakwatchMetrics();
   const forwarder = new Forwarder(config.forwardTargets, store, { outboxBytes: config.forwardOutboxBytes, outboxAgeMs: config.forwardOutboxAgeMs, log, metrics });
+  const { incidents, memory, outputs } = storeOutputs(config, store, metrics, (records) => forwarder.enqueue(records));
 
   const decoding = ingestDecoding(config);
   const { decoders } = decoding;
@@ -105,16 +108,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   const pipeline = new Pipeline(
     (sink, forwardUnclassified) => makeEngine(config, rules, unclassified, sink, forwardUnclassified),
     queue,
-    {
-      records: (records) => memory.observeRecords(records),
-      grouped: (grouped) => {
-        // An event is in the outbox exactly when it is stored: one transaction, new events only,
-        // in close order with the unclassified records a records=all target takes.
-        const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => forwarder.enqueue(asStored(grouped, newEvents)));
-        for (const event of stored.events) metrics.events.inc({ category: event.category });
-        memory.observeEvents(stored.events);
-      },
-    },
+    outputs,
     log,
     {
       journal: store,
@@ -147,6 +141,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       return pipeline.submit(batch);
     },
     ready: () => ready,
+    remoteWrite: { keep: isDirectMemorySeries, toRecords: recordsOfSeries },
   });
   await app.register(incidentRoutes, { incidents });
   await app.register(memoryRoutes, { memory });
@@ -178,6 +173,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     return reply.code(503).send({ ready: false, checks, waiting_for: waitingFor, ...details });
   });
   registerServiceMetrics(metrics, { pipeline, queue, engine, rules, forwarder, decoders });
+  registerDirectMemoryMetrics(metrics, memory);
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 
   pipeline.start();
@@ -205,6 +201,44 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       store.close();
     },
   };
+}
+
+/**
+ * What a server does with the engine's output, over whichever store: records feed the memory
+ * tracker; grouped records become events and incidents, and enter the forwarding outbox (through
+ * `enqueue`) in the transaction that stores them; trend warnings are events like a rule's.
+ */
+export function storeOutputs(
+  config: Config,
+  store: Store,
+  metrics: LeakwatchMetrics,
+  enqueue: (records: readonly GroupedRecord[]) => void,
+): { incidents: IncidentService; memory: MemoryTracker; outputs: PipelineOutputs } {
+  // A trend warning's evidence is what happened on its host over the hours its trend covers.
+  const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs, evidenceWindowMsByCategory: { [TREND_CATEGORY]: config.directMemoryWindowMs } });
+  const memory = new MemoryTracker(store, {
+    trendWindowMs: config.directMemoryWindowMs,
+    configuredMax: config.directMemoryMax,
+    horizonMs: config.directMemoryHorizonMs,
+    warnRatio: config.directMemoryRatio,
+  });
+  // Trend warnings are events like a rule's: stored, counted and forwarded the same way.
+  const ingestWarnings = (warnings: LeakEvent[]): void => {
+    if (warnings.length === 0) return;
+    const stored = incidents.ingest(warnings, (newEvents) => enqueue(newEvents));
+    for (const event of stored.events) metrics.events.inc({ category: event.category });
+  };
+  const outputs: PipelineOutputs = {
+    records: (records) => ingestWarnings(memory.observeRecords(records)),
+    grouped: (grouped) => {
+      // An event is in the outbox exactly when it is stored: one transaction, new events only,
+      // in close order with the unclassified records a records=all target takes.
+      const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => enqueue(asStored(grouped, newEvents)));
+      for (const event of stored.events) metrics.events.inc({ category: event.category });
+      ingestWarnings(memory.observeEvents(stored.events));
+    },
+  };
+  return { incidents, memory, outputs };
 }
 
 /** How request bodies become records: the same for a single process and an ingest node. */
@@ -339,6 +373,26 @@ function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, en
  * The grouped records in close order, each event as it was stored (its incident filled in), those
  * not stored (seen before, by id) left out, unclassified records as they are.
  */
+/**
+ * The per-process direct-memory gauges (src/memory/metrics.ts) in the registry, read once per
+ * scrape: the four families come from the same views.
+ */
+export function registerDirectMemoryMetrics(metrics: LeakwatchMetrics, memory: MemoryTracker): void {
+  let cache: { at: number; samples: DirectMemoryMetricSample[] } | undefined;
+  const samples = (): DirectMemoryMetricSample[] => {
+    const now = Date.now();
+    if (cache === undefined || now - cache.at > 1000) cache = { at: now, samples: directMemoryMetrics(memory.processes({}, 1)) };
+    return cache.samples;
+  };
+  for (const family of Object.values(DIRECT_MEMORY_METRICS)) {
+    metrics.labelledGauge(family.name, family.help, ['host', 'service', 'pid', 'source'], () =>
+      samples()
+        .filter((sample) => sample.name === family.name)
+        .map((sample) => [sample.labels, sample.value] as const),
+    );
+  }
+}
+
 export function asStored(grouped: readonly GroupedRecord[], stored: readonly LeakEvent[]): GroupedRecord[] {
   if (stored.length === grouped.length) return [...stored];
   const byId = new Map(stored.map((event) => [event.id, event]));

@@ -80,6 +80,23 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ readToken: 'only' }, {})).toThrow(/needs an admin token/);
   });
 
+  it('direct-memory limits per service or host/service, repeatable or comma-separated; the warning ratio as a percentage or a share', () => {
+    expect(DEFAULTS).toMatchObject({ directMemoryMax: [], directMemoryHorizonMs: 24 * 3_600_000, directMemoryRatio: 0.9, directMemoryWindowMs: 6 * 3_600_000 });
+    expect(resolveConfig({ directMemoryMax: ['linkerd=1GiB,namerd=512MiB', 'edge-7/linkerd=2g', '*=768MiB'] }, {}).directMemoryMax).toEqual([
+      { service: 'linkerd', bytes: 1024 ** 3 },
+      { service: 'namerd', bytes: 512 * 1024 ** 2 },
+      { host: 'edge-7', service: 'linkerd', bytes: 2 * 1024 ** 3 },
+      { service: '*', bytes: 768 * 1024 ** 2 },
+    ]);
+    expect(resolveConfig({}, { LEAKWATCH_DIRECT_MEMORY_MAX: 'linkerd=1GiB namerd=512MiB', LEAKWATCH_DIRECT_MEMORY_RATIO: '0.8' })).toMatchObject({
+      directMemoryMax: [{ service: 'linkerd', bytes: 1024 ** 3 }, { service: 'namerd', bytes: 512 * 1024 ** 2 }],
+      directMemoryRatio: 0.8,
+    });
+    expect(() => resolveConfig({ directMemoryMax: 'linkerd' }, {})).toThrow(/--direct-memory-max: "linkerd" is not SERVICE=SIZE/);
+    expect(() => resolveConfig({ directMemoryMax: 'linkerd=lots' }, {})).toThrow(/--direct-memory-max: .*not a size/);
+    expect(() => resolveConfig({ directMemoryRatio: '120%' }, {})).toThrow(/--direct-memory-ratio: expected a share/);
+  });
+
   it('scale-out roles need NATS and PostgreSQL, and engine partitions that exist', () => {
     const shared = { LEAKWATCH_NATS_URL: 'nats://nats:4222', LEAKWATCH_POSTGRES_URL: 'postgresql://db/leakwatch' };
     expect(resolveConfig({}, {}).role).toBe('single');

@@ -17,7 +17,8 @@ const SOURCES = /** @type {Record<string, string>} */ ({
   'netty-oodm': "Netty's direct-memory counter, from OutOfDirectMemoryError",
   'jdk-direct-buffer': "the JDK's direct-buffer counter, from 'Cannot reserve … direct buffer memory'",
   'finagle-netty4-pooling': 'finagle/netty4/pooling/used (linkerd metrics)',
-  'jvm-buffer-pool': 'jvm/mem/buffer/direct/used (linkerd metrics; does not see Netty\'s no-cleaner buffers)',
+  'jvm-buffer-pool': 'the JDK\'s direct buffer pool: jvm/mem/buffer/direct/used (linkerd), jvm_buffer_pool_used_bytes (JMX exporter), jvm_buffer_memory_used_bytes (Micrometer); does not see Netty\'s no-cleaner buffers',
+  'netty-allocator': 'netty_allocator_memory_used_bytes{memory_type="direct"} (Micrometer), summed over the allocators',
 });
 
 /** Half an hour each side of a lone sample, so that it is not a point lost in an empty chart. */
@@ -112,7 +113,7 @@ function etaText(process) {
  */
 export function mountMemory(container) {
   const list = h('div', { class: 'processes' });
-  replaceChildren(container, h('h1', null, 'Direct memory per process'), h('p', { class: 'muted' }, 'Used against the limit over time, in event time; the dashed lines are the limit and the trend of the last hour.'), list);
+  replaceChildren(container, h('h1', null, 'Direct memory per process'), h('p', { class: 'muted' }, 'Used against the limit over time, in event time; the dashed lines are the limit and the trend of the floor (the minimum of each twelfth of the last --direct-memory-window).'), list);
   /** @type {import('uplot')[]} */
   let charts = [];
   const resize = new ResizeObserver(() => {

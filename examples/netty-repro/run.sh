@@ -7,16 +7,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 out=${1:-"$repo/test/fixtures/netty"}
-jars=${NETTY_JARS:-/usr/share/java}
-classpath="$jars/netty-common.jar:$jars/netty-buffer.jar:$jars/netty-transport.jar:$jars/netty-resolver.jar"
-for jar in $(echo "$classpath" | tr ':' ' '); do
-  [ -r "$jar" ] || { echo "run.sh: missing $jar (apt-get install libnetty-java)" >&2; exit 1; }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/netty-repro.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/classes" "$out"
-javac -Xlint:all -Werror -d "$work/classes" -cp "$classpath" "$here/src/NettyFailures.java"
+. "$here/compile.sh"
 
 # Netty only throws OutOfDirectMemoryError for its own "no cleaner" direct buffers, which on
 # Java 9+ need the private DirectByteBuffer(long, int) constructor: hence --add-opens and

@@ -8,6 +8,11 @@ export interface IncidentServiceOptions {
   quietPeriodMs?: number;
   /** Evidence covers event time [first_seen - window, first_seen]. Default 15 min. */
   evidenceWindowMs?: number;
+  /**
+   * A longer (or shorter) evidence window for incidents of some categories: a trend warning looks
+   * back over the hours its trend covers, where the leak reports that explain it are.
+   */
+  evidenceWindowMsByCategory?: Readonly<Record<string, number>>;
   /** Newest events kept per incident. Default 1000. */
   eventsPerIncident?: number;
   /** Resolved incidents whose last_seen is this far behind the newest event time are deleted. Default 30 d. */
@@ -170,6 +175,9 @@ const PRUNE_EVERY_EVENTS = 64;
 export class IncidentService {
   private readonly quietPeriodMs: number;
   private readonly evidenceWindowMs: number;
+  private readonly evidenceWindowsByCategory: Readonly<Record<string, number>>;
+  /** The longest evidence window of any category: how far ahead of an event an incident may have opened and still count it. */
+  private readonly longestEvidenceWindowMs: number;
   private readonly eventsPerIncident: number;
   private readonly resolvedRetentionMs: number;
   private readonly maxPids: number;
@@ -183,6 +191,8 @@ export class IncidentService {
   ) {
     this.quietPeriodMs = options.quietPeriodMs ?? 30 * 60_000;
     this.evidenceWindowMs = options.evidenceWindowMs ?? 15 * 60_000;
+    this.evidenceWindowsByCategory = options.evidenceWindowMsByCategory ?? {};
+    this.longestEvidenceWindowMs = Math.max(this.evidenceWindowMs, ...Object.values(this.evidenceWindowsByCategory));
     this.eventsPerIncident = options.eventsPerIncident ?? 1000;
     this.resolvedRetentionMs = options.resolvedRetentionMs ?? 30 * 86_400_000;
     this.maxPids = options.maxPids ?? 100;
@@ -318,8 +328,12 @@ export class IncidentService {
     return next;
   }
 
+  private evidenceWindowOf(category: string): number {
+    return this.evidenceWindowsByCategory[category] ?? this.evidenceWindowMs;
+  }
+
   private evidenceFor(host: string, service: string, openedAt: number, category: string): EvidenceEntry[] {
-    return this.store.categoryCounts(host, service, openedAt - this.evidenceWindowMs, openedAt, category);
+    return this.store.categoryCounts(host, service, openedAt - this.evidenceWindowOf(category), openedAt, category);
   }
 
   /**
@@ -327,9 +341,11 @@ export class IncidentService {
    * falls in. Incremental, so evidence survives the per-incident event cap pruning old events.
    */
   private addAsEvidence(event: LeakEvent, time: number, batch: BatchIncidents): void {
-    const candidates = this.store.incidentsOpenedBetween(event.host, event.service, time, time + this.evidenceWindowMs);
+    const candidates = this.store.incidentsOpenedBetween(event.host, event.service, time, time + this.longestEvidenceWindowMs);
     for (const found of candidates) {
       if (found.id === event.incident_id || found.category === event.category) continue;
+      // Candidates come from the longest window; each incident counts what falls in its own.
+      if (found.first_seen - time > this.evidenceWindowOf(found.category)) continue;
       const incident = batch.byId(found.id) ?? this.store.incident(found.id);
       if (incident === undefined) continue;
       const evidence = incident.evidence.map((entry) => ({ ...entry }));

@@ -227,6 +227,18 @@ function isMetricsSnapshot(obj: Record<string, unknown>): boolean {
 }
 
 /**
+ * The same map as text, the way Vector's `http_client` source passes a scrape on by default (the
+ * whole body in `message`): a JSON object whose keys are `a/b` paths with numbers. Not a log line:
+ * the memory tracker reads its numbers, the engine never sees it. Structured JSON log lines do not
+ * have path keys.
+ */
+const METRICS_DOCUMENT = /^\s*\{\s*"[^"/]+\/[^"]*"\s*:\s*-?\d/;
+
+function isMetricsDocument(text: string): boolean {
+  return text.charCodeAt(0) === 123 /* { */ && METRICS_DOCUMENT.test(text.slice(0, 512));
+}
+
+/**
  * One shipper object → LogRecord. `transportTimeUs` is a time the transport carried beside the
  * record (Fluent Bit/Fluentd msgpack event time); it ranks where Fluent Bit's JSON `date` does. A
  * message that itself starts with a journald `short` prefix gives host/service/pid (the line's own
@@ -235,7 +247,8 @@ function isMetricsSnapshot(obj: Record<string, unknown>): boolean {
 export function recordFromObject(input: Record<string, unknown>, receivedAtMs: number, transportTimeUs?: number): LogRecord {
   const obj = isGelf(input) ? gelfView(input) : input;
   const text = messageText(obj);
-  let message = text ?? '';
+  const metricsDocument = text !== undefined && isMetricsDocument(text);
+  let message = text === undefined || metricsDocument ? '' : text;
   let host = pick(obj, HOST_KEYS) || nestedText(obj, 'host', 'name') || nestedText(obj, 'host', 'hostname') || nestedText(obj, 'kubernetes', 'pod_name');
   let service = pick(obj, SERVICE_KEYS) || nestedText(obj, 'kubernetes', 'container_name') || fileNameOf(obj);
   let pid = pick(obj, PID_KEYS);
@@ -270,11 +283,11 @@ export function recordFromObject(input: Record<string, unknown>, receivedAtMs: n
   const position = positionOf(obj);
   if (position !== undefined) record.position = position;
   // A log line's record is all the engine needs; the object is kept only when it is no log line
-  // (a metrics snapshot, or a record without text, whose keys the log shows): two seconds of
-  // records wait in the reorder window, and the object would double what each one holds.
-  if (text === undefined) {
+  // (a metrics snapshot, parsed or as text, or a record without text, whose keys the log shows):
+  // two seconds of records wait in the reorder window, and the object would double what each holds.
+  if (text === undefined || metricsDocument) {
     record.fields = input;
-    if (!isMetricsSnapshot(obj)) record.withoutText = true;
+    if (text === undefined && !isMetricsSnapshot(obj)) record.withoutText = true;
   }
   return record;
 }

@@ -2,10 +2,12 @@ import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config.js';
 import { isLeakwatchError, isPassingStorageError, LeakwatchError } from '../errors.js';
-import { parseContentEncoding } from './content-encoding.js';
+import { decodeContentEncoding, parseContentEncoding } from './content-encoding.js';
 import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
+import type { LogRecord } from './record.js';
+import { decodeWriteRequest, isRemoteWriteV2, type RemoteSeries } from './remote-write.js';
 
 /** One body answered 200: what it was and what it held (for the metrics). */
 export interface AcceptedBody {
@@ -46,6 +48,11 @@ export interface IngestRoutesOptions {
   inflight?: InflightBytes;
   /** How a body as received becomes records (the server's DecodePool); on this thread when absent. */
   decode?: (received: ReceivedBody, receivedAtMs: number, claim: InflightClaim) => Promise<DecodedBody>;
+  /** `POST /api/v1/write` (Prometheus remote_write): which series to keep and the records they become. */
+  remoteWrite?: {
+    keep: (labels: Record<string, string>) => boolean;
+    toRecords: (series: readonly RemoteSeries[]) => LogRecord[];
+  };
 }
 
 export interface IngestAnswer {
@@ -95,18 +102,23 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     return undefined;
   });
 
+  /** The body as sent, every byte counted against the caps; 503 while the service is not ready. */
+  async function receive(request: FastifyRequest, claim: InflightClaim, startedAt: number): Promise<Buffer> {
+    if (options.ready !== undefined && !options.ready()) {
+      throw new LeakwatchError('LW_ERR_NOT_READY', 'the rules are still being loaded and checked; retry shortly');
+    }
+    const declared = Number(request.headers['content-length']);
+    // Claim what the client announced before reading it, so that 40 big uploads cannot all start.
+    if (Number.isFinite(declared) && declared > 0) claim.add(declared);
+    return readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt });
+  }
+
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     const startedAt = Date.now();
     const receivedAtMs = now();
     const claim = inflight.claim();
     try {
-      if (options.ready !== undefined && !options.ready()) {
-        throw new LeakwatchError('LW_ERR_NOT_READY', 'the rules are still being loaded and checked; retry shortly');
-      }
-      const declared = Number(request.headers['content-length']);
-      // Claim what the client announced before reading it, so that 40 big uploads cannot all start.
-      if (Number.isFinite(declared) && declared > 0) claim.add(declared);
-      const raw = await readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt });
+      const raw = await receive(request, claim, startedAt);
       const received: ReceivedBody = { body: raw, contentType: request.headers['content-type'], contentEncoding: headerValue(request.headers['content-encoding']) };
       const { records, malformed, withoutText, format } = await decode(received, receivedAtMs, claim);
       if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
@@ -151,6 +163,41 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
   const routeOptions = { bodyLimit: maxBodyBytes + 1 };
   app.post('/ingest', routeOptions, handler);
   app.post('/', routeOptions, handler);
+
+  const remoteWrite = options.remoteWrite;
+  if (remoteWrite === undefined) return;
+  /**
+   * Prometheus remote_write. The answer follows the Remote-Write 1.0 specification: 204 once the
+   * kept samples are in the journal (Prometheus' own receiver answers 204 too), 503 with
+   * Retry-After for what passes (senders retry 5xx), a final 4xx for a body that will never do.
+   * Series that are not direct memory are skipped, not refused; the journal keeps the records made
+   * of the kept ones, not the body.
+   */
+  app.post('/api/v1/write', routeOptions, async (request, reply) => {
+    const startedAt = Date.now();
+    const receivedAtMs = now();
+    const claim = inflight.claim();
+    try {
+      if (isRemoteWriteV2(headerValue(request.headers['content-type']))) {
+        throw new LeakwatchError('LW_ERR_UNSUPPORTED_MEDIA_TYPE', 'Remote-Write 2.0 (io.prometheus.write.v2.Request) is not read here; send Remote-Write 1.0 (protobuf_message: prometheus.WriteRequest)', {
+          where: { stage: 'content-type' },
+        });
+      }
+      const raw = await receive(request, claim, startedAt);
+      // Snappy is the specification's only coding; a sender that leaves the header out still means it.
+      const decoded = await decodeContentEncoding(raw, headerValue(request.headers['content-encoding']) ?? 'snappy', {
+        maxBytes: maxBodyBytes,
+        maxZstdWindowBytes: options.maxZstdWindowBytes,
+        reserve: (bytes) => claim.add(bytes),
+      });
+      const { kept } = await decodeWriteRequest(decoded, remoteWrite.keep, options.limits?.maxRecords ?? DEFAULTS.maxRecords);
+      const records = remoteWrite.toRecords(kept);
+      if (records.length > 0) submitOrRefuse({ records, receivedAt: receivedAtMs }, request);
+      return reply.code(204).send();
+    } finally {
+      claim.release();
+    }
+  });
 };
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -10,17 +10,16 @@ import type { NatsConnection } from 'nats';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { UnclassifiedTally } from '../engine/unclassified-tally.js';
-import { isLeakEvent, unclassifiedRecord } from '../engine/grouped-record.js';
+import { unclassifiedRecord } from '../engine/grouped-record.js';
 import { forwardRoutes } from '../forward/routes.js';
 import { incidentRoutes } from '../incidents/routes.js';
-import { IncidentService } from '../incidents/service.js';
 import { DecodePool } from '../ingest/decode-pool.js';
 import { ingestRoutes } from '../ingest/routes.js';
 import { memoryRoutes } from '../memory/routes.js';
-import { MemoryTracker } from '../memory/tracker.js';
 import { LeakwatchMetrics } from '../metrics.js';
 import { loadRuleSet, RuleSetHolder, rulesRoutes } from '../rules/index.js';
-import { asStored, backlogRefusal, createApp, describeFallback, ingestDecoding, ingestOptions, makeEngine, rulesFailure, StartupError, type RunnableService } from '../server.js';
+import { backlogRefusal, createApp, describeFallback, ingestDecoding, ingestOptions, makeEngine, registerDirectMemoryMetrics, rulesFailure, StartupError, storeOutputs, type RunnableService } from '../server.js';
+import { isDirectMemorySeries, recordsOfSeries } from '../memory/sources.js';
 import { isPostgresUnavailable, PostgresStore } from '../store/postgres-store.js';
 import { webRoutes } from '../web/routes.js';
 import { EngineNode } from './engine-node.js';
@@ -83,11 +82,10 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
     await nc.close();
     throw rulesFailure(config.rulesDir, compiled.errors);
   }
-  const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs });
-  const memory = new MemoryTracker(store);
   const unclassified = new UnclassifiedTally(UNCLASSIFIED_SHAPES_KEPT);
   const metrics = new LeakwatchMetrics();
   const forwarding = new ForwardLeadership(config.forwardTargets, store, { outboxBytes: config.forwardOutboxBytes, outboxAgeMs: config.forwardOutboxAgeMs, log, metrics });
+  const { incidents, memory, outputs } = storeOutputs(config, store, metrics, (records) => forwarding.enqueue(records));
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
   let reportFailure: (why: string) => void = () => undefined;
@@ -125,6 +123,7 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
         return true;
       },
       ready: () => ready && !nc.isClosed(),
+      remoteWrite: { keep: isDirectMemorySeries, toRecords: recordsOfSeries },
     });
     // Ingest nodes classify nothing, but show the rules like any node (GET /rules, the web page).
     whenReady = rules.reload().then((outcome) => {
@@ -141,14 +140,7 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
       partitions,
       isStoreUnavailable: isPostgresUnavailable,
       engine: (sink) => makeEngine(config, rules, unclassified, sink, forwarding.wantsUnclassified ? (group) => sink([unclassifiedRecord(group)]) : undefined),
-      outputs: {
-        records: (records) => memory.observeRecords(records),
-        grouped: (grouped) => {
-          const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => forwarding.enqueue(asStored(grouped, newEvents)));
-          for (const event of stored.events) metrics.events.inc({ category: event.category });
-          memory.observeEvents(stored.events);
-        },
-      },
+      outputs,
     });
     engineNode = engine;
     whenReady = rules.reload().then(async (outcome) => {
@@ -206,6 +198,7 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
     }
   })();
   registerScaleMetrics(metrics, { engineNode, publisher, forwarding });
+  registerDirectMemoryMetrics(metrics, memory);
   metrics.counter('leakwatch_scale_count_window_fallbacks_total', 'Count thresholds judged on this node\'s own count because PostgreSQL could not be reached.', () => windows.fallbacks);
   app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 

@@ -283,6 +283,44 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 5,
+    name: 'direct-memory limits learned per host and service',
+    sql: `
+      -- The newest limit any process of a host+service reported (an OutOfDirectMemoryError's max,
+      -- a series that carries it): a restarted process runs with the same flags. Kept apart from
+      -- the samples, which are pruned.
+      CREATE TABLE direct_memory_limits (
+        host       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        max_bytes  INTEGER NOT NULL,
+        learned_at INTEGER NOT NULL,
+        pid        TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        PRIMARY KEY (host, service)
+      );
+      INSERT INTO direct_memory_limits (host, service, max_bytes, learned_at, pid, source)
+        SELECT host, service, max_bytes, t, pid, source FROM memory_samples AS s
+         WHERE max_bytes IS NOT NULL
+           AND t = (SELECT MAX(t) FROM memory_samples WHERE host = s.host AND service = s.service AND max_bytes IS NOT NULL)
+         GROUP BY host, service;
+    `,
+    postgres: `
+      CREATE TABLE direct_memory_limits (
+        host       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        max_bytes  BIGINT NOT NULL,
+        learned_at BIGINT NOT NULL,
+        pid        TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        PRIMARY KEY (host, service)
+      );
+      INSERT INTO direct_memory_limits (host, service, max_bytes, learned_at, pid, source)
+        SELECT DISTINCT ON (host, service) host, service, max_bytes, t, pid, source FROM memory_samples
+         WHERE max_bytes IS NOT NULL
+         ORDER BY host, service, t DESC;
+    `,
+  },
+  {
+    version: 6,
     name: 'scale-out: where each partition stands; shared count windows',
     // The scale-out mode runs on PostgreSQL only.
     sql: '',

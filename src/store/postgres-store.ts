@@ -12,6 +12,7 @@ import type {
   JournalBatch,
   JournalCheckpoint,
   JournalContent,
+  LearnedLimit,
   MemorySample,
   OutboxEntry,
   OutboxEntryInput,
@@ -251,8 +252,8 @@ export class PostgresStore implements Store {
     return this.query<IncidentRow>(sql, params).map(toRecord);
   }
 
-  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string }> {
-    return this.query<{ id: string; category: string }>('SELECT id, category FROM incidents WHERE host = $1 AND service = $2 AND first_seen BETWEEN $3 AND $4', [
+  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string; first_seen: number }> {
+    return this.query<{ id: string; category: string; first_seen: number }>('SELECT id, category, first_seen FROM incidents WHERE host = $1 AND service = $2 AND first_seen BETWEEN $3 AND $4', [
       host,
       service,
       from,
@@ -401,6 +402,19 @@ export class PostgresStore implements Store {
         ORDER BY host COLLATE "C", service COLLATE "C", pid COLLATE "C"`,
       [filter.host ?? null, filter.service ?? null],
     );
+  }
+
+  saveLimit(limit: LearnedLimit): void {
+    this.run(
+      `INSERT INTO direct_memory_limits (host, service, max_bytes, learned_at, pid, source) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (host, service) DO UPDATE SET max_bytes = excluded.max_bytes, learned_at = excluded.learned_at, pid = excluded.pid, source = excluded.source
+        WHERE excluded.learned_at >= direct_memory_limits.learned_at`,
+      [limit.host, limit.service, limit.max_bytes, limit.learned_at, limit.pid, limit.source],
+    );
+  }
+
+  limitOf(host: string, service: string): LearnedLimit | undefined {
+    return this.query<LearnedLimit>('SELECT host, service, max_bytes, learned_at, pid, source FROM direct_memory_limits WHERE host = $1 AND service = $2', [host, service])[0];
   }
 
   pruneSamplesOf(process: ProcessId, keep: number): number {

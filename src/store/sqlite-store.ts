@@ -14,6 +14,7 @@ import type {
   IncidentRecord,
   JournalBatch,
   JournalCheckpoint,
+  LearnedLimit,
   JournalContent,
   MemorySample,
   OutboxEntry,
@@ -151,7 +152,7 @@ export class SqliteStore implements Store {
            reopened_count = excluded.reopened_count`,
       ),
       incidentsOpenedBetween: db.prepare(
-        'SELECT id, category FROM incidents WHERE host = ? AND service = ? AND first_seen BETWEEN ? AND ?',
+        'SELECT id, category, first_seen FROM incidents WHERE host = ? AND service = ? AND first_seen BETWEEN ? AND ?',
       ),
       resolveQuiet: db.prepare(
         "UPDATE incidents SET status = 'resolved', resolved_at = last_seen + ? WHERE status = 'open' AND last_seen < ?",
@@ -177,11 +178,11 @@ export class SqliteStore implements Store {
       ),
       samplesOf: db.prepare(
         `SELECT t, used_bytes, max_bytes, source FROM memory_samples
-          WHERE host = ? AND service = ? AND pid = ? AND t >= ? ORDER BY t DESC, rowid DESC LIMIT ?`,
+          WHERE host = ? AND service = ? AND pid = ? AND t >= ? AND t <= ? ORDER BY t DESC, rowid DESC LIMIT ?`,
       ),
       knownMaxOf: db
         .prepare(
-          `SELECT max_bytes FROM memory_samples WHERE host = ? AND service = ? AND pid = ? AND max_bytes IS NOT NULL
+          `SELECT max_bytes FROM memory_samples WHERE host = ? AND service = ? AND pid = ? AND max_bytes IS NOT NULL AND t <= ?
             ORDER BY t DESC, rowid DESC LIMIT 1`,
         )
         .pluck(),
@@ -199,6 +200,12 @@ export class SqliteStore implements Store {
         'SELECT host, service, pid FROM memory_samples GROUP BY host, service, pid HAVING MAX(t) < ?',
       ),
       deleteSamplesOf: db.prepare('DELETE FROM memory_samples WHERE host = ? AND service = ? AND pid = ?'),
+      saveLimit: db.prepare(
+        `INSERT INTO direct_memory_limits (host, service, max_bytes, learned_at, pid, source) VALUES (@host, @service, @max_bytes, @learned_at, @pid, @source)
+           ON CONFLICT (host, service) DO UPDATE SET max_bytes = excluded.max_bytes, learned_at = excluded.learned_at, pid = excluded.pid, source = excluded.source
+           WHERE excluded.learned_at >= direct_memory_limits.learned_at`,
+      ),
+      limitOf: db.prepare('SELECT host, service, max_bytes, learned_at, pid, source FROM direct_memory_limits WHERE host = ? AND service = ?'),
       enqueueOutbox: db.prepare(
         `INSERT INTO forward_outbox (target, lane, stream, record_id, created_at, bytes, body) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (target, record_id) DO NOTHING`,
@@ -310,8 +317,8 @@ export class SqliteStore implements Store {
     return (this.db.prepare(sql).all(...params) as IncidentRow[]).map(toRecord);
   }
 
-  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string }> {
-    return this.statements.incidentsOpenedBetween.all(host, service, from, to) as Array<{ id: string; category: string }>;
+  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string; first_seen: number }> {
+    return this.statements.incidentsOpenedBetween.all(host, service, from, to) as Array<{ id: string; category: string; first_seen: number }>;
   }
 
   resolveQuiet(before: number, quietMs: number): number {
@@ -396,16 +403,24 @@ export class SqliteStore implements Store {
     });
   }
 
-  samplesOf(process: ProcessId, limit: number, since = Number.MIN_SAFE_INTEGER): MemorySample[] {
-    return this.statements.samplesOf.all(process.host, process.service, process.pid, since, limit) as MemorySample[];
+  samplesOf(process: ProcessId, limit: number, since = Number.MIN_SAFE_INTEGER, until = Number.MAX_SAFE_INTEGER): MemorySample[] {
+    return this.statements.samplesOf.all(process.host, process.service, process.pid, since, until, limit) as MemorySample[];
   }
 
-  knownMaxOf(process: ProcessId): number | null {
-    return (this.statements.knownMaxOf.get(process.host, process.service, process.pid) as number | undefined) ?? null;
+  knownMaxOf(process: ProcessId, until = Number.MAX_SAFE_INTEGER): number | null {
+    return (this.statements.knownMaxOf.get(process.host, process.service, process.pid, until) as number | undefined) ?? null;
   }
 
   processes(filter: { host?: string; service?: string } = {}): ProcessId[] {
     return this.statements.processes.all({ host: filter.host ?? null, service: filter.service ?? null }) as ProcessId[];
+  }
+
+  saveLimit(limit: LearnedLimit): void {
+    this.statements.saveLimit.run(limit);
+  }
+
+  limitOf(host: string, service: string): LearnedLimit | undefined {
+    return this.statements.limitOf.get(host, service) as LearnedLimit | undefined;
   }
 
   pruneSamplesOf(process: ProcessId, keep: number): number {

@@ -72,6 +72,14 @@ export interface ProcessId {
 
 export interface StoredSample extends MemorySample, ProcessId {}
 
+/** A direct-memory limit a process reported, which holds for its host and service (successors run with the same flags). */
+export interface LearnedLimit extends ProcessId {
+  max_bytes: number;
+  /** Event time of the report. */
+  learned_at: number;
+  source: string;
+}
+
 /** What a journaled batch is kept as: the body it came in (decoded again on replay), or records built in process. */
 export type JournalContent = { body: ReceivedBody } | { records: readonly LogRecord[] };
 
@@ -228,9 +236,8 @@ export interface Store extends IngestJournal, ForwardOutbox {
   incident(id: string): IncidentRecord | undefined;
   saveIncident(incident: IncidentRecord): void;
   listIncidents(query: IncidentQuery): IncidentRecord[];
-  /** Incidents on host+service whose first_seen is in [from, to] (to find whose evidence window a new event falls in). */
-  /** The incidents of a host+service opened in [from, to]: their ids and categories. */
-  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string }>;
+  /** The incidents of a host+service opened in [from, to] (whose evidence window a new event falls in): ids, categories, openings. */
+  incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string; first_seen: number }>;
   /** Open incidents with last_seen < before: resolved at last_seen + quietMs. Returns how many. */
   resolveQuiet(before: number, quietMs: number): number;
 
@@ -244,11 +251,15 @@ export interface Store extends IngestJournal, ForwardOutbox {
   pruneResolvedIncidents(before: number): number;
 
   insertSamples(samples: readonly StoredSample[]): void;
-  /** Newest first, at most `limit`, optionally only from `since`. */
-  samplesOf(process: ProcessId, limit: number, since?: number): MemorySample[];
-  /** Latest non-null max_bytes of the process. */
-  knownMaxOf(process: ProcessId): number | null;
+  /** Newest first, at most `limit`, optionally only in [since, until]. */
+  samplesOf(process: ProcessId, limit: number, since?: number, until?: number): MemorySample[];
+  /** Latest non-null max_bytes of the process, optionally as known at `until`. */
+  knownMaxOf(process: ProcessId, until?: number): number | null;
   processes(filter?: { host?: string; service?: string }): ProcessId[];
+  /** Keeps the limit when it is at least as new as the one stored for its host and service. */
+  saveLimit(limit: LearnedLimit): void;
+  /** The newest limit learned on this host and service, from any of its processes. */
+  limitOf(host: string, service: string): LearnedLimit | undefined;
   pruneSamplesOf(process: ProcessId, keep: number): number;
   /** Deletes every sample of processes whose newest sample is older than `before` (pids gone for good). */
   pruneSilentProcesses(before: number): number;

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../helpers/temp-dirs.js';
 import { SEED_OODM_RECORD } from '../helpers/seed-lines.js';
 import { eventually, startServe } from '../helpers/serve-process.js';
 
@@ -25,15 +25,7 @@ const RULE = (category: string) => `rules:
 // A typo on line 7, col 62: the severity.
 const BROKEN = RULE('direct-memory-exhausted').replace('severity: critical', 'severity: crit');
 
-const dirs: string[] = [];
-function tempDir(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `leakwatch-${name}-`));
-  dirs.push(dir);
-  return dir;
-}
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs();
 
 interface RulesBody {
   hash: string;

@@ -2,18 +2,10 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLeakwatch, type RunningLeakwatch } from '../helpers/in-process.js';
 import { eventually } from '../helpers/serve-process.js';
+import { TOMCAT_JUL_LINES as TOMCAT } from '../helpers/tomcat-lines.js';
 
 // Issue 11: the unclassified traces seen most often, a starting point for a new rule, kept by the
 // server from its engine and served at GET /unclassified (the web page's Rules view shows them).
-// Tomcat's java.util.logging records (https://github.com/Verigreen/verigreen/issues/127): two-line
-// records no shipped rule claims; the third opens a record that closes the second.
-const TOMCAT = [
-  'Sep 19 12:10:59 web-9 tomcat[808]: Sep 19, 2017 12:10:59 PM org.apache.catalina.core.ApplicationContext log',
-  'Sep 19 12:10:59 web-9 tomcat[808]: INFO: Log4jServletContextListener ensuring that Log4j shuts down properly.',
-  'Sep 19 12:10:59 web-9 tomcat[808]: Sep 19, 2017 12:10:59 PM org.apache.catalina.core.ApplicationContext log',
-  'Sep 19 12:10:59 web-9 tomcat[808]: INFO: Removing LoggerContext for [collector].',
-  'Sep 19 12:11:00 web-9 tomcat[808]: Sep 19, 2017 12:11:00 PM org.apache.catalina.core.StandardService stopInternal',
-].join('\n');
 
 interface UnclassifiedBody {
   total: number;

@@ -6,21 +6,13 @@ import { artifactPath, launchChromium, type Browser } from '../helpers/browser.j
 import { startLeakwatch, type RunningLeakwatch } from '../helpers/in-process.js';
 import { JOURNAL_TEXT } from '../helpers/netty-fixtures.js';
 import { eventually } from '../helpers/serve-process.js';
+import { TOMCAT_JUL_LINES as TOMCAT } from '../helpers/tomcat-lines.js';
 
 // Issue 11: GET / was a JSON 404. The page, in a real chromium, against a real server with a token
 // (the browser's Basic auth), after the real Netty export was posted: what a person sees.
 const TOKEN = 'web-page-token';
 const basic = `Basic ${Buffer.from(`sre:${TOKEN}`).toString('base64')}`;
 
-// Tomcat's java.util.logging records (https://github.com/Verigreen/verigreen/issues/127): two-line
-// records no shipped rule claims, for the unclassified list; the last line closes the second.
-const TOMCAT = [
-  'Sep 19 12:10:59 web-9 tomcat[808]: Sep 19, 2017 12:10:59 PM org.apache.catalina.core.ApplicationContext log',
-  'Sep 19 12:10:59 web-9 tomcat[808]: INFO: Log4jServletContextListener ensuring that Log4j shuts down properly.',
-  'Sep 19 12:10:59 web-9 tomcat[808]: Sep 19, 2017 12:10:59 PM org.apache.catalina.core.ApplicationContext log',
-  'Sep 19 12:10:59 web-9 tomcat[808]: INFO: Removing LoggerContext for [collector].',
-  'Sep 19 12:11:00 web-9 tomcat[808]: Sep 19, 2017 12:11:00 PM org.apache.catalina.core.StandardService stopInternal',
-].join('\n');
 
 interface IncidentBody {
   id: string;

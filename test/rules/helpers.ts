@@ -13,6 +13,18 @@ export async function rulesDir(files: Record<string, string>): Promise<{ dir: st
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
+/** A one-rule file for the reload tests: the tail-of-pipeline rule under a category of the test's choosing. */
+export function tailResetRule(category: string): string {
+  return `rules:
+  - id: tail-reset
+    version: 1
+    title: exception at the pipeline tail
+    match:
+      literals: [reached at the tail of the pipeline]
+    classify: { category: ${category}, severity: warning }
+`;
+}
+
 export function groupOf(lines: string[], overrides: Partial<Group> = {}): Group {
   return {
     stream: 'web-1\u001flinkerd\u001f5699',

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { request } from 'undici';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../helpers/temp-dirs.js';
 import { resolveConfig } from '../../src/config.js';
 import { loadRuleSet } from '../../src/rules/index.js';
 import { buildLeakwatch } from '../../src/server.js';
@@ -13,15 +13,7 @@ import { buildLeakwatch } from '../../src/server.js';
 // Issue 8, defect 9: start-up listened only after every regex had been checked one at a time
 // (28.8 s for 300 patterns), and a YAML alias bomb crashed `rules check` with a stack trace.
 const BIN = fileURLToPath(new URL('../../bin/leakwatch.js', import.meta.url));
-const dirs: string[] = [];
-function tempDir(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `leakwatch-${name}-`));
-  dirs.push(dir);
-  return dir;
-}
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs();
 
 describe('the server listens before the regex safety check, and keeps its verdicts', () => {
   const dataDir = tempDir('listen-first');

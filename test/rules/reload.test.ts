@@ -3,16 +3,9 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RuleSetHolder, rulesRoutes, runRuleTests } from '../../src/rules/index.js';
-import { TAIL_RESET_TRACE, groupOf, rulesDir } from './helpers.js';
+import { TAIL_RESET_TRACE, groupOf, rulesDir, tailResetRule } from './helpers.js';
 
-const GOOD = (category: string) => `rules:
-  - id: tail-reset
-    version: 1
-    title: exception at the pipeline tail
-    match:
-      literals: [reached at the tail of the pipeline]
-    classify: { category: ${category}, severity: warning }
-`;
+const GOOD = tailResetRule;
 // The same file with a typo in the severity on line 7.
 const BROKEN = GOOD('exception-caught-at-tail').replace('severity: warning', 'severity: warn');
 

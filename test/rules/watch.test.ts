@@ -3,19 +3,12 @@ import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RuleSetHolder } from '../../src/rules/index.js';
-import { TAIL_RESET_TRACE, groupOf, rulesDir } from './helpers.js';
+import { TAIL_RESET_TRACE, groupOf, rulesDir, tailResetRule } from './helpers.js';
 
 // Issue 11: the watcher stopped seeing a rule file after an editor's atomic save (sed -i, vim: a
 // new file renamed over the old one) and never saw files in a renamed folder, so /rules kept
 // an error for a file that was already fixed.
-const RULE = (category: string) => `rules:
-  - id: tail-reset
-    version: 1
-    title: exception at the pipeline tail
-    match:
-      literals: [reached at the tail of the pipeline]
-    classify: { category: ${category}, severity: warning }
-`;
+const RULE = tailResetRule;
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

@@ -94,8 +94,10 @@ public final class NettyFailures {
         String host = System.getProperty("nettyrepro.host", "localhost");
         String pid = System.getProperty("nettyrepro.pid", String.valueOf(ProcessHandle.current().pid()));
 
+        String scenario = System.getProperty("nettyrepro.scenario", "failures");
+        double speed = Double.parseDouble(System.getProperty("nettyrepro.speed", "1"));
         LinkerdLayoutHandler handler = new LinkerdLayoutHandler(
-                logPath, layout, baseTime, programStart, ZoneId.of("UTC"));
+                logPath, layout, baseTime, programStart, ZoneId.of("UTC"), speed);
         LogManager.getLogManager().reset();
         Logger root = Logger.getLogger("");
         root.setLevel(Level.INFO);
@@ -123,6 +125,23 @@ public final class NettyFailures {
             throw new IllegalStateException("Netty cannot use no-cleaner direct buffers, so it would never throw "
                     + "OutOfDirectMemoryError; run with --add-opens java.base/java.nio=ALL-UNNAMED "
                     + "-Dio.netty.tryReflectionSetAccessible=true");
+        }
+
+        if (scenario.equals("leak")) {
+            runLeak(handler, linkerdLog, seed, speed, baseTime, Path.of(requiredProperty("nettyrepro.metrics")));
+            linkerdLog.info("netty-repro " + host + "/" + pid + " done");
+            handler.close();
+            List<String> problems = handler.checkLeakRun(CATEGORY_DIRECT);
+            Files.writeString(manifestPath, handler.manifestJson(host, pid, layout, nettyVersion, baseTime, seed),
+                    StandardCharsets.UTF_8);
+            if (!problems.isEmpty()) {
+                System.err.println("netty-repro: unexpected log records: " + problems);
+                System.exit(2);
+            }
+            return;
+        }
+        if (!scenario.equals("failures")) {
+            throw new IllegalArgumentException("nettyrepro.scenario must be failures or leak, not " + scenario);
         }
 
         EventLoopGroup bossGroup = new NioEventLoopGroup(1, new DefaultThreadFactory("finagle/netty4-boss"));
@@ -173,6 +192,202 @@ public final class NettyFailures {
         if (!problems.isEmpty()) {
             System.err.println("netty-repro: unexpected log records: " + problems);
             System.exit(2);
+        }
+    }
+
+    /** Connections the leak scenario's server has taken a buffer for. */
+    private static final java.util.concurrent.atomic.AtomicLong CONNECTIONS = new java.util.concurrent.atomic.AtomicLong();
+
+    /** Event time between two metrics snapshots: a scrape every 30 s. */
+    private static final long SCRAPE_EVENT_MS = 30_000;
+
+    /**
+     * The leak scenario: a server whose every connection takes a buffer from Netty's pooled allocator
+     * (ch.alloc(), as finagle's channels do) and gives it back when the connection closes, except
+     * nettyrepro.leaksPerSecond buffers a second, which are forgotten (never released: once garbage
+     * collected, their pool memory is lost and paranoid leak detection reports them). Clients open
+     * connections at a steady rate with bursts and hold them a random while; a few close with a
+     * reset. Every 30 s of event time the allocator's usage is written as linkerd's /admin/metrics.json
+     * shows it, until Netty refuses an allocation with OutOfDirectMemoryError.
+     */
+    private static void runLeak(LinkerdLayoutHandler handler, Logger linkerdLog, long seed, double speed, Instant baseTime,
+                                Path metricsPath) throws Exception {
+        int bufferBytes = Integer.parseInt(System.getProperty("nettyrepro.bufferBytes", "65536"));
+        double leaksPerSecond = Double.parseDouble(System.getProperty("nettyrepro.leaksPerSecond", "6"));
+        int connectionsPerSecond = Integer.parseInt(System.getProperty("nettyrepro.connectionsPerSecond", "40"));
+        java.util.Random random = new java.util.Random(seed);
+        java.util.concurrent.atomic.AtomicBoolean exhausted = new java.util.concurrent.atomic.AtomicBoolean();
+        EventLoopGroup bossGroup = new NioEventLoopGroup(1, new DefaultThreadFactory("finagle/netty4-boss"));
+        // One event loop: Netty's counter then moves on one thread, so the error's numbers can be cross-checked.
+        EventLoopGroup workerGroup = new NioEventLoopGroup(1, new LinkerdThreadFactory());
+        java.util.concurrent.ScheduledExecutorService scraper = java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
+        java.util.concurrent.ScheduledExecutorService closer = java.util.concurrent.Executors.newScheduledThreadPool(2);
+        try (java.io.BufferedWriter metrics = Files.newBufferedWriter(metricsPath, StandardCharsets.UTF_8)) {
+            Channel server = bind(bossGroup, workerGroup, new LeakingInitializer(exhausted, bufferBytes, leaksPerSecond));
+            InetSocketAddress address = (InetSocketAddress) server.localAddress();
+            linkerdLog.info(String.format(Locale.ROOT,
+                    "forgetting %.1f connection buffers a second (%d bytes each, %d connections/s and bursts); netty direct memory limit %d bytes",
+                    leaksPerSecond, bufferBytes, connectionsPerSecond, PlatformDependent.maxDirectMemory()));
+            long scrapeRealMicros = Math.max(1000, Math.round(SCRAPE_EVENT_MS * 1000 / speed));
+            scraper.scheduleAtFixedRate(() -> writeSnapshot(metrics, handler, baseTime),
+                    0, scrapeRealMicros, TimeUnit.MICROSECONDS);
+            long started = System.nanoTime();
+            long deadline = started + TimeUnit.MINUTES.toNanos(15);
+            long last = started;
+            long opened = 0;
+            double extra = 0;
+            int burstTicksLeft = 0;
+            while (!exhausted.get()) {
+                long now = System.nanoTime();
+                if (now > deadline) {
+                    throw new IllegalStateException("direct memory was never exhausted");
+                }
+                // Traffic comes in bursts: now and then four times the rate for a second or two.
+                if (burstTicksLeft == 0 && random.nextInt(400) == 0) {
+                    burstTicksLeft = 40 + random.nextInt(40);
+                }
+                if (burstTicksLeft > 0) {
+                    burstTicksLeft--;
+                    extra += 3 * connectionsPerSecond * (now - last) / 1e9;
+                }
+                last = now;
+                // Paced by the clock, not by the loop: the rate (and so the leak) stays steady
+                // however long opening the connections takes.
+                double due = connectionsPerSecond * (now - started) / 1e9 + extra;
+                for (; opened < due && !exhausted.get(); opened++) {
+                    openConnection(address, random, closer);
+                }
+                Thread.sleep(25);
+            }
+            awaitCondition("channel initializer warning", () -> handler.count(CATEGORY_DIRECT) > 0);
+            scraper.shutdown();
+            scraper.awaitTermination(5, TimeUnit.SECONDS);
+        } finally {
+            scraper.shutdownNow();
+            closer.shutdownNow();
+            workerGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+            bossGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        }
+    }
+
+    /** A client connection: a request, held open a while, closed (one in 150 with a reset). */
+    private static void openConnection(InetSocketAddress address, java.util.Random random,
+                                       java.util.concurrent.ScheduledExecutorService closer) throws IOException {
+        Socket socket = new Socket();
+        socket.connect(address, 5000);
+        socket.getOutputStream().write(("GET /api/v1/status HTTP/1.1\r\nHost: edge\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+        socket.getOutputStream().flush();
+        boolean reset = random.nextInt(150) == 0;
+        closer.schedule(() -> {
+            try {
+                if (reset) {
+                    socket.setSoLinger(true, 0);
+                }
+                socket.close();
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }, 50 + random.nextInt(750), TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * One snapshot as linkerd's /admin/metrics.json has it: finagle's netty4/pooling/used (the
+     * allocator's used direct memory plus what its thread caches hold, exportNetty4Metrics), the
+     * JDK's direct buffer pool and the JVM's start time and uptime (twitter/util JvmStats), all
+     * Float gauges. Netty's own counter, which the limit applies to, is written beside it for checking.
+     */
+    private static void writeSnapshot(java.io.BufferedWriter out, LinkerdLayoutHandler handler, Instant baseTime) {
+        Instant now = handler.eventTime(Instant.now());
+        io.netty.buffer.PooledByteBufAllocatorMetric metric = io.netty.buffer.PooledByteBufAllocator.DEFAULT.metric();
+        long threadLocalCacheSize = metric.tinyCacheSize() + metric.smallCacheSize() + metric.normalCacheSize();
+        long threadLocalCaches = 0;
+        for (io.netty.buffer.PoolArenaMetric arena : metric.directArenas()) {
+            threadLocalCaches += arena.numThreadCaches();
+        }
+        java.lang.management.BufferPoolMXBean direct = java.lang.management.ManagementFactory
+                .getPlatformMXBeans(java.lang.management.BufferPoolMXBean.class).stream()
+                .filter(pool -> pool.getName().equals("direct")).findFirst().orElseThrow();
+        float pooled = metric.usedDirectMemory() + threadLocalCaches * threadLocalCacheSize;
+        String json = String.format(Locale.ROOT,
+                "{\"time\":\"%s\",\"connections\":%d,\"netty_counter\":%d,\"metrics\":{\"finagle/netty4/pooling/used\":%s,"
+                        + "\"jvm/mem/buffer/direct/count\":%s,\"jvm/mem/buffer/direct/max\":%s,\"jvm/mem/buffer/direct/used\":%s,"
+                        + "\"jvm/start_time\":%s,\"jvm/uptime\":%s}}%n",
+                now.truncatedTo(ChronoUnit.MILLIS), CONNECTIONS.get(), PlatformDependent.usedDirectMemory(), Float.toString(pooled),
+                Float.toString(direct.getCount()), Float.toString(direct.getTotalCapacity()), Float.toString(direct.getMemoryUsed()),
+                Float.toString(baseTime.toEpochMilli()), Float.toString(Duration.between(baseTime, now).toMillis()));
+        try {
+            synchronized (out) {
+                out.write(json);
+                out.flush();
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot write the metrics file", e);
+        }
+    }
+
+    /**
+     * Takes a pooled direct buffer per connection and gives it back at close, except that it forgets
+     * one at a steady pace of the clock (whatever the traffic): a leak of so many bytes a second,
+     * under traffic whose bursts come and go.
+     */
+    private static final class LeakingInitializer extends ChannelInitializer<SocketChannel> {
+        private final java.util.concurrent.atomic.AtomicBoolean exhausted;
+        private final int bufferBytes;
+        private final long leakIntervalNanos;
+        private long nextLeakAt = System.nanoTime();
+
+        LeakingInitializer(java.util.concurrent.atomic.AtomicBoolean exhausted, int bufferBytes, double leaksPerSecond) {
+            this.exhausted = exhausted;
+            this.bufferBytes = bufferBytes;
+            this.leakIntervalNanos = Math.round(1e9 / leaksPerSecond);
+        }
+
+        @Override
+        protected void initChannel(SocketChannel ch) {
+            if (exhausted.get()) {
+                ch.close();
+                return;
+            }
+            ByteBuf buffer;
+            try {
+                buffer = ch.alloc().directBuffer(bufferBytes, bufferBytes);
+            } catch (OutOfDirectMemoryError error) {
+                caughtDirectMemoryNumbers.set(numbersOf(error));
+                exhausted.set(true);
+                throw error; // ChannelInitializer logs it as "Failed to initialize a channel".
+            }
+            CONNECTIONS.incrementAndGet();
+            buffer.touch("connection buffer taken by the session handler");
+            boolean forget = System.nanoTime() >= nextLeakAt;
+            if (forget) {
+                nextLeakAt += leakIntervalNanos;
+            }
+            ch.pipeline().addLast("session", new SessionHandler(buffer, forget));
+        }
+    }
+
+    /** Holds the connection's buffer; releases it when the connection ends, or forgets it. */
+    private static final class SessionHandler extends SimpleChannelInboundHandler<ByteBuf> {
+        private ByteBuf buffer;
+        private final boolean forget;
+
+        SessionHandler(ByteBuf buffer, boolean forget) {
+            this.buffer = buffer;
+            this.forget = forget;
+        }
+
+        @Override
+        protected void channelRead0(ChannelHandlerContext ctx, ByteBuf msg) {
+            buffer.writerIndex(0);
+        }
+
+        @Override
+        public void channelInactive(ChannelHandlerContext ctx) {
+            if (!forget) {
+                buffer.release();
+            }
+            buffer = null;
+            ctx.fireChannelInactive();
         }
     }
 
@@ -343,6 +558,8 @@ public final class NettyFailures {
         private final String layout;
         private final Instant baseTime;
         private final Instant programStart;
+        /** Event time runs this many times faster than the run (1 for the failure fixtures). */
+        private final double speed;
         private final DateTimeFormatter headerTime;
         private final DateTimeFormatter isoTime = DateTimeFormatter.ISO_INSTANT;
         private final List<String> manifestRecords = new ArrayList<>();
@@ -350,7 +567,7 @@ public final class NettyFailures {
         private final List<String> unexpected = new ArrayList<>();
         private final List<String> nettyLoggers = new ArrayList<>();
 
-        LinkerdLayoutHandler(Path logFile, String layout, Instant baseTime, Instant programStart, ZoneId zone)
+        LinkerdLayoutHandler(Path logFile, String layout, Instant baseTime, Instant programStart, ZoneId zone, double speed)
                 throws IOException {
             if (!layout.equals("jul") && !layout.equals("log4j")) {
                 throw new IllegalArgumentException("nettyrepro.layout must be jul or log4j, not " + layout);
@@ -360,6 +577,7 @@ public final class NettyFailures {
             this.layout = layout;
             this.baseTime = baseTime;
             this.programStart = programStart;
+            this.speed = speed;
             this.headerTime = DateTimeFormatter.ofPattern("MMdd HH:mm:ss.SSS z", Locale.ROOT).withZone(zone);
         }
 
@@ -368,8 +586,8 @@ public final class NettyFailures {
             if (!isLoggable(record)) {
                 return;
             }
-            // The clock starts at baseTime but advances with the real elapsed time of the run.
-            Instant at = baseTime.plus(Duration.between(programStart, record.getInstant()));
+            // The clock starts at baseTime and advances with the elapsed time of the run, times speed.
+            Instant at = eventTime(record.getInstant());
             String message = record.getMessage() == null ? "" : record.getMessage();
             String formatted = layout.equals("jul") ? formatJul(record, at, message) : formatLog4j(record, at, message);
             int nonBlankLines = 0;
@@ -419,6 +637,11 @@ public final class NettyFailures {
             }
             json.append('}');
             manifestRecords.add(json.toString());
+        }
+
+        Instant eventTime(Instant real) {
+            long elapsedNanos = Duration.between(programStart, real).toNanos();
+            return baseTime.plusNanos(Math.round(elapsedNanos * speed));
         }
 
         private String formatJul(LogRecord record, Instant at, String message) {
@@ -489,6 +712,15 @@ public final class NettyFailures {
                 if (category.equals(c)) n++;
             }
             return n;
+        }
+
+        /** The leak run logs exactly one OutOfDirectMemoryError; leak reports and resets as they come. */
+        synchronized List<String> checkLeakRun(String directCategory) {
+            List<String> problems = new ArrayList<>(unexpected);
+            if (count(directCategory) != 1) {
+                problems.add(count(directCategory) + " records of category " + directCategory);
+            }
+            return problems;
         }
 
         synchronized List<String> checkExactlyOneOfEach(List<String> wanted) {
