@@ -377,29 +377,29 @@ export class PostgresStore implements Store {
     );
   }
 
-  samplesOf(process: ProcessId, limit: number, since = Number.MIN_SAFE_INTEGER): MemorySample[] {
+  samplesOf(process: ProcessId, limit: number, since = Number.MIN_SAFE_INTEGER, until = Number.MAX_SAFE_INTEGER): MemorySample[] {
     return this.query<MemorySample>(
       `SELECT t, used_bytes, max_bytes, source FROM memory_samples
-        WHERE host = $1 AND service = $2 AND pid = $3 AND t >= $4 ORDER BY t DESC, rowid DESC LIMIT $5`,
-      [process.host, process.service, process.pid, since, limit],
+        WHERE host = $1 AND service = $2 AND pid = $3 AND t >= $4 AND t <= $5 ORDER BY t DESC, rowid DESC LIMIT $6`,
+      [process.host, process.service, process.pid, since, until, limit],
     );
   }
 
-  knownMaxOf(process: ProcessId): number | null {
+  knownMaxOf(process: ProcessId, until = Number.MAX_SAFE_INTEGER): number | null {
     return (
       this.column<number>(
-        `SELECT max_bytes FROM memory_samples WHERE host = $1 AND service = $2 AND pid = $3 AND max_bytes IS NOT NULL
+        `SELECT max_bytes FROM memory_samples WHERE host = $1 AND service = $2 AND pid = $3 AND max_bytes IS NOT NULL AND t <= $4
           ORDER BY t DESC, rowid DESC LIMIT 1`,
-        [process.host, process.service, process.pid],
+        [process.host, process.service, process.pid, until],
       )[0] ?? null
     );
   }
 
   processes(filter: { host?: string; service?: string } = {}): ProcessId[] {
     return this.query<ProcessId>(
-      `SELECT DISTINCT host, service, pid FROM memory_samples
+      `SELECT host, service, pid FROM memory_samples
         WHERE ($1::text IS NULL OR host = $1) AND ($2::text IS NULL OR service = $2)
-        ORDER BY host COLLATE "C", service COLLATE "C", pid COLLATE "C"`,
+        GROUP BY host, service, pid ORDER BY host COLLATE "C", service COLLATE "C", pid COLLATE "C"`,
       [filter.host ?? null, filter.service ?? null],
     );
   }

@@ -1,50 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IncidentService, type IncidentServiceOptions } from '../../src/incidents/service.js';
-import { PostgresStore } from '../../src/store/postgres-store.js';
-import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
-import { startPostgres, type PostgresServer } from '../helpers/scale-servers.js';
+import { storeBackends } from '../helpers/store-backends.js';
 import { makeEvent } from './fixtures.js';
 
 const MIN = 60_000;
 // The seed thread's OODM: Nov 01 2017 11:59:32.962 CDT.
 const T0 = Date.parse('2017-11-01T16:59:32.962Z');
-
-/** The lifecycle is written once over the Store interface: each backend must give the same answers. */
-interface Backend {
-  name: string;
-  /** A store on fresh, empty storage. */
-  fresh(): Store;
-  /** The same storage opened again (a restart). */
-  reopen(): Store;
-  cleanUp(): void;
-}
-
-let dir: string;
-let postgres: PostgresServer | undefined;
-let databases = 0;
-
-const sqlite: Backend = {
-  name: 'SQLite',
-  fresh: () => new SqliteStore((dir = mkdtempSync(join(tmpdir(), 'leakwatch-incidents-')))),
-  reopen: () => new SqliteStore(dir),
-  cleanUp: () => rmSync(dir, { recursive: true, force: true }),
-};
-
-let database = '';
-const postgresBackend: Backend = {
-  name: 'PostgreSQL',
-  fresh: () => {
-    database = `incidents_${++databases}`;
-    postgres!.createDatabase(database);
-    return new PostgresStore(postgres!.url.replace(/\/leakwatch$/, `/${database}`));
-  },
-  reopen: () => new PostgresStore(postgres!.url.replace(/\/leakwatch$/, `/${database}`)),
-  cleanUp: () => undefined,
-};
 
 let store: Store;
 
@@ -52,12 +14,7 @@ function service(options: IncidentServiceOptions = {}): IncidentService {
   return new IncidentService(store, { now: () => Date.parse('2024-01-01T00:00:00Z'), ...options });
 }
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-});
-afterAll(() => postgres?.remove());
-
-describe.each([sqlite, postgresBackend])('IncidentService.ingest on $name', (backend) => {
+describe.each(storeBackends('incidents'))('IncidentService.ingest on $name', (backend) => {
   beforeEach(() => {
     store = backend.fresh();
   });
