@@ -122,6 +122,9 @@ interface TentativeLine {
   position: number | undefined;
 }
 
+/** Shared by every stream that holds no record (never inserted into: hold() gives a stream its own first). */
+const NOTHING_HELD = new HeldQueue(comesBefore);
+
 /** Shared by every stream without tentative lines (nearly all, nearly always): no array per group. */
 const NO_TENTATIVE: TentativeLine[] = [];
 /** Shared by groups of records that were never journaled (`analyze`, tests). */
@@ -355,7 +358,7 @@ export class StreamGrouper {
       swallowing: false,
       lastArrival: 0,
       lastSourceUs: undefined,
-      held: new HeldQueue(comesBefore),
+      held: NOTHING_HELD,
       grouped: false,
       lastUse: 0,
     };
@@ -365,6 +368,7 @@ export class StreamGrouper {
 
   /** Inserts into the stream's held records in source order (stable: equal keys keep arrival order). */
   private hold(state: StreamState, record: LogRecord, due: number): void {
+    if (state.held === NOTHING_HELD) state.held = new HeldQueue(comesBefore);
     const toFront = state.held.insert(record, due);
     if (toFront && record.sourceUs !== undefined && state.lastSourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
     this.heldCount++;
@@ -387,6 +391,8 @@ export class StreamGrouper {
       if (now !== undefined && due > now) this.counters.earlyReleases++;
       this.group(state, record);
     }
+    // A stream that holds nothing shares the empty queue: 100,000 quiet streams keep no arrays.
+    if (held.size === 0 && held !== NOTHING_HELD) state.held = NOTHING_HELD;
     return count;
   }
 

@@ -245,6 +245,7 @@ function isMetricsDocument(text: string): boolean {
  * origin beats the collector's idea of it) and is stripped of it.
  */
 export function recordFromObject(input: Record<string, unknown>, receivedAtMs: number, transportTimeUs?: number): LogRecord {
+  if (hasNoKeys(input)) return emptyRecord(input, receivedAtMs, transportTimeUs);
   const obj = isGelf(input) ? gelfView(input) : input;
   const text = messageText(obj);
   const metricsDocument = text !== undefined && isMetricsDocument(text);
@@ -289,6 +290,25 @@ export function recordFromObject(input: Record<string, unknown>, receivedAtMs: n
     record.fields = input;
     if (text === undefined && !isMetricsSnapshot(obj)) record.withoutText = true;
   }
+  return record;
+}
+
+function hasNoKeys(input: Record<string, unknown>): boolean {
+  for (const key in input) if (Object.hasOwn(input, key)) return false;
+  return true;
+}
+
+/**
+ * What the general path makes of `{}`, without its sixty key lookups: a body of empty objects
+ * (a few bytes of msgpack each) is the cheapest way to send a server 250,000 records.
+ */
+function emptyRecord(input: Record<string, unknown>, receivedAtMs: number, transportTimeUs: number | undefined): LogRecord {
+  const sourceUs = transportTimeUs !== undefined && Number.isFinite(transportTimeUs) ? transportTimeUs : undefined;
+  const time = sourceUs === undefined ? receivedAtMs : Math.floor(sourceUs / 1000);
+  const record: LogRecord = { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message: '' };
+  if (sourceUs !== undefined) record.sourceUs = sourceUs;
+  record.fields = input;
+  record.withoutText = true;
   return record;
 }
 

@@ -8,9 +8,12 @@
  * only share out the timeout.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { recheckVerdict } from './recheck-verdict.js';
 
 /** A piece of a pattern outside any character class: an escape (`\x`) or a plain character. */
 type PatternToken = { kind: 'escape' | 'char'; at: number };
@@ -74,10 +77,62 @@ export interface SafetyVerdict {
 const verdicts = new Map<string, Promise<SafetyVerdict>>();
 const MAX_CACHED_VERDICTS = 10_000;
 
-function shorten(text: string, max = 60): string {
-  const printable = JSON.stringify(text);
-  return printable.length <= max ? printable : `${printable.slice(0, max - 5)}..." (${text.length} chars)`;
+/**
+ * Where verdicts come from: a worker thread that loads recheck and ends after a few idle seconds,
+ * so that the server does not carry recheck's ~30 MiB, nor its CPU on the event loop, once its
+ * patterns are checked. In process when there is no compiled worker (the TypeScript sources).
+ */
+class RecheckThread {
+  private static readonly IDLE_MS = 5000;
+  private static readonly FILE = new URL('./regex-safety-worker.js', import.meta.url);
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, (verdict: SafetyVerdict) => void>();
+  private nextId = 1;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  verdict(source: string, timeoutMs: number): Promise<SafetyVerdict> {
+    if (!existsSync(fileURLToPath(RecheckThread.FILE))) return recheckVerdict(source, timeoutMs);
+    const worker = this.worker ?? this.start();
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      worker.postMessage({ id, source, timeoutMs });
+    });
+  }
+
+  private start(): Worker {
+    const worker = new Worker(RecheckThread.FILE);
+    worker.unref();
+    worker.on('message', ({ id, verdict }: { id: number; verdict: SafetyVerdict }) => {
+      this.pending.get(id)?.(verdict);
+      this.pending.delete(id);
+      if (this.pending.size === 0) {
+        this.idleTimer = setTimeout(() => void this.stop(), RecheckThread.IDLE_MS);
+        this.idleTimer.unref();
+      }
+    });
+    const fail = (why: string): void => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      for (const resolve of this.pending.values()) resolve({ status: 'unknown', detail: `checker failed: ${why}` });
+      this.pending.clear();
+    };
+    worker.on('error', (error) => fail(error.message));
+    worker.on('exit', (code) => fail(`its thread exited with code ${code}`));
+    this.worker = worker;
+    return worker;
+  }
+
+  private async stop(): Promise<void> {
+    const worker = this.worker;
+    if (worker === undefined || this.pending.size > 0) return;
+    this.worker = undefined;
+    await worker.terminate();
+  }
 }
+
+const checker = new RecheckThread();
 
 /** The checker's identity: a verdict of another recheck version or checker is not reused. */
 const CHECKER = `recheck ${(createRequire(import.meta.url)('recheck/package.json') as { version: string }).version} fuzz`;
@@ -133,27 +188,7 @@ export function checkRegexSafety(source: string, timeoutMs = 5000, cache?: Safet
   if (stored) return Promise.resolve(stored);
   const cached = verdicts.get(source);
   if (cached) return cache ? cached.then((verdict) => (cache.set(source, verdict), verdict)) : cached;
-  // The fuzzing checker: the automaton checker proves more but took 4-5 s per long literal-heavy
-  // pattern on this 2-core machine (0.1-0.3 s with fuzzing), which a reload cannot afford.
-  // Imported on first use: recheck is a large module (about 30 MiB resident), and a server whose
-  // verdicts are all in its cache file never needs it.
-  const verdict = import('recheck')
-    .then(({ check }) => check(source, '', { timeout: timeoutMs, checker: 'fuzz' }))
-    .then(
-    (diagnostics): SafetyVerdict => {
-      if (diagnostics.status === 'safe') return { status: 'safe', detail: diagnostics.complexity.summary };
-      if (diagnostics.status === 'vulnerable') {
-        return {
-          status: 'vulnerable',
-          detail: `${diagnostics.complexity.summary} backtracking, e.g. on ${shorten(diagnostics.attack.string)}`,
-        };
-      }
-      const error = diagnostics.error;
-      const why = error.kind === 'timeout' ? `no verdict within ${timeoutMs} ms` : `${error.kind}${'message' in error ? `: ${error.message}` : ''}`;
-      return { status: 'unknown', detail: why };
-    },
-    (error: unknown): SafetyVerdict => ({ status: 'unknown', detail: `checker failed: ${String(error)}` }),
-  );
+  const verdict = checker.verdict(source, timeoutMs);
   if (verdicts.size >= MAX_CACHED_VERDICTS) verdicts.clear();
   verdicts.set(source, verdict);
   // A timeout says more about the machine's load than about the pattern: ask again next time.

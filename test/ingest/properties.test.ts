@@ -4,6 +4,7 @@ import * as snappy from 'snappyjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeContentEncoding } from '../../src/ingest/content-encoding.js';
 import { decodeBody } from '../../src/ingest/decode-body.js';
+import { recordFromObject } from '../../src/ingest/normalize.js';
 import { isLeakwatchError } from '../../src/errors.js';
 import { FLUENT_BIT_BODIES, FLUENTD_BODIES, VECTOR_BODIES } from '../fixtures/shippers/bodies.js';
 import { post, startIngestServer, type TestServer } from './server-harness.js';
@@ -111,6 +112,20 @@ describe('server: never a 5xx for any body × content type × encoding', () => {
         else expect(String(answer.json['code'])).toMatch(/^LW_ERR_/);
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('normaliser: an empty object', () => {
+  it('makes the record the general path makes of an object with no field it reads', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 42 }), fc.option(fc.integer({ min: 0, max: 2 ** 52 }), { nil: undefined }), (receivedAt, transportUs) => {
+        const empty = recordFromObject({}, receivedAt, transportUs);
+        const general = recordFromObject({ unrelated: null }, receivedAt, transportUs);
+        expect({ ...empty, fields: undefined }).toStrictEqual({ ...general, fields: undefined });
+        expect(empty.withoutText).toBe(true);
+      }),
+      { numRuns: 200 },
     );
   });
 });
