@@ -4,14 +4,13 @@
  * each. PostgreSQL is a real server (scale-servers.ts), started once per test file, with a fresh
  * database per case.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { startPostgres, type PostgresServer } from './scale-servers.js';
+import { tempDirs } from './temp-dirs.js';
 
 export interface StoreBackend {
   name: string;
@@ -30,10 +29,11 @@ export function storeBackends(prefix: string): StoreBackend[] {
   });
   afterAll(() => postgres?.remove());
 
+  const tempDir = tempDirs();
   let dir = '';
   const sqlite: StoreBackend = {
     name: 'SQLite',
-    fresh: () => new SqliteStore((dir = mkdtempSync(join(tmpdir(), `leakwatch-${prefix}-`)))),
+    fresh: () => new SqliteStore((dir = tempDir(prefix))),
     reopen: () => new SqliteStore(dir),
     cleanUp: () => rmSync(dir, { recursive: true, force: true }),
   };
