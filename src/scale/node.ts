@@ -26,6 +26,7 @@ import { EngineNode } from './engine-node.js';
 import { ForwardLeadership } from './forward-leader.js';
 import { RecordPublisher } from './publisher.js';
 import { SharedCountWindows } from './shared-count-windows.js';
+import { SharedLastGoodRules } from './shared-last-good.js';
 import { connectNats, ensureRecordStream } from './stream.js';
 
 export interface ScaleNode extends RunnableService {
@@ -73,7 +74,8 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
   const windows = new SharedCountWindows(store, isPostgresUnavailable, log);
   const rules = new RuleSetHolder(config.rulesDir, log, {
     safetyCacheFile: join(config.dataDir, 'regex-safety-cache.json'),
-    lastGoodDir: join(config.dataDir, 'rules-last-good'),
+    // The fleet's last good rules, in PostgreSQL: a node with a new data folder can fall back to them too.
+    lastGood: new SharedLastGoodRules(store, join(config.dataDir, 'rules-last-good')),
     windows,
   });
   const compiled = await loadRuleSet(config.rulesDir, { checkRegexSafety: false });
