@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --json]`: the whole product measured on this machine.
+// `npm run bench [-- --quick] [-- --json] [-- --only analyze,engine]`: the whole product measured on this machine.
 //
 //   engine_lines_per_s   the engine alone in this process, one core, the shipped rules
 //   analyze_lines_per_s  `leakwatch analyze FILE --format ndjson > /dev/null` as a child process on the
@@ -8,14 +8,15 @@
 //   http_p99_ms          answer latency per batch at half that rate
 //   event_loop_p99_ms    the server's event-loop delay p99 while ingesting at full rate
 //   rss_mb_100k_streams  the server's peak RSS with 100,000 streams each holding an open group
-//   soak_rss_drift_pct   the server's RSS growth between the 20 % and 100 % marks of a long run
+//   soak_rss_drift_pct   the growth of the server's highest RSS from the tenth before the 20 % mark to the last tenth of a long run
 //   forward_events_per_s        events/s from a full SQLite outbox to an NDJSON receiver on loopback
 //   forward_live_events_per_s   the same while the events are queued 100 at a time (bench/forward.js
 //                               measures every target format: npm run bench:forward)
 //
 // Prints a table, writes bench/results.json, and with --json prints the results as one JSON
 // object on the last line. --quick runs smaller sizes (under a minute); the full run takes a few
-// minutes on a 2-core machine.
+// minutes on a 2-core machine. --only runs the named sections (engine, analyze, http, latency, streams,
+// soak, forward) and leaves bench/results*.json as they are: a partial run is not the last run.
 import { cpus } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,9 +26,12 @@ import { benchForward } from './forward.js';
 import { benchHttp, benchLatency, benchSoak, benchStreams } from './http.js';
 import { ROOT, tempDir } from './lib.js';
 
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
 const quick = args.has('--quick');
 const json = args.has('--json');
+const onlyAt = argv.indexOf('--only');
+const only = onlyAt === -1 ? undefined : new Set((argv[onlyAt + 1] ?? '').split(',').filter((name) => name !== ''));
 
 const SIZES = quick
   ? { engine: 300_000, analyze: 300_000, http: 300_000, latency: 150_000, streams: 100_000, soak: 1_000_000, forward: 300_000 }
@@ -68,7 +72,15 @@ try {
       },
     ],
   ];
+  const names = sections.map(([name]) => name);
+  if (only !== undefined) {
+    const unknown = [...only].filter((name) => !names.includes(name));
+    if (only.size === 0 || unknown.length > 0) throw new Error(`--only takes sections among ${names.join(', ')}${unknown.length > 0 ? ` (not: ${unknown.join(', ')})` : ''}`);
+    // The latency run paces itself at half the rate the http run measured.
+    if (only.has('latency')) only.add('http');
+  }
   for (const [name, run] of sections) {
+    if (only !== undefined && !only.has(name)) continue;
     const started = performance.now();
     Object.assign(results, await run());
     log(`${name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
@@ -95,5 +107,5 @@ const report = {
   sizes: SIZES,
   ...results,
 };
-writeFileSync(join(ROOT, 'bench', quick ? 'results-quick.json' : 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+if (only === undefined) writeFileSync(join(ROOT, 'bench', quick ? 'results-quick.json' : 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
 if (json) process.stdout.write(`${JSON.stringify(report)}\n`);

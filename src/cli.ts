@@ -1,12 +1,16 @@
+/**
+ * The command line. Each command imports what it runs when it runs: `analyze` never loads the
+ * server (fastify, SQLite), and `serve` never loads the offline reader.
+ */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
-import { analyzeFiles } from './analyze/analyze.js';
-import { EventWriter, OUTPUT_FORMATS, unclassifiedSummary, type OutputFormat } from './analyze/format.js';
-import { isLeakEvent } from './engine/grouped-record.js';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { RuleProblem } from './rules/problems.js';
+import { OUTPUT_FORMATS, type OutputFormat } from './analyze/format.js';
+import { defaultThreads } from './analyze/threads.js';
 import { ConfigError, DEFAULTS, flagHelp, flagUsage, resolveConfig, SETTINGS, type RawSettings } from './config.js';
-import { loadRuleSet, runRuleTests, type RuleProblem } from './rules/index.js';
-import { runServer } from './server.js';
+import { closestName } from './text/suggest.js';
+import { parseBytes } from './units.js';
 import { PACKAGE_VERSION } from './version.js';
 
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -53,60 +57,41 @@ function buildProgram(setExit: (code: number) => void): Command {
     for (const secret of [raw.token, raw.readToken]) {
       if (secret !== undefined) process.stderr.write('leakwatch: a token given as a flag is visible to every user in ps; prefer LEAKWATCH_TOKEN or --token-file\n');
     }
+    const { runServer } = await import('./server.js');
     setExit(await runServer(config));
   });
 
-  program
+  const analyze = program
     .command('analyze')
-    .description('run the engine over log files offline: journald short text, raw linkerd files, journalctl -o json; "-" is stdin')
-    .argument('[files...]', 'files to read (default: stdin)')
-    .addOption(new Option('--format <format>', 'output format').choices([...OUTPUT_FORMATS]).default('table'))
-    .option('--all', 'also list every grouped record no rule classified (category "-" in the table, null in ndjson)')
-    .option('--rules <dir>', 'rule folder (default ./rules, else the shipped rules)')
-    .action(async (files: string[], options: { format: OutputFormat; all?: boolean; rules?: string }) => {
-      const rulesDir = options.rules ?? defaultRulesDir();
-      // The ReDoS check belongs to `rules check` and to the long-running server; an offline run
-      // starts at once (the lines are still cut to 16 KiB before any regex sees them).
-      const { ruleSet, errors } = await loadRuleSet(rulesDir, { checkRegexSafety: false });
-      if (!ruleSet) {
-        for (const problem of errors) process.stderr.write(formatProblem(problem) + '\n');
-        process.stderr.write(`leakwatch: the rules in ${rulesDir} do not load; fix them (leakwatch rules check ${rulesDir})\n`);
-        setExit(1);
+    .description(
+      'run the engine over log files offline: journalctl output (short*, json, json-seq, json-sse, json-pretty, export), raw linkerd files; gzip or zstd; "-" is stdin',
+    )
+    .argument('[files...]', 'files to read; "-" is stdin (default: stdin, when it is not a terminal)')
+    .addOption(new Option('--format <format>', 'output format: a table sorted by time with a summary, or one JSON object per line as records close').choices([...OUTPUT_FORMATS]).default('table'))
+    .addOption(new Option('--all', 'also list every grouped record no rule classified (category "-" in the table, null in ndjson)').default(false, 'off'))
+    .option('--rules <dir>', 'rule folder (default: ./rules, else the rules shipped in the package)')
+    .addOption(new Option('--threads <n>', 'worker threads that group and classify, each a share of the streams (the main thread reads, routes lines and writes)').argParser(positiveInteger).default(defaultThreads(), 'one less than the cores, at least 1, at most 4'))
+    .addOption(new Option('--recursive', 'read every file below a folder given as input (without it a folder is refused)').default(false, 'off'))
+    .addOption(new Option('--max-zstd-window <size>', 'largest window a zstd file may ask for').argParser(byteSize).default(32 * 1024 * 1024, '32MiB'))
+    .action(async (files: string[], options: { format: OutputFormat; all: boolean; rules?: string; threads: number; recursive: boolean; maxZstdWindow: number }) => {
+      if (files.length === 0 && process.stdin.isTTY) {
+        // Waiting silently for someone to type log lines helps nobody.
+        process.stderr.write(analyze.helpInformation());
+        process.stderr.write('\nleakwatch: give files to analyze, or pipe them in (journalctl -u linkerd -o json | leakwatch analyze)\n');
+        setExit(2);
         return;
       }
-      for (const file of files) {
-        if (file !== '-' && !existsSync(file)) {
-          process.stderr.write(`leakwatch: no such file: ${file}\n`);
-          setExit(2);
-          return;
-        }
-      }
-      const writer = new EventWriter(options.format, (text) => void process.stdout.write(text));
-      const started = performance.now();
-      let events = 0;
-      const result = await analyzeFiles(
-        files,
-        ruleSet,
-        async (batch) => {
-          for (const record of batch) if (isLeakEvent(record)) events++;
-          writer.events(batch);
-          // Respect the pipe's back-pressure instead of buffering the whole output.
-          if (process.stdout.writableNeedDrain) await new Promise((resolve) => process.stdout.once('drain', resolve));
-        },
-        { all: options.all === true },
+      const { runAnalyzeCommand } = await import('./analyze/command.js');
+      setExit(
+        await runAnalyzeCommand(files, {
+          format: options.format,
+          all: options.all,
+          rulesDir: options.rules ?? defaultRulesDir(),
+          threads: options.threads,
+          recursive: options.recursive,
+          maxZstdWindowBytes: options.maxZstdWindow,
+        }),
       );
-      const summary = unclassifiedSummary(result.unclassifiedTraces);
-      // The table is for people and ends with it; ndjson stays pure records, so it goes to stderr there.
-      if (summary !== '') (options.format === 'table' ? process.stdout : process.stderr).write(summary);
-      const seconds = (performance.now() - started) / 1000;
-      process.stderr.write(
-        `leakwatch: ${result.lines} lines, ${result.stats.groupsClosed} records, ${events} events in ${seconds.toFixed(2)} s` +
-          ` (${Math.round(result.lines / Math.max(seconds, 1e-6)).toLocaleString('en-US')} lines/s)` +
-          (result.stats.evictions > 0 ? `, ${result.stats.evictions} groups closed early by the open-group cap` : '') +
-          (result.malformedJsonLines > 0 ? `, ${result.malformedJsonLines} lines looked like JSON but were not (kept as text)` : '') +
-          '\n',
-      );
-      setExit(0);
     });
 
   const rules = program.command('rules').description('validate and test rule files');
@@ -114,9 +99,10 @@ function buildProgram(setExit: (code: number) => void): Command {
     .command('check')
     .description('validate rule files: YAML, schema, regexes (ReDoS), references; prints file:line:col')
     .argument('[dir]', 'rule folder (default ./rules, else the shipped rules)')
-    .option('--lint-fatal', 'exit 3 when there are warnings but no errors')
-    .action(async (dir: string | undefined, options: { lintFatal?: boolean }) => {
+    .addOption(new Option('--lint-fatal', 'exit 3 when there are warnings but no errors').default(false, 'off'))
+    .action(async (dir: string | undefined, options: { lintFatal: boolean }) => {
       const rulesDir = dir ?? defaultRulesDir();
+      const { loadRuleSet } = await import('./rules/index.js');
       const { ruleSet, errors, warnings } = await loadRuleSet(rulesDir, { checkRegexSafety: true });
       for (const problem of [...errors, ...warnings]) process.stdout.write(formatProblem(problem) + '\n');
       if (errors.length > 0 || !ruleSet) {
@@ -133,6 +119,7 @@ function buildProgram(setExit: (code: number) => void): Command {
     .argument('[dir]', 'rule folder (default ./rules, else the shipped rules)')
     .action(async (dir: string | undefined) => {
       const rulesDir = dir ?? defaultRulesDir();
+      const { loadRuleSet, runRuleTests } = await import('./rules/index.js');
       const { ruleSet, errors } = await loadRuleSet(rulesDir, { checkRegexSafety: false });
       if (!ruleSet) {
         for (const problem of errors) process.stdout.write(formatProblem(problem) + '\n');
@@ -150,6 +137,31 @@ function buildProgram(setExit: (code: number) => void): Command {
   return program;
 }
 
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}
+
+function byteSize(value: string): number {
+  const bytes = parseBytes(value);
+  if (bytes === null || bytes < 1) throw new InvalidArgumentError('expected a size such as 32MiB, 512k or 1048576');
+  return bytes;
+}
+
+/**
+ * `serve` is the default command, so a mistyped command would be taken as serve's arguments
+ * ("too many arguments for 'serve'"): a first word that names no command is answered here.
+ */
+function unknownCommand(program: Command, argv: readonly string[]): string | undefined {
+  const first = argv[0];
+  if (first === undefined || first.startsWith('-')) return undefined;
+  const names = program.commands.flatMap((command) => [command.name(), ...command.aliases()]);
+  if (names.includes(first) || first === 'help') return undefined;
+  const guess = closestName(first, [...names, 'help']);
+  return `leakwatch: unknown command '${first}'${guess === undefined ? '' : ` (did you mean '${guess}'?)`}; the commands are ${names.join(', ')} (leakwatch --help)\n`;
+}
+
 /** Runs the CLI and returns the process exit code (the bin sets it; tests call this directly). */
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -157,6 +169,11 @@ export async function main(argv: string[]): Promise<number> {
     exitCode = code;
   });
   program.exitOverride();
+  const unknown = unknownCommand(program, argv);
+  if (unknown !== undefined) {
+    process.stderr.write(unknown);
+    return 2;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {

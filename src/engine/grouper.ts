@@ -30,7 +30,6 @@
  * `expire_after` (wall clock: shipper pauses and retries), at its grouper's size limits, or when the
  * bounded open-group cache needs room (then it is closed early, never dropped).
  */
-import { LRUCache } from 'lru-cache';
 import { isHeaderLine, parseLineHeader } from '../ingest/line-layout.js';
 import type { LogRecord } from '../ingest/record.js';
 import type { CloseReason, Group } from './group.js';
@@ -38,10 +37,16 @@ import { DEFAULT_OPEN_GROUP_LIMITS, type GrouperConfig, type HeaderPattern, type
 import { selectGrouper } from './grouper-selection.js';
 import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
 import { HeldQueue } from './held-queue.js';
+import { RecencyMap } from './recency-map.js';
 import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
 
-/** Receives every closed group, in close order. */
-export type GroupCloser = (group: Group) => void;
+/**
+ * Receives every closed group, in close order. `order` is the use number (see StreamGrouper.push) of
+ * the record whose arrival closed it, or, for a group closed by flush(), sweep() or an eviction
+ * outside a push, of its stream's last record: what lets analyze's shards, each grouping its own
+ * streams, put their groups back in the one order a single grouper would have closed them in.
+ */
+export type GroupCloser = (group: Group, order: number) => void;
 
 export interface GrouperCounters {
   linesIn: number;
@@ -140,12 +145,14 @@ export interface StreamGrouperOptions {
 }
 
 export class StreamGrouper {
-  private readonly streams: LRUCache<string, StreamState>;
+  private readonly streams: RecencyMap<string, StreamState>;
   /** The states used since their recency was last written to the LRU (an evicted one leaves too). */
   private readonly touched = new Map<string, StreamState>();
   private uses = 0;
+  /** The use number handed to the closer with each group closed now. */
+  private closeOrder = 0;
   /** host + service → the stream of its current process, to notice a restart under a new pid. */
-  private readonly currentStreamOfProcess: LRUCache<string, string>;
+  private readonly currentStreamOfProcess: RecencyMap<string, string>;
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
@@ -176,11 +183,10 @@ export class StreamGrouper {
     this.limits = limits;
     this.maxHeldBytes = limits.maxHeldBytes ?? (DEFAULT_OPEN_GROUP_LIMITS.maxHeldBytes as number);
     this.ordered = options.ordered ?? false;
-    this.streams = new LRUCache<string, StreamState>({
+    this.streams = new RecencyMap<string, StreamState>({
       max: limits.maxStreams,
-      dispose: (state, key, reason) => {
+      onEvict: (state, key) => {
         this.touched.delete(key);
-        if (reason !== 'evict') return;
         // Room is needed: what the stream still holds is grouped now, and its record closed.
         if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
         if (state.group) {
@@ -189,7 +195,7 @@ export class StreamGrouper {
         }
       },
     });
-    this.currentStreamOfProcess = new LRUCache<string, string>({ max: limits.maxStreams });
+    this.currentStreamOfProcess = new RecencyMap<string, string>({ max: limits.maxStreams });
   }
 
   /**
@@ -225,12 +231,20 @@ export class StreamGrouper {
     return this.heldBytesTotal;
   }
 
-  /** Takes records in arrival order; `now` is the wall clock of this call (reordering and expiry). */
-  push(records: readonly LogRecord[], groupers: readonly GrouperConfig[], now: number): void {
+  /**
+   * Takes records in arrival order; `now` is the wall clock of this call (reordering and expiry).
+   * `uses` numbers the records, increasing (recency: the least recently used streams are closed
+   * first when room is needed, flush() closes the most recently used first, and closed groups carry
+   * the number of the record that closed them); by default a counter of the grouper's own. analyze's
+   * shards pass each record's line number in the whole input, so that their streams share one order.
+   */
+  push(records: readonly LogRecord[], groupers: readonly GrouperConfig[], now: number, uses?: ArrayLike<number>): void {
     this.groupers = groupers;
     for (let index = 0; index < records.length; index++) {
       const record = records[index] as LogRecord;
-      const state = this.stateOf(record);
+      const use = uses === undefined ? ++this.uses : (uses[index] as number);
+      this.closeOrder = use;
+      const state = this.stateOf(record, use);
       state.lastArrival = now;
       if (this.ordered || state.config.reorderWindowMs <= 0 || (record.sourceUs === undefined && state.held.size === 0)) {
         this.group(state, record);
@@ -267,6 +281,7 @@ export class StreamGrouper {
       }
       for (const state of this.streams.values()) {
         if (state.held.size === 0 || state.held.firstDue() > cutoff) continue;
+        this.closeOrder = state.lastUse;
         budget -= this.release(state, cutoff, budget, now);
         if (this.heldBytesTotal <= target || budget <= 0) return;
       }
@@ -281,6 +296,7 @@ export class StreamGrouper {
   sweep(now: number, maxRecords = Number.POSITIVE_INFINITY): boolean {
     let budget = maxRecords;
     for (const state of this.streams.values()) {
+      this.closeOrder = state.lastUse;
       if (state.held.size > 0) {
         if (budget <= 0) return true;
         budget -= this.release(state, now, budget);
@@ -297,6 +313,7 @@ export class StreamGrouper {
   /** Groups everything held and closes every open group (end of input, shutdown). */
   flush(): void {
     for (const state of this.streams.values()) {
+      this.closeOrder = state.lastUse;
       if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
       if (state.group) this.closeGroup(state, 'end-of-input', false);
       state.swallowing = false;
@@ -308,7 +325,7 @@ export class StreamGrouper {
    * push a plain Map finds the states already used, and their recency is written to the LRU in the
    * order they were last used, once per push, and before any new stream could evict one.
    */
-  private stateOf(record: LogRecord): StreamState {
+  private stateOf(record: LogRecord, use: number): StreamState {
     const stream = record.stream;
     let state = this.touched.get(stream);
     if (state === undefined) {
@@ -322,7 +339,7 @@ export class StreamGrouper {
       }
       this.touched.set(stream, state);
     }
-    state.lastUse = ++this.uses;
+    state.lastUse = use;
     return state;
   }
 
@@ -460,7 +477,8 @@ export class StreamGrouper {
     }
 
     let header: HeaderPattern | null = null;
-    if (isHeaderLine(line) || (config.headers.length > 0 && (header = matchingHeader(config.headers, line)) !== null)) {
+    const builtIn = record.header !== undefined && line === record.message ? record.header : isHeaderLine(line);
+    if (builtIn || (config.headers.length > 0 && (header = matchingHeader(config.headers, line)) !== null)) {
       this.startRecord(state, line, record, Phase.Header);
       state.secondHeader = header?.second ?? null;
       return;
@@ -653,7 +671,8 @@ export class StreamGrouper {
     if (truncated) this.counters.truncatedGroups++;
     group.truncated = truncated;
     group.closeReason = reason;
-    this.close(group);
+    const order = this.closeOrder;
+    this.close(group, order);
     if (tentative === null) return;
     // Lines that only might have continued the message: each is a record of its own.
     for (let index = 0; index < tentative.length; index++) {
@@ -667,7 +686,7 @@ export class StreamGrouper {
         lines: [tentative[index] as string],
         truncated: false,
         closeReason: reason,
-      });
+      }, order);
     }
   }
 

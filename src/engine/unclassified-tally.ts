@@ -42,7 +42,8 @@ interface Entry {
   example: string[];
 }
 
-function exampleOf(group: Group): string[] {
+/** The first lines of a record as the tally keeps them (idempotent: an example's example is itself). */
+export function exampleOf(group: Pick<Group, 'lines'>): string[] {
   return group.lines.slice(0, EXAMPLE_LINES).map((line) => (line.length > EXAMPLE_LINE_CHARS ? `${line.slice(0, EXAMPLE_LINE_CHARS - 1)}…` : line));
 }
 
@@ -78,8 +79,15 @@ export class UnclassifiedTally {
 
   add(group: Group): void {
     if (group.lines.length < 2) return;
+    this.addShaped(firstLineShape(group.lines[0] as string), group);
+  }
+
+  /**
+   * A record of two lines or more whose shape was taken where it closed (analyze's shards run on
+   * other threads and send the shape with the record's first lines, exampleOf()).
+   */
+  addShaped(shape: string, group: Pick<Group, 'time' | 'host' | 'service' | 'lines'>): void {
     this.total++;
-    const shape = firstLineShape(group.lines[0] as string);
     const touched = ++this.updates;
     const entry = this.byShape.get(shape);
     if (entry) {

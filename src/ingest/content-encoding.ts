@@ -127,46 +127,89 @@ function windowLogFor(bytes: number): number {
   return Math.min(31, Math.max(10, Math.floor(Math.log2(bytes))));
 }
 
+/** Why libzstd refused the input: a frame asking for a window over the limit, or data that is no valid zstd. */
+export class ZstdInputError extends Error {
+  override readonly name = 'ZstdInputError';
+  constructor(
+    readonly kind: 'window' | 'corrupt',
+    message: string,
+    /** Bytes of the input consumed before the failure. */
+    readonly byteOffset: number,
+  ) {
+    super(message);
+  }
+}
+
 /**
- * libzstd (zstd-napi) in streaming mode: a frame asking for a window over the limit is refused
- * from its header, content checksums are verified when the frame carries one, output comes in
- * fixed chunks (no copying of what was already decoded), and the loop yields between chunks.
+ * libzstd (zstd-napi) in streaming mode, fed piece by piece: a frame asking for a window over the
+ * limit is refused from its header, before anything is allocated; content checksums are verified
+ * when the frame carries one; output comes in fixed chunks (no copying of what was already decoded).
+ */
+export class ZstdStreamDecoder {
+  private readonly context = new zstd.DCtx();
+  private pending = 0;
+  private consumedTotal = 0;
+
+  constructor(readonly maxWindowBytes: number = DEFAULT_MAX_ZSTD_WINDOW_BYTES) {
+    this.context.setParameter(zstd.DParameter.windowLogMax, windowLogFor(maxWindowBytes));
+  }
+
+  /** The decoded chunks of the next piece of input; throws ZstdInputError. */
+  *decode(piece: Uint8Array): Generator<Buffer> {
+    let input = piece;
+    let produced = 0;
+    do {
+      const out = Buffer.allocUnsafe(ZSTD_OUTPUT_CHUNK);
+      let consumed: number;
+      try {
+        [this.pending, produced, consumed] = this.context.decompressStream(out, input);
+      } catch (error) {
+        const message = (error as Error).message;
+        const offset = this.consumedTotal + piece.length - input.length;
+        if (/too much memory/i.test(message)) {
+          throw new ZstdInputError('window', `zstd frame asks for a window larger than ${this.maxWindowBytes} bytes`, offset);
+        }
+        throw new ZstdInputError('corrupt', `invalid zstd data: ${message}`, offset);
+      }
+      input = input.subarray(consumed);
+      // A short last chunk is copied so that it does not pin a whole output buffer.
+      if (produced > 0) yield produced < ZSTD_OUTPUT_CHUNK / 4 ? Buffer.from(out.subarray(0, produced)) : out.subarray(0, produced);
+      if (consumed === 0 && produced === 0) break;
+    } while (input.length > 0 || produced === ZSTD_OUTPUT_CHUNK);
+    this.consumedTotal += piece.length - input.length;
+  }
+
+  /** Throws when the input ended inside a frame (a truncated file or body). */
+  end(): void {
+    if (this.pending !== 0) throw new ZstdInputError('corrupt', 'invalid zstd data: the stream ends inside a frame (truncated?)', this.consumedTotal);
+  }
+}
+
+/**
+ * A body's zstd frames, decoded in slices of a few milliseconds (the loop yields between output
+ * chunks) and refused past `maxBytes` of output.
  */
 async function decodeZstd(data: Buffer, options: DecodeEncodingOptions): Promise<Buffer> {
   const stage = 'content-encoding:zstd';
   if (data.length === 0) throw badBody('invalid zstd data: empty stream', { stage });
   const maxWindow = options.maxZstdWindowBytes ?? DEFAULT_MAX_ZSTD_WINDOW_BYTES;
-  const context = new zstd.DCtx();
-  context.setParameter(zstd.DParameter.windowLogMax, windowLogFor(maxWindow));
+  const decoder = new ZstdStreamDecoder(maxWindow);
   const slicer = new TimeSlicer();
   const parts: Buffer[] = [];
   let total = 0;
-  let input: Uint8Array = data;
-  let pending = 0;
-  let produced = 0;
-  do {
-    const out = Buffer.allocUnsafe(ZSTD_OUTPUT_CHUNK);
-    let consumed: number;
-    try {
-      [pending, produced, consumed] = context.decompressStream(out, input);
-    } catch (error) {
-      const message = (error as Error).message;
-      if (/too much memory/i.test(message)) {
-        throw badBody(`zstd frame asks for a window larger than ${maxWindow} bytes (--max-zstd-window)`, { stage, byteOffset: data.length - input.length });
-      }
-      throw badBody(`invalid zstd data: ${message}`, { stage, byteOffset: data.length - input.length });
-    }
-    input = input.subarray(consumed);
-    if (produced > 0) {
-      total += produced;
+  try {
+    for (const part of decoder.decode(data)) {
+      total += part.length;
       if (total > options.maxBytes) throw bodyTooLarge(options.maxBytes, 'after content-encoding zstd');
-      options.reserve?.(produced);
-      // A short last chunk is copied so that it does not pin a whole output buffer.
-      parts.push(produced < ZSTD_OUTPUT_CHUNK / 4 ? Buffer.from(out.subarray(0, produced)) : out.subarray(0, produced));
+      options.reserve?.(part.length);
+      parts.push(part);
+      await slicer.yieldIfDue();
     }
-    if (consumed === 0 && produced === 0) break;
-    await slicer.yieldIfDue();
-  } while (input.length > 0 || produced === ZSTD_OUTPUT_CHUNK);
-  if (pending !== 0) throw badBody('invalid zstd data: the stream ends inside a frame (truncated?)', { stage, byteOffset: data.length });
+    decoder.end();
+  } catch (error) {
+    if (!(error instanceof ZstdInputError)) throw error;
+    const message = error.kind === 'window' ? `${error.message} (--max-zstd-window)` : error.message;
+    throw badBody(message, { stage, byteOffset: error.kind === 'corrupt' && /truncated/.test(error.message) ? data.length : error.byteOffset });
+  }
   return Buffer.concat(parts, total);
 }

@@ -1,18 +1,27 @@
 /**
- * The prefix `journalctl` prints in its `short` family of output modes:
+ * The prefix `journalctl` prints in its `short` family of output modes (output_short() and
+ * output_timestamp_*() in systemd's src/shared/logs-show.c; man journalctl, --output):
  *
  *   short              Nov 01 11:59:32 web-1 linkerd[5699]: msg
  *   short-precise      Nov 01 11:59:32.123456 web-1 linkerd[5699]: msg
- *   short-iso          2017-11-01T11:59:32+0000 web-1 linkerd[5699]: msg
+ *   short-iso          2017-11-01T11:59:32+0000 web-1 linkerd[5699]: msg   (older systemd: +0000)
  *   short-iso-precise  2017-11-01T11:59:32.123456+00:00 web-1 linkerd[5699]: msg
+ *   short-full         Wed 2017-11-01 11:59:32 CDT web-1 linkerd[5699]: msg   (the zone as tm_zone names it, or none)
+ *   with-unit          Wed 2017-11-01 11:59:32 CDT web-1 linkerd.service[5699]: msg
+ *   short-unix         1509555572.962000 web-1 linkerd[5699]: msg
+ *   short-monotonic    [ 1234.567890] web-1 linkerd[5699]: msg   (time since boot: no date at all)
+ *   short-delta        [ 1234.567890 <    0.000123>] web-1 linkerd[5699]: msg
  *
  * Pasted or redacted logs often lose the host (`Nov 01 11:59:32 linkerd[5699]: msg`), host and
  * identifier (`Nov 03 17:36:55  WARN ...`), or the time and host (`linkerd[2410]: msg`, as in
  * https://github.com/linkerd/linkerd/issues/1690). This runs once per line on the offline analyze
- * path, so it works on char codes and indexOf, without a regex per line.
+ * path, so it works on char codes and indexOf, without a regex per line, and reads a line where it
+ * stands in a larger text (analyze's decoded chunks) without cutting it out first.
  */
+import { zoneOffsetMinutes } from './line-layout.js';
 import { placeYearless } from './yearless-date.js';
 import { CH_CLOSE_BRACKET, CH_COLON, CH_DASH, CH_DOT, CH_OPEN_BRACKET, CH_PLUS, CH_SPACE, CH_T, CH_Z } from '../text/char-codes.js';
+import { detached } from '../text/strings.js';
 
 export interface JournalPrefix {
   /** undefined when the date is valid-looking but cannot be placed (e.g. Feb 30). */
@@ -22,16 +31,26 @@ export interface JournalPrefix {
    * time the message's own header gives with its zone is the better one.
    */
   zoned: boolean;
+  /**
+   * short-monotonic and short-delta: µs since the host booted. It orders a stream's lines and
+   * measures their silences, but dates nothing (timeMs is then undefined).
+   */
+  bootUs: number | undefined;
   host: string;
   service: string;
   pid: string;
-  /** Index in the line where the message starts (after `ident[pid]: `, or after the time's separator). */
+  /** Index in the text where the message starts (after `ident[pid]: `, or after the time's separator). */
   messageStart: number;
+  /** The remembered origin the line has (null for one read from the line alone): the same object for every line of it. */
+  origin: Origin | null;
 }
 
-const MONTHS: Readonly<Record<string, number>> = {
-  Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11,
-};
+/** An origin seen before (`host ident[pid]: `): one object for every line that has it. */
+export interface Origin {
+  readonly host: string;
+  readonly service: string;
+  readonly pid: string;
+}
 
 function digit(line: string, at: number): number {
   const code = line.charCodeAt(at) - 48;
@@ -55,9 +74,10 @@ function clock(line: string, at: number): number {
   return ((hour * 60 + minute) * 60 + second) * 1000;
 }
 
-/** Optional `.ffffff` at `at`: returns [millis, index after it]. */
-function fraction(line: string, at: number): [number, number] {
-  if (line.charCodeAt(at) !== CH_DOT) return [0, at];
+/** Optional `.ffffff` at `at`: sets `fractionEnd` and returns the millis. */
+function fraction(line: string, at: number): number {
+  fractionEnd = at;
+  if (line.charCodeAt(at) !== CH_DOT) return 0;
   let index = at + 1;
   let millis = 0;
   let digits = 0;
@@ -68,9 +88,39 @@ function fraction(line: string, at: number): [number, number] {
     digits++;
     index++;
   }
-  if (digits === 0) return [0, at];
+  if (digits === 0) return 0;
   for (let pad = digits; pad < 3; pad++) millis *= 10;
-  return [millis, index];
+  fractionEnd = index;
+  return millis;
+}
+
+let fractionEnd = 0;
+
+/** The month of a `Jan`..`Dec` name at `at` (0-11), or -1. */
+function monthAt(line: string, at: number): number {
+  const second = line.charCodeAt(at + 1);
+  const third = line.charCodeAt(at + 2);
+  switch (line.charCodeAt(at)) {
+    case 74 /* J */:
+      if (second === 97 /* a */) return third === 110 /* n */ ? 0 : -1;
+      return second === 117 /* u */ ? (third === 110 /* n */ ? 5 : third === 108 /* l */ ? 6 : -1) : -1;
+    case 70 /* F */:
+      return second === 101 /* e */ && third === 98 /* b */ ? 1 : -1;
+    case 77 /* M */:
+      return second === 97 /* a */ ? (third === 114 /* r */ ? 2 : third === 121 /* y */ ? 4 : -1) : -1;
+    case 65 /* A */:
+      return second === 112 /* p */ && third === 114 /* r */ ? 3 : second === 117 /* u */ && third === 103 /* g */ ? 7 : -1;
+    case 83 /* S */:
+      return second === 101 /* e */ && third === 112 /* p */ ? 8 : -1;
+    case 79 /* O */:
+      return second === 99 /* c */ && third === 116 /* t */ ? 9 : -1;
+    case 78 /* N */:
+      return second === 111 /* o */ && third === 118 /* v */ ? 10 : -1;
+    case 68 /* D */:
+      return second === 101 /* e */ && third === 99 /* c */ ? 11 : -1;
+    default:
+      return -1;
+  }
 }
 
 // Consecutive lines share their day and reference; placing the year is kept for the last pair
@@ -94,33 +144,169 @@ function placeYear(month: number, day: number, dayMs: number, referenceMs: numbe
   return cachedMidnight === undefined ? undefined : cachedMidnight + dayMs;
 }
 
-/** `Nov 01 11:59:32[.ffffff] `: [timeMs, index after the separating space], or null. Read as UTC. */
-function shortTime(line: string, referenceMs: number): [number | undefined, number] | null {
-  if (line.charCodeAt(3) !== CH_SPACE || line.charCodeAt(6) !== CH_SPACE) return null;
-  const month = MONTHS[line.slice(0, 3)];
-  if (month === undefined) return null;
-  // journalctl zero-pads the day (`Nov 01`); syslog-style files pad with a space (`Nov  1`).
-  const tens = line.charCodeAt(4) === CH_SPACE ? 0 : digit(line, 4);
-  const ones = digit(line, 5);
-  if (tens < 0 || ones < 0) return null;
-  const day = tens * 10 + ones;
-  const dayMs = clock(line, 7);
-  if (dayMs < 0 || day < 1 || day > 31) return null;
-  const [millis, end] = fraction(line, 15);
-  if (line.charCodeAt(end) !== CH_SPACE && end !== line.length) return null;
-  return [placeYear(month, day, dayMs + millis, referenceMs), end + 1];
+/** What a time parser found: the time, whether it is absolute, and where the rest of the line starts. */
+let parsedTimeMs: number | undefined;
+let parsedZoned = false;
+let parsedBootUs: number | undefined;
+let parsedRestStart = 0;
+
+/** Any of the modes' times at `start`, by its first character. */
+function readTime(line: string, start: number, end: number, referenceMs: number): boolean {
+  parsedZoned = false;
+  parsedBootUs = undefined;
+  const first = line.charCodeAt(start);
+  if (first >= 48 && first <= 57) {
+    parsedZoned = true;
+    return line.charCodeAt(start + 4) === CH_DASH ? isoTime(line, start, end) : unixTime(line, start, end);
+  }
+  if (first === CH_OPEN_BRACKET) return bootTime(line, start, end);
+  return line.charCodeAt(start + 3) === CH_SPACE && line.charCodeAt(start + 8) === CH_DASH ? fullTime(line, start, end) : shortTime(line, start, end, referenceMs);
 }
 
-/** `2017-11-01T11:59:32[.ffffff](+0000|+00:00|Z) `: [timeMs, index after the space], or null. */
-function isoTime(line: string): [number | undefined, number] | null {
-  if (line.charCodeAt(4) !== CH_DASH || line.charCodeAt(7) !== CH_DASH || line.charCodeAt(10) !== CH_T) return null;
-  const year = twoDigits(line, 0) * 100 + twoDigits(line, 2);
-  const month = twoDigits(line, 5);
-  const day = twoDigits(line, 8);
-  if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31) return null;
-  const dayMs = clock(line, 11);
-  if (dayMs < 0) return null;
-  const [millis, fractionEnd] = fraction(line, 19);
+/** `1509555572.962000 ` (short-unix: seconds and µs since the epoch). */
+function unixTime(line: string, start: number, end: number): boolean {
+  let index = start;
+  let seconds = 0;
+  for (; index < end && index - start < 12; index++) {
+    const value = digit(line, index);
+    if (value < 0) break;
+    seconds = seconds * 10 + value;
+  }
+  if (index - start < 9 || line.charCodeAt(index) !== CH_DOT) return false;
+  let micros = 0;
+  for (let at = index + 1; at < index + 7; at++) {
+    const value = digit(line, at);
+    if (value < 0) return false;
+    micros = micros * 10 + value;
+  }
+  index += 7;
+  if (line.charCodeAt(index) !== CH_SPACE && index !== end) return false;
+  parsedTimeMs = seconds * 1000 + Math.floor(micros / 1000);
+  parsedRestStart = index + 1;
+  return true;
+}
+
+/** `[ 1234.567890] ` or short-delta's `[ 1234.567890 <    0.000123>] `: µs since boot, no date. */
+function bootTime(line: string, start: number, end: number): boolean {
+  let index = start + 1;
+  while (line.charCodeAt(index) === CH_SPACE) index++;
+  const digitsStart = index;
+  let seconds = 0;
+  for (; index < end; index++) {
+    const value = digit(line, index);
+    if (value < 0) break;
+    seconds = seconds * 10 + value;
+  }
+  if (index === digitsStart || line.charCodeAt(index) !== CH_DOT) return false;
+  let micros = 0;
+  for (let at = index + 1; at < index + 7; at++) {
+    const value = digit(line, at);
+    if (value < 0) return false;
+    micros = micros * 10 + value;
+  }
+  index += 7;
+  if (line.charCodeAt(index) !== CH_CLOSE_BRACKET) {
+    // short-delta: ` <` the time since the previous line `>` (or `*>`), or 16 spaces for the first line.
+    const close = line.indexOf(']', index);
+    if (line.charCodeAt(index) !== CH_SPACE || close < 0 || close > end || close - index > 18) return false;
+    index = close;
+  }
+  index++;
+  if (line.charCodeAt(index) !== CH_SPACE && index !== end) return false;
+  parsedTimeMs = undefined;
+  parsedBootUs = seconds * 1_000_000 + micros;
+  parsedRestStart = index + 1;
+  return true;
+}
+
+/**
+ * `Wed 2017-11-01 11:59:32[.ffffff] CDT ` (short-full, with-unit): the zone as the C library names it
+ * (an abbreviation, or `+03` where the zone has none), or no zone when it did not fit. A known zone
+ * makes the time absolute; an unknown one is read as UTC, as `short` is.
+ */
+function fullTime(line: string, start: number, end: number): boolean {
+  const dayName = line.charCodeAt(start);
+  if (!(dayName >= 65 && dayName <= 90) || !isLowerLetter(line.charCodeAt(start + 1)) || !isLowerLetter(line.charCodeAt(start + 2))) return false;
+  const date = start + 4;
+  if (line.charCodeAt(date + 7) !== CH_DASH || line.charCodeAt(date + 10) !== CH_SPACE) return false;
+  const year = twoDigits(line, date) * 100 + twoDigits(line, date + 2);
+  const month = twoDigits(line, date + 5);
+  const day = twoDigits(line, date + 8);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31) return false;
+  const dayMs = clock(line, date + 11);
+  if (dayMs < 0) return false;
+  const millis = fraction(line, date + 19);
+  let index = fractionEnd;
+  if (line.charCodeAt(index) !== CH_SPACE) return index === end && finishFullTime(year, month, day, dayMs + millis, undefined, index);
+  const zoneStart = index + 1;
+  const zoneEnd = tokenEnd(line, zoneStart, end);
+  let offset: number | undefined;
+  if (isZoneName(line, zoneStart, zoneEnd)) {
+    offset = zoneOffsetMinutes(line.slice(zoneStart, zoneEnd));
+    index = zoneEnd;
+  }
+  return finishFullTime(year, month, day, dayMs + millis, offset, index);
+}
+
+function finishFullTime(year: number, month: number, day: number, dayMs: number, offsetMinutes: number | undefined, after: number): boolean {
+  const midnight = Date.UTC(year, month - 1, day);
+  parsedTimeMs = new Date(midnight).getUTCDate() === day ? midnight + dayMs - (offsetMinutes ?? 0) * 60_000 : undefined;
+  parsedZoned = offsetMinutes !== undefined;
+  parsedRestStart = after + 1;
+  return true;
+}
+
+function isLowerLetter(code: number): boolean {
+  return code >= 97 && code <= 122;
+}
+
+/** A zone as tm_zone names it: 2 to 5 capital letters, or `+03`, `-0330`, `+05:30`. */
+function isZoneName(line: string, start: number, end: number): boolean {
+  const length = end - start;
+  const first = line.charCodeAt(start);
+  if (first === CH_PLUS || first === CH_DASH) {
+    if (length !== 3 && length !== 5 && length !== 6) return false;
+    for (let index = start + 1; index < end; index++) if (digit(line, index) < 0 && !(length === 6 && index === start + 3 && line.charCodeAt(index) === CH_COLON)) return false;
+    return true;
+  }
+  if (length < 2 || length > 5) return false;
+  for (let index = start; index < end; index++) {
+    const code = line.charCodeAt(index);
+    if (code < 65 || code > 90) return false;
+  }
+  return true;
+}
+
+/** `Nov 01 11:59:32[.ffffff] ` at `start`: sets parsedTimeMs/parsedRestStart. Read as UTC. */
+function shortTime(line: string, start: number, end: number, referenceMs: number): boolean {
+  if (line.charCodeAt(start + 3) !== CH_SPACE || line.charCodeAt(start + 6) !== CH_SPACE) return false;
+  const month = monthAt(line, start);
+  if (month < 0) return false;
+  // journalctl zero-pads the day (`Nov 01`); syslog-style files pad with a space (`Nov  1`).
+  const tens = line.charCodeAt(start + 4) === CH_SPACE ? 0 : digit(line, start + 4);
+  const ones = digit(line, start + 5);
+  if (tens < 0 || ones < 0) return false;
+  const day = tens * 10 + ones;
+  const dayMs = clock(line, start + 7);
+  if (dayMs < 0 || day < 1 || day > 31) return false;
+  const millis = fraction(line, start + 15);
+  const after = fractionEnd;
+  if (line.charCodeAt(after) !== CH_SPACE && after !== end) return false;
+  parsedTimeMs = placeYear(month, day, dayMs + millis, referenceMs);
+  parsedRestStart = after + 1;
+  return true;
+}
+
+/** `2017-11-01T11:59:32[.ffffff](+0000|+00:00|Z) ` at `start`: sets parsedTimeMs/parsedRestStart. */
+function isoTime(line: string, start: number, end: number): boolean {
+  if (line.charCodeAt(start + 4) !== CH_DASH || line.charCodeAt(start + 7) !== CH_DASH || line.charCodeAt(start + 10) !== CH_T) return false;
+  const year = twoDigits(line, start) * 100 + twoDigits(line, start + 2);
+  const month = twoDigits(line, start + 5);
+  const day = twoDigits(line, start + 8);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31) return false;
+  const dayMs = clock(line, start + 11);
+  if (dayMs < 0) return false;
+  const millis = fraction(line, start + 19);
   let index = fractionEnd;
   let offsetMinutes = 0;
   const sign = line.charCodeAt(index);
@@ -128,33 +314,39 @@ function isoTime(line: string): [number | undefined, number] | null {
     const hours = twoDigits(line, index + 1);
     const colon = line.charCodeAt(index + 3) === CH_COLON ? 1 : 0;
     const minutes = twoDigits(line, index + 3 + colon);
-    if (hours < 0 || minutes < 0) return null;
+    if (hours < 0 || minutes < 0) return false;
     offsetMinutes = (hours * 60 + minutes) * (sign === CH_DASH ? -1 : 1);
     index += 5 + colon;
   } else if (sign === CH_Z) {
     index += 1;
   }
-  if (line.charCodeAt(index) !== CH_SPACE && index !== line.length) return null;
+  if (line.charCodeAt(index) !== CH_SPACE && index !== end) return false;
   const midnight = Date.UTC(year, month - 1, day);
-  const placed = new Date(midnight).getUTCDate() === day ? midnight + dayMs + millis - offsetMinutes * 60_000 : undefined;
-  return [placed, index + 1];
+  parsedTimeMs = new Date(midnight).getUTCDate() === day ? midnight + dayMs + millis - offsetMinutes * 60_000 : undefined;
+  parsedRestStart = index + 1;
+  return true;
 }
 
-/** `ident[pid]:` spanning [start, end) (end = index of the space after it, or line end): [service, pid] or null. */
-function identWithPid(line: string, start: number, end: number): [string, string] | null {
-  if (end - start < 5 || line.charCodeAt(end - 1) !== CH_COLON || line.charCodeAt(end - 2) !== CH_CLOSE_BRACKET) return null;
+/** `ident[pid]:` spanning [start, end) (end = index of the space after it, or line end): sets identName/identPid. */
+function identWithPid(line: string, start: number, end: number): boolean {
+  if (end - start < 5 || line.charCodeAt(end - 1) !== CH_COLON || line.charCodeAt(end - 2) !== CH_CLOSE_BRACKET) return false;
   const open = line.lastIndexOf('[', end - 3);
-  if (open <= start) return null;
+  if (open <= start) return false;
   for (let index = open + 1; index < end - 2; index++) {
-    if (digit(line, index) < 0) return null;
+    if (digit(line, index) < 0) return false;
   }
-  if (open + 1 === end - 2) return null;
-  return [line.slice(start, open), line.slice(open + 1, end - 2)];
+  if (open + 1 === end - 2) return false;
+  identName = line.slice(start, open);
+  identPid = line.slice(open + 1, end - 2);
+  return true;
 }
 
-function tokenEnd(line: string, start: number): number {
+let identName = '';
+let identPid = '';
+
+function tokenEnd(line: string, start: number, end: number): number {
   const space = line.indexOf(' ', start);
-  return space < 0 ? line.length : space;
+  return space < 0 || space > end ? end : space;
 }
 
 function afterColon(line: string, tokenEndIndex: number): number {
@@ -167,32 +359,45 @@ function afterColon(line: string, tokenEndIndex: number): number {
  * local time without a zone.
  */
 export function parseJournalPrefix(line: string, referenceMs: number): JournalPrefix | null {
-  const prefix = parsePrefix(line, referenceMs);
+  const prefix: JournalPrefix = { timeMs: undefined, zoned: false, bootUs: undefined, host: '', service: '', pid: '', messageStart: 0, origin: null };
+  return readJournalPrefix(line, 0, line.length, referenceMs, prefix) ? prefix : null;
+}
+
+/**
+ * parseJournalPrefix for the line at [start, end) of `text`, into `prefix` (reused by the caller:
+ * nothing is allocated for a line whose origin was seen before). False when the line has none.
+ */
+export function readJournalPrefix(text: string, start: number, end: number, referenceMs: number, prefix: JournalPrefix): boolean {
+  if (!readPrefix(text, start, end, referenceMs, prefix)) return false;
   // An ISO time alone is the application's own header (Spring Boot 3's `2024-05-25T13:52:55.296+02:00  INFO ...`);
   // journalctl's short-iso always names the identifier after it.
-  return prefix !== null && prefix.zoned && prefix.service === '' ? null : prefix;
+  return !(prefix.zoned && prefix.service === '');
 }
 
-function parsePrefix(line: string, referenceMs: number): JournalPrefix | null {
-  if (line.length < 16) return null;
-  const first = line.charCodeAt(0);
-  const time = first >= 48 && first <= 57 ? isoTime(line) : shortTime(line, referenceMs);
-  if (time === null) return identOnly(line);
-  const [timeMs, restStart] = time;
-  const prefix: JournalPrefix = { timeMs, zoned: first >= 48 && first <= 57, host: '', service: '', pid: '', messageStart: Math.min(restStart, line.length) };
-  if (restStart >= line.length || line.charCodeAt(restStart) === CH_SPACE) return prefix;
-  if (knownOrigin(line, restStart, prefix)) return prefix;
-  parseOrigin(line, restStart, prefix);
+function readPrefix(line: string, start: number, end: number, referenceMs: number, prefix: JournalPrefix): boolean {
+  if (end - start < 16) return false;
+  if (!readTime(line, start, end, referenceMs)) return identOnly(line, start, end, prefix);
+  const restStart = parsedRestStart;
+  prefix.timeMs = parsedTimeMs;
+  prefix.zoned = parsedZoned;
+  prefix.bootUs = parsedBootUs;
+  prefix.origin = null;
+  prefix.host = '';
+  prefix.service = '';
+  prefix.pid = '';
+  prefix.messageStart = Math.min(restStart, end);
+  if (restStart >= end || line.charCodeAt(restStart) === CH_SPACE) return true;
+  if (knownOrigin(line, restStart, prefix)) return true;
+  parseOrigin(line, restStart, end, prefix);
   if (prefix.service !== '') rememberOrigin(line, restStart, prefix);
-  return prefix;
+  return true;
 }
 
-interface KnownOrigin {
+interface KnownOrigin extends Origin {
   /** `host ident[pid]: ` exactly as it stood in the line, up to the message. */
   text: string;
-  host: string;
-  service: string;
-  pid: string;
+  /** Its fourth character from the end (the pid's last digit): compared before the whole text. */
+  probe: number;
 }
 
 // A journal's lines come from a handful of processes: their origin text is compared in place and
@@ -204,11 +409,13 @@ let nextOrigin = 0;
 function knownOrigin(line: string, restStart: number, prefix: JournalPrefix): boolean {
   for (let index = 0; index < knownOrigins.length; index++) {
     const known = knownOrigins[index] as KnownOrigin;
-    if (!line.startsWith(known.text, restStart)) continue;
+    const length = known.text.length;
+    if (line.charCodeAt(restStart + length - 4) !== known.probe || !line.startsWith(known.text, restStart)) continue;
     prefix.host = known.host;
     prefix.service = known.service;
     prefix.pid = known.pid;
-    prefix.messageStart = restStart + known.text.length;
+    prefix.messageStart = restStart + length;
+    prefix.origin = known;
     return true;
   }
   return false;
@@ -217,31 +424,39 @@ function knownOrigin(line: string, restStart: number, prefix: JournalPrefix): bo
 function rememberOrigin(line: string, restStart: number, prefix: JournalPrefix): void {
   // Only an origin ending in `: ` ends where its last token does; one ending at the line's end
   // could be the start of a longer token in another line.
-  if (line.charCodeAt(prefix.messageStart - 1) !== CH_SPACE) return;
-  const known: KnownOrigin = { text: line.slice(restStart, prefix.messageStart), host: prefix.host, service: prefix.service, pid: prefix.pid };
+  if (line.charCodeAt(prefix.messageStart - 1) !== CH_SPACE || prefix.messageStart - restStart < 4) return;
+  // Copies: the origin outlives the text it was read from (and so does every stream it names).
+  const known: KnownOrigin = {
+    text: detached(line.slice(restStart, prefix.messageStart)),
+    probe: line.charCodeAt(prefix.messageStart - 4),
+    host: detached(prefix.host),
+    service: detached(prefix.service),
+    pid: detached(prefix.pid),
+  };
+  prefix.host = known.host;
+  prefix.service = known.service;
+  prefix.pid = known.pid;
+  prefix.origin = known;
   knownOrigins[nextOrigin] = known;
   nextOrigin = (nextOrigin + 1) % KNOWN_ORIGINS;
 }
 
-function parseOrigin(line: string, restStart: number, prefix: JournalPrefix): void {
-
-  const firstEnd = tokenEnd(line, restStart);
-  const alone = identWithPid(line, restStart, firstEnd);
-  if (alone !== null) {
+function parseOrigin(line: string, restStart: number, end: number, prefix: JournalPrefix): void {
+  const firstEnd = tokenEnd(line, restStart, end);
+  if (identWithPid(line, restStart, firstEnd)) {
     // host missing: `Nov 01 11:59:32 linkerd[5699]: msg`
-    prefix.service = alone[0];
-    prefix.pid = alone[1];
+    prefix.service = identName;
+    prefix.pid = identPid;
     prefix.messageStart = afterColon(line, firstEnd);
     return;
   }
-  if (firstEnd >= line.length || line.charCodeAt(firstEnd - 1) === CH_COLON) return;
+  if (firstEnd >= end || line.charCodeAt(firstEnd - 1) === CH_COLON) return;
   const secondStart = firstEnd + 1;
-  const secondEnd = tokenEnd(line, secondStart);
-  const ident = identWithPid(line, secondStart, secondEnd);
-  if (ident !== null) {
+  const secondEnd = tokenEnd(line, secondStart, end);
+  if (identWithPid(line, secondStart, secondEnd)) {
     prefix.host = line.slice(restStart, firstEnd);
-    prefix.service = ident[0];
-    prefix.pid = ident[1];
+    prefix.service = identName;
+    prefix.pid = identPid;
     prefix.messageStart = afterColon(line, secondEnd);
     return;
   }
@@ -255,15 +470,21 @@ function parseOrigin(line: string, restStart: number, prefix: JournalPrefix): vo
       prefix.messageStart = afterColon(line, secondEnd);
     }
   }
-  return;
 }
 
 /** `ident[pid]: msg` with no time before it: an identifier of name characters, a numeric pid. */
-function identOnly(line: string): JournalPrefix | null {
-  const end = tokenEnd(line, 0);
-  const ident = identWithPid(line, 0, end);
-  if (ident === null || !isHostLike(ident[0])) return null;
-  return { timeMs: undefined, zoned: false, host: '', service: ident[0], pid: ident[1], messageStart: afterColon(line, end) };
+function identOnly(line: string, start: number, end: number, prefix: JournalPrefix): boolean {
+  const identEnd = tokenEnd(line, start, end);
+  if (!identWithPid(line, start, identEnd) || !isHostLike(identName)) return false;
+  prefix.timeMs = undefined;
+  prefix.zoned = false;
+  prefix.bootUs = undefined;
+  prefix.origin = null;
+  prefix.host = '';
+  prefix.service = identName;
+  prefix.pid = identPid;
+  prefix.messageStart = afterColon(line, identEnd);
+  return true;
 }
 
 /** Host names are letters, digits, `-`, `.` and `_`; anything else is message text. */
@@ -279,5 +500,10 @@ function isHostLike(token: string): boolean {
 
 /** `-- Logs begin at ... --`, `-- No entries --`, `-- Reboot --`, `-- Boot <id> --`: journalctl's own lines. */
 export function isJournalctlMarker(line: string): boolean {
-  return line.startsWith('-- ') && line.endsWith('--') && line.length >= 6;
+  return isJournalctlMarkerAt(line, 0, line.length);
+}
+
+/** isJournalctlMarker for the line at [start, end) of `text`. */
+export function isJournalctlMarkerAt(text: string, start: number, end: number): boolean {
+  return end - start >= 6 && text.startsWith('-- ', start) && text.endsWith('--', end);
 }

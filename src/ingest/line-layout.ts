@@ -191,14 +191,16 @@ const ZONE_OFFSET_MINUTES: Readonly<Record<string, number>> = {
   PST: -8 * 60,
 };
 
-const NUMERIC_OFFSET = /^([+-])(\d\d):?(\d\d)$/;
+// `+0530`, `+05:30`, and `+03` (the C library's name of a zone without an abbreviation, journalctl short-full).
+const NUMERIC_OFFSET = /^([+-])(\d\d)(?::?(\d\d))?$/;
 
-function zoneOffsetMinutes(zone: string): number | undefined {
+/** Minutes east of UTC of a zone as logs and journalctl name it (an abbreviation of the table, or ±hh[[:]mm]); undefined when unknown. */
+export function zoneOffsetMinutes(zone: string): number | undefined {
   const named = ZONE_OFFSET_MINUTES[zone] ?? ZONE_OFFSET_MINUTES[zone.toUpperCase()];
   if (named !== undefined) return named;
   const numeric = NUMERIC_OFFSET.exec(zone);
   if (!numeric) return undefined;
-  const minutes = Number(numeric[2]) * 60 + Number(numeric[3]);
+  const minutes = Number(numeric[2]) * 60 + Number(numeric[3] ?? 0);
   return numeric[1] === '-' ? -minutes : minutes;
 }
 
@@ -268,6 +270,39 @@ function linkerdTimeAt(text: string, at: number, referenceMs: number): number | 
   if (offset === undefined) return undefined;
   const timeOfDayMs = ((hour * 60 + minute) * 60 + second) * 1000 + millis - offset * 60_000;
   return placeYearless(month, day, timeOfDayMs, referenceMs);
+}
+
+// The prefix forms, sticky: tested where a line starts inside a larger text. Neither can run past
+// the line's end (`\S` and `.` never match a line break).
+const LINKERD_HEADER_AT = new RegExp(LINKERD_HEADER_PREFIX.source.slice(1), 'y');
+const LOG4J_HEADER_AT = new RegExp(LOG4J_HEADER_PREFIX.source.slice(1), 'y');
+
+/** The time readHeaderAt() found (undefined when the header has none, or the line is none). */
+export let headerTimeRead: number | undefined;
+
+/**
+ * isHeaderLine() and headerTimeOf() at once, for the line at [start, end) of `text`, read in place
+ * (analyze's router reads every line this way, and the engine is then told: LogRecord.header).
+ * Returns whether the line is a header; its time is left in headerTimeRead.
+ */
+export function readHeaderAt(text: string, start: number, end: number, referenceMs: number): boolean {
+  headerTimeRead = undefined;
+  let from = start;
+  while (from < end && text.charCodeAt(from) === CH_SPACE) from++;
+  if (from >= end) return false;
+  const layout = candidateLayout(text, from);
+  if (layout === null) return false;
+  if (layout === 'linkerd' || layout === 'log4j') {
+    const pattern = layout === 'linkerd' ? LINKERD_HEADER_AT : LOG4J_HEADER_AT;
+    pattern.lastIndex = from;
+    if (!pattern.test(text)) return false;
+    headerTimeRead = linkerdTimeAt(text, layout === 'linkerd' ? from + 2 : text.indexOf(' ', from) + 1, referenceMs);
+    return true;
+  }
+  const header = confirm(layout, text.slice(from, end));
+  if (header === null) return false;
+  headerTimeRead = headerTimeToEpochMs(header, referenceMs);
+  return true;
 }
 
 /**

@@ -178,9 +178,20 @@ function stripTrailingNewline(text: string): string {
  * The line's own time: a journald prefix with a zone (`short-iso`), else the log header's (with
  * milliseconds and its zone), else a zone-less journald prefix (`short`, local time read as UTC).
  */
-function ownTimeMs(prefix: JournalPrefix | null, message: string, referenceMs: number): number | undefined {
-  if (prefix !== null && prefix.zoned && prefix.timeMs !== undefined) return prefix.timeMs;
-  return headerTimeOf(message, referenceMs) ?? prefix?.timeMs;
+function ownTimeMs(prefix: Pick<JournalPrefix, 'zoned' | 'timeMs'> | null, message: string, referenceMs: number): number | undefined {
+  if (prefix === null) return headerTimeOf(message, referenceMs);
+  return prefix.zoned && prefix.timeMs !== undefined ? prefix.timeMs : prefixedLineTimeMs(prefix, headerTimeOf(message, referenceMs));
+}
+
+/** ownTimeMs of a journald line whose message's header time (read with the prefix's date as reference) is known. */
+export function prefixedLineTimeMs(prefix: Pick<JournalPrefix, 'zoned' | 'timeMs'>, headerTimeMs: number | undefined): number | undefined {
+  if (prefix.zoned && prefix.timeMs !== undefined) return prefix.timeMs;
+  return headerTimeMs ?? prefix.timeMs;
+}
+
+/** A journald line's source clock: its prefix's time in µs, or (short-monotonic) µs since boot. */
+export function prefixSourceUs(prefix: Pick<JournalPrefix, 'timeMs' | 'bootUs'>): number | undefined {
+  return prefix.timeMs !== undefined ? Math.round(prefix.timeMs * 1000) : prefix.bootUs;
 }
 
 /**
@@ -317,18 +328,47 @@ function emptyRecord(input: Record<string, unknown>, receivedAtMs: number, trans
  * log data (empty lines, journalctl's `-- Logs begin at ... --` markers).
  */
 export function recordFromText(line: string, receivedAtMs: number): LogRecord | null {
+  const text = logText(line);
+  return text === null ? null : recordFromPrefixedText(text, parseJournalPrefix(text, receivedAtMs), receivedAtMs);
+}
+
+/** The line without a trailing CR, or null when it carries no log data (empty, a journalctl marker). */
+export function logText(line: string): string | null {
   const text = line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line;
   if (text.length === 0) return null;
   if (text.charCodeAt(0) === 45 && isJournalctlMarker(text)) return null;
-  const prefix = parseJournalPrefix(text, receivedAtMs);
+  return text;
+}
+
+/**
+ * The record of a line whose journald prefix (or its absence) is already known: analyze reads the
+ * prefix of every line to find the line's stream, and builds records only for its own streams.
+ */
+export function recordFromPrefixedText(text: string, prefix: JournalPrefix | null, receivedAtMs: number): LogRecord {
+  return recordFromLineAt(text, 0, text.length, prefix, receivedAtMs);
+}
+
+/** recordFromPrefixedText for the line at [start, end) of `text`, its prefix read in place (readJournalPrefix). */
+export function recordFromLineAt(text: string, start: number, end: number, prefix: JournalPrefix | null, receivedAtMs: number): LogRecord {
   if (prefix === null) {
-    const time = headerTimeOf(text, receivedAtMs) ?? receivedAtMs;
-    return { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message: text };
+    const message = start === 0 && end === text.length ? text : text.slice(start, end);
+    const time = headerTimeOf(message, receivedAtMs) ?? receivedAtMs;
+    return { time, host: '', service: '', pid: '', stream: streamKeyOf('', '', ''), message };
   }
-  const message = text.slice(prefix.messageStart);
-  const time = ownTimeMs(prefix, message, receivedAtMs) ?? receivedAtMs;
-  const record: LogRecord = { time, host: prefix.host, service: prefix.service, pid: prefix.pid, stream: streamKeyOf(prefix.host, prefix.service, prefix.pid), message };
-  if (prefix.timeMs !== undefined) record.sourceUs = Math.round(prefix.timeMs * 1000);
+  return recordOfMessage(text.slice(prefix.messageStart, end), prefix, streamKeyOf(prefix.host, prefix.service, prefix.pid), receivedAtMs);
+}
+
+/**
+ * The record of a journald line's message, its prefix read already (by analyze's router, in
+ * another thread: `prefix` carries the origin's parts and the times, `stream` the origin's key).
+ */
+export function recordOfMessage(message: string, prefix: Pick<JournalPrefix, 'host' | 'service' | 'pid' | 'timeMs' | 'zoned' | 'bootUs'>, stream: string, receivedAtMs: number): LogRecord {
+  // A log header without a year is placed by the prefix's date when there is one (short-full and
+  // short-iso print the year; short's was placed by the reading time already).
+  const time = ownTimeMs(prefix, message, prefix.timeMs ?? receivedAtMs) ?? receivedAtMs;
+  const record: LogRecord = { time, host: prefix.host, service: prefix.service, pid: prefix.pid, stream, message };
+  const sourceUs = prefixSourceUs(prefix);
+  if (sourceUs !== undefined) record.sourceUs = sourceUs;
   return record;
 }
 

@@ -13,7 +13,9 @@ export interface LogRecord {
    * The time the source stamped on the record, in µs since the epoch: one clock for every line of a
    * stream alike (journald's receive time, the shipper's read time, a journald text prefix), unlike
    * `time`, which only header lines carry. Puts a stream back in source order and measures the
-   * silence between its lines. Undefined when the record carries no such time.
+   * silence between its lines. Undefined when the record carries no such time. For lines of
+   * `journalctl -o short-monotonic` it is µs since the host booted: it orders and times a stream
+   * (whose lines all come from one boot) but dates nothing.
    */
   sourceUs?: number;
   /** The record's position in its source (journald sequence number, file offset): orders records with equal sourceUs. */
@@ -31,6 +33,12 @@ export interface LogRecord {
    * (`\n`) when the shipper already joined them; the engine splits them.
    */
   message: string;
+  /**
+   * Whether the message (a single line) starts a log record by one of the built-in layouts
+   * (isHeaderLine), when whoever made the record tested it already (analyze's router does, to date
+   * the line): the engine takes it instead of testing again.
+   */
+  header?: boolean;
   /** The object as the shipper sent it, for records that carry no log line (metrics snapshots, objects without a text field). */
   fields?: Record<string, unknown>;
   /** Set when the input could not be decoded as its batch's format and was kept as raw text. */

@@ -72,7 +72,7 @@ export interface CompileResult {
 }
 
 /** Names every template may use besides the rule's own fields. */
-export const BUILTIN_NAMES = ['host', 'service', 'pid', 'rule', 'rule_version', 'category', 'severity', 'first_line', 'exception.class', 'exception.message'];
+export const BUILTIN_NAMES = ['origin', 'host', 'service', 'pid', 'rule', 'rule_version', 'category', 'severity', 'first_line', 'exception.class', 'exception.message'];
 const INCIDENT_KEY_BUILTINS = new Set(['rule', 'host', 'service', 'pid', 'category']);
 
 const DEFAULT_INCIDENT_KEY = ['rule', 'host', 'service'];

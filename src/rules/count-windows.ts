@@ -4,7 +4,7 @@
  * matter again). Owned by whoever outlives a reload (RuleSetHolder), so windows survive reloads and
  * reset only when a rule's version changes (its key changes).
  */
-import { LRUCache } from 'lru-cache';
+import { RecencyMap } from '../engine/recency-map.js';
 
 /**
  * Where the `if: {count, within}` thresholds keep their event times: in this process
@@ -20,10 +20,10 @@ export interface CountWindowState {
 }
 
 export class CountWindows implements CountWindowState {
-  private readonly times: LRUCache<string, number[]>;
+  private readonly times: RecencyMap<string, number[]>;
 
   constructor(maxKeys = 50_000) {
-    this.times = new LRUCache({ max: maxKeys });
+    this.times = new RecencyMap({ max: maxKeys });
   }
 
   /** Records an event at `time` and says how many recorded events of `key` lie in (time - withinMs, time]. */

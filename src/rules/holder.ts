@@ -53,6 +53,8 @@ const EMPTY_RULE_SET: RuleSet = {
   rules: [],
   groupers: [DEFAULT_GROUPER],
   classifier: new RuleClassifier([], new CountWindows(1)),
+  validatedFiles: [],
+  countKeys: [],
 };
 
 const WATCH_DEBOUNCE_MS = 250;

@@ -9,14 +9,14 @@ import path from 'node:path';
 import type { Classifier } from '../engine/classifier.js';
 import type { GrouperConfig } from '../engine/grouper-config.js';
 import { RuleClassifier } from './classifier.js';
-import { compileRuleFiles, type ParsedRuleFile, type RegexToCheck } from './compile.js';
+import { compileRuleFiles, type CompiledRule, type ParsedRuleFile, type RegexToCheck } from './compile.js';
 import { CountWindows, type CountWindowState } from './count-windows.js';
 import type { RuleSource } from './last-good.js';
 import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
 import { checkRegexSafety, type SafetyVerdict, type SafetyVerdictCache } from './regex-safety.js';
-import { validateRuleFile } from './validate.js';
-import { parseYamlSource } from './yaml-source.js';
+import { checkedCacheKey, readChecked, writeChecked } from './checked-cache.js';
+import { NO_POSITIONS, type ValidatedRuleFile } from './validated.js';
 
 export interface RuleSummary {
   id: string;
@@ -35,7 +35,15 @@ export interface RuleSet {
   rules: ReadonlyArray<RuleSummary>;
   groupers: GrouperConfig[];
   classifier: Classifier;
+  /** The validated files as plain data: what another thread compiles again (compileValidatedRules). */
+  validatedFiles: readonly ValidatedRuleFile[];
+  /**
+   * The incident keys of the enabled rules with count thresholds: their windows count events across
+   * every stream whose events share a key, so analyze only splits streams among threads along them.
+   */
+  countKeys: ReadonlyArray<readonly string[]>;
 }
+
 
 export interface LoadOptions {
   /** Run recheck over every regex (default true). Results are cached per pattern. */
@@ -46,6 +54,11 @@ export interface LoadOptions {
   safetyCache?: SafetyVerdictCache;
   /** Told after each regex has been checked for safety. */
   onSafetyProgress?: (checked: number, total: number) => void;
+  /**
+   * A folder where checked files are kept as plain data, keyed by their content (checked-cache.ts):
+   * a later load of the same files skips the YAML parser and the schema validator.
+   */
+  cacheDir?: string;
 }
 
 export interface LoadResult {
@@ -141,9 +154,9 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
   }
   if (files.length === 0) warnings.push(problemAt(dirName, 'no *.yaml rule files found', 'warning'));
 
+  // Every file is read first: the set's hash, and the key of the checked-files cache, cover them all.
   const hash = createHash('sha256');
   const sources: RuleSource[] = [];
-  const parsedFiles: ParsedRuleFile[] = [];
   for (const file of files) {
     const name = displayName(file);
     let text: string;
@@ -160,18 +173,35 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
     }
     sources.push({ path: path.relative(dir, file), text });
     hash.update(path.relative(dir, file)).update('\0').update(text).update('\0');
-    const source = parseYamlSource(text);
-    for (const problem of source.problems) (problem.severity === 'error' ? errors : warnings).push({ file: name, ...problem });
-    if (source.problems.some((problem) => problem.severity === 'error')) continue;
-    const schemaProblems = validateRuleFile(name, source.data, source);
-    if (schemaProblems.length > 0) {
-      errors.push(...schemaProblems);
-      continue;
-    }
-    parsedFiles.push({ file: name, data: (source.data ?? {}) as RawRuleFile, source });
   }
 
-  const compiled = compileRuleFiles(parsedFiles);
+  const warningsBefore = warnings.length;
+  let parsedFiles: ParsedRuleFile[] | undefined;
+  let cacheKey: string | undefined;
+  if (options.cacheDir !== undefined && errors.length === 0) {
+    cacheKey = await checkedCacheKey(sources);
+    const checked = await readChecked(options.cacheDir, cacheKey);
+    if (checked !== undefined) {
+      parsedFiles = checked.files.map(({ path: relative, data }) => ({ file: displayName(path.join(dir, relative)), data, source: NO_POSITIONS }));
+      for (const { path: relative, ...problem } of checked.warnings) warnings.push({ file: displayName(path.join(dir, relative)), ...problem });
+    }
+  }
+  const fromCache = parsedFiles !== undefined;
+  parsedFiles ??= await checkFiles(dir, sources, errors, warnings);
+  let compiled = compileRuleFiles(parsedFiles);
+  if (fromCache && (compiled.errors.length > 0 || compiled.warnings.length > 0)) {
+    // Findings need the positions only the YAML has: the files are checked again.
+    warnings.length = warningsBefore;
+    parsedFiles = await checkFiles(dir, sources, errors, warnings);
+    compiled = compileRuleFiles(parsedFiles);
+  }
+  if (options.cacheDir !== undefined && cacheKey !== undefined && !fromCache && errors.length === 0 && compiled.errors.length === 0) {
+    const relativeOf = new Map(sources.map((source) => [displayName(path.join(dir, source.path)), source.path]));
+    await writeChecked(options.cacheDir, cacheKey, {
+      files: parsedFiles.map(({ file, data }) => ({ path: relativeOf.get(file) ?? file, data })),
+      warnings: warnings.slice(warningsBefore).map(({ file, ...problem }) => ({ path: relativeOf.get(file) ?? file, ...problem })),
+    });
+  }
   errors.push(...compiled.errors);
   warnings.push(...compiled.warnings);
   const regexChecks: RegexCheckCount = { total: 0, fromCacheFile: 0 };
@@ -187,6 +217,33 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
     rules: compiled.rules.map(({ id, version, title, category, enabled, fallback, file }) => ({ id, version, title, category, enabled, fallback, file })),
     groupers: compiled.groupers,
     classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
+    validatedFiles: parsedFiles.map(({ file, data }) => ({ file, data })),
+    countKeys: countKeysOf(compiled.rules),
   };
   return { ruleSet, errors, warnings, regexChecks, sources };
 }
+
+/** YAML, then the JSON Schema, file by file; the files that pass, in order. */
+async function checkFiles(dir: string, sources: readonly RuleSource[], errors: RuleProblem[], warnings: RuleProblem[]): Promise<ParsedRuleFile[]> {
+  // Imported when needed: a set read from the checked-files cache never loads the parser or the validator.
+  const [{ parseYamlSource }, { validateRuleFile }] = await Promise.all([import('./yaml-source.js'), import('./validate.js')]);
+  const parsedFiles: ParsedRuleFile[] = [];
+  for (const { path: relative, text } of sources) {
+    const name = displayName(path.join(dir, relative));
+    const source = parseYamlSource(text);
+    for (const problem of source.problems) (problem.severity === 'error' ? errors : warnings).push({ file: name, ...problem });
+    if (source.problems.some((problem) => problem.severity === 'error')) continue;
+    const schemaProblems = validateRuleFile(name, source.data, source);
+    if (schemaProblems.length > 0) {
+      errors.push(...schemaProblems);
+      continue;
+    }
+    parsedFiles.push({ file: name, data: (source.data ?? {}) as RawRuleFile, source });
+  }
+  return parsedFiles;
+}
+
+function countKeysOf(rules: readonly CompiledRule[]): string[][] {
+  return rules.filter((rule) => rule.enabled && rule.thresholds.some((threshold) => threshold.kind === 'count')).map((rule) => [...rule.incidentKey]);
+}
+

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { closestName } from '../text/suggest.js';
 import { describePath, type RuleProblem } from './problems.js';
 import type { YamlPath, YamlSource } from './yaml-source.js';
 
@@ -47,23 +48,9 @@ const TYPE_WORDS: Record<string, string> = {
   null: 'null',
 };
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0] as number;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j] as number;
-      row[j] = Math.min(above + 1, (row[j - 1] as number) + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length] as number;
-}
-
 function suggestion(unknown: string, allowed: string[]): string {
-  const best = allowed.map((name) => ({ name, distance: editDistance(unknown, name) })).sort((a, b) => a.distance - b.distance)[0];
-  if (best && best.distance <= Math.max(2, Math.floor(unknown.length / 3))) return `; did you mean "${best.name}"?`;
+  const best = closestName(unknown, allowed);
+  if (best !== undefined) return `; did you mean "${best}"?`;
   return allowed.length > 0 ? ` (allowed: ${allowed.join(', ')})` : '';
 }
 

@@ -67,6 +67,53 @@ describe('recordFromTextLine', () => {
   });
 });
 
+// journalctl's other time-carrying short modes (man journalctl --output; systemd src/shared/logs-show.c,
+// output_timestamp_realtime()/output_timestamp_monotonic()); the lines are systemd 252's own, from
+// test/fixtures/journald (make-fixtures.sh), and that file's header line of linkerd/linkerd#1690.
+describe('recordFromTextLine: short-full, with-unit, short-unix, short-monotonic, short-delta', () => {
+  const message = 'I 1101 11:59:30.291 UTC THREAD1: netty-repro edge-a/4101: Netty 4.1.48.Final on Java 17.0.15 (linkerd 1.x log layout: jul)';
+
+  it('short-full: weekday, date, time and the zone journalctl names (CDT read with its offset)', () => {
+    const record = recordFromTextLine(`Fri 2024-11-01 06:59:30 CDT edge-a linkerd[4101]: ${message}`, RECEIVED);
+    expect(record).toMatchObject({ host: 'edge-a', service: 'linkerd', pid: '4101', message, time: Date.UTC(2024, 10, 1, 11, 59, 30), sourceUs: Date.UTC(2024, 10, 1, 11, 59, 30) * 1000 });
+  });
+
+  it('short-full: UTC, a numeric zone, an unknown abbreviation (local time read as UTC, the header decides) and no zone', () => {
+    expect(recordFromTextLine(`Fri 2024-11-01 11:59:30 UTC edge-a linkerd[4101]: x`, RECEIVED)).toMatchObject({ host: 'edge-a', time: Date.UTC(2024, 10, 1, 11, 59, 30) });
+    expect(recordFromTextLine(`Fri 2024-11-01 14:59:30 +03 edge-a linkerd[4101]: x`, RECEIVED)).toMatchObject({ host: 'edge-a', time: Date.UTC(2024, 10, 1, 11, 59, 30) });
+    // CEST is not in the table: the time is local, zone unknown; the linkerd header's UTC time wins.
+    expect(recordFromTextLine(`Fri 2024-11-01 13:59:30 CEST edge-a linkerd[4101]: ${message}`, RECEIVED)).toMatchObject({ host: 'edge-a', time: Date.UTC(2024, 10, 1, 11, 59, 30, 291) });
+    // systemd leaves the zone out when it does not fit its buffer.
+    expect(recordFromTextLine(`Fri 2024-11-01 11:59:30 edge-a linkerd[4101]: x`, RECEIVED)).toMatchObject({ host: 'edge-a', service: 'linkerd', pid: '4101', message: 'x' });
+  });
+
+  it('with-unit: the unit in place of the identifier', () => {
+    expect(recordFromTextLine(`Fri 2024-11-01 06:59:30 CDT edge-a linkerd.service[4101]: ${message}`, RECEIVED)).toMatchObject({ host: 'edge-a', service: 'linkerd.service', pid: '4101', message });
+  });
+
+  it('short-unix: seconds and microseconds since the epoch', () => {
+    const record = recordFromTextLine(`1730462370.291545 edge-a linkerd[4101]: ${message}`, RECEIVED);
+    expect(record).toMatchObject({ host: 'edge-a', service: 'linkerd', pid: '4101', message, time: Date.UTC(2024, 10, 1, 11, 59, 30, 291) });
+  });
+
+  it('short-monotonic and short-delta: time since boot, so the date comes from the log header', () => {
+    for (const prefix of ['[259204.613532]', '[  1204.613532]', '[259204.613532                ]', '[950401.235879 <    0.306680*>]', '[950401.235879 <    0.306680 >]']) {
+      const record = recordFromTextLine(`${prefix} edge-a linkerd[4101]: ${message}`, RECEIVED);
+      expect(record, prefix).toMatchObject({ host: 'edge-a', service: 'linkerd', pid: '4101', message, time: Date.UTC(2017, 10, 1, 11, 59, 30, 291) });
+    }
+    // The boot clock orders and times the stream (its silences), in µs.
+    expect(recordFromTextLine(`[259204.613532] edge-a linkerd[4101]: x`, RECEIVED)?.sourceUs).toBe(259_204_613_532);
+    // No header: nothing dates the line but its reading.
+    expect(recordFromTextLine(`[259204.613532] edge-a linkerd[4101]: at io.netty.Foo.bar(Foo.java:1)`, RECEIVED)?.time).toBe(RECEIVED);
+  });
+
+  it('look-alikes are messages: a bare number, a bracketed word, a weekday sentence', () => {
+    expect(recordFromTextLine('1730462370 edge-a linkerd[4101]: x', RECEIVED)).toMatchObject({ host: '', service: '', message: '1730462370 edge-a linkerd[4101]: x' });
+    expect(recordFromTextLine('[main] INFO o.a.c.Foo - started in 12.5 s', RECEIVED)).toMatchObject({ host: '', service: '' });
+    expect(recordFromTextLine('Wed is when the batch job runs on edge-a', RECEIVED)).toMatchObject({ host: '', service: '' });
+  });
+});
+
 describe('recordFromJournalObject', () => {
   it('journalctl -o json, MESSAGE as a byte array (non-UTF-8 fields), µs realtime', () => {
     const record = recordFromJournalObject(

@@ -1,0 +1,65 @@
+/**
+ * RecencyMap replaces lru-cache's LRUCache in the grouper and the count windows: under any sequence
+ * of get, peek and set it must hold the same entries, evict the same ones in the same order, and
+ * iterate in the same order both ways, since the grouper's flush and sweep close groups in that order.
+ */
+import fc from 'fast-check';
+import { LRUCache } from 'lru-cache';
+import { describe, expect, it } from 'vitest';
+import { RecencyMap } from '../../src/engine/recency-map.js';
+
+type Step = { op: 'get' | 'peek'; key: number } | { op: 'set'; key: number; value: number };
+
+describe('RecencyMap', () => {
+  it('behaves as LRUCache under any sequence of get, peek and set (entries, evictions, both orders)', () => {
+    const step = fc.oneof(
+      fc.record({ op: fc.constantFrom('get' as const, 'peek' as const), key: fc.integer({ min: 0, max: 12 }) }),
+      fc.record({ op: fc.constant('set' as const), key: fc.integer({ min: 0, max: 12 }), value: fc.integer() }),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 8 }), fc.array(step, { maxLength: 200 }), (max, steps: Step[]) => {
+        const evictedByMap: Array<[number, number]> = [];
+        const evictedByCache: Array<[number, number]> = [];
+        const map = new RecencyMap<number, number>({ max, onEvict: (value, key) => evictedByMap.push([key, value]) });
+        const cache = new LRUCache<number, number>({
+          max,
+          dispose: (value, key, reason) => {
+            if (reason === 'evict') evictedByCache.push([key, value]);
+          },
+        });
+        for (const { op, key, ...rest } of steps) {
+          if (op === 'set') {
+            const { value } = rest as { value: number };
+            map.set(key, value);
+            cache.set(key, value);
+          } else {
+            expect(map[op](key)).toBe(cache[op](key));
+          }
+          expect(map.size).toBe(cache.size);
+        }
+        expect(evictedByMap).toEqual(evictedByCache);
+        expect([...map.values()]).toEqual([...cache.values()]);
+        expect([...map.rvalues()]).toEqual([...cache.rvalues()]);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('lets the eviction callback read the map, the evicted entry still in it, before the new entry goes in', () => {
+    const seen: Array<{ evicted: string | undefined; incoming: string | undefined; size: number }> = [];
+    const map: RecencyMap<string, string> = new RecencyMap<string, string>({
+      max: 2,
+      onEvict: (_value, key) => seen.push({ evicted: map.peek(key), incoming: map.peek('c'), size: map.size }),
+    });
+    map.set('a', 'A').set('b', 'B');
+    map.get('a');
+    map.set('c', 'C');
+    expect(seen).toEqual([{ evicted: 'B', incoming: undefined, size: 2 }]);
+    expect([...map.values()]).toEqual(['C', 'A']);
+    expect(map.peek('b')).toBeUndefined();
+  });
+
+  it('refuses a bound below one entry', () => {
+    expect(() => new RecencyMap({ max: 0 })).toThrow(RangeError);
+  });
+});
