@@ -30,7 +30,7 @@ function vectorRecord(entry, index) {
 }
 
 /** Bodies of the corpus's first `lines` lines, each 1–10 MB, every other one gzip. */
-export function buildBodies(lines, { processes = 8, hosts = 4, seed = 1690, offsetMs = 0 } = {}) {
+export function buildBodies(lines, { processes = 8, hosts = 4, seed = 1690, offsetMs = 0, traceShare } = {}) {
   const bodies = [];
   let parts = [];
   let bytes = 0;
@@ -45,7 +45,7 @@ export function buildBodies(lines, { processes = 8, hosts = 4, seed = 1690, offs
     bytes = 0;
     count = 0;
   };
-  for (const entry of generateCorpus({ lines, processes, hosts, seed })) {
+  for (const entry of generateCorpus({ lines, processes, hosts, seed, ...(traceShare === undefined ? {} : { traceShare }) })) {
     const text = JSON.stringify(vectorRecord({ ...entry, time: entry.time + offsetMs }, index++));
     parts.push(text);
     bytes += text.length + 1;
@@ -57,7 +57,7 @@ export function buildBodies(lines, { processes = 8, hosts = 4, seed = 1690, offs
 }
 
 /** Posts the bodies over `connections` connections; 503 is retried after its Retry-After. Returns per-request latencies (ms). */
-async function post(pool, bodies, { connections = 2, pace } = {}) {
+export async function post(pool, bodies, { connections = 2, pace } = {}) {
   const latencies = [];
   let next = 0;
   const started = performance.now();

@@ -66,13 +66,26 @@ export interface Config {
   /** Warn when a process's direct memory passes this share of its limit (0-1). */
   directMemoryRatio: number;
   logLevel: string;
+  /** `single`: one process does everything (SQLite by default); `ingest` / `engine`: a node of the scale-out mode. */
+  role: Role;
+  /** PostgreSQL connection URL: the shared store (required by the scale-out roles; a single process may use it too). */
+  postgresUrl: string | undefined;
+  /** NATS server URLs (comma-separated) of the JetStream that carries records from ingest to engine nodes. */
+  natsUrl: string | undefined;
+  /** Partitions of the record stream: fixed for the life of the stream, the same on every node. */
+  partitions: number;
+  /** The partitions an engine node consumes (`0-7,12`); undefined: all of them. */
+  enginePartitions: number[] | undefined;
 }
+
+export const ROLES = ['single', 'ingest', 'engine'] as const;
+export type Role = (typeof ROLES)[number];
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-type SettingType = 'port' | 'text' | 'path' | 'urls' | 'secret' | 'secret-file' | 'count' | 'size' | 'duration' | 'level' | 'limits' | 'ratio';
+type SettingType = 'port' | 'text' | 'path' | 'urls' | 'secret' | 'secret-file' | 'count' | 'size' | 'duration' | 'level' | 'limits' | 'ratio' | 'role' | 'ranges';
 
 /** Settings that are read from a file (the secret itself stays out of `ps` and the environment). */
 type FileSetting = 'tokenFile' | 'readTokenFile';
@@ -207,6 +220,26 @@ export const SETTINGS: readonly Setting[] = [
     help: 'open a direct-memory-trend incident (critical) when a process\'s direct memory passes this share of its limit (90% or 0.9)',
   },
   { key: 'logLevel', flag: '--log-level', placeholder: 'level', env: 'LEAKWATCH_LOG_LEVEL', type: 'level', default: 'info', help: LOG_LEVELS.join('|') },
+  {
+    key: 'role', flag: '--role', placeholder: 'role', env: 'LEAKWATCH_ROLE', type: 'role', default: 'single',
+    help: 'single: one process does everything; ingest: an HTTP sink that publishes to NATS JetStream; engine: groups and classifies partitions from JetStream into PostgreSQL (see Scaling out)',
+  },
+  {
+    key: 'postgresUrl', flag: '--postgres-url', placeholder: 'url', env: 'LEAKWATCH_POSTGRES_URL', type: 'secret', default: undefined,
+    help: 'PostgreSQL store shared by every node (postgresql://user:password@host/db), instead of SQLite in --data-dir; required by --role ingest and engine; prefer the variable, a flag shows in ps',
+  },
+  {
+    key: 'natsUrl', flag: '--nats-url', placeholder: 'urls', env: 'LEAKWATCH_NATS_URL', type: 'text', default: undefined,
+    help: 'NATS servers with JetStream (nats://host:4222, comma-separated) that carry records from ingest to engine nodes; required by --role ingest and engine',
+  },
+  {
+    key: 'partitions', flag: '--partitions', placeholder: 'n', env: 'LEAKWATCH_PARTITIONS', type: 'count', default: '16', min: 1, max: 1024,
+    help: 'partitions of the record stream (a stable hash of host + service + pid); the same on every node and for the life of the stream',
+  },
+  {
+    key: 'enginePartitions', flag: '--engine-partitions', placeholder: 'list', env: 'LEAKWATCH_ENGINE_PARTITIONS', type: 'ranges', default: undefined, defaultNote: '(all)',
+    help: 'the partitions an engine node consumes, e.g. 0-7 or 0,3,8-11; each partition must be given to exactly one engine node',
+  },
 ];
 
 /** Raw values as strings, from flags or the environment (commander gives strings too). */
@@ -294,6 +327,11 @@ function parseValue(setting: Setting, where: string, raw: string | string[]): un
     case 'level':
       if (!LOG_LEVELS.includes(text)) throw new ConfigError(`${where}: expected one of ${LOG_LEVELS.join(', ')}, got "${text}"`);
       return text;
+    case 'role':
+      if (!(ROLES as readonly string[]).includes(text)) throw new ConfigError(`${where}: expected one of ${ROLES.join(', ')}, got "${text}"`);
+      return text;
+    case 'ranges':
+      return parseRanges(where, text);
     case 'urls': {
       const urls = (Array.isArray(raw) ? raw : [raw]).flatMap((item) => item.split(/[\s,]+/)).filter(Boolean);
       const targets = urls.map((url) => {
@@ -314,6 +352,20 @@ function parseValue(setting: Setting, where: string, raw: string | string[]): un
   }
 }
 
+/** `0-7,12` → [0, 1, …, 7, 12]: sorted, each once. */
+function parseRanges(where: string, text: string): number[] {
+  const numbers = new Set<number>();
+  for (const part of text.split(',').map((item) => item.trim())) {
+    const match = /^(\d{1,4})(?:-(\d{1,4}))?$/.exec(part);
+    if (!match) throw new ConfigError(`${where}: expected numbers and ranges such as 0-7,12, got "${text}"`);
+    const first = Number(match[1]);
+    const last = match[2] === undefined ? first : Number(match[2]);
+    if (last < first) throw new ConfigError(`${where}: ${part} ends before it starts`);
+    for (let n = first; n <= last; n++) numbers.add(n);
+  }
+  return [...numbers].sort((a, b) => a - b);
+}
+
 /** A URL as error messages may show it: its userinfo blanked. */
 function withoutCredentials(text: string): string {
   try {
@@ -328,7 +380,7 @@ function withoutCredentials(text: string): string {
 }
 
 function builtInDefaults(): Config {
-  const config: Record<string, unknown> = { forwardTargets: [], directMemoryMax: [], token: undefined, readToken: undefined };
+  const config: Record<string, unknown> = { forwardTargets: [], directMemoryMax: [], token: undefined, readToken: undefined, postgresUrl: undefined, natsUrl: undefined, enginePartitions: undefined };
   for (const setting of SETTINGS) {
     if (setting.default !== undefined) config[setting.key] = parseValue(setting, `default of ${setting.flag}`, setting.default);
   }
@@ -376,7 +428,19 @@ export function resolveConfig(flags: RawSettings, env: NodeJS.ProcessEnv = proce
   }
   const resolved = config as unknown as Config;
   resolved.forwardTargets = resolved.forwardTargets.map((target) => withGiveUp(target, resolved.forwardOutboxAgeMs));
+  checkScaleOut(resolved);
   return resolved;
+}
+
+/** The scale-out roles need both shared services; partitions must exist. */
+function checkScaleOut(config: Config): void {
+  if (config.role !== 'single') {
+    if (config.natsUrl === undefined) throw new ConfigError(`--role ${config.role} needs --nats-url (LEAKWATCH_NATS_URL)`);
+    if (config.postgresUrl === undefined) throw new ConfigError(`--role ${config.role} needs --postgres-url (LEAKWATCH_POSTGRES_URL)`);
+  }
+  const outside = config.enginePartitions?.find((partition) => partition >= config.partitions);
+  if (outside !== undefined) throw new ConfigError(`--engine-partitions: partition ${outside} does not exist (--partitions ${config.partitions} numbers them 0-${config.partitions - 1})`);
+  if (config.enginePartitions !== undefined && config.role !== 'engine') throw new ConfigError('--engine-partitions is for --role engine');
 }
 
 /** A target gives up after its own give-up=, else after 24 h, never after the outbox age. */

@@ -129,7 +129,7 @@ export function isLeakwatchError(error: unknown): error is LeakwatchError {
 }
 
 /** SQLite result codes (and errnos) of conditions that pass: a busy or locked database, a full disk, an I/O hiccup. */
-const PASSING_STORAGE_CODES = /^(SQLITE_(BUSY|LOCKED|FULL|IOERR|NOMEM|CANTOPEN|PROTOCOL)|ENOSPC|EIO|EAGAIN|EBUSY|EMFILE|ENFILE)/;
+const PASSING_STORAGE_CODES = /^(SQLITE_(BUSY|LOCKED|FULL|IOERR|NOMEM|CANTOPEN|PROTOCOL)|LW_STORE_UNAVAILABLE|ENOSPC|EIO|EAGAIN|EBUSY|EMFILE|ENFILE)/;
 
 /**
  * Whether a failure to record a batch can pass, so that a retry may succeed (503); any other

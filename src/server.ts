@@ -7,26 +7,29 @@ import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
 import { UnclassifiedTally } from './engine/unclassified-tally.js';
 import { installErrorShape, LeakwatchError } from './errors.js';
-import type { Engine } from './engine/engine.js';
+import type { Engine, EventSink } from './engine/engine.js';
+import type { Group } from './engine/group.js';
 import type { LeakEvent } from './engine/event.js';
 import { isLeakEvent, type GroupedRecord } from './engine/grouped-record.js';
-import { Forwarder } from './forward/forwarder.js';
+import { Forwarder, type ForwardBacklog } from './forward/forwarder.js';
 import { forwardRoutes } from './forward/routes.js';
 import { IncidentService } from './incidents/service.js';
 import { incidentRoutes } from './incidents/routes.js';
 import { DecodePool } from './ingest/decode-pool.js';
 import { InflightBytes } from './ingest/inflight.js';
 import { BoundedRecordQueue } from './ingest/queue.js';
-import { ingestRoutes } from './ingest/routes.js';
+import { ingestRoutes, type IngestRoutesOptions } from './ingest/routes.js';
+import type { DecodeLimits } from './ingest/decode-body.js';
 import { DIRECT_MEMORY_METRICS, directMemoryMetrics, type DirectMemoryMetricSample } from './memory/metrics.js';
 import { MemoryTracker } from './memory/tracker.js';
 import { memoryRoutes } from './memory/routes.js';
 import { isDirectMemorySeries, recordsOfSeries } from './memory/sources.js';
 import { TREND_CATEGORY } from './memory/warning.js';
 import { LeakwatchMetrics } from './metrics.js';
-import { Pipeline } from './pipeline.js';
+import { Pipeline, type PipelineOutputs } from './pipeline.js';
 import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem, type RulesFallback } from './rules/index.js';
 import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
+import type { Store } from './store/store.js';
 import { formatBytes } from './units.js';
 import { webRoutes } from './web/routes.js';
 
@@ -66,7 +69,7 @@ export class StartupError extends Error {
   override readonly name = 'StartupError';
 }
 
-function rulesFailure(rulesDir: string, errors: readonly RuleProblem[]): StartupError {
+export function rulesFailure(rulesDir: string, errors: readonly RuleProblem[]): StartupError {
   return new StartupError(`the rules in ${rulesDir} do not load:\n${errors.map(formatProblem).join('\n')}`);
 }
 
@@ -94,57 +97,18 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     store.close();
     throw rulesFailure(config.rulesDir, compiled.errors);
   }
-  // A trend warning's evidence is what happened on its host over the hours its trend covers.
-  const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs, evidenceWindowMsByCategory: { [TREND_CATEGORY]: config.directMemoryWindowMs } });
-  const memory = new MemoryTracker(store, {
-    trendWindowMs: config.directMemoryWindowMs,
-    configuredMax: config.directMemoryMax,
-    horizonMs: config.directMemoryHorizonMs,
-    warnRatio: config.directMemoryRatio,
-  });
-  // Trend warnings are events like a rule's: stored, counted and forwarded the same way.
-  const ingestWarnings = (warnings: LeakEvent[]): void => {
-    if (warnings.length === 0) return;
-    const stored = incidents.ingest(warnings, (newEvents) => forwarder.enqueue(newEvents));
-    for (const event of stored.events) metrics.events.inc({ category: event.category });
-  };
   const unclassified = new UnclassifiedTally(UNCLASSIFIED_SHAPES_KEPT);
   const metrics = new LeakwatchMetrics();
   const forwarder = new Forwarder(config.forwardTargets, store, { outboxBytes: config.forwardOutboxBytes, outboxAgeMs: config.forwardOutboxAgeMs, log, metrics });
+  const { incidents, memory, outputs } = storeOutputs(config, store, metrics, (records) => forwarder.enqueue(records));
 
-  const decodeLimits = { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth };
-  const inflight = new InflightBytes(config.maxInflightBytes);
-  const decoders = new DecodePool(
-    { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits },
-    { threads: config.decodeThreads, inflight },
-  );
+  const decoding = ingestDecoding(config);
+  const { decoders } = decoding;
   const queue = new BoundedRecordQueue(config.queueRecords, config.queueBytes);
   const pipeline = new Pipeline(
-    (sink, forwardUnclassified) =>
-      createEngine({
-        groupers: () => rules.current().groupers,
-        classifier: () => rules.current().classifier,
-        limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes, maxHeldBytes: config.maxHeldBytes },
-        sink,
-        // Every unclassified group feeds the tally; in close order with the events only when
-        // forwarding sends them too (#records=all), as the pipeline then buffers both in one order.
-        unclassified: (group) => {
-          unclassified.add(group);
-          forwardUnclassified?.(group);
-        },
-        unclassifiedInCloseOrder: forwardUnclassified !== undefined,
-      }),
+    (sink, forwardUnclassified) => makeEngine(config, rules, unclassified, sink, forwardUnclassified),
     queue,
-    {
-      records: (records) => ingestWarnings(memory.observeRecords(records)),
-      grouped: (grouped) => {
-        // An event is in the outbox exactly when it is stored: one transaction, new events only,
-        // in close order with the unclassified records a records=all target takes.
-        const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => forwarder.enqueue(asStored(grouped, newEvents)));
-        for (const event of stored.events) metrics.events.inc({ category: event.category });
-        ingestWarnings(memory.observeEvents(stored.events));
-      },
-    },
+    outputs,
     log,
     {
       journal: store,
@@ -168,43 +132,14 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   // Callers await `ready`; this keeps a failure from also surfacing as an unhandled rejection.
   whenReady.catch(() => undefined);
 
-  // Shippers post several times a second: a log line per request would drown the log that matters.
-  const app = Fastify({
-    loggerInstance: log,
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: config.maxBodyBytes,
-    // Backstop for what ingest's own timeouts do not see (headers that never end, other routes).
-    requestTimeout: config.requestTimeoutMs + 5000,
-  });
-  installErrorShape(app);
-  installAuth(app, { token: config.token, readToken: config.readToken });
+  const app = createApp(config, log);
   await app.register(ingestRoutes, {
+    ...ingestOptions(config, metrics, decoding),
     submit: (batch) => {
       const backlog = forwarder.backlog();
-      if (backlog !== undefined) {
-        throw new LeakwatchError(
-          'LW_ERR_FORWARD_BACKLOG',
-          `the forwarding outbox is full (${formatBytes(backlog.pendingBytes)} undelivered, --forward-outbox-bytes ${formatBytes(backlog.outboxBytes)}): ${backlog.target} is not taking events${backlog.lastError === undefined ? '' : ` (${backlog.lastError})`}; retry shortly`,
-          { limit: { setting: '--forward-outbox-bytes', value: backlog.outboxBytes } },
-        );
-      }
+      if (backlog !== undefined) throw backlogRefusal(backlog);
       return pipeline.submit(batch);
     },
-    accepted: (body) => {
-      const labels = { format: body.format, encoding: body.encoding };
-      metrics.ingestBodies.inc(labels);
-      metrics.ingestBodyRecords.inc(labels, body.records);
-      metrics.ingestBodyBytes.inc(labels, body.bytes);
-      if (body.malformed > 0) metrics.ingestMalformed.inc(body.malformed);
-    },
-    maxBodyBytes: config.maxBodyBytes,
-    limits: decodeLimits,
-    maxZstdWindowBytes: config.maxZstdWindowBytes,
-    maxInflightBytes: config.maxInflightBytes,
-    inflight,
-    decode: (received, receivedAt, claim) => decoders.decode(received, receivedAt, claim),
-    bodyTimeoutMs: config.bodyTimeoutMs,
-    requestTimeoutMs: config.requestTimeoutMs,
     ready: () => ready,
     remoteWrite: { keep: isDirectMemorySeries, toRecords: recordsOfSeries },
   });
@@ -268,7 +203,118 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   };
 }
 
-function describeFallback(rulesDir: string, fallback: RulesFallback): string {
+/**
+ * What a server does with the engine's output, over whichever store: records feed the memory
+ * tracker; grouped records become events and incidents, and enter the forwarding outbox (through
+ * `enqueue`) in the transaction that stores them; trend warnings are events like a rule's.
+ */
+export function storeOutputs(
+  config: Config,
+  store: Store,
+  metrics: LeakwatchMetrics,
+  enqueue: (records: readonly GroupedRecord[]) => void,
+): { incidents: IncidentService; memory: MemoryTracker; outputs: PipelineOutputs } {
+  // A trend warning's evidence is what happened on its host over the hours its trend covers.
+  const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs, evidenceWindowMsByCategory: { [TREND_CATEGORY]: config.directMemoryWindowMs } });
+  const memory = new MemoryTracker(store, {
+    trendWindowMs: config.directMemoryWindowMs,
+    configuredMax: config.directMemoryMax,
+    horizonMs: config.directMemoryHorizonMs,
+    warnRatio: config.directMemoryRatio,
+  });
+  // Trend warnings are events like a rule's: stored, counted and forwarded the same way.
+  const ingestWarnings = (warnings: LeakEvent[]): void => {
+    if (warnings.length === 0) return;
+    const stored = incidents.ingest(warnings, (newEvents) => enqueue(newEvents));
+    for (const event of stored.events) metrics.events.inc({ category: event.category });
+  };
+  const outputs: PipelineOutputs = {
+    records: (records) => ingestWarnings(memory.observeRecords(records)),
+    grouped: (grouped) => {
+      // An event is in the outbox exactly when it is stored: one transaction, new events only,
+      // in close order with the unclassified records a records=all target takes.
+      const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => enqueue(asStored(grouped, newEvents)));
+      for (const event of stored.events) metrics.events.inc({ category: event.category });
+      ingestWarnings(memory.observeEvents(stored.events));
+    },
+  };
+  return { incidents, memory, outputs };
+}
+
+/** How request bodies become records: the same for a single process and an ingest node. */
+export function ingestDecoding(config: Config): { decodeLimits: Partial<DecodeLimits>; inflight: InflightBytes; decoders: DecodePool } {
+  const decodeLimits = { maxRecords: config.maxRecords, maxLineBytes: config.maxLineBytes, maxMessageBytes: config.maxMessageBytes, maxDepth: config.maxDepth };
+  const inflight = new InflightBytes(config.maxInflightBytes);
+  const decoders = new DecodePool(
+    { maxBytes: config.maxBodyBytes, maxZstdWindowBytes: config.maxZstdWindowBytes, limits: decodeLimits },
+    { threads: config.decodeThreads, inflight },
+  );
+  return { decodeLimits, inflight, decoders };
+}
+
+/** The ingest route's settings, whatever keeps the batches (the journal, or NATS JetStream). */
+export function ingestOptions(config: Config, metrics: LeakwatchMetrics, decoding: ReturnType<typeof ingestDecoding>): Omit<IngestRoutesOptions, 'submit' | 'ready'> {
+  return {
+    accepted: (body) => {
+      const labels = { format: body.format, encoding: body.encoding };
+      metrics.ingestBodies.inc(labels);
+      metrics.ingestBodyRecords.inc(labels, body.records);
+      metrics.ingestBodyBytes.inc(labels, body.bytes);
+      if (body.malformed > 0) metrics.ingestMalformed.inc(body.malformed);
+    },
+    maxBodyBytes: config.maxBodyBytes,
+    limits: decoding.decodeLimits,
+    maxZstdWindowBytes: config.maxZstdWindowBytes,
+    maxInflightBytes: config.maxInflightBytes,
+    inflight: decoding.inflight,
+    decode: (received, receivedAt, claim) => decoding.decoders.decode(received, receivedAt, claim),
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+  };
+}
+
+/** The answer while the forwarding outbox is full. */
+export function backlogRefusal(backlog: ForwardBacklog): LeakwatchError {
+  return new LeakwatchError(
+    'LW_ERR_FORWARD_BACKLOG',
+    `the forwarding outbox is full (${formatBytes(backlog.pendingBytes)} undelivered, --forward-outbox-bytes ${formatBytes(backlog.outboxBytes)}): ${backlog.target} is not taking events${backlog.lastError === undefined ? '' : ` (${backlog.lastError})`}; retry shortly`,
+    { limit: { setting: '--forward-outbox-bytes', value: backlog.outboxBytes } },
+  );
+}
+
+/** The service's HTTP app: the error shape and the tokens on every route. */
+export function createApp(config: Config, log: Logger): LeakwatchApp {
+  // Shippers post several times a second: a log line per request would drown the log that matters.
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.maxBodyBytes,
+    // Backstop for what ingest's own timeouts do not see (headers that never end, other routes).
+    requestTimeout: config.requestTimeoutMs + 5000,
+  });
+  installErrorShape(app);
+  installAuth(app, { token: config.token, readToken: config.readToken });
+  return app;
+}
+
+/** The engine of a server (a single process or an engine node): the rules in force, the open-group limits, the tally of unclassified groups. */
+export function makeEngine(config: Config, rules: RuleSetHolder, unclassified: UnclassifiedTally, sink: EventSink, forwardUnclassified?: (group: Group) => void): Engine {
+  return createEngine({
+    groupers: () => rules.current().groupers,
+    classifier: () => rules.current().classifier,
+    limits: { maxStreams: config.maxOpenStreams, maxBytes: config.maxOpenBytes, maxHeldBytes: config.maxHeldBytes },
+    sink,
+    // Every unclassified group feeds the tally; in close order with the events only when
+    // forwarding sends them too (#records=all), as the pipeline then buffers both in one order.
+    unclassified: (group) => {
+      unclassified.add(group);
+      forwardUnclassified?.(group);
+    },
+    unclassifiedInCloseOrder: forwardUnclassified !== undefined,
+  });
+}
+
+export function describeFallback(rulesDir: string, fallback: RulesFallback): string {
   const count = fallback.errors.length;
   return `the rules in ${rulesDir} did not load at start-up (${count} error${count === 1 ? '' : 's'}, GET /rules); running on the last good rules (hash ${fallback.hash}, saved ${fallback.saved_at})`;
 }
@@ -333,7 +379,7 @@ function registerServiceMetrics(metrics: LeakwatchMetrics, { pipeline, queue, en
  * The per-process direct-memory gauges (src/memory/metrics.ts) in the registry, read once per
  * scrape: the four families come from the same views.
  */
-function registerDirectMemoryMetrics(metrics: LeakwatchMetrics, memory: MemoryTracker): void {
+export function registerDirectMemoryMetrics(metrics: LeakwatchMetrics, memory: MemoryTracker): void {
   let cache: { at: number; samples: DirectMemoryMetricSample[] } | undefined;
   const samples = (): DirectMemoryMetricSample[] => {
     const now = Date.now();
@@ -349,7 +395,7 @@ function registerDirectMemoryMetrics(metrics: LeakwatchMetrics, memory: MemoryTr
   }
 }
 
-function asStored(grouped: readonly GroupedRecord[], stored: readonly LeakEvent[]): GroupedRecord[] {
+export function asStored(grouped: readonly GroupedRecord[], stored: readonly LeakEvent[]): GroupedRecord[] {
   if (stored.length === grouped.length) return [...stored];
   const byId = new Map(stored.map((event) => [event.id, event]));
   const out: GroupedRecord[] = [];
@@ -377,12 +423,25 @@ function storeAnswers(store: SqliteStore): boolean {
   }
 }
 
+/** What runServer runs: a single process (buildLeakwatch) or a node of the scale-out mode (scale/node.ts). */
+export interface RunnableService {
+  app: LeakwatchApp;
+  rules: RuleSetHolder;
+  ready: Promise<void>;
+  close(): Promise<void>;
+  /** Settles when the service cannot go on (a scale-out node lost its partitions): it stops, exit code 1. */
+  failed?: Promise<string>;
+  /** Words for the start-up line. */
+  describe?: Record<string, unknown>;
+}
+
 /** `leakwatch serve`: listens until SIGINT/SIGTERM; SIGHUP reloads the rules. Returns the exit code. */
 export async function runServer(config: Config): Promise<number> {
   const log = pino({ level: config.logLevel });
-  let service: Leakwatch;
+  let service: RunnableService;
   try {
-    service = await buildLeakwatch(config, log);
+    // The scale-out code (NATS, PostgreSQL) is loaded only by the roles that use it.
+    service = config.role === 'single' ? await buildLeakwatch(config, log) : await (await import('./scale/node.js')).buildScaleNode(config, log);
   } catch (error) {
     log.fatal({ err: error }, error instanceof Error ? error.message : 'startup failed');
     return 1;
@@ -417,14 +476,16 @@ export async function runServer(config: Config): Promise<number> {
     );
   }
   // The last start-up line, after every warning: whoever waits for it has seen them all.
-  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length }, 'leakwatch is ready');
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
+  log.info({ dataDir: config.dataDir, rules: config.rulesDir, rulesLoaded: service.rules.status().rules.length, ...service.describe }, 'leakwatch is ready');
+  const stop = await new Promise<{ signal: NodeJS.Signals } | { failure: string }>((resolve) => {
+    process.once('SIGINT', () => resolve({ signal: 'SIGINT' }));
+    process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }));
+    void service.failed?.then((failure) => resolve({ failure }));
   });
-  log.info({ signal }, 'shutting down');
+  if ('failure' in stop) log.fatal({ failure: stop.failure }, `stopping: ${stop.failure}`);
+  else log.info({ signal: stop.signal }, 'shutting down');
   process.off('SIGHUP', onHangup);
   stopWatching();
   await service.close();
-  return 0;
+  return 'failure' in stop ? 1 : 0;
 }

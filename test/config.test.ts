@@ -96,6 +96,18 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ directMemoryMax: 'linkerd=lots' }, {})).toThrow(/--direct-memory-max: .*not a size/);
     expect(() => resolveConfig({ directMemoryRatio: '120%' }, {})).toThrow(/--direct-memory-ratio: expected a share/);
   });
+
+  it('scale-out roles need NATS and PostgreSQL, and engine partitions that exist', () => {
+    const shared = { LEAKWATCH_NATS_URL: 'nats://nats:4222', LEAKWATCH_POSTGRES_URL: 'postgresql://db/leakwatch' };
+    expect(resolveConfig({}, {}).role).toBe('single');
+    expect(() => resolveConfig({ role: 'ingest' }, {})).toThrow(/--role ingest needs --nats-url/);
+    expect(() => resolveConfig({ role: 'engine' }, { LEAKWATCH_NATS_URL: 'nats://nats:4222' })).toThrow(/--role engine needs --postgres-url/);
+    expect(() => resolveConfig({ role: 'leader' }, shared)).toThrow(/--role: expected one of single, ingest, engine/);
+    expect(resolveConfig({ role: 'engine', enginePartitions: '0-2,7,5-5' }, { ...shared, LEAKWATCH_PARTITIONS: '8' }).enginePartitions).toEqual([0, 1, 2, 5, 7]);
+    expect(() => resolveConfig({ role: 'engine', enginePartitions: '0-16' }, shared)).toThrow(/partition 16 does not exist \(--partitions 16 numbers them 0-15\)/);
+    expect(() => resolveConfig({ role: 'engine', enginePartitions: '3-1' }, shared)).toThrow(/3-1 ends before it starts/);
+    expect(() => resolveConfig({ role: 'ingest', enginePartitions: '0-3' }, shared)).toThrow(/--engine-partitions is for --role engine/);
+  });
 });
 
 describe('one grammar for sizes and durations (config and rules)', () => {

@@ -75,6 +75,9 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
 
 const WATERMARK_KEY = 'incidents.event_time_watermark';
 
+/** What lockScopes() locks: the host + service whose incidents, counts and evidence an event changes. */
+const scopeOf = (host: string, service: string): string => `${host}\u001f${service}`;
+
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
 
@@ -215,13 +218,21 @@ export class IncidentService {
     const result: IngestResult = { inserted: 0, duplicates: 0, invalid: 0, events: [] };
     const watermark = this.store.transaction(() => {
       let watermark = this.watermark;
+      if (this.store.lockScopes !== undefined) {
+        this.store.lockScopes(events.filter((event) => event !== null && typeof event === 'object').map((event) => scopeOf(event.host, event.service)));
+        // Other processes move the newest event time too: start from the newest any of them stored.
+        const shared = Number(this.store.getMeta(WATERMARK_KEY));
+        if (Number.isSafeInteger(shared)) watermark = Math.max(watermark, shared);
+      }
       const batch = new BatchIncidents(this.store);
+      // Where a lookup is a round trip (PostgreSQL), the batch's ids are looked up in one.
+      const known = this.store.storedEventIds?.(events.filter((event) => event !== null && typeof event === 'object').map((event) => event.id));
       for (const event of events) {
         if (event === null || typeof event !== 'object' || invalidReason(event) !== undefined) {
           result.invalid++;
           continue;
         }
-        if (this.store.hasEvent(event.id)) {
+        if (known !== undefined ? known.has(event.id) : this.store.hasEvent(event.id)) {
           result.duplicates++;
           continue;
         }
@@ -234,6 +245,7 @@ export class IncidentService {
         else batch.opened(incident);
         const stored: LeakEvent = { ...event, incident_id: incident.id };
         this.store.insertEvent(stored, time);
+        known?.add(stored.id);
         this.addAsEvidence(stored, time, batch);
         result.events.push(stored);
         result.inserted++;

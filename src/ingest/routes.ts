@@ -23,9 +23,10 @@ export interface AcceptedBody {
 export interface IngestRoutesOptions {
   /**
    * Hands a decoded batch on; false means "full, try again later" (503 + Retry-After). A
-   * LeakwatchError it throws is the answer as it is.
+   * LeakwatchError it throws is the answer as it is. Asynchronous where the batch is kept
+   * elsewhere (an ingest node publishes it to NATS JetStream and answers once it is acknowledged).
    */
-  submit: (batch: SubmittedBatch) => boolean;
+  submit: (batch: SubmittedBatch) => boolean | Promise<boolean>;
   /** Told of every body answered 200. */
   accepted?: (body: AcceptedBody) => void;
   /** Limit for the body as received and again after each Content-Encoding is undone. */
@@ -128,7 +129,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
           'ingest: records without a text field leakwatch reads (message, MESSAGE, log, msg, full_message, short_message); they are counted, not grouped',
         );
       }
-      if (records.length > 0) submitOrRefuse({ records, receivedAt: receivedAtMs, received }, request);
+      if (records.length > 0) await submitOrRefuse({ records, receivedAt: receivedAtMs, received }, request);
       const codings = parseContentEncoding(received.contentEncoding);
       options.accepted?.({ format, encoding: codings.length === 0 ? 'identity' : [...codings].reverse().join('+'), bytes: raw.length, records: records.length, malformed });
       const answer: IngestAnswer = { accepted: records.length, malformed, without_text: withoutText };
@@ -139,10 +140,12 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
   };
 
   /** 503 only for what passes (queue full, store busy or full); a batch that can never be recorded gets a final 422. */
-  function submitOrRefuse(batch: SubmittedBatch, request: FastifyRequest): void {
+  async function submitOrRefuse(batch: SubmittedBatch, request: FastifyRequest): Promise<void> {
     let accepted: boolean;
     try {
-      accepted = options.submit(batch);
+      const outcome = options.submit(batch);
+      // The single process answers synchronously: no extra turn of the event loop for it.
+      accepted = typeof outcome === 'boolean' ? outcome : await outcome;
     } catch (error) {
       if (isLeakwatchError(error)) throw error;
       if (isPassingStorageError(error)) {

@@ -8,7 +8,7 @@ import { SEVERITIES, type FieldValue, type LeakEvent, type Severity } from '../e
 import type { Group } from '../engine/group.js';
 import { eventIdOf, isoTimeOf } from '../engine/grouped-record.js';
 import type { CompiledRule, GroupView } from './compile.js';
-import { CountWindows } from './count-windows.js';
+import { CountWindows, type CountWindowState } from './count-windows.js';
 import { levelOf, parseJavaTrace, type JavaTrace } from './group-facts.js';
 
 /** Lines are cut to this many characters before any regex sees them (polynomial blow-ups need long input). */
@@ -89,7 +89,7 @@ export class RuleClassifier implements Classifier {
 
   constructor(
     private readonly rules: readonly CompiledRule[],
-    private readonly windows: CountWindows,
+    private readonly windows: CountWindowState,
   ) {
     // Highest priority first; equal priorities keep load order (file name order, then position).
     const enabled = rules
@@ -148,7 +148,8 @@ export class RuleClassifier implements Classifier {
         if (typeof value === 'number' && threshold.test(value)) severity = raise(severity, threshold.severity);
       } else {
         const windowKey = `${rule.id}@${rule.version}#${threshold.index}|${incidentKey}`;
-        if (this.windows.record(windowKey, group.time, threshold.withinMs, threshold.count) >= threshold.count) {
+        const occurrence = `${group.pid}\u001f${group.time}\u001f${group.lines[0] ?? ''}`;
+        if (this.windows.record(windowKey, group.time, threshold.withinMs, threshold.count, occurrence) >= threshold.count) {
           severity = raise(severity, threshold.severity);
         }
       }

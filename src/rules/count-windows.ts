@@ -6,7 +6,20 @@
  */
 import { RecencyMap } from '../engine/recency-map.js';
 
-export class CountWindows {
+/**
+ * Where the `if: {count, within}` thresholds keep their event times: in this process
+ * (CountWindows), or shared by the engine nodes of the scale-out mode (scale/shared-count-windows.ts).
+ */
+export interface CountWindowState {
+  /**
+   * Records an event at `time` and says how many recorded events of `key` lie in (latest - withinMs,
+   * latest], of the `keep` newest. `occurrence` names the event (the same group seen again after a
+   * replay has the same one), so that a shared state counts it once.
+   */
+  record(key: string, time: number, withinMs: number, keep: number, occurrence?: string): number;
+}
+
+export class CountWindows implements CountWindowState {
   private readonly times: RecencyMap<string, number[]>;
 
   constructor(maxKeys = 50_000) {

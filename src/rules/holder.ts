@@ -8,8 +8,8 @@
 import type { Logger } from 'pino';
 import { DEFAULT_GROUPER } from '../engine/grouper-config.js';
 import { RuleClassifier } from './classifier.js';
-import { CountWindows } from './count-windows.js';
-import { LastGoodRules, type LastGoodCopy } from './last-good.js';
+import { CountWindows, type CountWindowState } from './count-windows.js';
+import { LastGoodRules, type LastGoodCopy, type LastGoodKeeper } from './last-good.js';
 import { loadRuleSet, type LoadResult, type RuleSet } from './load.js';
 import { formatProblem, type RuleProblem } from './problems.js';
 import { SafetyVerdictCache } from './regex-safety.js';
@@ -67,13 +67,13 @@ export class RuleSetHolder {
   private warnings: RuleProblem[] = [];
   private lastReload: ReloadOutcome = { ok: false, at: null, errors: [] };
   /** Count-threshold windows outlive reloads; they are keyed by rule id and version. */
-  private readonly windows = new CountWindows();
+  private readonly windows: CountWindowState;
   private pending: Promise<{ ok: boolean; errors: RuleProblem[] }> | null = null;
   private readonly safetyCache: SafetyVerdictCache | undefined;
   /** Regex safety progress of the load under way, for /readyz. */
   private safetyProgress: { checked: number; total: number } | null = null;
   private watching: Promise<void> = Promise.resolve();
-  private readonly lastGood: LastGoodRules | undefined;
+  private readonly lastGood: LastGoodKeeper | undefined;
   private fallback: RulesFallback | null = null;
 
   constructor(
@@ -83,10 +83,15 @@ export class RuleSetHolder {
       safetyCacheFile?: string;
       /** Folder in the data folder where each rule set that loads is kept, and which a start with broken rules falls back to. */
       lastGoodDir?: string;
+      /** Keeps the last good rule set elsewhere than in lastGoodDir (the shared store of a scaled-out fleet); wins over lastGoodDir. */
+      lastGood?: LastGoodKeeper;
+      /** Where count thresholds keep their times: this process by default, the shared store on engine nodes. */
+      windows?: CountWindowState;
     } = {},
   ) {
+    this.windows = options.windows ?? new CountWindows();
     this.safetyCache = options.safetyCacheFile === undefined ? undefined : new SafetyVerdictCache(options.safetyCacheFile);
-    this.lastGood = options.lastGoodDir === undefined ? undefined : new LastGoodRules(options.lastGoodDir);
+    this.lastGood = options.lastGood ?? (options.lastGoodDir === undefined ? undefined : new LastGoodRules(options.lastGoodDir));
   }
 
   /** The data folder's last good copy, if a rule set ever loaded with it. */
@@ -170,7 +175,7 @@ export class RuleSetHolder {
     if (this.lastGood && result.sources) {
       // A data folder that cannot be written costs only the fallback, never the reload.
       await this.lastGood.save(result.ruleSet.hash, result.sources, this.dir).catch((error: unknown) =>
-        this.log?.warn({ rules_dir: this.dir, last_good_dir: this.lastGood?.root, err: error }, 'cannot keep a copy of the rules in the data folder; a start with broken rules will not be able to fall back to them'),
+        this.log?.warn({ rules_dir: this.dir, last_good_dir: this.lastGood?.root, err: error }, 'cannot keep a copy of the rules as the last good set; a start with broken rules will not be able to fall back to them'),
       );
     }
     return { ok: true, errors: [] };

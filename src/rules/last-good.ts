@@ -29,7 +29,17 @@ export interface LastGoodCopy {
 
 const POINTER = 'current.json';
 
-export class LastGoodRules {
+/** Where the last good rule set is kept: the data folder (LastGoodRules) or the store every node shares (SharedLastGoodRules). */
+export interface LastGoodKeeper {
+  /** The local folder its copies are loaded from. */
+  readonly root: string;
+  /** The copy in force, or null when no rule set ever loaded. */
+  find(): Promise<LastGoodCopy | null>;
+  /** Keeps these files as the last good rule set. */
+  save(hash: string, sources: readonly RuleSource[], sourceDir: string): Promise<void>;
+}
+
+export class LastGoodRules implements LastGoodKeeper {
   private savedHash: string | null | undefined;
 
   constructor(readonly root: string) {}

@@ -10,7 +10,7 @@ import type { Classifier } from '../engine/classifier.js';
 import type { GrouperConfig } from '../engine/grouper-config.js';
 import { RuleClassifier } from './classifier.js';
 import { compileRuleFiles, type CompiledRule, type ParsedRuleFile, type RegexToCheck } from './compile.js';
-import { CountWindows } from './count-windows.js';
+import { CountWindows, type CountWindowState } from './count-windows.js';
 import type { RuleSource } from './last-good.js';
 import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
@@ -49,7 +49,7 @@ export interface LoadOptions {
   /** Run recheck over every regex (default true). Results are cached per pattern. */
   checkRegexSafety?: boolean;
   /** Count-threshold state to keep across reloads (RuleSetHolder passes its own). */
-  windows?: CountWindows;
+  windows?: CountWindowState;
   /** Verdicts kept across restarts; saved after the check. */
   safetyCache?: SafetyVerdictCache;
   /** Told after each regex has been checked for safety. */

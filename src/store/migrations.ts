@@ -1,13 +1,18 @@
 import type Database from 'better-sqlite3';
+import type { SyncPostgres } from './postgres-sync.js';
 
 /**
  * Versioned schema changes, applied in order, each in its own transaction and recorded in
- * `schema_migrations`. Never edit a released migration: append a new one.
+ * `schema_migrations`, for both backends: `sql` for SQLite, `postgres` for PostgreSQL (the same
+ * tables and the same version numbers, so a change is written once for each, side by side).
+ * Never edit a released migration: append a new one.
  */
 export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** The same change for PostgreSQL; '' when it has nothing to do there. */
+  postgres: string;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -69,6 +74,63 @@ export const MIGRATIONS: readonly Migration[] = [
         value TEXT NOT NULL
       );
     `,
+    postgres: `
+      CREATE TABLE events (
+        id          TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        time        BIGINT NOT NULL,
+        host        TEXT NOT NULL,
+        service     TEXT NOT NULL,
+        category    TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        rowid       BIGSERIAL NOT NULL     -- insertion order, as SQLite's rowid breaks ties
+      );
+      CREATE INDEX events_by_incident ON events (incident_id, time);
+      CREATE INDEX events_by_stream ON events (host, service, time);
+
+      CREATE TABLE incidents (
+        id             TEXT PRIMARY KEY,
+        key            TEXT NOT NULL,
+        rule           TEXT NOT NULL,
+        category       TEXT NOT NULL,
+        severity       TEXT NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+        host           TEXT NOT NULL,
+        service        TEXT NOT NULL,
+        pids           TEXT NOT NULL,
+        first_seen     BIGINT NOT NULL,
+        last_seen      BIGINT NOT NULL,
+        count          BIGINT NOT NULL,
+        summary        TEXT NOT NULL,
+        fields         TEXT NOT NULL,
+        evidence       TEXT NOT NULL,
+        last_event     TEXT NOT NULL,
+        acked_at       BIGINT,
+        resolved_at    BIGINT,
+        reopened_count INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX incidents_by_key ON incidents (key, first_seen);
+      CREATE INDEX incidents_by_recency ON incidents (last_seen DESC, id);
+      CREATE INDEX incidents_by_status ON incidents (status, last_seen);
+      CREATE INDEX incidents_by_opening ON incidents (host, service, first_seen);
+
+      CREATE TABLE memory_samples (
+        host       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        pid        TEXT NOT NULL,
+        t          BIGINT NOT NULL,
+        used_bytes BIGINT NOT NULL,
+        max_bytes  BIGINT,
+        source     TEXT NOT NULL,
+        rowid      BIGSERIAL NOT NULL
+      );
+      CREATE INDEX samples_by_process ON memory_samples (host, service, pid, t);
+
+      CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+    `,
   },
   {
     version: 2,
@@ -84,6 +146,14 @@ export const MIGRATIONS: readonly Migration[] = [
       -- A replayed metrics snapshot must not add its samples twice.
       DELETE FROM memory_samples WHERE rowid NOT IN (
         SELECT MIN(rowid) FROM memory_samples GROUP BY host, service, pid, t, source
+      );
+      CREATE UNIQUE INDEX samples_unique ON memory_samples (host, service, pid, t, source);
+    `,
+    postgres: `
+      CREATE TABLE ingest_journal (
+        seq         BIGSERIAL PRIMARY KEY,
+        received_at BIGINT NOT NULL,
+        records     TEXT NOT NULL
       );
       CREATE UNIQUE INDEX samples_unique ON memory_samples (host, service, pid, t, source);
     `,
@@ -112,6 +182,11 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE name = 'ingest_journal_new';
       DROP TABLE ingest_journal;
       ALTER TABLE ingest_journal_new RENAME TO ingest_journal;
+    `,
+    postgres: `
+      ALTER TABLE ingest_journal ALTER COLUMN records DROP NOT NULL;
+      ALTER TABLE ingest_journal ADD COLUMN body BYTEA, ADD COLUMN content_type TEXT, ADD COLUMN content_encoding TEXT,
+        ADD CONSTRAINT journal_records_or_body CHECK ((records IS NULL) <> (body IS NULL));
     `,
   },
   {
@@ -163,6 +238,48 @@ export const MIGRATIONS: readonly Migration[] = [
           ON CONFLICT (target, dead) DO UPDATE SET entries = entries + 1, bytes = bytes + excluded.bytes;
       END;
     `,
+    postgres: `
+      CREATE TABLE forward_outbox (
+        id          BIGSERIAL PRIMARY KEY,
+        target      TEXT NOT NULL,
+        lane        INTEGER NOT NULL,
+        stream      TEXT NOT NULL,
+        record_id   TEXT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        bytes       BIGINT NOT NULL,
+        body        TEXT NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        next_at     BIGINT NOT NULL DEFAULT 0,
+        dead        INTEGER NOT NULL DEFAULT 0 CHECK (dead IN (0, 1)),
+        dead_at     BIGINT,
+        last_status INTEGER,
+        last_error  TEXT
+      );
+      CREATE UNIQUE INDEX outbox_record ON forward_outbox (target, record_id);
+      CREATE INDEX outbox_lane ON forward_outbox (target, dead, lane, id);
+      CREATE INDEX outbox_order ON forward_outbox (dead, target, id);
+
+      CREATE TABLE forward_outbox_totals (
+        target  TEXT NOT NULL,
+        dead    INTEGER NOT NULL,
+        entries BIGINT NOT NULL,
+        bytes   BIGINT NOT NULL,
+        PRIMARY KEY (target, dead)
+      );
+      CREATE FUNCTION forward_outbox_count() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN
+          UPDATE forward_outbox_totals SET entries = entries - 1, bytes = bytes - OLD.bytes WHERE target = OLD.target AND dead = OLD.dead;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+          INSERT INTO forward_outbox_totals (target, dead, entries, bytes) VALUES (NEW.target, NEW.dead, 1, NEW.bytes)
+            ON CONFLICT (target, dead) DO UPDATE SET entries = forward_outbox_totals.entries + 1, bytes = forward_outbox_totals.bytes + EXCLUDED.bytes;
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER forward_outbox_added_or_removed AFTER INSERT OR DELETE ON forward_outbox FOR EACH ROW EXECUTE FUNCTION forward_outbox_count();
+      CREATE TRIGGER forward_outbox_moved AFTER UPDATE OF dead ON forward_outbox FOR EACH ROW WHEN (OLD.dead <> NEW.dead) EXECUTE FUNCTION forward_outbox_count();
+    `,
   },
   {
     version: 5,
@@ -185,6 +302,65 @@ export const MIGRATIONS: readonly Migration[] = [
          WHERE max_bytes IS NOT NULL
            AND t = (SELECT MAX(t) FROM memory_samples WHERE host = s.host AND service = s.service AND max_bytes IS NOT NULL)
          GROUP BY host, service;
+    `,
+    postgres: `
+      CREATE TABLE direct_memory_limits (
+        host       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        max_bytes  BIGINT NOT NULL,
+        learned_at BIGINT NOT NULL,
+        pid        TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        PRIMARY KEY (host, service)
+      );
+      INSERT INTO direct_memory_limits (host, service, max_bytes, learned_at, pid, source)
+        SELECT DISTINCT ON (host, service) host, service, max_bytes, t, pid, source FROM memory_samples
+         WHERE max_bytes IS NOT NULL
+         ORDER BY host, service, t DESC;
+    `,
+  },
+  {
+    version: 6,
+    name: 'scale-out: where each partition stands; shared count windows',
+    // The scale-out mode runs on PostgreSQL only.
+    sql: '',
+    postgres: `
+      -- Per partition of the record stream (NATS JetStream): the newest message whose records all
+      -- reached the engine, and of those the records not yet in a stored group (journal
+      -- positions as [first, count] runs). A node that takes the partition over replays from here.
+      CREATE TABLE partition_checkpoints (
+        partition      INTEGER PRIMARY KEY,
+        pushed_through BIGINT NOT NULL,
+        pending        TEXT NOT NULL,
+        node           TEXT NOT NULL,
+        updated_at     BIGINT NOT NULL
+      );
+
+      -- The times of the events that count toward rules' {count, within} thresholds, shared by
+      -- the engine nodes (processes of one host and service may be grouped on different ones);
+      -- one row per event occurrence, so a group replayed after a crash counts once.
+      CREATE TABLE count_window_times (
+        key        TEXT NOT NULL,
+        occurrence TEXT NOT NULL,
+        time       BIGINT NOT NULL,
+        PRIMARY KEY (key, occurrence)
+      );
+      CREATE INDEX count_window_times_by_time ON count_window_times (key, time);
+      -- Records an occurrence (once) and returns the key's newest keep times, newest first; the
+      -- key is locked for the transaction, so two nodes counting it take turns. Older times,
+      -- which can never count again, are trimmed.
+      CREATE FUNCTION leakwatch_count_window_record(k TEXT, occ TEXT, t BIGINT, keep INTEGER) RETURNS SETOF BIGINT LANGUAGE plpgsql AS $$
+      DECLARE
+        cutoff BIGINT;
+      BEGIN
+        PERFORM pg_advisory_xact_lock(hashtextextended('count-window' || chr(31) || k, 0));
+        INSERT INTO count_window_times (key, occurrence, time) VALUES (k, occ, t) ON CONFLICT DO NOTHING;
+        SELECT time INTO cutoff FROM count_window_times WHERE key = k ORDER BY time DESC OFFSET keep LIMIT 1;
+        IF cutoff IS NOT NULL THEN
+          DELETE FROM count_window_times WHERE key = k AND time < cutoff;
+        END IF;
+        RETURN QUERY SELECT time FROM count_window_times WHERE key = k ORDER BY time DESC LIMIT keep;
+      END $$;
     `,
   },
 ];
@@ -213,4 +389,40 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
     })();
   }
   return Math.max(newest, known);
+}
+
+/** Any key, shared by every leakwatch: nodes that start together migrate one after another. */
+const MIGRATION_LOCK = 7_462_001;
+
+/** The PostgreSQL side of migrate(): the same versions, all in one transaction (DDL is transactional there). */
+export function migratePostgres(db: SyncPostgres, migrations: readonly Migration[] = MIGRATIONS): number {
+  db.query('BEGIN');
+  try {
+    db.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT NOT NULL,
+      applied_at TEXT NOT NULL
+    )`);
+    const applied = new Set(db.column<number>('SELECT version FROM schema_migrations'));
+    const newest = Math.max(0, ...applied);
+    const known = Math.max(0, ...migrations.map((m) => m.version));
+    if (newest > known) {
+      throw new Error(`database schema version ${newest} is newer than this leakwatch understands (${known}); upgrade leakwatch`);
+    }
+    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (applied.has(migration.version)) continue;
+      if (migration.postgres.trim() !== '') db.query(migration.postgres);
+      db.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, new Date().toISOString()]);
+    }
+    db.query('COMMIT');
+    return Math.max(newest, known);
+  } catch (error) {
+    try {
+      db.query('ROLLBACK');
+    } catch {
+      // The connection is gone: the server has rolled back already.
+    }
+    throw error;
+  }
 }

@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import type { LeakEvent, Severity } from '../engine/event.js';
+import type { LeakEvent } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
 import { migrate } from './migrations.js';
+import { fromRuns, toDeadLetter, toOutboxEntry, toRecord, toRow, toRuns, type DeadLetterRow, type IncidentRow, type OutboxRow } from './rows.js';
 import { SegmentJournal } from './segment-journal.js';
 import type {
   AttemptFailure,
@@ -13,7 +14,6 @@ import type {
   EvidenceEntry,
   IncidentQuery,
   IncidentRecord,
-  IncidentStatus,
   JournalBatch,
   JournalCheckpoint,
   LearnedLimit,
@@ -99,61 +99,8 @@ interface JournalRow {
   content_encoding: string | null;
 }
 
-interface IncidentRow {
-  id: string;
-  key: string;
-  rule: string;
-  category: string;
-  severity: string;
-  status: string;
-  host: string;
-  service: string;
-  pids: string;
-  first_seen: number;
-  last_seen: number;
-  count: number;
-  summary: string;
-  fields: string;
-  evidence: string;
-  last_event: string;
-  acked_at: number | null;
-  resolved_at: number | null;
-  reopened_count: number;
-}
 
-function toRecord(row: IncidentRow): IncidentRecord {
-  return {
-    id: row.id,
-    key: row.key,
-    rule: row.rule,
-    category: row.category,
-    severity: row.severity as Severity,
-    status: row.status as IncidentStatus,
-    host: row.host,
-    service: row.service,
-    pids: JSON.parse(row.pids) as string[],
-    first_seen: row.first_seen,
-    last_seen: row.last_seen,
-    count: row.count,
-    summary: row.summary,
-    fields: JSON.parse(row.fields) as LeakEvent['fields'],
-    evidence: JSON.parse(row.evidence) as EvidenceEntry[],
-    last_event: JSON.parse(row.last_event) as LeakEvent,
-    acked_at: row.acked_at,
-    resolved_at: row.resolved_at,
-    reopened_count: row.reopened_count,
-  };
-}
 
-function toRow(incident: IncidentRecord): IncidentRow {
-  return {
-    ...incident,
-    pids: JSON.stringify(incident.pids),
-    fields: JSON.stringify(incident.fields),
-    evidence: JSON.stringify(incident.evidence),
-    last_event: JSON.stringify(incident.last_event),
-  };
-}
 
 /** The SQLite implementation of Store: one file `leakwatch.db` in the data directory, WAL mode. */
 export class SqliteStore implements Store {
@@ -553,20 +500,7 @@ export class SqliteStore implements Store {
   }
 
   outboxLane(target: string, lane: number, limit: number): OutboxEntry[] {
-    return (this.statements.outboxLane.all(target, lane, limit) as OutboxRow[]).map((row) => ({
-      id: row.id,
-      target: row.target,
-      lane: row.lane,
-      stream: row.stream,
-      recordId: row.record_id,
-      createdAt: row.created_at,
-      bytes: row.bytes,
-      body: row.body,
-      attempts: row.attempts,
-      nextAt: row.next_at,
-      lastStatus: row.last_status,
-      lastError: row.last_error,
-    }));
+    return (this.statements.outboxLane.all(target, lane, limit) as OutboxRow[]).map(toOutboxEntry);
   }
 
   outboxDelivered(ids: readonly number[]): void {
@@ -608,17 +542,7 @@ export class SqliteStore implements Store {
 
   deadLetters(query: { target?: string; afterId?: number; limit: number }): DeadLetter[] {
     const rows = this.statements.deadLetters.all({ target: query.target ?? null, after: query.afterId ?? 0, limit: query.limit }) as DeadLetterRow[];
-    return rows.map((row) => ({
-      id: row.id,
-      target: row.target,
-      recordId: row.record_id,
-      createdAt: row.created_at,
-      deadAt: row.dead_at,
-      attempts: row.attempts,
-      lastStatus: row.last_status,
-      lastError: row.last_error,
-      bytes: row.bytes,
-    }));
+    return rows.map(toDeadLetter);
   }
 
   requeueDeadLetters(target: string | undefined, now: number): number {
@@ -672,54 +596,13 @@ export class SqliteStore implements Store {
   }
 }
 
-interface OutboxRow {
-  id: number;
-  target: string;
-  lane: number;
-  stream: string;
-  record_id: string;
-  created_at: number;
-  bytes: number;
-  body: string;
-  attempts: number;
-  next_at: number;
-  last_status: number | null;
-  last_error: string | null;
-}
 
-interface DeadLetterRow {
-  id: number;
-  target: string;
-  record_id: string;
-  created_at: number;
-  dead_at: number;
-  attempts: number;
-  last_status: number | null;
-  last_error: string | null;
-  bytes: number;
-}
 
 const JOURNAL_CHECKPOINT_KEY = 'journal_checkpoint';
 const INCREMENTAL = 2;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
-/** Sorted positions as [first, count] runs: records held for reordering come in long consecutive runs. */
-function toRuns(positions: readonly number[]): Array<[number, number]> {
-  const sorted = [...positions].sort((a, b) => a - b);
-  const runs: Array<[number, number]> = [];
-  for (const position of sorted) {
-    const last = runs[runs.length - 1];
-    if (last !== undefined && position === last[0] + last[1]) last[1]++;
-    else if (last === undefined || position >= last[0] + last[1]) runs.push([position, 1]);
-  }
-  return runs;
-}
 
-function fromRuns(runs: ReadonlyArray<readonly [number, number]>): number[] {
-  const positions: number[] = [];
-  for (const [first, count] of runs) for (let offset = 0; offset < count; offset++) positions.push(first + offset);
-  return positions;
-}
 
 /**
  * SQLite failures that pass: a full disk, I/O errors, a locked or read-only file. Ingest answers

@@ -215,8 +215,17 @@ export interface ForwardOutbox {
 export interface Store extends IngestJournal, ForwardOutbox {
   /** Runs `work` in one transaction: all of it is committed, or none of it. Nested calls join the outer one. */
   transaction<T>(work: () => T): T;
+  /**
+   * Only where several processes write the store (PostgreSQL, the scale-out mode): inside a
+   * transaction, holds a lock per scope (host + service) until it ends, so that the incidents,
+   * counts and evidence of one scope are changed by one process at a time, each reading what the
+   * one before committed. Absent where one process writes (SQLite).
+   */
+  lockScopes?(scopes: readonly string[]): void;
 
   hasEvent(id: string): boolean;
+  /** Of these ids, those stored: where each lookup is a round trip (PostgreSQL), one for a batch. Absent where hasEvent is cheap. */
+  storedEventIds?(ids: readonly string[]): Set<string>;
   insertEvent(event: LeakEvent, time: number): void;
   /** Newest first, at most `limit`. */
   eventsOfIncident(incidentId: string, limit: number): LeakEvent[];

@@ -1,32 +1,28 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IncidentService, type IncidentServiceOptions } from '../../src/incidents/service.js';
-import { SqliteStore } from '../../src/store/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
+import { storeBackends } from '../helpers/store-backends.js';
 import { makeEvent } from './fixtures.js';
 
 const MIN = 60_000;
 // The seed thread's OODM: Nov 01 2017 11:59:32.962 CDT.
 const T0 = Date.parse('2017-11-01T16:59:32.962Z');
 
-let dir: string;
-let store: SqliteStore;
+let store: Store;
 
 function service(options: IncidentServiceOptions = {}): IncidentService {
   return new IncidentService(store, { now: () => Date.parse('2024-01-01T00:00:00Z'), ...options });
 }
 
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'leakwatch-incidents-'));
-  store = new SqliteStore(dir);
-});
-afterEach(() => {
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+describe.each(storeBackends('incidents'))('IncidentService.ingest on $name', (backend) => {
+  beforeEach(() => {
+    store = backend.fresh();
+  });
+  afterEach(() => {
+    store.close();
+    backend.cleanUp();
+  });
 
-describe('IncidentService.ingest', () => {
   it('is idempotent: the same batch twice changes nothing', () => {
     const incidents = service();
     const batch = [
@@ -197,7 +193,7 @@ describe('IncidentService.ingest', () => {
     const first = service({ quietPeriodMs: 30 * MIN });
     const id = first.ingest([makeEvent('oodm', { time: T0 }), makeEvent('leak', { time: T0 + 10 * MIN, host: 'lb-2' })]).events[0]!.incident_id!;
     store.close();
-    store = new SqliteStore(dir);
+    store = backend.reopen();
     const second = service({ quietPeriodMs: 30 * MIN });
     expect(second.eventTimeWatermark).toBe(T0 + 10 * MIN);
     second.ingest([makeEvent('leak', { time: T0 + 31 * MIN, host: 'lb-3' })]);

@@ -41,7 +41,7 @@ describe('SqliteStore', () => {
     const raw = new Database(join(dir, DB_FILE_NAME));
     try {
       const next = MIGRATIONS.at(-1)!.version + 1;
-      const later = [...MIGRATIONS, { version: next, name: 'a later change', sql: 'CREATE TABLE later (id INTEGER PRIMARY KEY, body BLOB NOT NULL)' }];
+      const later = [...MIGRATIONS, { version: next, name: 'a later change', sql: 'CREATE TABLE later (id INTEGER PRIMARY KEY, body BLOB NOT NULL)', postgres: '' }];
       expect(migrate(raw, later)).toBe(next);
       expect(raw.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'later'").pluck().get()).toBe(1);
     } finally {

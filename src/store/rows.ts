@@ -1,0 +1,138 @@
+/**
+ * Rows as both stores keep them (SQLite and PostgreSQL share the schema, migrations.ts) and the
+ * records the Store interface speaks in.
+ */
+import type { LeakEvent, Severity } from '../engine/event.js';
+import type { DeadLetter, EvidenceEntry, IncidentRecord, IncidentStatus, OutboxEntry } from './store.js';
+
+export interface IncidentRow {
+  id: string;
+  key: string;
+  rule: string;
+  category: string;
+  severity: string;
+  status: string;
+  host: string;
+  service: string;
+  pids: string;
+  first_seen: number;
+  last_seen: number;
+  count: number;
+  summary: string;
+  fields: string;
+  evidence: string;
+  last_event: string;
+  acked_at: number | null;
+  resolved_at: number | null;
+  reopened_count: number;
+}
+
+export function toRecord(row: IncidentRow): IncidentRecord {
+  return {
+    id: row.id,
+    key: row.key,
+    rule: row.rule,
+    category: row.category,
+    severity: row.severity as Severity,
+    status: row.status as IncidentStatus,
+    host: row.host,
+    service: row.service,
+    pids: JSON.parse(row.pids) as string[],
+    first_seen: row.first_seen,
+    last_seen: row.last_seen,
+    count: row.count,
+    summary: row.summary,
+    fields: JSON.parse(row.fields) as LeakEvent['fields'],
+    evidence: JSON.parse(row.evidence) as EvidenceEntry[],
+    last_event: JSON.parse(row.last_event) as LeakEvent,
+    acked_at: row.acked_at,
+    resolved_at: row.resolved_at,
+    reopened_count: row.reopened_count,
+  };
+}
+
+export function toRow(incident: IncidentRecord): IncidentRow {
+  return {
+    ...incident,
+    pids: JSON.stringify(incident.pids),
+    fields: JSON.stringify(incident.fields),
+    evidence: JSON.stringify(incident.evidence),
+    last_event: JSON.stringify(incident.last_event),
+  };
+}
+
+export interface OutboxRow {
+  id: number;
+  target: string;
+  lane: number;
+  stream: string;
+  record_id: string;
+  created_at: number;
+  bytes: number;
+  body: string;
+  attempts: number;
+  next_at: number;
+  last_status: number | null;
+  last_error: string | null;
+}
+
+export function toOutboxEntry(row: OutboxRow): OutboxEntry {
+  return {
+    id: row.id,
+    target: row.target,
+    lane: row.lane,
+    stream: row.stream,
+    recordId: row.record_id,
+    createdAt: row.created_at,
+    bytes: row.bytes,
+    body: row.body,
+    attempts: row.attempts,
+    nextAt: row.next_at,
+    lastStatus: row.last_status,
+    lastError: row.last_error,
+  };
+}
+
+export interface DeadLetterRow {
+  id: number;
+  target: string;
+  record_id: string;
+  created_at: number;
+  dead_at: number;
+  attempts: number;
+  last_status: number | null;
+  last_error: string | null;
+  bytes: number;
+}
+
+export function toDeadLetter(row: DeadLetterRow): DeadLetter {
+  return {
+    id: row.id,
+    target: row.target,
+    recordId: row.record_id,
+    createdAt: row.created_at,
+    deadAt: row.dead_at,
+    attempts: row.attempts,
+    lastStatus: row.last_status,
+    lastError: row.last_error,
+    bytes: row.bytes,
+  };
+}
+
+/** Sorted positions as [first, count] runs: records held for reordering come in long consecutive runs. */
+export function toRuns(positions: readonly number[]): Array<[number, number]> {
+  const sorted = [...positions].sort((a, b) => a - b);
+  const runs: Array<[number, number]> = [];
+  for (const position of sorted) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && position === last[0] + last[1]) last[1]++;
+    else if (last === undefined || position >= last[0] + last[1]) runs.push([position, 1]);
+  }
+  return runs;
+}
+
+export function fromRuns(runs: ReadonlyArray<readonly [number, number]>): number[] {
+  const positions: number[] = [];
+  for (const [first, count] of runs) for (let offset = 0; offset < count; offset++) positions.push(first + offset);
+  return positions;
+}
