@@ -205,7 +205,7 @@ export class StreamGrouper {
   pendingJournalPositions(): number[] {
     const pending: number[] = [];
     for (const state of this.streams.values()) {
-      for (const record of state.held.values()) if (record.journalPos !== undefined) pending.push(record.journalPos);
+      state.held.collectJournalPositions(pending);
       if (state.group === null) continue;
       for (const position of state.positions) pending.push(position);
       for (const { position } of state.tentative) if (position !== undefined) pending.push(position);

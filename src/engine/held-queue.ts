@@ -84,6 +84,16 @@ export class HeldQueue {
     return record;
   }
 
+  /** Adds the journal positions of the held records to `into` (a checkpoint's: no iterator per record). */
+  collectJournalPositions(into: number[]): void {
+    const records = this.runRecords;
+    for (let index = this.head; index < records.length; index++) {
+      const position = (records[index] as LogRecord).journalPos;
+      if (position !== undefined) into.push(position);
+    }
+    for (const entry of this.heap) if (entry.record.journalPos !== undefined) into.push(entry.record.journalPos);
+  }
+
   *values(): IterableIterator<LogRecord> {
     for (let index = this.head; index < this.runRecords.length; index++) yield this.runRecords[index] as LogRecord;
     for (const entry of this.heap) yield entry.record;
