@@ -63,7 +63,7 @@ class WalCheckpointThread {
 
   constructor(path: string, onFailure: (why: string) => void) {
     this.worker = new Worker(WalCheckpointThread.FILE, {
-      workerData: { path, thresholdBytes: WAL_CHECKPOINT_PAGES * 4096, everyMs: 250, sizeLimitBytes: WAL_SIZE_LIMIT_BYTES },
+      workerData: { path, thresholdBytes: WAL_CHECKPOINT_PAGES * 4096, everyMs: 250, sizeLimitBytes: 0 },
     });
     this.worker.unref();
     this.worker.on('message', () => this.checkpoints++);
@@ -154,9 +154,14 @@ export class SqliteStore implements Store {
       this.checkpointThread = new WalCheckpointThread(this.path, () => {
         // The log must not grow without end: SQLite checkpoints in its commits again.
         this.checkpointThread = undefined;
-        if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+        if (!this.db.open) return;
+        this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+        this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       });
       this.db.pragma('wal_autocheckpoint = 0');
+      // The log is cut to nothing when it starts again after a checkpoint, so that its file's size
+      // is what the thread has still to copy (with a size limit it would keep its peak size).
+      this.db.pragma('journal_size_limit = 0');
     }
   }
 
