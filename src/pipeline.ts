@@ -103,6 +103,8 @@ export class Pipeline {
   private readonly isStoreUnavailable: (error: unknown) => boolean;
   private readonly decodeReceived: PipelineOptions['decodeReceived'];
   private draining = false;
+  /** While a drain turn groups, full event buffers wait for the turn after it (drainTurn). */
+  private inDrainTurn = false;
   private timers: NodeJS.Timeout[] = [];
   private idleWaiters: Array<() => void> = [];
   /** Journal seq of the newest batch that has gone through the engine. */
@@ -296,13 +298,18 @@ export class Pipeline {
   private buffer(records: readonly GroupedRecord[]): void {
     if (this.bufferedEvents.length === 0) this.bufferedSince = performance.now();
     for (const record of records) this.bufferedEvents.push(record);
-    if (this.bufferedEvents.length >= EVENTS_PER_WRITE) this.flushEvents();
+    if (this.bufferedEvents.length >= EVENTS_PER_WRITE && !this.inDrainTurn) this.flushEvents();
+  }
+
+  /** Whether the oldest buffered event has waited EVENTS_WAIT_MS. */
+  private eventsDue(): boolean {
+    return this.bufferedEvents.length > 0 && performance.now() - this.bufferedSince >= EVENTS_WAIT_MS;
   }
 
   /** Hands the buffered events on; when `onlyIfDue`, only once the oldest has waited long enough. */
   private flushEvents(onlyIfDue = false): void {
     if (this.bufferedEvents.length === 0) return;
-    if (onlyIfDue && performance.now() - this.bufferedSince < EVENTS_WAIT_MS) return;
+    if (onlyIfDue && !this.eventsDue()) return;
     const grouped = this.bufferedEvents;
     this.bufferedEvents = [];
     this.deliver({ kind: 'grouped', grouped });
@@ -346,12 +353,25 @@ export class Pipeline {
    */
   private drainTurn(): void {
     const started = performance.now();
-    do {
-      if (!this.processSlice()) break;
-    } while (performance.now() - started < TURN_BUDGET_MS);
+    this.inDrainTurn = true;
+    try {
+      do {
+        if (!this.processSlice()) break;
+      } while (performance.now() - started < TURN_BUDGET_MS && this.bufferedEvents.length < EVENTS_PER_WRITE);
+    } finally {
+      this.inDrainTurn = false;
+    }
     if (this.current !== undefined || this.queue.size > 0) {
-      this.flushEvents(true);
-      setImmediate(() => this.drainTurn());
+      // Storing the events takes a turn of its own: timers and answers run between it and the
+      // grouping, instead of after both (the two together held the loop up to ~40 ms).
+      setImmediate(() => {
+        if (this.bufferedEvents.length >= EVENTS_PER_WRITE || this.eventsDue()) {
+          this.flushEvents();
+          setImmediate(() => this.drainTurn());
+        } else {
+          this.drainTurn();
+        }
+      });
       return;
     }
     this.flushEvents();
