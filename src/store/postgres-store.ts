@@ -2,7 +2,7 @@ import type { LeakEvent } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
 import { migratePostgres } from './migrations.js';
 import { PostgresUnavailableError, SyncPostgres } from './postgres-sync.js';
-import { fromRuns, toDeadLetter, toOutboxEntry, toRecord, toRow, toRuns, type DeadLetterRow, type IncidentRow, type OutboxRow } from './rows.js';
+import { fromRuns, toDeadLetter, toOutboxEntry, toOutboxTotals, toRecord, toRow, toRuns, type DeadLetterRow, type IncidentRow, type OutboxRow, type OutboxTotalsRow } from './rows.js';
 import type {
   AttemptFailure,
   DeadLetter,
@@ -493,22 +493,9 @@ export class PostgresStore implements Store {
   }
 
   outboxTotals(): OutboxTotals[] {
-    const byTarget = new Map<string, OutboxTotals>();
-    const rows = this.query<{ target: string; dead: number; entries: number; bytes: number }>(
-      'SELECT target, dead, entries, bytes FROM forward_outbox_totals WHERE entries > 0 ORDER BY target COLLATE "C", dead',
+    return toOutboxTotals(
+      this.query<OutboxTotalsRow>('SELECT target, dead, entries, bytes FROM forward_outbox_totals WHERE entries > 0 ORDER BY target COLLATE "C", dead'),
     );
-    for (const row of rows) {
-      let totals = byTarget.get(row.target);
-      if (!totals) byTarget.set(row.target, (totals = { target: row.target, pendingEntries: 0, pendingBytes: 0, deadEntries: 0, deadBytes: 0 }));
-      if (row.dead === 1) {
-        totals.deadEntries = row.entries;
-        totals.deadBytes = row.bytes;
-      } else {
-        totals.pendingEntries = row.entries;
-        totals.pendingBytes = row.bytes;
-      }
-    }
-    return [...byTarget.values()];
   }
 
   oldestPending(target: string): number | undefined {

@@ -4,7 +4,7 @@
  */
 import type { LeakEvent, Severity } from '../engine/event.js';
 import { JOURNAL_BATCH_RECORDS } from '../ingest/record.js';
-import type { DeadLetter, EvidenceEntry, IncidentRecord, IncidentStatus, OutboxEntry } from './store.js';
+import type { DeadLetter, EvidenceEntry, IncidentRecord, IncidentStatus, OutboxEntry, OutboxTotals } from './store.js';
 
 export interface IncidentRow {
   id: string;
@@ -198,4 +198,29 @@ export function fromRuns(runs: ReadonlyArray<readonly [number, number]>): number
   const positions: number[] = [];
   for (const [first, count] of runs) for (let offset = 0; offset < count; offset++) positions.push(first + offset);
   return positions;
+}
+
+/** A row of the forward_outbox_totals view: one target's pending (dead = 0) or dead entries. */
+export interface OutboxTotalsRow {
+  target: string;
+  dead: number;
+  entries: number;
+  bytes: number;
+}
+
+/** The view's rows, pending and dead side by side per target, in the rows' order. */
+export function toOutboxTotals(rows: Iterable<OutboxTotalsRow>): OutboxTotals[] {
+  const byTarget = new Map<string, OutboxTotals>();
+  for (const row of rows) {
+    let totals = byTarget.get(row.target);
+    if (!totals) byTarget.set(row.target, (totals = { target: row.target, pendingEntries: 0, pendingBytes: 0, deadEntries: 0, deadBytes: 0 }));
+    if (row.dead === 1) {
+      totals.deadEntries = row.entries;
+      totals.deadBytes = row.bytes;
+    } else {
+      totals.pendingEntries = row.entries;
+      totals.pendingBytes = row.bytes;
+    }
+  }
+  return [...byTarget.values()];
 }

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import type { LeakEvent } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
 import { migrate } from './migrations.js';
-import { fromRuns, toDeadLetter, toOutboxEntry, toRecord, toRow, toRuns, type DeadLetterRow, type IncidentRow, type OutboxRow } from './rows.js';
+import { fromRuns, toDeadLetter, toOutboxEntry, toOutboxTotals, toRecord, toRow, toRuns, type DeadLetterRow, type IncidentRow, type OutboxRow, type OutboxTotalsRow } from './rows.js';
 import { SegmentJournal } from './segment-journal.js';
 import type {
   AttemptFailure,
@@ -526,19 +526,7 @@ export class SqliteStore implements Store {
   }
 
   outboxTotals(): OutboxTotals[] {
-    const byTarget = new Map<string, OutboxTotals>();
-    for (const row of this.statements.outboxTotals.all() as Array<{ target: string; dead: number; entries: number; bytes: number }>) {
-      let totals = byTarget.get(row.target);
-      if (!totals) byTarget.set(row.target, (totals = { target: row.target, pendingEntries: 0, pendingBytes: 0, deadEntries: 0, deadBytes: 0 }));
-      if (row.dead === 1) {
-        totals.deadEntries = row.entries;
-        totals.deadBytes = row.bytes;
-      } else {
-        totals.pendingEntries = row.entries;
-        totals.pendingBytes = row.bytes;
-      }
-    }
-    return [...byTarget.values()];
+    return toOutboxTotals(this.statements.outboxTotals.all() as OutboxTotalsRow[]);
   }
 
   oldestPending(target: string): number | undefined {
