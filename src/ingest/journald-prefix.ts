@@ -96,6 +96,25 @@ function fraction(line: string, at: number): number {
 
 let fractionEnd = 0;
 
+/**
+ * `YYYY-MM-DD?HH:MM:SS[.ffffff]` at `at` (the caller checked the separators): false when it is not
+ * one; else sets `wallTimeMs` (the wall time as if it were UTC, undefined for a day its month
+ * lacks) and `fractionEnd`.
+ */
+function dateAndClock(line: string, at: number): boolean {
+  const year = twoDigits(line, at) * 100 + twoDigits(line, at + 2);
+  const month = twoDigits(line, at + 5);
+  const day = twoDigits(line, at + 8);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31) return false;
+  const dayMs = clock(line, at + 11);
+  if (dayMs < 0) return false;
+  const millis = fraction(line, at + 19);
+  const midnight = Date.UTC(year, month - 1, day);
+  wallTimeMs = new Date(midnight).getUTCDate() === day ? midnight + dayMs + millis : undefined;
+  return true;
+}
+let wallTimeMs: number | undefined;
+
 /** The month of a `Jan`..`Dec` name at `at` (0-11), or -1. */
 function monthAt(line: string, at: number): number {
   const second = line.charCodeAt(at + 1);
@@ -228,16 +247,9 @@ function fullTime(line: string, start: number, end: number): boolean {
   const dayName = line.charCodeAt(start);
   if (!(dayName >= 65 && dayName <= 90) || !isLowerLetter(line.charCodeAt(start + 1)) || !isLowerLetter(line.charCodeAt(start + 2))) return false;
   const date = start + 4;
-  if (line.charCodeAt(date + 7) !== CH_DASH || line.charCodeAt(date + 10) !== CH_SPACE) return false;
-  const year = twoDigits(line, date) * 100 + twoDigits(line, date + 2);
-  const month = twoDigits(line, date + 5);
-  const day = twoDigits(line, date + 8);
-  if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31) return false;
-  const dayMs = clock(line, date + 11);
-  if (dayMs < 0) return false;
-  const millis = fraction(line, date + 19);
+  if (line.charCodeAt(date + 7) !== CH_DASH || line.charCodeAt(date + 10) !== CH_SPACE || !dateAndClock(line, date)) return false;
   let index = fractionEnd;
-  if (line.charCodeAt(index) !== CH_SPACE) return index === end && finishFullTime(year, month, day, dayMs + millis, undefined, index);
+  if (line.charCodeAt(index) !== CH_SPACE) return index === end && finishFullTime(undefined, index);
   const zoneStart = index + 1;
   const zoneEnd = tokenEnd(line, zoneStart, end);
   let offset: number | undefined;
@@ -245,12 +257,12 @@ function fullTime(line: string, start: number, end: number): boolean {
     offset = zoneOffsetMinutes(line.slice(zoneStart, zoneEnd));
     index = zoneEnd;
   }
-  return finishFullTime(year, month, day, dayMs + millis, offset, index);
+  return finishFullTime(offset, index);
 }
 
-function finishFullTime(year: number, month: number, day: number, dayMs: number, offsetMinutes: number | undefined, after: number): boolean {
-  const midnight = Date.UTC(year, month - 1, day);
-  parsedTimeMs = new Date(midnight).getUTCDate() === day ? midnight + dayMs - (offsetMinutes ?? 0) * 60_000 : undefined;
+/** Sets the parsed time from the wall time dateAndClock() read and the zone's offset (none: UTC). */
+function finishFullTime(offsetMinutes: number | undefined, after: number): boolean {
+  parsedTimeMs = wallTimeMs === undefined ? undefined : wallTimeMs - (offsetMinutes ?? 0) * 60_000;
   parsedZoned = offsetMinutes !== undefined;
   parsedRestStart = after + 1;
   return true;
@@ -300,13 +312,7 @@ function shortTime(line: string, start: number, end: number, referenceMs: number
 /** `2017-11-01T11:59:32[.ffffff](+0000|+00:00|Z) ` at `start`: sets parsedTimeMs/parsedRestStart. */
 function isoTime(line: string, start: number, end: number): boolean {
   if (line.charCodeAt(start + 4) !== CH_DASH || line.charCodeAt(start + 7) !== CH_DASH || line.charCodeAt(start + 10) !== CH_T) return false;
-  const year = twoDigits(line, start) * 100 + twoDigits(line, start + 2);
-  const month = twoDigits(line, start + 5);
-  const day = twoDigits(line, start + 8);
-  if (year < 0 || month < 1 || month > 12 || day < 1 || day > 31) return false;
-  const dayMs = clock(line, start + 11);
-  if (dayMs < 0) return false;
-  const millis = fraction(line, start + 19);
+  if (!dateAndClock(line, start)) return false;
   let index = fractionEnd;
   let offsetMinutes = 0;
   const sign = line.charCodeAt(index);
@@ -321,8 +327,7 @@ function isoTime(line: string, start: number, end: number): boolean {
     index += 1;
   }
   if (line.charCodeAt(index) !== CH_SPACE && index !== end) return false;
-  const midnight = Date.UTC(year, month - 1, day);
-  parsedTimeMs = new Date(midnight).getUTCDate() === day ? midnight + dayMs + millis - offsetMinutes * 60_000 : undefined;
+  parsedTimeMs = wallTimeMs === undefined ? undefined : wallTimeMs - offsetMinutes * 60_000;
   parsedRestStart = index + 1;
   return true;
 }
