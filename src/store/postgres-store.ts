@@ -2,7 +2,7 @@ import type { LeakEvent } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
 import { migratePostgres } from './migrations.js';
 import { PostgresUnavailableError, SyncPostgres } from './postgres-sync.js';
-import { fromRuns, toDeadLetter, toOutboxEntry, toOutboxTotals, toRecord, toRow, toRuns, type DeadLetterRow, type IncidentRow, type OutboxRow, type OutboxTotalsRow } from './rows.js';
+import { fromRuns, journalCheckpointOf, journalCheckpointText, JOURNAL_CHECKPOINT_KEY, toDeadLetter, toOutboxEntry, toOutboxTotals, toRecord, toRow, toRuns, type DeadLetterRow, type IncidentRow, type OutboxRow, type OutboxTotalsRow } from './rows.js';
 import type {
   AttemptFailure,
   DeadLetter,
@@ -27,7 +27,6 @@ export interface PartitionCheckpoint extends JournalCheckpoint {
   partition: number;
 }
 
-const JOURNAL_CHECKPOINT_KEY = 'journal_checkpoint';
 
 /**
  * The PostgreSQL implementation of Store, for the scale-out mode: every node of a fleet reads and
@@ -292,15 +291,13 @@ export class PostgresStore implements Store {
   checkpointJournal(pruneThrough: number, checkpoint: JournalCheckpoint): void {
     this.transaction(() => {
       this.run('DELETE FROM ingest_journal WHERE seq <= $1', [pruneThrough]);
-      this.setMeta(JOURNAL_CHECKPOINT_KEY, JSON.stringify({ pushedThrough: checkpoint.pushedThrough, pending: toRuns(checkpoint.pending) }));
+      this.setMeta(JOURNAL_CHECKPOINT_KEY, journalCheckpointText(checkpoint));
     });
   }
 
   journalCheckpoint(): JournalCheckpoint | undefined {
     const text = this.getMeta(JOURNAL_CHECKPOINT_KEY);
-    if (text === undefined) return undefined;
-    const stored = JSON.parse(text) as { pushedThrough: number; pending: Array<[number, number]> };
-    return { pushedThrough: stored.pushedThrough, pending: fromRuns(stored.pending) };
+    return text === undefined ? undefined : journalCheckpointOf(text);
   }
 
   /** PostgreSQL gives space back by itself (autovacuum). */

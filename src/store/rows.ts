@@ -4,7 +4,7 @@
  */
 import type { LeakEvent, Severity } from '../engine/event.js';
 import { JOURNAL_BATCH_RECORDS } from '../ingest/record.js';
-import type { DeadLetter, EvidenceEntry, IncidentRecord, IncidentStatus, OutboxEntry, OutboxTotals } from './store.js';
+import type { DeadLetter, EvidenceEntry, IncidentRecord, IncidentStatus, JournalCheckpoint, OutboxEntry, OutboxTotals } from './store.js';
 
 export interface IncidentRow {
   id: string;
@@ -198,6 +198,19 @@ export function fromRuns(runs: ReadonlyArray<readonly [number, number]>): number
   const positions: number[] = [];
   for (const [first, count] of runs) for (let offset = 0; offset < count; offset++) positions.push(first + offset);
   return positions;
+}
+
+/** The meta key both stores keep the ingest journal's checkpoint under. */
+export const JOURNAL_CHECKPOINT_KEY = 'journal_checkpoint';
+
+/** A journal checkpoint as its meta value holds it: the pending positions as runs. */
+export function journalCheckpointText(checkpoint: JournalCheckpoint): string {
+  return JSON.stringify({ pushedThrough: checkpoint.pushedThrough, pending: toRuns(checkpoint.pending) });
+}
+
+export function journalCheckpointOf(text: string): JournalCheckpoint {
+  const stored = JSON.parse(text) as { pushedThrough: number; pending: Array<[number, number]> };
+  return { pushedThrough: stored.pushedThrough, pending: fromRuns(stored.pending) };
 }
 
 /** A row of the forward_outbox_totals view: one target's pending (dead = 0) or dead entries. */

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import type { LeakEvent } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
 import { migrate } from './migrations.js';
-import { fromRuns, toDeadLetter, toOutboxEntry, toOutboxTotals, toRecord, toRow, toRuns, type DeadLetterRow, type IncidentRow, type OutboxRow, type OutboxTotalsRow } from './rows.js';
+import { journalCheckpointOf, journalCheckpointText, JOURNAL_CHECKPOINT_KEY, toDeadLetter, toOutboxEntry, toOutboxTotals, toRecord, toRow, type DeadLetterRow, type IncidentRow, type OutboxRow, type OutboxTotalsRow } from './rows.js';
 import { SegmentJournal } from './segment-journal.js';
 import type {
   AttemptFailure,
@@ -422,15 +422,13 @@ export class SqliteStore implements Store {
   checkpointJournal(pruneThrough: number, checkpoint: JournalCheckpoint): void {
     // The checkpoint is committed before any batch is deleted: a crash in between leaves batches
     // that the replay skips, never a checkpoint that counts on deleted ones.
-    this.statements.setMeta.run(JOURNAL_CHECKPOINT_KEY, JSON.stringify({ pushedThrough: checkpoint.pushedThrough, pending: toRuns(checkpoint.pending) }));
+    this.statements.setMeta.run(JOURNAL_CHECKPOINT_KEY, journalCheckpointText(checkpoint));
     this.segments.prune(pruneThrough);
   }
 
   journalCheckpoint(): JournalCheckpoint | undefined {
     const text = this.statements.getMeta.get(JOURNAL_CHECKPOINT_KEY) as string | undefined;
-    if (text === undefined) return undefined;
-    const stored = JSON.parse(text) as { pushedThrough: number; pending: Array<[number, number]> };
-    return { pushedThrough: stored.pushedThrough, pending: fromRuns(stored.pending) };
+    return text === undefined ? undefined : journalCheckpointOf(text);
   }
 
   getMeta(key: string): string | undefined {
@@ -591,7 +589,6 @@ export class SqliteStore implements Store {
 
 
 
-const JOURNAL_CHECKPOINT_KEY = 'journal_checkpoint';
 const INCREMENTAL = 2;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
