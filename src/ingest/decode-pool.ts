@@ -9,10 +9,9 @@
  * Without worker threads (`threads: 0`, or when running from the TypeScript sources, where there
  * is no compiled worker file) the same function decodes on the main thread, in time slices.
  */
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { compiledWorkerFile } from '../worker-file.js';
 import { ERROR_CATALOGUE, LeakwatchError, type ErrorCode, type ErrorDetails } from '../errors.js';
 import type { DecodeEncodingOptions } from './content-encoding.js';
 import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type ReceivedBody } from './decode-body.js';
@@ -100,9 +99,9 @@ export class DecodePool {
     private readonly settings: DecodeSettings,
     private readonly options: { threads: number; inflight?: InflightBytes; workerFile?: URL } = { threads: defaultDecodeThreads() },
   ) {
-    const file = options.workerFile ?? WORKER_FILE;
     // From the TypeScript sources (tests) there is no compiled worker: decode in process.
-    if (!existsSync(fileURLToPath(file))) return;
+    const file = compiledWorkerFile(options.workerFile ?? WORKER_FILE);
+    if (file === undefined) return;
     for (let index = 0; index < options.threads; index++) this.threads.push(this.spawn(file));
   }
 

@@ -8,11 +8,11 @@
  * only share out the timeout.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { compiledWorkerFile } from '../worker-file.js';
 import { recheckVerdict } from './recheck-verdict.js';
 
 /** A piece of a pattern outside any character class: an escape (`\x`) or a plain character. */
@@ -84,15 +84,15 @@ const MAX_CACHED_VERDICTS = 10_000;
  */
 class RecheckThread {
   private static readonly IDLE_MS = 5000;
-  private static readonly FILE = new URL('./regex-safety-worker.js', import.meta.url);
+  private static readonly FILE = compiledWorkerFile(new URL('./regex-safety-worker.js', import.meta.url));
   private worker: Worker | undefined;
   private readonly pending = new Map<number, (verdict: SafetyVerdict) => void>();
   private nextId = 1;
   private idleTimer: NodeJS.Timeout | undefined;
 
   verdict(source: string, timeoutMs: number): Promise<SafetyVerdict> {
-    if (!existsSync(fileURLToPath(RecheckThread.FILE))) return recheckVerdict(source, timeoutMs);
-    const worker = this.worker ?? this.start();
+    if (RecheckThread.FILE === undefined) return recheckVerdict(source, timeoutMs);
+    const worker = this.worker ?? this.start(RecheckThread.FILE);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     const id = this.nextId++;
     return new Promise((resolve) => {
@@ -101,8 +101,8 @@ class RecheckThread {
     });
   }
 
-  private start(): Worker {
-    const worker = new Worker(RecheckThread.FILE);
+  private start(file: URL): Worker {
+    const worker = new Worker(file);
     worker.unref();
     worker.on('message', ({ id, verdict }: { id: number; verdict: SafetyVerdict }) => {
       this.pending.get(id)?.(verdict);

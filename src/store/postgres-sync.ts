@@ -8,9 +8,8 @@
  * over either backend. The price is that a query holds this thread for its round trip (about
  * 0.1 ms on a local network), which engine nodes pay per batch, not per request.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { compiledWorkerFile } from '../worker-file.js';
 
 export interface PostgresWorkerData {
   connectionString: string;
@@ -79,10 +78,8 @@ const SQLSTATE = /^[0-9A-Z]{5}$/;
 const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 
 function workerFile(): URL {
-  const beside = new URL('./postgres-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(beside))) return beside;
   // Run from the TypeScript sources (tests): the compiled thread in dist/, built before the tests.
-  return new URL('../../dist/store/postgres-worker.js', import.meta.url);
+  return compiledWorkerFile(new URL('./postgres-worker.js', import.meta.url)) ?? new URL('../../dist/store/postgres-worker.js', import.meta.url);
 }
 
 export class SyncPostgres {

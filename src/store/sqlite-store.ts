@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { LeakEvent } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
+import { compiledWorkerFile } from '../worker-file.js';
 import { migrate } from './migrations.js';
 import { journalCheckpointOf, journalCheckpointText, JOURNAL_CHECKPOINT_KEY, toDeadLetter, toOutboxEntry, toOutboxTotals, toRecord, toRow, type DeadLetterRow, type IncidentRow, type OutboxRow, type OutboxTotalsRow } from './rows.js';
 import { SegmentJournal } from './segment-journal.js';
@@ -52,17 +52,13 @@ const WAL_CHECKPOINT_PAGES = 4000;
 
 /** The store's checkpoints on a thread (wal-checkpoint-worker.ts); back to SQLite's own if it fails. */
 class WalCheckpointThread {
-  private static readonly FILE = new URL('./wal-checkpoint-worker.js', import.meta.url);
+  static readonly FILE = compiledWorkerFile(new URL('./wal-checkpoint-worker.js', import.meta.url));
   private readonly worker: Worker;
   private stopped = false;
   checkpoints = 0;
 
-  static available(): boolean {
-    return existsSync(fileURLToPath(WalCheckpointThread.FILE));
-  }
-
-  constructor(path: string, onFailure: (why: string) => void) {
-    this.worker = new Worker(WalCheckpointThread.FILE, {
+  constructor(file: URL, path: string, onFailure: (why: string) => void) {
+    this.worker = new Worker(file, {
       workerData: { path, thresholdBytes: WAL_CHECKPOINT_PAGES * 4096, everyMs: 250, sizeLimitBytes: 0 },
     });
     this.worker.unref();
@@ -150,8 +146,8 @@ export class SqliteStore implements Store {
       this.db.close();
       throw new Error(`cannot open the ingest journal in ${join(dataDir, JOURNAL_DIR_NAME)}: ${(error as Error).message}`, { cause: error });
     }
-    if (options.checkpointOnThread === true && WalCheckpointThread.available()) {
-      this.checkpointThread = new WalCheckpointThread(this.path, () => {
+    if (options.checkpointOnThread === true && WalCheckpointThread.FILE !== undefined) {
+      this.checkpointThread = new WalCheckpointThread(WalCheckpointThread.FILE, this.path, () => {
         // The log must not grow without end: SQLite checkpoints in its commits again.
         this.checkpointThread = undefined;
         if (!this.db.open) return;
