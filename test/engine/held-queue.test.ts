@@ -58,6 +58,39 @@ describe('HeldQueue', () => {
     );
   });
 
+  it('merges batches that arrive out of order, more of them at once than it keeps runs for', () => {
+    // A shipper's batches are each in order; concurrent requests and retries deliver them in any
+    // order. Up to 20 batches in flight at once: past its few runs the queue falls back to its heap.
+    const batch = fc.array(fc.integer({ min: 0, max: 50 }), { minLength: 1, maxLength: 40 });
+    // After each batch, whether the window passes for the front record.
+    const steps = fc.array(fc.record({ keys: batch, shiftAfter: fc.boolean() }), { minLength: 1, maxLength: 20 });
+    fc.assert(
+      fc.property(steps, (plan) => {
+        const queue = new HeldQueue(comesBefore);
+        let model: LogRecord[] = [];
+        const taken: LogRecord[] = [];
+        const expected: LogRecord[] = [];
+        let id = 0;
+        for (const { keys, shiftAfter } of plan) {
+          for (const key of [...keys].sort((a, b) => a - b)) {
+            const added = record(key, id++);
+            queue.insert(added, key);
+            let at = model.length;
+            while (at > 0 && comesBefore(added, model[at - 1] as LogRecord)) at--;
+            model = [...model.slice(0, at), added, ...model.slice(at)];
+          }
+          if (shiftAfter) {
+            taken.push(queue.shift());
+            expected.push(model.shift() as LogRecord);
+          }
+        }
+        while (queue.size > 0) taken.push(queue.shift());
+        expect(taken).toEqual([...expected, ...model]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('puts a late batch before the newer one that overtook it', () => {
     // Two racing shipper requests: the newer batch lands first (npm run bench measures the cost).
     const queue = new HeldQueue(comesBefore);
