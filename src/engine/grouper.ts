@@ -446,7 +446,8 @@ export class StreamGrouper {
    */
   private noticeRestart(state: StreamState): void {
     if (state.pid === '') return;
-    const processKey = state.host + SEP + state.service;
+    // One flat string (see streamKeyOf): the key lives as long as the process is known.
+    const processKey = [state.host, state.service].join(SEP);
     const previousStream = this.currentStreamOfProcess.get(processKey);
     if (previousStream !== undefined && previousStream !== state.stream) {
       const previous = this.streams.peek(previousStream);

@@ -72,7 +72,9 @@ export function streamKeyOf(host: string, service: string, pid: string): string 
     const known = knownStreams[index] as KnownStream;
     if (known.pid === pid && known.service === service && known.host === host) return known.key;
   }
-  const key = host + SEP + service + SEP + pid;
+  // join() makes one flat string; `+` would keep a tree of four concatenations alive (128 bytes) as
+  // long as the stream is, and a server may hold 100,000 streams.
+  const key = [host, service, pid].join(SEP);
   knownStreams[nextKnownStream] = { host, service, pid, key };
   nextKnownStream = (nextKnownStream + 1) % KNOWN_STREAMS;
   return key;
