@@ -19,8 +19,8 @@ export interface ReloadOutcome {
   ok: boolean;
   at: string | null;
   errors: RuleProblem[];
-  /** Regexes checked for safety, and how many verdicts came from the cache file in the data folder. */
-  regex_checks?: { total: number; from_cache_file: number };
+  /** Regexes checked for safety, and how many verdicts came from the cache file in the data folder or with leakwatch's own rules. */
+  regex_checks?: { total: number; from_cache_file: number; from_shipped: number };
 }
 
 /** Set while the rules in force are the data folder's last good copy, because the rules folder did not load at start-up. */
@@ -154,7 +154,7 @@ export class RuleSetHolder {
     const result = await this.loadFolder(this.dir);
     const at = new Date().toISOString();
     this.lastReload = { ok: result.ruleSet !== null, at, errors: result.errors };
-    if (result.regexChecks) this.lastReload.regex_checks = { total: result.regexChecks.total, from_cache_file: result.regexChecks.fromCacheFile };
+    if (result.regexChecks) this.lastReload.regex_checks = { total: result.regexChecks.total, from_cache_file: result.regexChecks.fromCacheFile, from_shipped: result.regexChecks.fromShipped };
     for (const warning of result.warnings) this.log?.warn({ rules_dir: this.dir }, formatProblem(warning));
     if (!result.ruleSet) {
       this.reloadFailures += 1;

@@ -14,7 +14,7 @@ import { CountWindows, type CountWindowState } from './count-windows.js';
 import type { RuleSource } from './last-good.js';
 import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
-import { checkRegexSafety, type SafetyVerdict, type SafetyVerdictCache } from './regex-safety.js';
+import { checkRegexSafety, shippedVerdict, type SafetyVerdict, type SafetyVerdictCache } from './regex-safety.js';
 import { checkedCacheKey, readChecked, writeChecked } from './checked-cache.js';
 import { NO_POSITIONS, type ValidatedRuleFile } from './validated.js';
 
@@ -52,6 +52,8 @@ export interface LoadOptions {
   windows?: CountWindowState;
   /** Verdicts kept across restarts; saved after the check. */
   safetyCache?: SafetyVerdictCache;
+  /** Take the verdicts shipped for the shipped rules' patterns (default true); false asks recheck for every pattern. */
+  shippedVerdicts?: boolean;
   /** Told after each regex has been checked for safety. */
   onSafetyProgress?: (checked: number, total: number) => void;
   /**
@@ -74,6 +76,8 @@ export interface LoadResult {
 export interface RegexCheckCount {
   total: number;
   fromCacheFile: number;
+  /** Verdicts shipped with leakwatch for the patterns of its own rules (not in the cache file). */
+  fromShipped: number;
 }
 
 const MAX_RULE_FILE_BYTES = 4 * 1024 * 1024;
@@ -114,10 +118,12 @@ function problemAt(file: string, message: string, severity: 'error' | 'warning' 
 
 async function regexSafetyProblems(regexes: readonly RegexToCheck[], options: LoadOptions, count: RegexCheckCount): Promise<RuleProblem[]> {
   const verdicts: SafetyVerdict[] = [];
+  const useShipped = options.shippedVerdicts ?? true;
   for (const regex of regexes) {
     if (options.safetyCache?.get(regex.pattern) !== undefined) count.fromCacheFile++;
+    else if (useShipped && shippedVerdict(regex.pattern) !== undefined) count.fromShipped++;
     count.total++;
-    verdicts.push(await checkRegexSafety(regex.pattern, undefined, options.safetyCache));
+    verdicts.push(await checkRegexSafety(regex.pattern, undefined, options.safetyCache, useShipped));
     options.onSafetyProgress?.(verdicts.length, regexes.length);
   }
   // A cache that cannot be written (a read-only data folder) only costs the next start its time.
@@ -204,7 +210,7 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
   }
   errors.push(...compiled.errors);
   warnings.push(...compiled.warnings);
-  const regexChecks: RegexCheckCount = { total: 0, fromCacheFile: 0 };
+  const regexChecks: RegexCheckCount = { total: 0, fromCacheFile: 0, fromShipped: 0 };
   if (options.checkRegexSafety ?? true) {
     for (const problem of await regexSafetyProblems(compiled.regexes, options, regexChecks)) (problem.severity === 'error' ? errors : warnings).push(problem);
   }

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { compiledWorkerFile } from '../worker-file.js';
 import { recheckVerdict } from './recheck-verdict.js';
@@ -182,9 +183,28 @@ export class SafetyVerdictCache {
   }
 }
 
-/** recheck's verdict on one pattern, cached (in memory, and in `cache` when given); never rejects. */
-export function checkRegexSafety(source: string, timeoutMs = 5000, cache?: SafetyVerdictCache): Promise<SafetyVerdict> {
-  const stored = cache?.get(source);
+/**
+ * recheck's verdicts on the patterns of the rules leakwatch ships, in the cache file's format,
+ * made by `npm run shipped-verdicts` and checked against recheck by the tests: a first start on the
+ * shipped rules (a new data folder, a new container) checks nothing, so it never starts recheck's
+ * thread (~35 MiB) and agent process (~160 MiB). A verdict belongs to the pattern, so it serves
+ * any rule file that uses the same one.
+ */
+export const SHIPPED_VERDICTS_FILE = new URL('../../schema/shipped-regex-verdicts.json', import.meta.url);
+let shipped: SafetyVerdictCache | undefined;
+
+/** The shipped verdict on a pattern, if there is one for this checker. */
+export function shippedVerdict(source: string): SafetyVerdict | undefined {
+  shipped ??= new SafetyVerdictCache(fileURLToPath(SHIPPED_VERDICTS_FILE));
+  return shipped.get(source);
+}
+
+/**
+ * recheck's verdict on one pattern, cached (in memory, and in `cache` when given); never rejects.
+ * `useShipped: false` asks recheck even for a pattern of the shipped rules (what makes their file).
+ */
+export function checkRegexSafety(source: string, timeoutMs = 5000, cache?: SafetyVerdictCache, useShipped = true): Promise<SafetyVerdict> {
+  const stored = cache?.get(source) ?? (useShipped ? shippedVerdict(source) : undefined);
   if (stored) return Promise.resolve(stored);
   const cached = verdicts.get(source);
   if (cached) return cache ? cached.then((verdict) => (cache.set(source, verdict), verdict)) : cached;
