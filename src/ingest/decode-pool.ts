@@ -85,9 +85,11 @@ const WORKER_FILE = new URL('./decode-worker.js', import.meta.url);
 /**
  * A decoding thread's heap is bounded (V8 would otherwise let it grow to gigabytes before
  * collecting). A body whose decoding needs more (hundreds of thousands of records at once) ends
- * the thread; it is then decoded on the main thread, which has room for it.
+ * the thread; it is then decoded on the main thread, which has room for it. A young generation of
+ * 8 MiB instead of 32 holds the same slices (a run of JSON elements is parsed at once): 100,000
+ * streams opened through 6 MB bodies peak 25 MiB lower, at the same decoding CPU (profiled).
  */
-const DECODE_THREAD_HEAP = { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 32 };
+const DECODE_THREAD_HEAP = { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 8 };
 
 export class DecodePool {
   private readonly threads: DecodeThread[] = [];
