@@ -7,17 +7,8 @@ import { unclassifiedRecord, type GroupedRecord } from './engine/grouped-record.
 import type { DecodedBatch, ReceivedBody, SubmittedBatch } from './ingest/decode-body.js';
 import type { BoundedRecordQueue } from './ingest/queue.js';
 import { journalBatchOf, journalPosition, type LogRecord } from './ingest/record.js';
+import { OutputDelivery, type StoreOutputs } from './output-delivery.js';
 import type { IngestJournal, JournalBatch } from './store/store.js';
-
-/**
- * Where the pipeline hands its output: records (metrics snapshots), and grouped records in the
- * order their groups closed — the events, and the groups no rule classified when the pipeline is
- * asked for them (`PipelineOptions.unclassified`).
- */
-export interface PipelineOutputs {
-  records(records: readonly LogRecord[]): void;
-  grouped(records: GroupedRecord[]): void;
-}
 
 /** Builds the engine around the pipeline's sinks; `unclassified` is given only when the pipeline hands those groups on. */
 export type EngineFactory = (sink: EventSink, unclassified?: (group: Group) => void) => Engine;
@@ -67,9 +58,6 @@ export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';
 }
 
-/** Output that could not be stored, kept in order until the store takes writes again. */
-type Undelivered = { kind: 'grouped'; grouped: GroupedRecord[] } | { kind: 'records'; records: readonly LogRecord[] };
-
 /**
  * The one-way flow of the server: ingest → journal → bounded queue → engine → outputs.
  *
@@ -111,7 +99,7 @@ export class Pipeline {
   private lastPushedSeq = 0;
   /** lastPushedSeq at the previous checkpoint: unchanged means no batch came in between. */
   private seqAtLastCheckpoint = 0;
-  private undelivered: Undelivered[] = [];
+  private readonly delivery: OutputDelivery;
   /** Grouped records of closed groups not yet handed on, in close order (see EVENTS_PER_WRITE). */
   private bufferedEvents: GroupedRecord[] = [];
   private bufferedSince = 0;
@@ -125,7 +113,7 @@ export class Pipeline {
   constructor(
     createEngine: EngineFactory,
     private readonly queue: BoundedRecordQueue,
-    private readonly outputs: PipelineOutputs,
+    outputs: StoreOutputs,
     private readonly log: Logger,
     options: PipelineOptions = {},
   ) {
@@ -137,12 +125,21 @@ export class Pipeline {
     this.sweepEveryMs = options.sweepEveryMs ?? 250;
     this.checkpointEveryMs = options.checkpointEveryMs ?? 1000;
     this.isStoreUnavailable = options.isStoreUnavailable ?? (() => false);
+    this.delivery = new OutputDelivery(outputs, {
+      isStoreUnavailable: this.isStoreUnavailable,
+      refused: (error, output) => this.storeFailed(error, output.kind === 'grouped' ? 'storing events' : 'storing metrics samples'),
+      // A bug or data the store cannot take: retrying would fail the same way forever.
+      dropped: (error) => {
+        this.counters.outputErrors++;
+        this.log.error({ err: error }, 'pipeline output failed; the output is dropped');
+      },
+    });
     this.decodeReceived = options.decodeReceived;
   }
 
   /** False while a store write is failing: /readyz says so and ingest answers 503. */
   get storeWritable(): boolean {
-    return this.undelivered.length === 0 && !this.journalFailing;
+    return !this.delivery.waiting && !this.journalFailing;
   }
 
   /** Why the store is not writable (the last error), for /readyz. */
@@ -221,7 +218,7 @@ export class Pipeline {
           fed.push(record);
         }
         if (fed.length > 0) {
-          this.deliver({ kind: 'records', records: fed });
+          this.delivery.deliver({ kind: 'records', records: fed });
           this.guard(() => this.engine.push(fed));
           this.counters.batchesReplayed++;
         }
@@ -312,7 +309,7 @@ export class Pipeline {
     if (onlyIfDue && !this.eventsDue()) return;
     const grouped = this.bufferedEvents;
     this.bufferedEvents = [];
-    this.deliver({ kind: 'grouped', grouped });
+    this.delivery.deliver({ kind: 'grouped', grouped });
   }
 
   /**
@@ -396,7 +393,7 @@ export class Pipeline {
     const { batch, offset } = this.current;
     const end = Math.min(batch.length, offset + SLICE_RECORDS);
     const slice = offset === 0 && end === batch.length ? batch : batch.slice(offset, end);
-    this.deliver({ kind: 'records', records: slice });
+    this.delivery.deliver({ kind: 'records', records: slice });
     this.guard(() => this.engine.push(slice));
     if (end < batch.length) {
       this.current.offset = end;
@@ -425,39 +422,9 @@ export class Pipeline {
     turn();
   }
 
-  /** Hands output on in order; once something is undelivered, later output queues behind it. */
-  private deliver(item: Undelivered): void {
-    if (this.undelivered.length > 0) {
-      this.undelivered.push(item);
-      return;
-    }
-    if (!this.tryDeliver(item)) this.undelivered.push(item);
-  }
-
-  /** False when the store refused it (kept for a retry); other failures are logged and counted. */
-  private tryDeliver(item: Undelivered): boolean {
-    try {
-      if (item.kind === 'grouped') this.outputs.grouped(item.grouped);
-      else this.outputs.records(item.records);
-      return true;
-    } catch (error) {
-      if (this.isStoreUnavailable(error)) {
-        this.storeFailed(error, item.kind === 'grouped' ? 'storing events' : 'storing metrics samples');
-        return false;
-      }
-      // A bug or data the store cannot take: retrying would fail the same way forever.
-      this.counters.outputErrors++;
-      this.log.error({ err: error }, 'pipeline output failed; the output is dropped');
-      return true;
-    }
-  }
-
   /** True when nothing is left undelivered. */
   private retryUndelivered(): boolean {
-    while (this.undelivered.length > 0) {
-      if (!this.tryDeliver(this.undelivered[0] as Undelivered)) return false;
-      this.undelivered.shift();
-    }
+    if (!this.delivery.retry()) return false;
     if (this.lastStoreError !== undefined && this.storeWritable) {
       this.log.info('the store takes writes again');
       this.lastStoreError = undefined;

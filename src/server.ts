@@ -26,7 +26,8 @@ import { memoryRoutes } from './memory/routes.js';
 import { isDirectMemorySeries, recordsOfSeries } from './memory/sources.js';
 import { TREND_CATEGORY } from './memory/warning.js';
 import { LeakwatchMetrics } from './metrics.js';
-import { Pipeline, type PipelineOutputs } from './pipeline.js';
+import type { StoreOutputs } from './output-delivery.js';
+import { Pipeline } from './pipeline.js';
 import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem, type RulesFallback } from './rules/index.js';
 import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
@@ -213,7 +214,7 @@ export function storeOutputs(
   store: Store,
   metrics: LeakwatchMetrics,
   enqueue: (records: readonly GroupedRecord[]) => void,
-): { incidents: IncidentService; memory: MemoryTracker; outputs: PipelineOutputs } {
+): { incidents: IncidentService; memory: MemoryTracker; outputs: StoreOutputs } {
   // A trend warning's evidence is what happened on its host over the hours its trend covers.
   const incidents = new IncidentService(store, { quietPeriodMs: config.resolveAfterMs, evidenceWindowMsByCategory: { [TREND_CATEGORY]: config.directMemoryWindowMs } });
   const memory = new MemoryTracker(store, {
@@ -228,7 +229,7 @@ export function storeOutputs(
     const stored = incidents.ingest(warnings, (newEvents) => enqueue(newEvents));
     for (const event of stored.events) metrics.events.inc({ category: event.category });
   };
-  const outputs: PipelineOutputs = {
+  const outputs: StoreOutputs = {
     records: (records) => ingestWarnings(memory.observeRecords(records)),
     grouped: (grouped) => {
       // An event is in the outbox exactly when it is stored: one transaction, new events only,

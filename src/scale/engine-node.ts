@@ -22,6 +22,7 @@ import type { Engine } from '../engine/engine.js';
 import type { GroupedRecord } from '../engine/grouped-record.js';
 import { journalBatchOf, journalPosition, type LogRecord } from '../ingest/record.js';
 import type { PostgresStore } from '../store/postgres-store.js';
+import { OutputDelivery, type StoreOutputs } from '../output-delivery.js';
 import { consumerOf, isNotFound, RECORD_STREAM, subjectOf } from './stream.js';
 
 /** Records given to the engine at once. */
@@ -37,19 +38,12 @@ const ACK_WAIT_NS = 24 * 3600 * 1e9;
 const EVENTS_PER_WRITE = 2000;
 const EVENTS_WAIT_MS = 100;
 
-export interface EngineNodeOutputs {
-  /** Records as they reach the engine (metrics snapshots for the memory tracker). */
-  records(records: readonly LogRecord[]): void;
-  /** Grouped records of closed groups, in close order: stored in one transaction, or throws. */
-  grouped(records: GroupedRecord[]): void;
-}
-
 export interface EngineNodeOptions {
   nc: NatsConnection;
   store: PostgresStore;
   /** Built around the node's sink, as the single process builds it around the pipeline's. */
   engine: (sink: (records: GroupedRecord[]) => void) => Engine;
-  outputs: EngineNodeOutputs;
+  outputs: StoreOutputs;
   partitions: readonly number[];
   /** Names the node in checkpoints and logs. */
   node: string;
@@ -59,7 +53,6 @@ export interface EngineNodeOptions {
   sweepEveryMs?: number;
 }
 
-type Output = { kind: 'grouped'; grouped: GroupedRecord[] } | { kind: 'records'; records: readonly LogRecord[] };
 
 interface PartitionState {
   partition: number;
@@ -97,8 +90,7 @@ export class EngineNode {
   private readonly partitionOfSeq = new Map<number, number>();
   private buffered: GroupedRecord[] = [];
   private bufferedSince = 0;
-  /** Output the store refused, in order, retried before anything else is stored. */
-  private undelivered: Output[] = [];
+  private readonly delivery: OutputDelivery;
   private lastStoreError: string | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
@@ -109,6 +101,19 @@ export class EngineNode {
   constructor(private readonly options: EngineNodeOptions) {
     this.log = options.log;
     this.engine = options.engine((records) => this.buffer(records));
+    this.delivery = new OutputDelivery(options.outputs, {
+      isStoreUnavailable: options.isStoreUnavailable,
+      refused: (error) => {
+        this.counters.storeWriteFailures++;
+        const message = error instanceof Error ? error.message : String(error);
+        if (message !== this.lastStoreError) this.log.error({ err: error }, 'engine: storing events failed; kept in memory and retried, consumption paused meanwhile');
+        this.lastStoreError = message;
+      },
+      dropped: (error) => {
+        this.counters.outputErrors++;
+        this.log.error({ err: error }, 'engine: storing events failed for good; the events are dropped');
+      },
+    });
   }
 
   /** All partitions held and consuming. */
@@ -117,7 +122,7 @@ export class EngineNode {
   }
 
   get storeWritable(): boolean {
-    return this.undelivered.length === 0;
+    return !this.delivery.waiting;
   }
 
   get storeProblem(): string | undefined {
@@ -306,7 +311,7 @@ export class EngineNode {
     this.partitionOfSeq.set(seq, state.partition);
     if (fed.length > 0) {
       this.counters.records += fed.length;
-      this.deliver({ kind: 'records', records: fed });
+      this.delivery.deliver({ kind: 'records', records: fed });
       for (let start = 0; start < fed.length; start += SLICE_RECORDS) {
         const slice = start === 0 && fed.length <= SLICE_RECORDS ? fed : fed.slice(start, start + SLICE_RECORDS);
         this.engine.push(slice);
@@ -327,37 +332,11 @@ export class EngineNode {
     if (onlyIfDue && performance.now() - this.bufferedSince < EVENTS_WAIT_MS) return;
     const grouped = this.buffered;
     this.buffered = [];
-    this.deliver({ kind: 'grouped', grouped });
-  }
-
-  private deliver(output: Output): void {
-    if (this.undelivered.length > 0 || !this.tryDeliver(output)) this.undelivered.push(output);
-  }
-
-  private tryDeliver(output: Output): boolean {
-    try {
-      if (output.kind === 'grouped') this.options.outputs.grouped(output.grouped);
-      else this.options.outputs.records(output.records);
-      return true;
-    } catch (error) {
-      if (this.options.isStoreUnavailable(error)) {
-        this.counters.storeWriteFailures++;
-        const message = error instanceof Error ? error.message : String(error);
-        if (message !== this.lastStoreError) this.log.error({ err: error }, 'engine: storing events failed; kept in memory and retried, consumption paused meanwhile');
-        this.lastStoreError = message;
-        return false;
-      }
-      this.counters.outputErrors++;
-      this.log.error({ err: error }, 'engine: storing events failed for good; the events are dropped');
-      return true;
-    }
+    this.delivery.deliver({ kind: 'grouped', grouped });
   }
 
   private retryUndelivered(): boolean {
-    while (this.undelivered.length > 0) {
-      if (!this.tryDeliver(this.undelivered[0] as Output)) return false;
-      this.undelivered.shift();
-    }
+    if (!this.delivery.retry()) return false;
     if (this.lastStoreError !== undefined) {
       this.log.info('engine: the store takes writes again');
       this.lastStoreError = undefined;
