@@ -2,10 +2,12 @@
 // connections to a `leakwatch serve` child (ingest journal on), counted until every line has gone
 // into the engine (its /metrics: grouped or held for the reorder window; not the 200s). Then the answer latency at
 // half that rate, the RSS with many streams each holding an open group, and RSS drift over a long run.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Pool } from 'undici';
 import { generateCorpus, journalEntry } from './corpus.js';
-import { memoryOf, metric, percentile, round, sleep, startServe } from './lib.js';
+import { memoryOf, metric, percentile, ROOT, round, sleep, startServe } from './lib.js';
 
 const BODY_MIB = [1, 2.5, 5, 7.5, 10];
 
@@ -127,8 +129,30 @@ function watchPeak(pid) {
   };
 }
 
+/** The same bodies, posted the same way, to bench/bare-sink.js: lines/s of reading, gunzipping and parsing them and nothing else. */
+async function bareSinkLinesPerSecond(bodies, lines) {
+  const child = spawn(process.execPath, [join(ROOT, 'bench', 'bare-sink.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const url = await new Promise((resolve, reject) => {
+      child.stdout.setEncoding('utf8').once('data', (text) => resolve(text.trim()));
+      child.once('exit', (code) => reject(new Error(`bench/bare-sink.js exited with ${code}`)));
+    });
+    const pool = new Pool(url, { connections: 2 });
+    try {
+      const started = performance.now();
+      await post(pool, bodies);
+      return Math.round(lines / ((performance.now() - started) / 1000));
+    } finally {
+      await pool.close();
+    }
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
 export async function benchHttp({ lines }) {
   const bodies = buildBodies(lines);
+  const baseline = await bareSinkLinesPerSecond(bodies, lines);
   const server = await startServe(['--max-body-bytes', '32MiB']);
   const pool = new Pool(server.url, { connections: 2 });
   try {
@@ -141,6 +165,9 @@ export async function benchHttp({ lines }) {
     const eventLoopP99 = await metric(server.url, 'leakwatch_event_loop_delay_p99_seconds');
     return {
       http_lines_per_s: Math.round(lines / seconds),
+      // Machines differ: what share of a bare parse-and-drop sink's rate, on the same bodies in the same run.
+      http_baseline_lines_per_s: baseline,
+      http_vs_baseline: round(lines / seconds / baseline, 2),
       http_rss_mb: Math.round(peak()),
       event_loop_p99_ms: round(eventLoopP99 * 1000, 1),
       http_bodies: bodies.length,
