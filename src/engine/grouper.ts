@@ -128,7 +128,7 @@ interface TentativeLine {
 }
 
 /** Shared by every stream that holds no record (never inserted into: hold() gives a stream its own first). */
-const NOTHING_HELD = new HeldQueue(comesBefore);
+const NOTHING_HELD = new HeldQueue();
 
 /** Shared by every stream without tentative lines (nearly all, nearly always): no array per group. */
 const NO_TENTATIVE: TentativeLine[] = [];
@@ -385,7 +385,7 @@ export class StreamGrouper {
 
   /** Inserts into the stream's held records in source order (stable: equal keys keep arrival order). */
   private hold(state: StreamState, record: LogRecord, due: number): void {
-    if (state.held === NOTHING_HELD) state.held = new HeldQueue(comesBefore);
+    if (state.held === NOTHING_HELD) state.held = new HeldQueue();
     const toFront = state.held.insert(record, due);
     if (toFront && record.sourceUs !== undefined && state.lastSourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
     this.heldCount++;
@@ -709,15 +709,6 @@ function notePosition(state: StreamState, position: number): void {
   else if (positions[positions.length - 1] !== position) positions.push(position);
 }
 
-/** Source order: the source clock, then the position in the source; equal keys keep arrival order. */
-function comesBefore(record: LogRecord, other: LogRecord): boolean {
-  const a = record.sourceUs as number;
-  const b = other.sourceUs;
-  if (b === undefined || a !== b) return b !== undefined && a < b;
-  const position = record.position;
-  const otherPosition = other.position;
-  return position !== undefined && otherPosition !== undefined && position < otherPosition;
-}
 
 /**
  * Whether the line right after this header may be taken as the record's throwable whatever its

@@ -1,33 +1,51 @@
 /**
- * A stream's records held for the reorder window, leaving in source order (equal keys in arrival
- * order). Records arrive as runs already in source order: a shipper's batch is in order, and a batch
- * that lost a race with the next one is an in-order run that starts before the newer one's end.
- * Each run is an array with a moving head, at no cost per record; the front is the earliest of the
- * few run heads, so a late batch costs one comparison per run per record instead of a heap's log(n)
- * walk. Past MAX_RUNS runs (records arriving in no order at all) the rest go to a binary heap, which
- * bounds the work per record whatever the input.
+ * A stream's records held for the reorder window, leaving in source order: the source clock
+ * (LogRecord.sourceUs), then the position in the source, equal keys in arrival order. A record
+ * without a source clock keeps its place in arrival order: nothing that arrives after it is put
+ * before it.
+ *
+ * Records arrive as runs already in source order: a shipper's batch is in order, and a batch that
+ * lost a race with the next one is an in-order run that starts before the newer one's end. Each
+ * run keeps its records as columns, a message array and one array of unboxed numbers, so that a
+ * held record is its message and 56 bytes, not an object the garbage collector copies and traces
+ * while it waits (at full rate the window holds 200,000 of them). The front is the earliest of the
+ * few run heads: a late batch costs one comparison per run per record instead of a heap's log(n)
+ * walk. Past MAX_RUNS runs (records arriving in no order at all) the rest go to a binary heap,
+ * which bounds the work per record whatever the input.
+ *
+ * A record comes back as the grouper reads it: its time, origin, message, source clock, position,
+ * journal position and header flag (`shift`); anything else it carried is not kept.
  */
 import type { LogRecord } from '../ingest/record.js';
 
-/** `comesBefore(a, b)`: a is earlier than b in source order. */
-export type SourceOrder = (record: LogRecord, other: LogRecord) => boolean;
-
 /** Runs kept before records go to the heap: each costs one comparison per departure. */
 const MAX_RUNS = 8;
-/** A run's taken front is cut off once it is this long and half of the run. */
+/** A run's taken front is cut off once it is this many records and half of the run. */
 const RUN_COMPACT_AT = 1024;
 
-/** Records in source order, as parallel arrays (no object per record), taken from `head` on. */
-interface Run {
-  records: LogRecord[];
-  /** Wall-clock ms after which each record may be grouped. */
-  dues: number[];
-  /** Arrival counter of each record: the order among records with equal keys. */
-  arrivals: number[];
-  head: number;
-}
+// A held record's numbers in its run's `numbers`, STRIDE of them per record; NaN where it has none.
+const TIME = 0;
+const SOURCE_US = 1;
+const POSITION = 2;
+const JOURNAL_POS = 3;
+const DUE = 4;
+const ARRIVAL = 5;
+/** LogRecord.header: HEADER_UNKNOWN (not tested), HEADER_YES or HEADER_NO. */
+const HEADER = 6;
+const STRIDE = 7;
+const HEADER_UNKNOWN = 0;
+const HEADER_YES = 1;
+const HEADER_NO = 2;
 
 const STALE = null;
+
+/** Records in source order, taken from `head` on. */
+interface Run {
+  messages: string[];
+  /** STRIDE numbers per record; only numbers, so V8 keeps them unboxed. */
+  numbers: number[];
+  head: number;
+}
 
 /** A record that arrived in no run's order, in the heap. */
 interface Entry {
@@ -36,16 +54,23 @@ interface Entry {
   arrival: number;
 }
 
+/** Whether (sourceUs, position) a comes before b; NaN (none) never comes before anything. */
+function keyBefore(sourceUs: number, position: number, otherSourceUs: number, otherPosition: number): boolean {
+  return sourceUs < otherSourceUs || (sourceUs === otherSourceUs && position < otherPosition);
+}
+
+/** The origin every record of one stream shares. */
+type Origin = Pick<LogRecord, 'host' | 'service' | 'pid' | 'stream'>;
+
 export class HeldQueue {
   private readonly runs: Run[] = [];
   private readonly heap: Entry[] = [];
+  private origin: Origin | undefined;
   private count = 0;
   private arrivals = 0;
   private lastInsertedDue = Number.NEGATIVE_INFINITY;
   /** frontRun()'s answer until the next insert or shift (release asks firstDue() then shift() for each record); STALE when unknown. */
   private front: Run | undefined | typeof STALE = STALE;
-
-  constructor(private readonly comesBefore: SourceOrder) {}
 
   get size(): number {
     return this.count;
@@ -54,7 +79,7 @@ export class HeldQueue {
   /** When the front record may be grouped; +Infinity when the queue is empty. */
   firstDue(): number {
     const run = this.frontRun();
-    if (run !== undefined) return run.dues[run.head] as number;
+    if (run !== undefined) return run.numbers[run.head * STRIDE + DUE] as number;
     return this.heap[0]?.due ?? Number.POSITIVE_INFINITY;
   }
 
@@ -63,18 +88,27 @@ export class HeldQueue {
     return this.count > 0 ? this.lastInsertedDue : Number.NEGATIVE_INFINITY;
   }
 
-  /** Adds a record; returns whether it is now the front (earlier than everything held). */
+  /** Adds a record of this queue's stream; returns whether it is now the front (earlier than everything held). */
   insert(record: LogRecord, due: number): boolean {
+    this.origin ??= { host: record.host, service: record.service, pid: record.pid, stream: record.stream };
     const arrival = this.arrivals++;
     this.lastInsertedDue = due;
     this.count++;
     this.front = STALE;
+    const sourceUs = record.sourceUs ?? Number.NaN;
+    const position = record.position ?? Number.NaN;
     // The run it extends: the one with the latest tail not after it, so that runs stay few.
     let target: Run | undefined;
+    let targetTail = 0;
     for (const run of this.runs) {
-      const tail = run.records[run.records.length - 1] as LogRecord;
-      if (this.comesBefore(record, tail)) continue;
-      if (target === undefined || this.comesBefore(target.records[target.records.length - 1] as LogRecord, tail)) target = run;
+      const tail = run.numbers.length - STRIDE;
+      const tailSourceUs = run.numbers[tail + SOURCE_US] as number;
+      const tailPosition = run.numbers[tail + POSITION] as number;
+      if (keyBefore(sourceUs, position, tailSourceUs, tailPosition)) continue;
+      if (target === undefined || keyBefore(target.numbers[targetTail + SOURCE_US] as number, target.numbers[targetTail + POSITION] as number, tailSourceUs, tailPosition)) {
+        target = run;
+        targetTail = tail;
+      }
     }
     if (target === undefined && this.runs.length >= MAX_RUNS) {
       const entry: Entry = { record, due, arrival };
@@ -82,14 +116,14 @@ export class HeldQueue {
       return this.heap[0] === entry && this.frontRun() === undefined;
     }
     if (target === undefined) {
-      target = { records: [], dues: [], arrivals: [], head: 0 };
+      target = { messages: [], numbers: [], head: 0 };
       this.runs.push(target);
     }
-    target.records.push(record);
-    target.dues.push(due);
-    target.arrivals.push(arrival);
+    target.messages.push(record.message);
+    const header = record.header === undefined ? HEADER_UNKNOWN : record.header ? HEADER_YES : HEADER_NO;
+    target.numbers.push(record.time, sourceUs, position, record.journalPos ?? Number.NaN, due, arrival, header);
     // Not before its run's tail: it is the front only when it is alone in its run and before every other head.
-    return target.records.length - target.head === 1 && this.frontRun() === target;
+    return target.messages.length - target.head === 1 && this.frontRun() === target;
   }
 
   /** Removes and returns the front record (the caller checked size or firstDue()). */
@@ -98,15 +132,14 @@ export class HeldQueue {
     this.front = STALE;
     this.count--;
     if (run === undefined) return (this.heapPop() as Entry).record;
-    const record = run.records[run.head] as LogRecord;
+    const record = this.recordAt(run, run.head);
     run.head++;
-    if (run.head === run.records.length) {
+    if (run.head === run.messages.length) {
       this.runs.splice(this.runs.indexOf(run), 1);
-    } else if (run.head >= RUN_COMPACT_AT && run.head * 2 >= run.records.length) {
+    } else if (run.head >= RUN_COMPACT_AT && run.head * 2 >= run.messages.length) {
       // Taking from the front moves only the head; the arrays are cut back once half of them is taken.
-      run.records = run.records.slice(run.head);
-      run.dues = run.dues.slice(run.head);
-      run.arrivals = run.arrivals.slice(run.head);
+      run.messages = run.messages.slice(run.head);
+      run.numbers = run.numbers.slice(run.head * STRIDE);
       run.head = 0;
     }
     return record;
@@ -115,18 +148,34 @@ export class HeldQueue {
   /** Adds the journal positions of the held records to `into` (a checkpoint's: no iterator per record). */
   collectJournalPositions(into: number[]): void {
     for (const run of this.runs) {
-      const records = run.records;
-      for (let index = run.head; index < records.length; index++) {
-        const position = (records[index] as LogRecord).journalPos;
-        if (position !== undefined) into.push(position);
+      const numbers = run.numbers;
+      for (let at = run.head * STRIDE + JOURNAL_POS; at < numbers.length; at += STRIDE) {
+        const position = numbers[at] as number;
+        if (position === position) into.push(position);
       }
     }
     for (const entry of this.heap) if (entry.record.journalPos !== undefined) into.push(entry.record.journalPos);
   }
 
   *values(): IterableIterator<LogRecord> {
-    for (const run of this.runs) for (let index = run.head; index < run.records.length; index++) yield run.records[index] as LogRecord;
+    for (const run of this.runs) for (let index = run.head; index < run.messages.length; index++) yield this.recordAt(run, index);
     for (const entry of this.heap) yield entry.record;
+  }
+
+  private recordAt(run: Run, index: number): LogRecord {
+    const numbers = run.numbers;
+    const at = index * STRIDE;
+    const origin = this.origin as Origin;
+    const record: LogRecord = { time: numbers[at + TIME] as number, host: origin.host, service: origin.service, pid: origin.pid, stream: origin.stream, message: run.messages[index] as string };
+    const sourceUs = numbers[at + SOURCE_US] as number;
+    if (sourceUs === sourceUs) record.sourceUs = sourceUs;
+    const position = numbers[at + POSITION] as number;
+    if (position === position) record.position = position;
+    const journalPos = numbers[at + JOURNAL_POS] as number;
+    if (journalPos === journalPos) record.journalPos = journalPos;
+    const header = numbers[at + HEADER] as number;
+    if (header !== HEADER_UNKNOWN) record.header = header === HEADER_YES;
+    return record;
   }
 
   /** The run whose head is the front, or undefined when the front is the heap's top (or nothing is held). */
@@ -140,23 +189,34 @@ export class HeldQueue {
     const runs = this.runs;
     let front = runs[0];
     if (front === undefined) return undefined;
+    let frontAt = front.head * STRIDE;
     for (let index = 1; index < runs.length; index++) {
       const run = runs[index] as Run;
-      if (this.headBefore(run.records[run.head] as LogRecord, run.arrivals[run.head] as number, front.records[front.head] as LogRecord, front.arrivals[front.head] as number)) front = run;
+      const at = run.head * STRIDE;
+      const numbers = run.numbers;
+      const frontNumbers = front.numbers;
+      if (this.before(numbers[at + SOURCE_US] as number, numbers[at + POSITION] as number, numbers[at + ARRIVAL] as number, frontNumbers[frontAt + SOURCE_US] as number, frontNumbers[frontAt + POSITION] as number, frontNumbers[frontAt + ARRIVAL] as number)) {
+        front = run;
+        frontAt = at;
+      }
     }
     const top = this.heap[0];
-    if (top !== undefined && this.headBefore(top.record, top.arrival, front.records[front.head] as LogRecord, front.arrivals[front.head] as number)) return undefined;
+    if (top !== undefined) {
+      const numbers = front.numbers;
+      if (this.before(top.record.sourceUs ?? Number.NaN, top.record.position ?? Number.NaN, top.arrival, numbers[frontAt + SOURCE_US] as number, numbers[frontAt + POSITION] as number, numbers[frontAt + ARRIVAL] as number)) return undefined;
+    }
     return front;
   }
 
-  private headBefore(record: LogRecord, arrival: number, other: LogRecord, otherArrival: number): boolean {
-    if (this.comesBefore(record, other)) return true;
-    if (this.comesBefore(other, record)) return false;
+  /** Source order, then arrival order. */
+  private before(sourceUs: number, position: number, arrival: number, otherSourceUs: number, otherPosition: number, otherArrival: number): boolean {
+    if (keyBefore(sourceUs, position, otherSourceUs, otherPosition)) return true;
+    if (keyBefore(otherSourceUs, otherPosition, sourceUs, position)) return false;
     return arrival < otherArrival;
   }
 
-  private before(a: Entry, b: Entry): boolean {
-    return this.headBefore(a.record, a.arrival, b.record, b.arrival);
+  private entryBefore(a: Entry, b: Entry): boolean {
+    return this.before(a.record.sourceUs ?? Number.NaN, a.record.position ?? Number.NaN, a.arrival, b.record.sourceUs ?? Number.NaN, b.record.position ?? Number.NaN, b.arrival);
   }
 
   private heapPush(entry: Entry): void {
@@ -166,7 +226,7 @@ export class HeldQueue {
     while (at > 0) {
       const parent = (at - 1) >> 1;
       const above = heap[parent] as Entry;
-      if (!this.before(entry, above)) break;
+      if (!this.entryBefore(entry, above)) break;
       heap[at] = above;
       at = parent;
     }
@@ -183,8 +243,8 @@ export class HeldQueue {
       const left = 2 * at + 1;
       if (left >= heap.length) break;
       const right = left + 1;
-      const child = right < heap.length && this.before(heap[right] as Entry, heap[left] as Entry) ? right : left;
-      if (!this.before(heap[child] as Entry, last)) break;
+      const child = right < heap.length && this.entryBefore(heap[right] as Entry, heap[left] as Entry) ? right : left;
+      if (!this.entryBefore(heap[child] as Entry, last)) break;
       heap[at] = heap[child] as Entry;
       at = child;
     }
