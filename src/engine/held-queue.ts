@@ -97,10 +97,20 @@ export class HeldQueue {
     this.front = STALE;
     const sourceUs = record.sourceUs ?? Number.NaN;
     const position = record.position ?? Number.NaN;
-    // The run it extends: the one with the latest tail not after it, so that runs stay few.
+    // The run it extends: the one with the latest tail not after it, so that runs stay few. Nearly
+    // always there is one run and the record goes after its tail.
+    const runs = this.runs;
+    if (runs.length === 1 && this.heap.length === 0) {
+      const run = runs[0] as Run;
+      const tail = run.numbers.length - STRIDE;
+      if (!keyBefore(sourceUs, position, run.numbers[tail + SOURCE_US] as number, run.numbers[tail + POSITION] as number)) {
+        this.append(run, record, sourceUs, position, due, arrival);
+        return run.messages.length - run.head === 1;
+      }
+    }
     let target: Run | undefined;
     let targetTail = 0;
-    for (const run of this.runs) {
+    for (const run of runs) {
       const tail = run.numbers.length - STRIDE;
       const tailSourceUs = run.numbers[tail + SOURCE_US] as number;
       const tailPosition = run.numbers[tail + POSITION] as number;
@@ -119,11 +129,22 @@ export class HeldQueue {
       target = { messages: [], numbers: [], head: 0 };
       this.runs.push(target);
     }
-    target.messages.push(record.message);
-    const header = record.header === undefined ? HEADER_UNKNOWN : record.header ? HEADER_YES : HEADER_NO;
-    target.numbers.push(record.time, sourceUs, position, record.journalPos ?? Number.NaN, due, arrival, header);
+    this.append(target, record, sourceUs, position, due, arrival);
     // Not before its run's tail: it is the front only when it is alone in its run and before every other head.
     return target.messages.length - target.head === 1 && this.frontRun() === target;
+  }
+
+  private append(run: Run, record: LogRecord, sourceUs: number, position: number, due: number, arrival: number): void {
+    run.messages.push(record.message);
+    const numbers = run.numbers;
+    const at = numbers.length;
+    numbers[at + TIME] = record.time;
+    numbers[at + SOURCE_US] = sourceUs;
+    numbers[at + POSITION] = position;
+    numbers[at + JOURNAL_POS] = record.journalPos ?? Number.NaN;
+    numbers[at + DUE] = due;
+    numbers[at + ARRIVAL] = arrival;
+    numbers[at + HEADER] = record.header === undefined ? HEADER_UNKNOWN : record.header ? HEADER_YES : HEADER_NO;
   }
 
   /** Removes and returns the front record (the caller checked size or firstDue()). */
