@@ -182,6 +182,17 @@ function readTime(line: string, start: number, end: number, referenceMs: number)
   return line.charCodeAt(start + 3) === CH_SPACE && line.charCodeAt(start + 8) === CH_DASH ? fullTime(line, start, end) : shortTime(line, start, end, referenceMs);
 }
 
+/** The six digits after `dot` (the µs of short-unix and boot times) as a number; -1 when they are not six digits. */
+function sixDigitsAfter(line: string, dot: number): number {
+  let micros = 0;
+  for (let at = dot + 1; at < dot + 7; at++) {
+    const value = digit(line, at);
+    if (value < 0) return -1;
+    micros = micros * 10 + value;
+  }
+  return micros;
+}
+
 /** `1509555572.962000 ` (short-unix: seconds and µs since the epoch). */
 function unixTime(line: string, start: number, end: number): boolean {
   let index = start;
@@ -192,12 +203,8 @@ function unixTime(line: string, start: number, end: number): boolean {
     seconds = seconds * 10 + value;
   }
   if (index - start < 9 || line.charCodeAt(index) !== CH_DOT) return false;
-  let micros = 0;
-  for (let at = index + 1; at < index + 7; at++) {
-    const value = digit(line, at);
-    if (value < 0) return false;
-    micros = micros * 10 + value;
-  }
+  const micros = sixDigitsAfter(line, index);
+  if (micros < 0) return false;
   index += 7;
   if (line.charCodeAt(index) !== CH_SPACE && index !== end) return false;
   parsedTimeMs = seconds * 1000 + Math.floor(micros / 1000);
@@ -217,12 +224,8 @@ function bootTime(line: string, start: number, end: number): boolean {
     seconds = seconds * 10 + value;
   }
   if (index === digitsStart || line.charCodeAt(index) !== CH_DOT) return false;
-  let micros = 0;
-  for (let at = index + 1; at < index + 7; at++) {
-    const value = digit(line, at);
-    if (value < 0) return false;
-    micros = micros * 10 + value;
-  }
+  const micros = sixDigitsAfter(line, index);
+  if (micros < 0) return false;
   index += 7;
   if (line.charCodeAt(index) !== CH_CLOSE_BRACKET) {
     // short-delta: ` <` the time since the previous line `>` (or `*>`), or 16 spaces for the first line.
