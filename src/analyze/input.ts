@@ -293,17 +293,29 @@ async function* lineChunks(read: ReadInto, options: Pick<ReadOptions, 'chunkByte
 }
 
 /** Journal export entries as JSON lines, in chunks. */
-async function* exportEntries(source: AsyncIterable<Buffer>, options: Pick<ReadOptions, 'chunkBytes' | 'maxLineBytes'>): AsyncGenerator<Buffer> {
-  let out = '';
-  const parser = new JournalExportParser({
-    maxValueBytes: options.maxLineBytes,
-    onEntry: (entry) => {
-      out += JSON.stringify(entry) + '\n';
-    },
+function exportEntries(source: AsyncIterable<Buffer>, options: Pick<ReadOptions, 'chunkBytes' | 'maxLineBytes'>): AsyncGenerator<Buffer> {
+  return entriesAsJsonLines(source, options.chunkBytes, (onEntry) => {
+    const parser = new JournalExportParser({ maxValueBytes: options.maxLineBytes, onEntry });
+    return { take: (piece) => parser.feed(piece), end: () => parser.end() };
   });
-  for await (const piece of source) {
-    parser.feed(piece);
-    if (out.length >= options.chunkBytes) {
+}
+
+/**
+ * A journal parser's entries, one JSON line each, handed on in chunks of about `chunkBytes`:
+ * `parserOf` makes the parser around the sink its entries go to.
+ */
+async function* entriesAsJsonLines<Input>(
+  inputs: AsyncIterable<Input>,
+  chunkBytes: number,
+  parserOf: (onEntry: (entry: Record<string, unknown>) => void) => { take(input: Input): void; end(): void },
+): AsyncGenerator<Buffer> {
+  let out = '';
+  const parser = parserOf((entry) => {
+    out += JSON.stringify(entry) + '\n';
+  });
+  for await (const input of inputs) {
+    parser.take(input);
+    if (out.length >= chunkBytes) {
       yield Buffer.from(out);
       out = '';
     }
@@ -371,18 +383,9 @@ async function* jsonPrettyEntries(source: AsyncIterable<Buffer>, options: Pick<R
 }
 
 /** `journalctl -o verbose` entries as JSON lines, in chunks. */
-async function* verboseEntries(source: AsyncIterable<Buffer>, options: Pick<ReadOptions, 'chunkBytes' | 'maxLineBytes'>): AsyncGenerator<Buffer> {
-  let out = '';
-  const parser = new JournalVerboseParser((entry) => {
-    out += JSON.stringify(entry) + '\n';
+function verboseEntries(source: AsyncIterable<Buffer>, options: Pick<ReadOptions, 'chunkBytes' | 'maxLineBytes'>): AsyncGenerator<Buffer> {
+  return entriesAsJsonLines(textLines(source, options.maxLineBytes), options.chunkBytes, (onEntry) => {
+    const parser = new JournalVerboseParser(onEntry);
+    return { take: (line) => parser.line(line), end: () => parser.end() };
   });
-  for await (const line of textLines(source, options.maxLineBytes)) {
-    parser.line(line);
-    if (out.length >= options.chunkBytes) {
-      yield Buffer.from(out);
-      out = '';
-    }
-  }
-  parser.end();
-  if (out.length > 0) yield Buffer.from(out);
 }
