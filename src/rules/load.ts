@@ -14,7 +14,7 @@ import { CountWindows, type CountWindowState } from './count-windows.js';
 import type { RuleSource } from './last-good.js';
 import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
-import { checkRegexSafety, shippedVerdict, type SafetyVerdict, type SafetyVerdictCache } from './regex-safety.js';
+import { checkRegexSafety, storedVerdict, type SafetyVerdict, type SafetyVerdictCache } from './regex-safety.js';
 import { checkedCacheKey, readChecked, writeChecked } from './checked-cache.js';
 import { NO_POSITIONS, type ValidatedRuleFile } from './validated.js';
 
@@ -120,10 +120,11 @@ async function regexSafetyProblems(regexes: readonly RegexToCheck[], options: Lo
   const verdicts: SafetyVerdict[] = [];
   const useShipped = options.shippedVerdicts ?? true;
   for (const regex of regexes) {
-    if (options.safetyCache?.get(regex.pattern) !== undefined) count.fromCacheFile++;
-    else if (useShipped && shippedVerdict(regex.pattern) !== undefined) count.fromShipped++;
+    const stored = storedVerdict(regex.pattern, options.safetyCache, useShipped);
+    if (stored?.from === 'cache-file') count.fromCacheFile++;
+    else if (stored?.from === 'shipped') count.fromShipped++;
     count.total++;
-    verdicts.push(await checkRegexSafety(regex.pattern, undefined, options.safetyCache, useShipped));
+    verdicts.push(stored?.verdict ?? (await checkRegexSafety(regex.pattern, undefined, options.safetyCache, useShipped)));
     options.onSafetyProgress?.(verdicts.length, regexes.length);
   }
   // A cache that cannot be written (a read-only data folder) only costs the next start its time.

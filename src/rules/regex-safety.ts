@@ -193,10 +193,17 @@ export class SafetyVerdictCache {
 export const SHIPPED_VERDICTS_FILE = new URL('../../schema/shipped-regex-verdicts.json', import.meta.url);
 let shipped: SafetyVerdictCache | undefined;
 
-/** The shipped verdict on a pattern, if there is one for this checker. */
-export function shippedVerdict(source: string): SafetyVerdict | undefined {
+/**
+ * A verdict kept from before, and where from: the cache file, then (unless `useShipped` is false)
+ * the shipped verdicts; undefined when recheck has to be asked.
+ */
+export function storedVerdict(source: string, cache: SafetyVerdictCache | undefined, useShipped: boolean): { verdict: SafetyVerdict; from: 'cache-file' | 'shipped' } | undefined {
+  const kept = cache?.get(source);
+  if (kept !== undefined) return { verdict: kept, from: 'cache-file' };
+  if (!useShipped) return undefined;
   shipped ??= new SafetyVerdictCache(fileURLToPath(SHIPPED_VERDICTS_FILE));
-  return shipped.get(source);
+  const verdict = shipped.get(source);
+  return verdict === undefined ? undefined : { verdict, from: 'shipped' };
 }
 
 /**
@@ -204,8 +211,8 @@ export function shippedVerdict(source: string): SafetyVerdict | undefined {
  * `useShipped: false` asks recheck even for a pattern of the shipped rules (what makes their file).
  */
 export function checkRegexSafety(source: string, timeoutMs = 5000, cache?: SafetyVerdictCache, useShipped = true): Promise<SafetyVerdict> {
-  const stored = cache?.get(source) ?? (useShipped ? shippedVerdict(source) : undefined);
-  if (stored) return Promise.resolve(stored);
+  const stored = storedVerdict(source, cache, useShipped);
+  if (stored) return Promise.resolve(stored.verdict);
   const cached = verdicts.get(source);
   if (cached) return cache ? cached.then((verdict) => (cache.set(source, verdict), verdict)) : cached;
   const verdict = checker.verdict(source, timeoutMs);
