@@ -4,19 +4,13 @@
 import { createServer } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 
-let lines = 0;
 const server = createServer((request, response) => {
-  if (request.method === 'GET') {
-    response.end(String(lines));
-    return;
-  }
   const chunks = [];
   request.on('data', (chunk) => chunks.push(chunk));
   request.on('end', () => {
     const raw = Buffer.concat(chunks);
     const body = request.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
     const records = JSON.parse(body.toString('utf8'));
-    lines += records.length;
     response.setHeader('content-type', 'application/json');
     response.end(JSON.stringify({ accepted: records.length }));
   });
