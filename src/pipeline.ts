@@ -109,6 +109,8 @@ export class Pipeline {
   /** The last journal or checkpoint write failed; the next checkpoint tries again. */
   private journalFailing = false;
   private lastStoreError: string | undefined;
+  /** After stop(): journal writes that end now leave their batches to the next start's replay. */
+  private stopped = false;
 
   constructor(
     createEngine: EngineFactory,
@@ -148,11 +150,12 @@ export class Pipeline {
   }
 
   /**
-   * Called by the ingest route; false means "full, try again later" (503). When it returns true the
-   * batch is in the journal: answering 200 is safe. Throws StoreUnavailableError (503) while the
-   * store cannot be written.
+   * Called by the ingest route; false means "full, try again later" (503). When it returns or
+   * resolves true the batch is in the journal: answering 200 is safe. Throws (or rejects with)
+   * StoreUnavailableError (503) while the store cannot be written. A batch keeps its place in the
+   * queue from the call on, in the order of the calls, while its journal write is in flight.
    */
-  submit(batch: SubmittedBatch): boolean {
+  submit(batch: SubmittedBatch): boolean | Promise<boolean> {
     const { records } = batch;
     if (!this.storeWritable) {
       this.counters.batchesRefused++;
@@ -162,29 +165,54 @@ export class Pipeline {
       this.counters.batchesRefused++;
       return false;
     }
-    if (this.journal && records.length > 0) {
-      let seq: number;
-      try {
-        // The body as it came is a fraction of its records as JSON (and often still compressed).
-        const content = batch.received !== undefined && this.decodeReceived !== undefined ? { body: batch.received } : { records };
-        seq = this.journal.appendJournal(batch.receivedAt, content);
-      } catch (error) {
-        if (!this.isStoreUnavailable(error)) throw error;
-        this.storeFailed(error, 'ingest journal');
-        throw new StoreUnavailableError(`the batch could not be recorded (${this.lastStoreError}); retry shortly`);
-      }
-      for (let index = 0; index < records.length; index++) {
-        const record = records[index] as LogRecord;
-        record.seq = seq;
-        record.journalPos = journalPosition(seq, index);
-      }
+    if (!this.journal || records.length === 0) {
+      this.queue.offer(records);
+      this.accepted(records);
+      return true;
     }
-    this.queue.offer(records);
+    let written: number | Promise<number>;
+    try {
+      // The body as it came is a fraction of its records as JSON (and often still compressed).
+      const content = batch.received !== undefined && this.decodeReceived !== undefined ? { body: batch.received } : { records };
+      written = this.journal.appendJournal(batch.receivedAt, content);
+    } catch (error) {
+      return this.journalRefused(error);
+    }
+    if (typeof written === 'number') {
+      markJournaled(records, written);
+      this.queue.offer(records);
+      this.accepted(records);
+      return true;
+    }
+    // Room is taken now, so that what fitted still fits when the write is done.
+    const place = this.queue.offerHeld(records) as { release: () => void; cancel: () => void };
+    return written.then(
+      (seq) => {
+        markJournaled(records, seq);
+        place.release();
+        this.accepted(records);
+        return true;
+      },
+      (error: unknown) => {
+        place.cancel();
+        // Batches behind it may be takeable now, and whenIdle() may be waiting on it.
+        if (!this.stopped) this.scheduleDrain();
+        return this.journalRefused(error);
+      },
+    );
+  }
+
+  private accepted(records: readonly LogRecord[]): void {
     this.counters.batchesAccepted++;
     this.counters.recordsAccepted += records.length;
     for (const record of records) if (record.withoutText === true) this.counters.recordsWithoutText++;
-    this.scheduleDrain();
-    return true;
+    if (!this.stopped) this.scheduleDrain();
+  }
+
+  private journalRefused(error: unknown): never {
+    if (!this.isStoreUnavailable(error)) throw error;
+    this.storeFailed(error, 'ingest journal');
+    throw new StoreUnavailableError(`the batch could not be recorded (${this.lastStoreError}); retry shortly`);
   }
 
   /**
@@ -256,6 +284,7 @@ export class Pipeline {
 
   /** Processes what is queued, then closes every open group (shutdown) and checkpoints the journal. */
   stop(): void {
+    this.stopped = true;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.drainNow();
@@ -358,7 +387,7 @@ export class Pipeline {
     } finally {
       this.inDrainTurn = false;
     }
-    if (this.current !== undefined || this.queue.size > 0) {
+    if (this.current !== undefined || this.queue.takeable) {
       // Storing the events takes a turn of its own: timers and answers run between it and the
       // grouping, instead of after both (the two together held the loop up to ~40 ms).
       setImmediate(() => {
@@ -373,6 +402,8 @@ export class Pipeline {
     }
     this.flushEvents();
     this.draining = false;
+    // A batch whose journal write is in flight is still to come: its write's end drains again.
+    if (this.queue.size > 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
@@ -448,5 +479,14 @@ export class Pipeline {
       this.counters.outputErrors++;
       this.log.error({ err: error }, 'pipeline stage failed');
     }
+  }
+}
+
+/** Each record's batch seq and position in the journal, for checkpoints and replays. */
+function markJournaled(records: readonly LogRecord[], seq: number): void {
+  for (let index = 0; index < records.length; index++) {
+    const record = records[index] as LogRecord;
+    record.seq = seq;
+    record.journalPos = journalPosition(seq, index);
   }
 }

@@ -26,7 +26,8 @@ export function estimateRecordBytes(record: LogRecord): number {
  * buffered without bound.
  */
 export class BoundedRecordQueue {
-  private readonly batches: Array<{ records: LogRecord[]; bytes: number }> = [];
+  /** `waiting`: offered, counted against the capacities, but not yet taken (its journal write is in flight). */
+  private readonly batches: Array<{ records: LogRecord[]; bytes: number; waiting: boolean }> = [];
   private queued = 0;
   private queuedBytes = 0;
   /** Sizes measured by fits(), reused by offer() for the same batch. */
@@ -46,22 +47,43 @@ export class BoundedRecordQueue {
 
   /** Accepts the batch whole, or refuses it whole when it would exceed a capacity. */
   offer(batch: LogRecord[]): boolean {
-    if (batch.length === 0) return true;
-    if (!this.fits(batch)) return false;
-    const bytes = this.bytesOf(batch);
-    this.batches.push({ records: batch, bytes });
-    this.queued += batch.length;
-    this.queuedBytes += bytes;
-    return true;
+    return this.add(batch, false) !== undefined;
   }
 
-  /** Removes and returns the oldest batch, if any. */
+  /**
+   * Accepts the batch whole (or refuses it, undefined) with its place in the order, but holds it and
+   * every later batch back from take() until `release` says it may go; `cancel` gives its room back.
+   */
+  offerHeld(batch: LogRecord[]): { release: () => void; cancel: () => void } | undefined {
+    const entry = this.add(batch, true);
+    if (entry === undefined) return undefined;
+    return {
+      release: () => {
+        entry.waiting = false;
+      },
+      cancel: () => {
+        const index = this.batches.indexOf(entry);
+        if (index < 0) return;
+        this.batches.splice(index, 1);
+        this.queued -= entry.records.length;
+        this.queuedBytes -= entry.bytes;
+      },
+    };
+  }
+
+  /** Removes and returns the oldest batch, if any and not held back. */
   take(): LogRecord[] | undefined {
-    const entry = this.batches.shift();
-    if (!entry) return undefined;
+    const entry = this.batches[0];
+    if (entry === undefined || entry.waiting) return undefined;
+    this.batches.shift();
     this.queued -= entry.records.length;
     this.queuedBytes -= entry.bytes;
     return entry.records;
+  }
+
+  /** Whether take() has a batch to give now. */
+  get takeable(): boolean {
+    return this.batches.length > 0 && !(this.batches[0] as { waiting: boolean }).waiting;
   }
 
   get size(): number {
@@ -70,6 +92,16 @@ export class BoundedRecordQueue {
 
   get bytes(): number {
     return this.queuedBytes;
+  }
+
+  private add(batch: LogRecord[], waiting: boolean): { records: LogRecord[]; bytes: number; waiting: boolean } | undefined {
+    if (!this.fits(batch)) return undefined;
+    const entry = { records: batch, bytes: batch.length === 0 ? 0 : this.bytesOf(batch), waiting };
+    if (batch.length === 0) return entry;
+    this.batches.push(entry);
+    this.queued += batch.length;
+    this.queuedBytes += entry.bytes;
+    return entry;
   }
 
   private bytesOf(batch: readonly LogRecord[]): number {

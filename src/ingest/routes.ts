@@ -144,7 +144,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     let accepted: boolean;
     try {
       const outcome = options.submit(batch);
-      // The single process answers synchronously: no extra turn of the event loop for it.
+      // Without a journal write to wait for, the answer needs no extra turn of the event loop.
       accepted = typeof outcome === 'boolean' ? outcome : await outcome;
     } catch (error) {
       if (isLeakwatchError(error)) throw error;

@@ -1,8 +1,10 @@
 /**
  * The ingest journal's batches, appended to segment files in the data folder (`journal/`). A batch
  * is a request body as received (or, for batches built in process, its records as JSON), written
- * with one write call before ingest answers 200: the operating system has it from then on, as it
- * has a SQLite commit with synchronous=NORMAL. Kept in SQLite, every body went through the
+ * before ingest answers 200: the operating system has it from then on, as it has a SQLite commit
+ * with synchronous=NORMAL. Ingest writes on libuv's thread pool, one write at a time in seq order
+ * (`appendInOrder`), so that a 10 MB body or a slow disk does not hold the event loop and a crash can
+ * only tear the newest entry. Kept in SQLite, every body went through the
  * write-ahead log and then into the database file (each byte written twice), and the prune left
  * pages to reuse or vacuum; here a prune deletes whole files.
  *
@@ -11,7 +13,8 @@
  * length (u32), payload, CRC-32 of everything before it (u32). A segment is named after its first
  * seq. An entry cut short by a crash (never answered 200) is cut off at the next start.
  */
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writevSync } from 'node:fs';
+import { closeSync, existsSync, ftruncate, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writev, writevSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { LogRecord } from '../ingest/record.js';
@@ -25,16 +28,35 @@ const KIND_RECORDS = 1;
 const SEGMENT_BYTES = 64 * 1024 * 1024;
 const SEGMENT_SUFFIX = '.seg';
 
+const writevAt = async (fd: number, parts: Buffer[], position: number): Promise<number> => (await promisify(writev)(fd, parts, position)).bytesWritten;
+const truncateTo = promisify(ftruncate);
+
 interface Segment {
   firstSeq: number;
   path: string;
+}
+
+/** A batch encoded for the journal. */
+interface Entry {
+  seq: number;
+  parts: Buffer[];
+  bytes: number;
+}
+
+function shortWrite(): Error {
+  return Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
 }
 
 export class SegmentJournal {
   private readonly segments: Segment[] = [];
   private fd: number | undefined;
   private size = 0;
+  /** The newest seq handed out; with writes in flight, newer than the newest written. */
   private lastSeq: number;
+  /** The end of the chain of writes in flight (appendInOrder); each starts when the one before has ended. */
+  private writes: Promise<void> = Promise.resolve();
+  private writesInFlight = 0;
+  private closed = false;
   /** The segment a replay read last, parsed. */
   private lastRead: { path: string; entries: JournalBatch[] } | undefined;
 
@@ -59,25 +81,27 @@ export class SegmentJournal {
     this.lastSeq = Math.max(this.lastSeq, seq);
   }
 
-  /** The newest seq written (or the floor it started from). */
+  /** The newest seq handed out (or the floor it started from). */
   get newestSeq(): number {
     return this.lastSeq;
   }
 
-  /** Appends a batch; returns its seq. Throws the file system's error (ENOSPC...) with nothing half-written left behind. */
+  /**
+   * Appends a batch now, on the calling thread; returns its seq. For start-up (batches moved from an
+   * older journal, with their seqs) and tools: ingest uses appendInOrder. Throws the file system's
+   * error (ENOSPC...) with nothing half-written left behind.
+   */
   append(receivedAt: number, content: JournalContent, seq = this.lastSeq + 1): number {
+    if (this.writesInFlight > 0) throw new Error('journal: a write is in flight; appendInOrder keeps the order');
     if (seq <= this.lastSeq) throw new Error(`journal seq ${seq} is not after ${this.lastSeq}`);
-    const parts = encodeEntry(seq, receivedAt, content);
-    const bytes = parts.reduce((sum, part) => sum + part.length, 0);
-    if (this.fd === undefined || (this.size > 0 && this.size + bytes > this.segmentBytes)) this.startSegment(seq);
-    const fd = this.fd as number;
+    const entry = this.entryFor(receivedAt, content, seq);
+    const fd = this.fdFor(entry);
     try {
-      let written = writevSync(fd, parts, this.size);
+      let written = writevSync(fd, entry.parts, this.size);
       // writev may write less than asked (a signal, a nearly full disk): finish or fail.
-      while (written < bytes) {
-        const rest = Buffer.concat(parts).subarray(written);
-        const more = writevSync(fd, [rest], this.size + written);
-        if (more === 0) throw Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
+      while (written < entry.bytes) {
+        const more = writevSync(fd, [Buffer.concat(entry.parts).subarray(written)], this.size + written);
+        if (more === 0) throw shortWrite();
         written += more;
       }
     } catch (error) {
@@ -89,11 +113,70 @@ export class SegmentJournal {
       }
       throw error;
     }
-    this.size += bytes;
-    this.lastSeq = seq;
+    this.wrote(entry);
+    return seq;
+  }
+
+  /**
+   * Appends a batch on the thread pool; resolves with its seq once the operating system has it. The
+   * seq is taken now: batches are written, and their promises settle, in the order of the calls. A
+   * failed write (ENOSPC...) is cut off and rejects; the writes after it go on.
+   */
+  appendInOrder(receivedAt: number, content: JournalContent): Promise<number> {
+    if (this.closed) return Promise.reject(new Error('journal: closed'));
+    const entry = this.entryFor(receivedAt, content, this.lastSeq + 1);
+    this.lastSeq = entry.seq;
+    this.writesInFlight++;
+    const done = this.writes.then(() => this.writeEntry(entry));
+    this.writes = done.then(
+      () => this.writeEnded(),
+      () => this.writeEnded(),
+    );
+    return done.then(() => entry.seq);
+  }
+
+  private async writeEntry(entry: Entry): Promise<void> {
+    const fd = this.fdFor(entry);
+    try {
+      let written = await writevAt(fd, entry.parts, this.size);
+      while (written < entry.bytes) {
+        const more = await writevAt(fd, [Buffer.concat(entry.parts).subarray(written)], this.size + written);
+        if (more === 0) throw shortWrite();
+        written += more;
+      }
+    } catch (error) {
+      try {
+        await truncateTo(fd, this.size);
+      } catch {
+        // The next start cuts it off instead (its CRC does not match).
+      }
+      throw error;
+    }
+    this.wrote(entry);
+  }
+
+  private writeEnded(): void {
+    this.writesInFlight--;
+    // close() came while writes were in flight: the descriptor is closed after the last of them.
+    if (this.closed && this.writesInFlight === 0) this.closeFile();
+  }
+
+  private entryFor(receivedAt: number, content: JournalContent, seq: number): Entry {
+    const parts = encodeEntry(seq, receivedAt, content);
+    return { seq, parts, bytes: parts.reduce((sum, part) => sum + part.length, 0) };
+  }
+
+  /** The descriptor the entry goes to: a new segment when the current one is full. */
+  private fdFor(entry: Entry): number {
+    if (this.fd === undefined || (this.size > 0 && this.size + entry.bytes > this.segmentBytes)) this.startSegment(entry.seq);
+    return this.fd as number;
+  }
+
+  private wrote(entry: Entry): void {
+    this.size += entry.bytes;
+    this.lastSeq = Math.max(this.lastSeq, entry.seq);
     // The segment a replay read has grown.
     this.lastRead = undefined;
-    return seq;
   }
 
   /**
@@ -122,6 +205,8 @@ export class SegmentJournal {
       const lastOfFirst = second === undefined ? this.lastSeq : second.firstSeq - 1;
       if (lastOfFirst > throughSeq) return;
       if (second === undefined) {
+        // A write in flight goes to this segment's descriptor (lastSeq counts it, so this is defensive).
+        if (this.writesInFlight > 0) return;
         // The active segment, all done: the next batch opens a new one.
         if (this.fd !== undefined) closeSync(this.fd);
         this.fd = undefined;
@@ -140,7 +225,13 @@ export class SegmentJournal {
     return total;
   }
 
+  /** Closes the segment file; writes in flight finish first (their descriptor must not be reused under them). */
   close(): void {
+    this.closed = true;
+    if (this.writesInFlight === 0) this.closeFile();
+  }
+
+  private closeFile(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }

@@ -380,8 +380,8 @@ export class SqliteStore implements Store {
     return this.statements.resolveQuiet.run(quietMs, before).changes;
   }
 
-  appendJournal(receivedAt: number, content: JournalContent): number {
-    return this.segments.append(receivedAt, content);
+  appendJournal(receivedAt: number, content: JournalContent): Promise<number> {
+    return this.segments.appendInOrder(receivedAt, content);
   }
 
   journalAfter(afterSeq: number, limit: number): JournalBatch[] {

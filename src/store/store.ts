@@ -105,8 +105,11 @@ export interface JournalCheckpoint {
  * and a replay counts nothing twice.
  */
 export interface IngestJournal {
-  /** Stores the batch durably and returns its sequence number (increasing). */
-  appendJournal(receivedAt: number, content: JournalContent): number;
+  /**
+   * Stores the batch durably and returns its sequence number (increasing), or a promise of it that
+   * settles once the batch is stored: promises settle in the order of the calls.
+   */
+  appendJournal(receivedAt: number, content: JournalContent): number | Promise<number>;
   /** Batches with seq > afterSeq, oldest first, at most `limit`. */
   journalAfter(afterSeq: number, limit: number): JournalBatch[];
   /** Records the checkpoint, then drops batches with seq <= pruneThrough (whole segment files: some may stay, the replay skips them). */

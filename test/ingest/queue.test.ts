@@ -29,3 +29,35 @@ describe('the engine queue counts bytes as well as records', () => {
     expect(queue.offer(batchOfLines(1, 10))).toBe(false);
   });
 });
+
+describe('a batch held back while its journal write is in flight', () => {
+  const batch = (message: string, lines = 2): LogRecord[] => Array.from({ length: lines }, () => ({ time: 0, host: 'h', service: 's', pid: '1', stream: 'h\u001fs\u001f1', message }));
+
+  it('keeps its place: neither it nor a later batch is taken until it is released', () => {
+    const queue = new BoundedRecordQueue(100);
+    const first = batch('first');
+    const place = queue.offerHeld(first);
+    expect(place).toBeDefined();
+    expect(queue.offer(batch('second'))).toBe(true);
+    expect(queue.size).toBe(4);
+    expect(queue.takeable).toBe(false);
+    expect(queue.take()).toBeUndefined();
+    place?.release();
+    expect(queue.takeable).toBe(true);
+    expect(queue.take()).toBe(first);
+    expect(queue.take()?.[0]?.message).toBe('second');
+    expect(queue.size).toBe(0);
+  });
+
+  it('counts against the capacity while held, and gives its room back when cancelled', () => {
+    const queue = new BoundedRecordQueue(5);
+    queue.offer(batch('taken now', 1));
+    const place = queue.offerHeld(batch('held', 3));
+    expect(queue.fits(batch('one too many', 2))).toBe(false);
+    place?.cancel();
+    expect(queue.size).toBe(1);
+    expect(queue.take()?.[0]?.message).toBe('taken now');
+    expect(queue.takeable).toBe(false);
+    expect(queue.offerHeld(batch('fits again', 4))).toBeDefined();
+  });
+});

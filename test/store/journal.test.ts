@@ -24,10 +24,10 @@ function record(message: string): LogRecord {
 }
 
 describe('ingest journal', () => {
-  it('keeps batches in order across a reopen until they are pruned', () => {
+  it('keeps batches in order across a reopen until they are pruned', async () => {
     const store = new SqliteStore(dir);
-    const first = store.appendJournal(1000, { records: [record('WARN 1101 11:59:32.962 CDT finagle/netty4-103: Failed to initialize a channel.')] });
-    const second = store.appendJournal(2000, { records: [record('io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s)'), record('at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(')] });
+    const first = await store.appendJournal(1000, { records: [record('WARN 1101 11:59:32.962 CDT finagle/netty4-103: Failed to initialize a channel.')] });
+    const second = await store.appendJournal(2000, { records: [record('io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s)'), record('at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(')] });
     expect(second).toBeGreaterThan(first);
     store.close();
 
@@ -66,10 +66,10 @@ describe('ingest journal', () => {
 });
 
 describe('journaled bodies', () => {
-  it('keeps a body as received, with its content type and encoding, byte for byte', () => {
+  it('keeps a body as received, with its content type and encoding, byte for byte', async () => {
     const store = new SqliteStore(dir);
     const body = gzipSync('[{"message":"io.netty.util.internal.OutOfDirectMemoryError: failed to allocate 1048576 byte(s)"}]');
-    const seq = store.appendJournal(1500, { body: { body, contentType: 'application/json', contentEncoding: 'gzip' } });
+    const seq = await store.appendJournal(1500, { body: { body, contentType: 'application/json', contentEncoding: 'gzip' } });
     store.close();
     const [batch] = new SqliteStore(dir).journalAfter(0, 10);
     expect(batch?.seq).toBe(seq);
@@ -81,7 +81,7 @@ describe('journaled bodies', () => {
   it.each([
     ['holding batches', false],
     ['pruned to empty', true],
-  ])('migration 3 keeps the sequence of a version-2 journal %s (the checkpoint refers to it)', (_name, pruned) => {
+  ])('migration 3 keeps the sequence of a version-2 journal %s (the checkpoint refers to it)', async (_name, pruned) => {
     const raw = new Database(join(dir, DB_FILE_NAME));
     migrate(raw, MIGRATIONS.filter((m) => m.version <= 2));
     const insert = raw.prepare('INSERT INTO ingest_journal (received_at, records) VALUES (?, ?)');
@@ -91,7 +91,7 @@ describe('journaled bodies', () => {
 
     const store = new SqliteStore(dir);
     expect(store.journalAfter(0, 10).map((batch) => batch.seq)).toEqual(pruned ? [] : [1, 2, 3, 4, 5]);
-    const next = store.appendJournal(9, { body: { body: Buffer.from('x'), contentType: 'text/plain', contentEncoding: undefined } });
+    const next = await store.appendJournal(9, { body: { body: Buffer.from('x'), contentType: 'text/plain', contentEncoding: undefined } });
     expect(next).toBe(6);
     store.close();
   });
@@ -100,11 +100,11 @@ describe('journaled bodies', () => {
 describe('the journal\'s segment files', () => {
   const line = `at io.netty.util.internal.PlatformDependent.incrementMemoryCounter(${'x'.repeat(200)}`;
 
-  it('a flood of batches, once pruned, leaves no journal bytes and no database growth behind', () => {
+  it('a flood of batches, once pruned, leaves no journal bytes and no database growth behind', async () => {
     const store = new SqliteStore(dir);
     const dbBefore = statSync(join(dir, DB_FILE_NAME)).size;
     let last = 0;
-    for (let batch = 0; batch < 200; batch++) last = store.appendJournal(batch, { records: Array.from({ length: 200 }, () => record(line)) });
+    for (let batch = 0; batch < 200; batch++) last = await store.appendJournal(batch, { records: Array.from({ length: 200 }, () => record(line)) });
     expect(store.journalBytes()).toBeGreaterThan(8 * 1024 * 1024);
     store.checkpointJournal(last, { pushedThrough: last, pending: [] });
     expect(store.journalBytes()).toBe(0);
@@ -113,7 +113,7 @@ describe('the journal\'s segment files', () => {
     expect(statSync(join(dir, DB_FILE_NAME)).size).toBeLessThan(dbBefore + 1024 * 1024);
     // Numbering goes on after the pruned batches (the checkpoint refers to them).
     const reopened = new SqliteStore(dir);
-    expect(reopened.appendJournal(1, { records: [record(line)] })).toBe(last + 1);
+    expect(await reopened.appendJournal(1, { records: [record(line)] })).toBe(last + 1);
     reopened.close();
   });
 
@@ -128,6 +128,38 @@ describe('the journal\'s segment files', () => {
     expect(journal.after(6, 100).map((batch) => batch.seq)).toEqual([7, 8, 9, 10, 11, 12]);
     expect(readdirSync(join(dir, 'segments')).length).toBeLessThan(before);
     journal.close();
+  });
+
+  it('writes batches handed in together off the event loop, in the order of the calls, and settles them in that order', async () => {
+    const path = join(dir, 'in-order');
+    // Small segments: a few of the writes start a new file while others wait behind them.
+    const journal = new SegmentJournal(path, 0, 64 * 1024);
+    const body = (index: number): JournalContent => ({ body: { body: Buffer.from(`batch ${index} `.repeat(2000 + index)), contentType: 'text/plain', contentEncoding: undefined } });
+    const settled: number[] = [];
+    const writes = Array.from({ length: 40 }, (_, index) => journal.appendInOrder(1000 + index, body(index)).then((seq) => (settled.push(seq), seq)));
+    // Nothing is written yet: the calls only took their places.
+    expect(journal.after(0, 100)).toEqual([]);
+    // A prune meanwhile keeps the segment the writes in flight go to.
+    journal.prune(Number.MAX_SAFE_INTEGER);
+    const seqs = await Promise.all(writes);
+    expect(seqs).toEqual(Array.from({ length: 40 }, (_, index) => index + 1));
+    expect(settled).toEqual(seqs);
+    expect(readdirSync(path).length).toBeGreaterThan(5);
+    const read = journal.after(0, 100);
+    expect(read.map((batch) => [batch.seq, batch.receivedAt])).toEqual(seqs.map((seq) => [seq, 999 + seq]));
+    expect(read.every((batch, index) => 'body' in batch.content && Buffer.from(batch.content.body.body).toString().startsWith(`batch ${index} `))).toBe(true);
+    journal.close();
+  });
+
+  it('close() with writes in flight lets them finish before the file is closed, and refuses new ones', async () => {
+    const path = join(dir, 'closing');
+    const journal = new SegmentJournal(path);
+    const content: JournalContent = { body: { body: Buffer.alloc(4 * 1024 * 1024, 'x'), contentType: 'text/plain', contentEncoding: undefined } };
+    const writes = [journal.appendInOrder(1, content), journal.appendInOrder(2, content)];
+    journal.close();
+    await expect(journal.appendInOrder(3, content)).rejects.toThrow(/closed/);
+    expect(await Promise.all(writes)).toEqual([1, 2]);
+    expect(new SegmentJournal(path).after(0, 10).map((batch) => batch.seq)).toEqual([1, 2]);
   });
 
   it('cuts off an entry a crash left half-written, and numbers on from the last whole one', () => {
