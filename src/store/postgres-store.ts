@@ -2,7 +2,7 @@ import type { LeakEvent } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
 import { migratePostgres } from './migrations.js';
 import { PostgresUnavailableError, SyncPostgres } from './postgres-sync.js';
-import { fromRuns, journalCheckpointOf, journalCheckpointText, JOURNAL_CHECKPOINT_KEY, toDeadLetter, toOutboxEntry, toOutboxTotals, toRecord, toRow, toRuns, type DeadLetterRow, type IncidentRow, type OutboxRow, type OutboxTotalsRow } from './rows.js';
+import { journalCheckpointOf, journalCheckpointText, JOURNAL_CHECKPOINT_KEY, pendingOf, pendingText, toDeadLetter, toOutboxEntry, toOutboxTotals, toRecord, toRow, type DeadLetterRow, type IncidentRow, type OutboxRow, type OutboxTotalsRow } from './rows.js';
 import type {
   AttemptFailure,
   DeadLetter,
@@ -310,14 +310,14 @@ export class PostgresStore implements Store {
     this.run(
       `INSERT INTO partition_checkpoints (partition, pushed_through, pending, node, updated_at) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (partition) DO UPDATE SET pushed_through = excluded.pushed_through, pending = excluded.pending, node = excluded.node, updated_at = excluded.updated_at`,
-      [checkpoint.partition, checkpoint.pushedThrough, JSON.stringify(toRuns(checkpoint.pending)), node, now],
+      [checkpoint.partition, checkpoint.pushedThrough, pendingText(checkpoint.pending), node, now],
     );
   }
 
   partitionCheckpoint(partition: number): PartitionCheckpoint | undefined {
     const row = this.query<{ pushed_through: number; pending: string }>('SELECT pushed_through, pending FROM partition_checkpoints WHERE partition = $1', [partition])[0];
     if (row === undefined) return undefined;
-    return { partition, pushedThrough: row.pushed_through, pending: fromRuns(JSON.parse(row.pending) as Array<[number, number]>) };
+    return { partition, pushedThrough: row.pushed_through, pending: pendingOf(JSON.parse(row.pending)) };
   }
 
   /**

@@ -3,7 +3,7 @@
  * records the Store interface speaks in.
  */
 import type { LeakEvent, Severity } from '../engine/event.js';
-import { JOURNAL_BATCH_RECORDS } from '../ingest/record.js';
+import { journalBatchOf, JOURNAL_BATCH_RECORDS } from '../ingest/record.js';
 import type { DeadLetter, EvidenceEntry, IncidentRecord, IncidentStatus, JournalCheckpoint, OutboxEntry, OutboxTotals } from './store.js';
 
 export interface IncidentRow {
@@ -120,97 +120,118 @@ export function toDeadLetter(row: DeadLetterRow): DeadLetter {
   };
 }
 
-/** One journal batch's share of the positions given to toRuns. */
-interface BatchSpan {
-  low: number;
-  high: number;
-  count: number;
-  /** A flag per position of low..high when they are dense enough, else the positions to sort. */
-  flags?: Uint8Array;
-  sparse?: number[];
-}
+/** One journal batch's pending positions: a bitmap of indexes from `low` (dense), or the indexes (sparse). */
+export type BatchPending = [seq: number, low: number, bits: string] | [seq: number, indexes: number[]];
+
+/** A span is kept as a bitmap while that takes at most this many bits per pending index (plus a floor). */
+const BITS_PER_INDEX_MAX = 64;
 
 /**
- * Positions (in any order, repeats allowed) as sorted [first, count] runs: records held for
- * reordering come in long consecutive runs of a few recent batches. Within a batch whose positions
- * are dense, a flag per position puts them in order in one pass; sorting the 200,000 positions a
- * flood holds took 10-50 ms of the event loop at every checkpoint.
+ * Pending positions (in any order, repeats allowed) as one entry per journal batch, batches in
+ * order. A flood holds ~200,000 positions of a few recent batches, dense but broken where each
+ * stream's reorder window ends: as [first, count] runs they made tens of thousands of pairs, 10-30 ms
+ * of the event loop at every checkpoint to build and write; as bitmaps they take two passes and a
+ * base64 encoding.
  */
-export function toRuns(positions: readonly number[]): Array<[number, number]> {
-  const spans = new Map<number, BatchSpan>();
-  let lastBatch = Number.NaN;
-  let last: BatchSpan | undefined;
-  const spanOf = (position: number): BatchSpan => {
-    const batch = Math.floor(position / JOURNAL_BATCH_RECORDS);
-    if (batch === lastBatch && last !== undefined) return last;
-    let span = spans.get(batch);
-    if (span === undefined) {
-      span = { low: position, high: position, count: 0 };
-      spans.set(batch, span);
-    }
-    lastBatch = batch;
-    last = span;
-    return span;
-  };
+export function toBatchPending(positions: readonly number[]): BatchPending[] {
+  const spans = new Map<number, { low: number; high: number; count: number }>();
+  let lastSeq = Number.NaN;
+  let last: { low: number; high: number; count: number } | undefined;
   for (const position of positions) {
-    const span = spanOf(position);
-    if (position < span.low) span.low = position;
-    if (position > span.high) span.high = position;
-    span.count++;
+    const seq = journalBatchOf(position);
+    const index = position - seq * JOURNAL_BATCH_RECORDS;
+    if (seq !== lastSeq || last === undefined) {
+      lastSeq = seq;
+      last = spans.get(seq);
+      if (last === undefined) spans.set(seq, (last = { low: index, high: index, count: 0 }));
+    }
+    if (index < last.low) last.low = index;
+    if (index > last.high) last.high = index;
+    last.count++;
   }
-  for (const span of spans.values()) {
+  const bitmaps = new Map<number, Uint8Array>();
+  for (const [seq, span] of spans) {
     const width = span.high - span.low + 1;
-    if (width <= 8 * span.count + 4096) span.flags = new Uint8Array(width);
-    else span.sparse = [];
+    if (width <= BITS_PER_INDEX_MAX * span.count + 4096) bitmaps.set(seq, new Uint8Array((width + 7) >> 3));
   }
+  const sparse = new Map<number, Set<number>>();
+  lastSeq = Number.NaN;
+  let bits: Uint8Array | undefined;
+  let low = 0;
   for (const position of positions) {
-    const span = spanOf(position);
-    if (span.flags) span.flags[position - span.low] = 1;
-    else span.sparse?.push(position);
-  }
-  const runs: Array<[number, number]> = [];
-  for (const batch of [...spans.keys()].sort((a, b) => a - b)) {
-    const span = spans.get(batch) as BatchSpan;
-    if (span.flags) {
-      const flags = span.flags;
-      let offset = 0;
-      while (offset < flags.length) {
-        if (flags[offset] === 0) {
-          offset++;
-          continue;
-        }
-        const first = offset;
-        while (offset < flags.length && flags[offset] === 1) offset++;
-        runs.push([span.low + first, offset - first]);
-      }
+    const seq = journalBatchOf(position);
+    const index = position - seq * JOURNAL_BATCH_RECORDS;
+    if (seq !== lastSeq) {
+      lastSeq = seq;
+      bits = bitmaps.get(seq);
+      low = (spans.get(seq) as { low: number }).low;
+    }
+    if (bits !== undefined) {
+      const offset = index - low;
+      bits[offset >> 3] = (bits[offset >> 3] as number) | (1 << (offset & 7));
     } else {
-      for (const position of (span.sparse as number[]).sort((a, b) => a - b)) {
-        const previous = runs[runs.length - 1];
-        if (previous !== undefined && position === previous[0] + previous[1]) previous[1]++;
-        else if (previous === undefined || position >= previous[0] + previous[1]) runs.push([position, 1]);
-      }
+      let indexes = sparse.get(seq);
+      if (indexes === undefined) sparse.set(seq, (indexes = new Set()));
+      indexes.add(index);
     }
   }
-  return runs;
+  const pending: BatchPending[] = [];
+  for (const seq of [...spans.keys()].sort((a, b) => a - b)) {
+    const bitmap = bitmaps.get(seq);
+    if (bitmap !== undefined) pending.push([seq, (spans.get(seq) as { low: number }).low, Buffer.from(bitmap.buffer, bitmap.byteOffset, bitmap.byteLength).toString('base64')]);
+    else pending.push([seq, [...(sparse.get(seq) as Set<number>)].sort((a, b) => a - b)]);
+  }
+  return pending;
 }
 
-export function fromRuns(runs: ReadonlyArray<readonly [number, number]>): number[] {
+/** The positions of toBatchPending's entries, in order. */
+export function fromBatchPending(pending: readonly BatchPending[]): number[] {
+  const positions: number[] = [];
+  for (const entry of pending) {
+    const base = entry[0] * JOURNAL_BATCH_RECORDS;
+    if (entry.length === 2) {
+      for (const index of entry[1]) positions.push(base + index);
+      continue;
+    }
+    const bits = Buffer.from(entry[2], 'base64');
+    for (let byte = 0; byte < bits.length; byte++) {
+      const value = bits[byte] as number;
+      if (value === 0) continue;
+      for (let bit = 0; bit < 8; bit++) if ((value & (1 << bit)) !== 0) positions.push(base + entry[1] + byte * 8 + bit);
+    }
+  }
+  return positions;
+}
+
+/** Positions as [first, count] runs: how earlier builds kept a checkpoint's pending positions. */
+function fromRuns(runs: ReadonlyArray<readonly [number, number]>): number[] {
   const positions: number[] = [];
   for (const [first, count] of runs) for (let offset = 0; offset < count; offset++) positions.push(first + offset);
   return positions;
 }
 
+/** Pending positions as a checkpoint keeps them (JSON): `{ batches }` (toBatchPending). */
+export function pendingText(positions: readonly number[]): string {
+  return JSON.stringify({ batches: toBatchPending(positions) });
+}
+
+/** The positions of pendingText(), or of the [first, count] runs earlier builds wrote. */
+export function pendingOf(stored: unknown): number[] {
+  if (Array.isArray(stored)) return fromRuns(stored as Array<[number, number]>);
+  return fromBatchPending((stored as { batches: BatchPending[] }).batches);
+}
+
 /** The meta key both stores keep the ingest journal's checkpoint under. */
 export const JOURNAL_CHECKPOINT_KEY = 'journal_checkpoint';
 
-/** A journal checkpoint as its meta value holds it: the pending positions as runs. */
+/** A journal checkpoint as its meta value holds it: the pending positions per batch (pendingText). */
 export function journalCheckpointText(checkpoint: JournalCheckpoint): string {
-  return JSON.stringify({ pushedThrough: checkpoint.pushedThrough, pending: toRuns(checkpoint.pending) });
+  return `{"pushedThrough":${JSON.stringify(checkpoint.pushedThrough)},"pending":${pendingText(checkpoint.pending)}}`;
 }
 
 export function journalCheckpointOf(text: string): JournalCheckpoint {
-  const stored = JSON.parse(text) as { pushedThrough: number; pending: Array<[number, number]> };
-  return { pushedThrough: stored.pushedThrough, pending: fromRuns(stored.pending) };
+  const stored = JSON.parse(text) as { pushedThrough: number; pending: unknown };
+  return { pushedThrough: stored.pushedThrough, pending: pendingOf(stored.pending) };
 }
 
 /** A row of the forward_outbox_totals view: one target's pending (dead = 0) or dead entries. */
