@@ -6,9 +6,9 @@
  *
  * Records arrive as runs already in source order: a shipper's batch is in order, and a batch that
  * lost a race with the next one is an in-order run that starts before the newer one's end. Each
- * run keeps its records as columns, a message array and one array of unboxed numbers, so that a
- * held record is its message and 56 bytes, not an object the garbage collector copies and traces
- * while it waits (at full rate the window holds 200,000 of them). The front is the earliest of the
+ * run keeps its records as columns in chunks, a message array and one array of unboxed numbers
+ * each, so that a held record is its message and 56 bytes, not an object the garbage collector
+ * copies and traces while it waits (at full rate the window holds 200,000 of them). The front is the earliest of the
  * few run heads: a late batch costs one comparison per run per record instead of a heap's log(n)
  * walk. Past MAX_RUNS runs (records arriving in no order at all) the rest go to a binary heap,
  * which bounds the work per record whatever the input.
@@ -20,8 +20,13 @@ import type { LogRecord } from '../ingest/record.js';
 
 /** Runs kept before records go to the heap: each costs one comparison per departure. */
 const MAX_RUNS = 8;
-/** A run's taken front is cut off once it is this many records and half of the run. */
-const RUN_COMPACT_AT = 1024;
+/**
+ * Records per chunk of a run: a chunk's numbers (7 per record) stay under V8's large-object size
+ * (128 KiB), so that holding more records adds chunks instead of copying one growing array (a
+ * flood held 28,000 records per stream: 1.5 MB arrays copied at each growth, and again when their
+ * taken front was cut off), and a taken chunk is dropped whole.
+ */
+const CHUNK_RECORDS = 1024;
 
 // A held record's numbers in its run's `numbers`, STRIDE of them per record; NaN where it has none.
 const TIME = 0;
@@ -39,12 +44,22 @@ const HEADER_NO = 2;
 
 const STALE = null;
 
-/** Records in source order, taken from `head` on. */
-interface Run {
+interface Chunk {
   messages: string[];
   /** STRIDE numbers per record; only numbers, so V8 keeps them unboxed. */
   numbers: number[];
+}
+
+/** Records in source order: chunks filled at the end, taken from the first one at `head`. */
+interface Run {
+  chunks: Chunk[];
   head: number;
+  size: number;
+}
+
+/** The chunk holding a run's last record (a run in the list is never empty). */
+function lastChunk(run: Run): Chunk {
+  return run.chunks[run.chunks.length - 1] as Chunk;
 }
 
 /** A record that arrived in no run's order, in the heap. */
@@ -79,7 +94,7 @@ export class HeldQueue {
   /** When the front record may be grouped; +Infinity when the queue is empty. */
   firstDue(): number {
     const run = this.frontRun();
-    if (run !== undefined) return run.numbers[run.head * STRIDE + DUE] as number;
+    if (run !== undefined) return (run.chunks[0] as Chunk).numbers[run.head * STRIDE + DUE] as number;
     return this.heap[0]?.due ?? Number.POSITIVE_INFINITY;
   }
 
@@ -102,22 +117,26 @@ export class HeldQueue {
     const runs = this.runs;
     if (runs.length === 1 && this.heap.length === 0) {
       const run = runs[0] as Run;
-      const tail = run.numbers.length - STRIDE;
-      if (!keyBefore(sourceUs, position, run.numbers[tail + SOURCE_US] as number, run.numbers[tail + POSITION] as number)) {
+      const numbers = lastChunk(run).numbers;
+      const tail = numbers.length - STRIDE;
+      if (!keyBefore(sourceUs, position, numbers[tail + SOURCE_US] as number, numbers[tail + POSITION] as number)) {
         this.append(run, record, sourceUs, position, due, arrival);
-        return run.messages.length - run.head === 1;
+        return run.size === 1;
       }
     }
     let target: Run | undefined;
-    let targetTail = 0;
+    let targetSourceUs = 0;
+    let targetPosition = 0;
     for (const run of runs) {
-      const tail = run.numbers.length - STRIDE;
-      const tailSourceUs = run.numbers[tail + SOURCE_US] as number;
-      const tailPosition = run.numbers[tail + POSITION] as number;
+      const numbers = lastChunk(run).numbers;
+      const tail = numbers.length - STRIDE;
+      const tailSourceUs = numbers[tail + SOURCE_US] as number;
+      const tailPosition = numbers[tail + POSITION] as number;
       if (keyBefore(sourceUs, position, tailSourceUs, tailPosition)) continue;
-      if (target === undefined || keyBefore(target.numbers[targetTail + SOURCE_US] as number, target.numbers[targetTail + POSITION] as number, tailSourceUs, tailPosition)) {
+      if (target === undefined || keyBefore(targetSourceUs, targetPosition, tailSourceUs, tailPosition)) {
         target = run;
-        targetTail = tail;
+        targetSourceUs = tailSourceUs;
+        targetPosition = tailPosition;
       }
     }
     if (target === undefined && this.runs.length >= MAX_RUNS) {
@@ -126,17 +145,23 @@ export class HeldQueue {
       return this.heap[0] === entry && this.frontRun() === undefined;
     }
     if (target === undefined) {
-      target = { messages: [], numbers: [], head: 0 };
+      target = { chunks: [], head: 0, size: 0 };
       this.runs.push(target);
     }
     this.append(target, record, sourceUs, position, due, arrival);
     // Not before its run's tail: it is the front only when it is alone in its run and before every other head.
-    return target.messages.length - target.head === 1 && this.frontRun() === target;
+    return target.size === 1 && this.frontRun() === target;
   }
 
   private append(run: Run, record: LogRecord, sourceUs: number, position: number, due: number, arrival: number): void {
-    run.messages.push(record.message);
-    const numbers = run.numbers;
+    let chunk = run.chunks[run.chunks.length - 1];
+    if (chunk === undefined || chunk.messages.length >= CHUNK_RECORDS) {
+      chunk = { messages: [], numbers: [] };
+      run.chunks.push(chunk);
+    }
+    run.size++;
+    chunk.messages.push(record.message);
+    const numbers = chunk.numbers;
     const at = numbers.length;
     numbers[at + TIME] = record.time;
     numbers[at + SOURCE_US] = sourceUs;
@@ -153,15 +178,14 @@ export class HeldQueue {
     this.front = STALE;
     this.count--;
     if (run === undefined) return (this.heapPop() as Entry).record;
-    const record = this.recordAt(run, run.head);
+    const chunk = run.chunks[0] as Chunk;
+    const record = this.recordAt(chunk, run.head);
     run.head++;
-    if (run.head === run.messages.length) {
-      this.runs.splice(this.runs.indexOf(run), 1);
-    } else if (run.head >= RUN_COMPACT_AT && run.head * 2 >= run.messages.length) {
-      // Taking from the front moves only the head; the arrays are cut back once half of them is taken.
-      run.messages = run.messages.slice(run.head);
-      run.numbers = run.numbers.slice(run.head * STRIDE);
+    run.size--;
+    if (run.head === chunk.messages.length) {
+      run.chunks.shift();
       run.head = 0;
+      if (run.size === 0) this.runs.splice(this.runs.indexOf(run), 1);
     }
     return record;
   }
@@ -169,25 +193,32 @@ export class HeldQueue {
   /** Adds the journal positions of the held records to `into` (a checkpoint's: no iterator per record). */
   collectJournalPositions(into: number[]): void {
     for (const run of this.runs) {
-      const numbers = run.numbers;
-      for (let at = run.head * STRIDE + JOURNAL_POS; at < numbers.length; at += STRIDE) {
-        const position = numbers[at] as number;
-        if (position === position) into.push(position);
+      for (let index = 0; index < run.chunks.length; index++) {
+        const numbers = (run.chunks[index] as Chunk).numbers;
+        for (let at = (index === 0 ? run.head : 0) * STRIDE + JOURNAL_POS; at < numbers.length; at += STRIDE) {
+          const position = numbers[at] as number;
+          if (position === position) into.push(position);
+        }
       }
     }
     for (const entry of this.heap) if (entry.record.journalPos !== undefined) into.push(entry.record.journalPos);
   }
 
   *values(): IterableIterator<LogRecord> {
-    for (const run of this.runs) for (let index = run.head; index < run.messages.length; index++) yield this.recordAt(run, index);
+    for (const run of this.runs) {
+      for (let chunk = 0; chunk < run.chunks.length; chunk++) {
+        const { messages } = run.chunks[chunk] as Chunk;
+        for (let index = chunk === 0 ? run.head : 0; index < messages.length; index++) yield this.recordAt(run.chunks[chunk] as Chunk, index);
+      }
+    }
     for (const entry of this.heap) yield entry.record;
   }
 
-  private recordAt(run: Run, index: number): LogRecord {
-    const numbers = run.numbers;
+  private recordAt(chunk: Chunk, index: number): LogRecord {
+    const numbers = chunk.numbers;
     const at = index * STRIDE;
     const origin = this.origin as Origin;
-    const record: LogRecord = { time: numbers[at + TIME] as number, host: origin.host, service: origin.service, pid: origin.pid, stream: origin.stream, message: run.messages[index] as string };
+    const record: LogRecord = { time: numbers[at + TIME] as number, host: origin.host, service: origin.service, pid: origin.pid, stream: origin.stream, message: chunk.messages[index] as string };
     const sourceUs = numbers[at + SOURCE_US] as number;
     if (sourceUs === sourceUs) record.sourceUs = sourceUs;
     const position = numbers[at + POSITION] as number;
@@ -211,20 +242,20 @@ export class HeldQueue {
     let front = runs[0];
     if (front === undefined) return undefined;
     let frontAt = front.head * STRIDE;
+    let frontNumbers = (front.chunks[0] as Chunk).numbers;
     for (let index = 1; index < runs.length; index++) {
       const run = runs[index] as Run;
       const at = run.head * STRIDE;
-      const numbers = run.numbers;
-      const frontNumbers = front.numbers;
+      const numbers = (run.chunks[0] as Chunk).numbers;
       if (this.before(numbers[at + SOURCE_US] as number, numbers[at + POSITION] as number, numbers[at + ARRIVAL] as number, frontNumbers[frontAt + SOURCE_US] as number, frontNumbers[frontAt + POSITION] as number, frontNumbers[frontAt + ARRIVAL] as number)) {
         front = run;
         frontAt = at;
+        frontNumbers = numbers;
       }
     }
     const top = this.heap[0];
     if (top !== undefined) {
-      const numbers = front.numbers;
-      if (this.before(top.record.sourceUs ?? Number.NaN, top.record.position ?? Number.NaN, top.arrival, numbers[frontAt + SOURCE_US] as number, numbers[frontAt + POSITION] as number, numbers[frontAt + ARRIVAL] as number)) return undefined;
+      if (this.before(top.record.sourceUs ?? Number.NaN, top.record.position ?? Number.NaN, top.arrival, frontNumbers[frontAt + SOURCE_US] as number, frontNumbers[frontAt + POSITION] as number, frontNumbers[frontAt + ARRIVAL] as number)) return undefined;
     }
     return front;
   }
