@@ -7,7 +7,9 @@ import { decodeReceivedBody } from './decode-body.js';
 import { describeError, type DecodeOutcome, type DecodeTask, type DecodeWorkerData } from './decode-pool.js';
 import { InflightBytes } from './inflight.js';
 import { packRecords } from './packed-records.js';
+import { lowerThisThreadsPriority } from '../thread-priority.js';
 
+lowerThisThreadsPriority();
 const data = workerData as DecodeWorkerData;
 const inflight = data.inflight === undefined ? undefined : InflightBytes.fromShared(data.inflight.shared, data.inflight.capacity);
 const share = data.inflight === undefined ? undefined : new BigInt64Array(data.inflight.threadShare);

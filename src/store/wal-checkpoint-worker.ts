@@ -7,6 +7,7 @@
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { lowerThisThreadsPriority } from '../thread-priority.js';
 
 export interface WalCheckpointSettings {
   path: string;
@@ -15,6 +16,7 @@ export interface WalCheckpointSettings {
   sizeLimitBytes: number;
 }
 
+lowerThisThreadsPriority();
 const port = parentPort;
 if (port === null) throw new Error('wal-checkpoint-worker runs as a worker thread');
 const settings = workerData as WalCheckpointSettings;
