@@ -50,16 +50,34 @@ interface Chunk {
   numbers: number[];
 }
 
-/** Records in source order: chunks filled at the end, taken from the first one at `head`. */
-interface Run {
-  chunks: Chunk[];
+/**
+ * Records in source order, taken from `head` of its own chunk, then from the `later` chunks. A run
+ * is its first chunk (most hold a few records: 100,000 quiet streams hold one each) so that it
+ * costs no more objects than one chunk.
+ */
+interface Run extends Chunk {
   head: number;
   size: number;
+  /** Chunks after its own, oldest first; undefined while it has none. */
+  later: Chunk[] | undefined;
+}
+
+/** The journal positions of a chunk's records from `from` on (NaN: not journaled). */
+function pushJournalPositions(numbers: readonly number[], from: number, into: number[]): void {
+  for (let at = from * STRIDE + JOURNAL_POS; at < numbers.length; at += STRIDE) {
+    const position = numbers[at] as number;
+    if (position === position) into.push(position);
+  }
+}
+
+/** A run's chunks, its own first. */
+function chunksOf(run: Run): readonly Chunk[] {
+  return run.later === undefined ? [run] : [run, ...run.later];
 }
 
 /** The chunk holding a run's last record (a run in the list is never empty). */
 function lastChunk(run: Run): Chunk {
-  return run.chunks[run.chunks.length - 1] as Chunk;
+  return run.later === undefined ? run : (run.later[run.later.length - 1] as Chunk);
 }
 
 /** A record that arrived in no run's order, in the heap. */
@@ -94,7 +112,7 @@ export class HeldQueue {
   /** When the front record may be grouped; +Infinity when the queue is empty. */
   firstDue(): number {
     const run = this.frontRun();
-    if (run !== undefined) return (run.chunks[0] as Chunk).numbers[run.head * STRIDE + DUE] as number;
+    if (run !== undefined) return run.numbers[run.head * STRIDE + DUE] as number;
     return this.heap[0]?.due ?? Number.POSITIVE_INFINITY;
   }
 
@@ -145,7 +163,7 @@ export class HeldQueue {
       return this.heap[0] === entry && this.frontRun() === undefined;
     }
     if (target === undefined) {
-      target = { chunks: [], head: 0, size: 0 };
+      target = { messages: [], numbers: [], head: 0, size: 0, later: undefined };
       this.runs.push(target);
     }
     this.append(target, record, sourceUs, position, due, arrival);
@@ -154,10 +172,10 @@ export class HeldQueue {
   }
 
   private append(run: Run, record: LogRecord, sourceUs: number, position: number, due: number, arrival: number): void {
-    let chunk = run.chunks[run.chunks.length - 1];
-    if (chunk === undefined || chunk.messages.length >= CHUNK_RECORDS) {
+    let chunk = lastChunk(run);
+    if (chunk.messages.length >= CHUNK_RECORDS) {
       chunk = { messages: [], numbers: [] };
-      run.chunks.push(chunk);
+      (run.later ??= []).push(chunk);
     }
     run.size++;
     chunk.messages.push(record.message);
@@ -178,14 +196,19 @@ export class HeldQueue {
     this.front = STALE;
     this.count--;
     if (run === undefined) return (this.heapPop() as Entry).record;
-    const chunk = run.chunks[0] as Chunk;
-    const record = this.recordAt(chunk, run.head);
+    const record = this.recordAt(run, run.head);
     run.head++;
     run.size--;
-    if (run.head === chunk.messages.length) {
-      run.chunks.shift();
-      run.head = 0;
-      if (run.size === 0) this.runs.splice(this.runs.indexOf(run), 1);
+    if (run.head === run.messages.length) {
+      const next = run.later?.shift();
+      if (next === undefined) {
+        this.runs.splice(this.runs.indexOf(run), 1);
+      } else {
+        run.messages = next.messages;
+        run.numbers = next.numbers;
+        run.head = 0;
+        if (run.later?.length === 0) run.later = undefined;
+      }
     }
     return record;
   }
@@ -193,22 +216,16 @@ export class HeldQueue {
   /** Adds the journal positions of the held records to `into` (a checkpoint's: no iterator per record). */
   collectJournalPositions(into: number[]): void {
     for (const run of this.runs) {
-      for (let index = 0; index < run.chunks.length; index++) {
-        const numbers = (run.chunks[index] as Chunk).numbers;
-        for (let at = (index === 0 ? run.head : 0) * STRIDE + JOURNAL_POS; at < numbers.length; at += STRIDE) {
-          const position = numbers[at] as number;
-          if (position === position) into.push(position);
-        }
-      }
+      pushJournalPositions(run.numbers, run.head, into);
+      if (run.later !== undefined) for (const chunk of run.later) pushJournalPositions(chunk.numbers, 0, into);
     }
     for (const entry of this.heap) if (entry.record.journalPos !== undefined) into.push(entry.record.journalPos);
   }
 
   *values(): IterableIterator<LogRecord> {
     for (const run of this.runs) {
-      for (let chunk = 0; chunk < run.chunks.length; chunk++) {
-        const { messages } = run.chunks[chunk] as Chunk;
-        for (let index = chunk === 0 ? run.head : 0; index < messages.length; index++) yield this.recordAt(run.chunks[chunk] as Chunk, index);
+      for (const chunk of chunksOf(run)) {
+        for (let index = chunk === run ? run.head : 0; index < chunk.messages.length; index++) yield this.recordAt(chunk, index);
       }
     }
     for (const entry of this.heap) yield entry.record;
@@ -242,11 +259,11 @@ export class HeldQueue {
     let front = runs[0];
     if (front === undefined) return undefined;
     let frontAt = front.head * STRIDE;
-    let frontNumbers = (front.chunks[0] as Chunk).numbers;
+    let frontNumbers = front.numbers;
     for (let index = 1; index < runs.length; index++) {
       const run = runs[index] as Run;
       const at = run.head * STRIDE;
-      const numbers = (run.chunks[0] as Chunk).numbers;
+      const numbers = run.numbers;
       if (this.before(numbers[at + SOURCE_US] as number, numbers[at + POSITION] as number, numbers[at + ARRIVAL] as number, frontNumbers[frontAt + SOURCE_US] as number, frontNumbers[frontAt + POSITION] as number, frontNumbers[frontAt + ARRIVAL] as number)) {
         front = run;
         frontAt = at;

@@ -154,6 +154,35 @@ describe('HeldQueue', () => {
     );
   });
 
+  it('keeps source order and the journal positions of what it holds across chunks of its runs, with departures in between', () => {
+    // Two runs of 5,000 records each (the queue keeps them in chunks of 1,024), the second late:
+    // every arrival of the newer run is followed by one of the older; 500 leave after every 700.
+    const queue = new HeldQueue();
+    const model: number[] = [];
+    const taken: number[] = [];
+    const expected: number[] = [];
+    const take = (): void => {
+      taken.push(queue.shift().sourceUs as number);
+      expected.push(model.shift() as number);
+    };
+    for (let index = 0; index < 5000; index++) {
+      for (const key of [10_000 + index, index]) {
+        queue.insert({ ...record(key, key), journalPos: key * 3 }, 0);
+        let at = model.length;
+        while (at > 0 && (model[at - 1] as number) > key) at--;
+        model.splice(at, 0, key);
+      }
+      if (index % 700 === 699) for (let count = 0; count < 500; count++) take();
+    }
+    const positions: number[] = [];
+    queue.collectJournalPositions(positions);
+    expect(positions.sort((a, b) => a - b)).toEqual(model.map((key) => key * 3));
+    expect([...queue.values()].map((held) => held.sourceUs).sort((a, b) => (a as number) - (b as number))).toEqual(model);
+    while (queue.size > 0) take();
+    expect(taken).toEqual(expected);
+    expect(taken).toHaveLength(10_000);
+  });
+
   it('puts a late batch before the newer one that overtook it', () => {
     // Two racing shipper requests: the newer batch lands first (npm run bench measures the cost).
     const queue = new HeldQueue();
