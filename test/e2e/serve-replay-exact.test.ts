@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
+import { journalCheckpointOf } from '../../src/store/rows.js';
 import { readJournalDir } from '../../src/store/segment-journal.js';
 import { DB_FILE_NAME, JOURNAL_DIR_NAME } from '../../src/store/sqlite-store.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,8 +37,8 @@ function checkpoint(dataDir: string): { pushedThrough: number; pending: number }
   try {
     const text = db.prepare("SELECT value FROM meta WHERE key = 'journal_checkpoint'").pluck().get() as string | undefined;
     if (text === undefined) return undefined;
-    const stored = JSON.parse(text) as { pushedThrough: number; pending: Array<[number, number]> };
-    return { pushedThrough: stored.pushedThrough, pending: stored.pending.reduce((sum, [, count]) => sum + count, 0) };
+    const stored = journalCheckpointOf(text);
+    return { pushedThrough: stored.pushedThrough, pending: stored.pending.length };
   } finally {
     db.close();
   }
