@@ -166,26 +166,26 @@ export class Pipeline {
       this.counters.batchesRefused++;
       return false;
     }
-    if (!this.journal || records.length === 0) {
-      this.queue.offer(records);
-      this.accepted(records);
-      return true;
-    }
-    let written: number | Promise<number>;
-    try {
-      // The body as it came is a fraction of its records as JSON (and often still compressed).
-      const content = batch.received !== undefined && this.decodeReceived !== undefined ? { body: batch.received } : { records };
-      written = this.journal.appendJournal(batch.receivedAt, content);
-    } catch (error) {
-      return this.journalRefused(error);
-    }
-    if (typeof written === 'number') {
+    if (this.journal && records.length > 0) {
+      let written: number | Promise<number>;
+      try {
+        // The body as it came is a fraction of its records as JSON (and often still compressed).
+        const content = batch.received !== undefined && this.decodeReceived !== undefined ? { body: batch.received } : { records };
+        written = this.journal.appendJournal(batch.receivedAt, content);
+      } catch (error) {
+        return this.journalRefused(error);
+      }
+      if (typeof written !== 'number') return this.acceptWhenWritten(records, written);
       markJournaled(records, written);
-      this.queue.offer(records);
-      this.accepted(records);
-      return true;
     }
-    // Room is taken now, so that what fitted still fits when the write is done.
+    this.queue.offer(records);
+    this.accepted(records);
+    return true;
+  }
+
+  /** A batch whose journal write is in flight: its place in the queue now, taken once the write is done. */
+  private acceptWhenWritten(records: LogRecord[], written: Promise<number>): Promise<boolean> {
+    // Room is taken now, so that what fitted (submit checked) still fits when the write is done.
     const place = this.queue.offerHeld(records) as { release: () => void; cancel: () => void };
     return written.then(
       (seq) => {

@@ -8,9 +8,9 @@
  * lost a race with the next one is an in-order run that starts before the newer one's end. Each
  * run keeps its records as columns in chunks, a message array and one array of unboxed numbers
  * each, so that a held record is its message and 56 bytes, not an object the garbage collector
- * copies and traces while it waits (at full rate the window holds 200,000 of them). The front is the earliest of the
- * few run heads: a late batch costs one comparison per run per record instead of a heap's log(n)
- * walk. Past MAX_RUNS runs (records arriving in no order at all) the rest go to a binary heap,
+ * copies and traces while it waits (at full rate the window holds 200,000 of them). The front is
+ * the earliest of the few run heads: a late batch costs one comparison per run per record instead
+ * of a heap's log(n) walk. Past MAX_RUNS runs (records arriving in no order at all) the rest go to a binary heap,
  * which bounds the work per record whatever the input.
  *
  * A record comes back as the grouper reads it: its time, origin, message, source clock, position,

@@ -134,9 +134,17 @@ const BITS_PER_INDEX_MAX = 64;
  * base64 encoding.
  */
 export function toBatchPending(positions: readonly number[]): BatchPending[] {
-  const spans = new Map<number, { low: number; high: number; count: number }>();
+  /** One batch's positions: their range, then a bitmap of it (dense) or the indexes (sparse). */
+  interface Span {
+    low: number;
+    high: number;
+    count: number;
+    bits?: Uint8Array;
+    indexes?: Set<number>;
+  }
+  const spans = new Map<number, Span>();
   let lastSeq = Number.NaN;
-  let last: { low: number; high: number; count: number } | undefined;
+  let last: Span | undefined;
   for (const position of positions) {
     const seq = journalBatchOf(position);
     const index = position - seq * JOURNAL_BATCH_RECORDS;
@@ -149,37 +157,32 @@ export function toBatchPending(positions: readonly number[]): BatchPending[] {
     if (index > last.high) last.high = index;
     last.count++;
   }
-  const bitmaps = new Map<number, Uint8Array>();
-  for (const [seq, span] of spans) {
+  for (const span of spans.values()) {
     const width = span.high - span.low + 1;
-    if (width <= BITS_PER_INDEX_MAX * span.count + 4096) bitmaps.set(seq, new Uint8Array((width + 7) >> 3));
+    if (width <= BITS_PER_INDEX_MAX * span.count + 4096) span.bits = new Uint8Array((width + 7) >> 3);
+    else span.indexes = new Set();
   }
-  const sparse = new Map<number, Set<number>>();
   lastSeq = Number.NaN;
-  let bits: Uint8Array | undefined;
-  let low = 0;
   for (const position of positions) {
     const seq = journalBatchOf(position);
     const index = position - seq * JOURNAL_BATCH_RECORDS;
     if (seq !== lastSeq) {
       lastSeq = seq;
-      bits = bitmaps.get(seq);
-      low = (spans.get(seq) as { low: number }).low;
+      last = spans.get(seq) as Span;
     }
-    if (bits !== undefined) {
-      const offset = index - low;
-      bits[offset >> 3] = (bits[offset >> 3] as number) | (1 << (offset & 7));
+    const span = last as Span;
+    if (span.bits !== undefined) {
+      const offset = index - span.low;
+      span.bits[offset >> 3] = (span.bits[offset >> 3] as number) | (1 << (offset & 7));
     } else {
-      let indexes = sparse.get(seq);
-      if (indexes === undefined) sparse.set(seq, (indexes = new Set()));
-      indexes.add(index);
+      span.indexes?.add(index);
     }
   }
   const pending: BatchPending[] = [];
   for (const seq of [...spans.keys()].sort((a, b) => a - b)) {
-    const bitmap = bitmaps.get(seq);
-    if (bitmap !== undefined) pending.push([seq, (spans.get(seq) as { low: number }).low, Buffer.from(bitmap.buffer, bitmap.byteOffset, bitmap.byteLength).toString('base64')]);
-    else pending.push([seq, [...(sparse.get(seq) as Set<number>)].sort((a, b) => a - b)]);
+    const { low, bits, indexes } = spans.get(seq) as Span;
+    if (bits !== undefined) pending.push([seq, low, Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength).toString('base64')]);
+    else pending.push([seq, [...(indexes as Set<number>)].sort((a, b) => a - b)]);
   }
   return pending;
 }

@@ -28,7 +28,8 @@ const KIND_RECORDS = 1;
 const SEGMENT_BYTES = 64 * 1024 * 1024;
 const SEGMENT_SUFFIX = '.seg';
 
-const writevAt = async (fd: number, parts: Buffer[], position: number): Promise<number> => (await promisify(writev)(fd, parts, position)).bytesWritten;
+const writevAsync = promisify(writev);
+const writevAt = async (fd: number, parts: Buffer[], position: number): Promise<number> => (await writevAsync(fd, parts, position)).bytesWritten;
 const truncateTo = promisify(ftruncate);
 
 interface Segment {
