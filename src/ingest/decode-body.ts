@@ -5,6 +5,7 @@ import { decodeJson } from './formats/json.js';
 import { decodeMsgpack } from './formats/msgpack.js';
 import { decodeNdjson } from './formats/ndjson.js';
 import { decodeTextLines } from './formats/text-lines.js';
+import { DEFAULT_SLICE_MS, TimeSlicer } from './time-slice.js';
 
 export type { DecodedBatch, DecodeLimits } from './formats/batch.js';
 
@@ -120,8 +121,10 @@ export async function decodeBody(
   contentType: string | undefined,
   receivedAtMs: number,
   limits: Partial<DecodeLimits> = {},
+  blocking = false,
 ): Promise<DecodedBody> {
-  const batch = new BatchBuilder(receivedAtMs, limits);
+  // On a decoding thread a slice would only let another body's decoding in between (DecodeEncodingOptions.blocking).
+  const batch = new BatchBuilder(receivedAtMs, limits, new TimeSlicer(blocking ? Number.POSITIVE_INFINITY : DEFAULT_SLICE_MS));
   if (body.length === 0) return { ...batch.result(), format: 'empty' };
   const format = chooseFormat(body, contentType);
   return { ...(await decodeAs(format, body, batch)), format };
@@ -152,5 +155,5 @@ export async function decodeReceivedBody(
 ): Promise<DecodedBody> {
   const raw = Buffer.isBuffer(received.body) ? received.body : Buffer.from(received.body.buffer, received.body.byteOffset, received.body.byteLength);
   const decoded = await decodeContentEncoding(raw, received.contentEncoding, options);
-  return decodeBody(decoded, received.contentType, receivedAtMs, options.limits);
+  return decodeBody(decoded, received.contentType, receivedAtMs, options.limits, options.blocking);
 }

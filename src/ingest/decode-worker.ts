@@ -26,6 +26,7 @@ async function decode(task: DecodeTask): Promise<{ outcome: DecodeOutcome; trans
   try {
     const batch = await decodeReceivedBody(task.received, task.receivedAtMs, {
       ...data.options,
+      blocking: true,
       ...(claim ? { reserve: (bytes: number) => claim.add(bytes) } : {}),
     });
     const { packed, transfer } = packRecords(batch.records);

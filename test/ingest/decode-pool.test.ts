@@ -3,7 +3,7 @@
  * the same order, and the same answers (status, code, where) for bodies it refuses. The compiled
  * worker (dist/, built before the tests) is the one `leakwatch serve` runs.
  */
-import { gzipSync } from 'node:zlib';
+import { deflateRawSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LeakwatchError } from '../../src/errors.js';
@@ -63,6 +63,11 @@ describe('the decoding threads', () => {
       { body: Buffer.from(JSON.stringify(Array.from({ length: 1001 }, (_, index) => ({ message: `line ${index}` })))), contentType: 'application/json', contentEncoding: undefined },
       { body: Buffer.from('[{"message":"never closed"'), contentType: 'application/json', contentEncoding: undefined },
       { body: Buffer.from('not gzip at all'), contentType: 'application/json', contentEncoding: 'gzip' },
+      // The threads inflate in place (zlib stops at the cap), the main thread in thread-pool chunks: same answers.
+      { body: gzipSync(Buffer.alloc(33 * 1024 * 1024, ' ')), contentType: 'application/json', contentEncoding: 'gzip' },
+      { body: gzipSync(Buffer.from(JSON.stringify([{ message: 'cut short' }]))).subarray(0, 20), contentType: 'application/json', contentEncoding: 'gzip' },
+      { body: deflateRawSync(Buffer.alloc(33 * 1024 * 1024, ' ')), contentType: 'application/json', contentEncoding: 'deflate' },
+      { body: Buffer.from([0x78, 0x9c, 0xff, 0xff, 0xff]), contentType: 'application/json', contentEncoding: 'deflate' },
     ];
     for (const received of cases) {
       const here = await refusal(decodeReceivedBody(received, RECEIVED_AT, SETTINGS));
