@@ -156,6 +156,11 @@ export class StreamGrouper {
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
+  /**
+   * The record a release is grouped from, written over for each: group() keeps its fields, never the
+   * object, and nothing it calls releases records.
+   */
+  private readonly released: LogRecord = { time: 0, host: '', service: '', pid: '', stream: '', message: '' };
   private heldBytesTotal = 0;
   private readonly maxHeldBytes: number;
   private openGroupCount = 0;
@@ -400,8 +405,9 @@ export class StreamGrouper {
   private release(state: StreamState, until: number, limit = Number.POSITIVE_INFINITY, now?: number): number {
     const held = state.held;
     let count = 0;
+    const record = this.released;
     for (let due = held.firstDue(); count < limit && held.size > 0 && due <= until; due = held.firstDue()) {
-      const record = held.shift();
+      held.shiftInto(record);
       this.heldCount--;
       this.heldBytesTotal -= record.message.length + HELD_RECORD_OVERHEAD_BYTES;
       count++;

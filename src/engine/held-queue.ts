@@ -87,6 +87,15 @@ interface Entry {
   arrival: number;
 }
 
+/** The record with the properties it does not have left out, as the decoder makes records. */
+function withoutAbsent(record: LogRecord): LogRecord {
+  if (record.sourceUs === undefined) delete record.sourceUs;
+  if (record.position === undefined) delete record.position;
+  if (record.journalPos === undefined) delete record.journalPos;
+  if (record.header === undefined) delete record.header;
+  return record;
+}
+
 /** Whether (sourceUs, position) a comes before b; NaN (none) never comes before anything. */
 function keyBefore(sourceUs: number, position: number, otherSourceUs: number, otherPosition: number): boolean {
   return sourceUs < otherSourceUs || (sourceUs === otherSourceUs && position < otherPosition);
@@ -192,11 +201,35 @@ export class HeldQueue {
 
   /** Removes and returns the front record (the caller checked size or firstDue()). */
   shift(): LogRecord {
+    const record = {} as LogRecord;
+    this.shiftInto(record);
+    return withoutAbsent(record);
+  }
+
+  /**
+   * Removes the front record and writes it into `into`, every property the grouper reads (absent
+   * ones as undefined): the grouper releases records one at a time into one object instead of
+   * making an object per record (150 bytes a line at full rate).
+   */
+  shiftInto(into: LogRecord): void {
     const run = this.frontRun();
     this.front = STALE;
     this.count--;
-    if (run === undefined) return (this.heapPop() as Entry).record;
-    const record = this.recordAt(run, run.head);
+    if (run === undefined) {
+      const { record } = this.heapPop() as Entry;
+      into.time = record.time;
+      into.host = record.host;
+      into.service = record.service;
+      into.pid = record.pid;
+      into.stream = record.stream;
+      into.message = record.message;
+      into.sourceUs = record.sourceUs;
+      into.position = record.position;
+      into.journalPos = record.journalPos;
+      into.header = record.header;
+      return;
+    }
+    this.writeRecord(run, run.head, into);
     run.head++;
     run.size--;
     if (run.head === run.messages.length) {
@@ -210,7 +243,6 @@ export class HeldQueue {
         if (run.later?.length === 0) run.later = undefined;
       }
     }
-    return record;
   }
 
   /** Adds the journal positions of the held records to `into` (a checkpoint's: no iterator per record). */
@@ -232,19 +264,29 @@ export class HeldQueue {
   }
 
   private recordAt(chunk: Chunk, index: number): LogRecord {
+    const record = {} as LogRecord;
+    this.writeRecord(chunk, index, record);
+    return withoutAbsent(record);
+  }
+
+  private writeRecord(chunk: Chunk, index: number, into: LogRecord): void {
     const numbers = chunk.numbers;
     const at = index * STRIDE;
     const origin = this.origin as Origin;
-    const record: LogRecord = { time: numbers[at + TIME] as number, host: origin.host, service: origin.service, pid: origin.pid, stream: origin.stream, message: chunk.messages[index] as string };
+    into.time = numbers[at + TIME] as number;
+    into.host = origin.host;
+    into.service = origin.service;
+    into.pid = origin.pid;
+    into.stream = origin.stream;
+    into.message = chunk.messages[index] as string;
     const sourceUs = numbers[at + SOURCE_US] as number;
-    if (sourceUs === sourceUs) record.sourceUs = sourceUs;
+    into.sourceUs = sourceUs === sourceUs ? sourceUs : undefined;
     const position = numbers[at + POSITION] as number;
-    if (position === position) record.position = position;
+    into.position = position === position ? position : undefined;
     const journalPos = numbers[at + JOURNAL_POS] as number;
-    if (journalPos === journalPos) record.journalPos = journalPos;
+    into.journalPos = journalPos === journalPos ? journalPos : undefined;
     const header = numbers[at + HEADER] as number;
-    if (header !== HEADER_UNKNOWN) record.header = header === HEADER_YES;
-    return record;
+    into.header = header === HEADER_UNKNOWN ? undefined : header === HEADER_YES;
   }
 
   /** The run whose head is the front, or undefined when the front is the heap's top (or nothing is held). */
