@@ -24,9 +24,13 @@ const MAX_RUNS = 8;
  * Records per chunk of a run: a chunk's numbers (7 per record) stay under V8's large-object size
  * (128 KiB), so that holding more records adds chunks instead of copying one growing array (a
  * flood held 28,000 records per stream: 1.5 MB arrays copied at each growth, and again when their
- * taken front was cut off), and a taken chunk is dropped whole.
+ * taken front was cut off). A run's later chunks are made whole, once, and taken ones go back to
+ * SPARE_CHUNKS for the next: grown from empty, a chunk's arrays allocated three times their size
+ * (250 bytes a record at full rate).
  */
 const CHUNK_RECORDS = 1024;
+/** Taken chunks kept for reuse (each 64 KiB): about as many as a flood starts between two releases. */
+const MAX_SPARE_CHUNKS = 32;
 
 // A held record's numbers in its run's `numbers`, STRIDE of them per record; NaN where it has none.
 const TIME = 0;
@@ -48,6 +52,22 @@ interface Chunk {
   messages: string[];
   /** STRIDE numbers per record; only numbers, so V8 keeps them unboxed. */
   numbers: number[];
+  /** Records written (the arrays of a spare chunk are longer). */
+  filled: number;
+}
+
+const spareChunks: Chunk[] = [];
+
+/** A chunk of CHUNK_RECORDS to fill: a spare one, or new arrays of that size. */
+function takeChunk(): Chunk {
+  return spareChunks.pop() ?? { messages: new Array<string>(CHUNK_RECORDS), numbers: new Array<number>(CHUNK_RECORDS * STRIDE).fill(Number.NaN), filled: 0 };
+}
+
+/** A taken chunk's arrays, for the next takeChunk(); its messages are let go. */
+function giveBack(messages: string[], numbers: number[]): void {
+  if (spareChunks.length >= MAX_SPARE_CHUNKS) return;
+  (messages as Array<string | undefined>).fill(undefined);
+  spareChunks.push({ messages, numbers, filled: 0 });
 }
 
 /**
@@ -58,13 +78,16 @@ interface Chunk {
 interface Run extends Chunk {
   head: number;
   size: number;
+  /** Its arrays are a taken chunk's (full size), to give back once read: not the run's own grown ones. */
+  fromChunk: boolean;
   /** Chunks after its own, oldest first; undefined while it has none. */
   later: Chunk[] | undefined;
 }
 
 /** The journal positions of a chunk's records from `from` on (NaN: not journaled). */
-function pushJournalPositions(numbers: readonly number[], from: number, into: number[]): void {
-  for (let at = from * STRIDE + JOURNAL_POS; at < numbers.length; at += STRIDE) {
+function pushJournalPositions(chunk: Chunk, from: number, into: number[]): void {
+  const numbers = chunk.numbers;
+  for (let at = from * STRIDE + JOURNAL_POS; at < chunk.filled * STRIDE; at += STRIDE) {
     const position = numbers[at] as number;
     if (position === position) into.push(position);
   }
@@ -144,8 +167,9 @@ export class HeldQueue {
     const runs = this.runs;
     if (runs.length === 1 && this.heap.length === 0) {
       const run = runs[0] as Run;
-      const numbers = lastChunk(run).numbers;
-      const tail = numbers.length - STRIDE;
+      const last = lastChunk(run);
+      const numbers = last.numbers;
+      const tail = (last.filled - 1) * STRIDE;
       if (!keyBefore(sourceUs, position, numbers[tail + SOURCE_US] as number, numbers[tail + POSITION] as number)) {
         this.append(run, record, sourceUs, position, due, arrival);
         return run.size === 1;
@@ -155,8 +179,9 @@ export class HeldQueue {
     let targetSourceUs = 0;
     let targetPosition = 0;
     for (const run of runs) {
-      const numbers = lastChunk(run).numbers;
-      const tail = numbers.length - STRIDE;
+      const last = lastChunk(run);
+      const numbers = last.numbers;
+      const tail = (last.filled - 1) * STRIDE;
       const tailSourceUs = numbers[tail + SOURCE_US] as number;
       const tailPosition = numbers[tail + POSITION] as number;
       if (keyBefore(sourceUs, position, tailSourceUs, tailPosition)) continue;
@@ -172,7 +197,7 @@ export class HeldQueue {
       return this.heap[0] === entry && this.frontRun() === undefined;
     }
     if (target === undefined) {
-      target = { messages: [], numbers: [], head: 0, size: 0, later: undefined };
+      target = { messages: [], numbers: [], filled: 0, head: 0, size: 0, fromChunk: false, later: undefined };
       this.runs.push(target);
     }
     this.append(target, record, sourceUs, position, due, arrival);
@@ -182,14 +207,15 @@ export class HeldQueue {
 
   private append(run: Run, record: LogRecord, sourceUs: number, position: number, due: number, arrival: number): void {
     let chunk = lastChunk(run);
-    if (chunk.messages.length >= CHUNK_RECORDS) {
-      chunk = { messages: [], numbers: [] };
+    if (chunk.filled >= CHUNK_RECORDS) {
+      chunk = takeChunk();
       (run.later ??= []).push(chunk);
     }
     run.size++;
-    chunk.messages.push(record.message);
+    const index = chunk.filled++;
+    chunk.messages[index] = record.message;
     const numbers = chunk.numbers;
-    const at = numbers.length;
+    const at = index * STRIDE;
     numbers[at + TIME] = record.time;
     numbers[at + SOURCE_US] = sourceUs;
     numbers[at + POSITION] = position;
@@ -232,13 +258,16 @@ export class HeldQueue {
     this.writeRecord(run, run.head, into);
     run.head++;
     run.size--;
-    if (run.head === run.messages.length) {
+    if (run.head === run.filled) {
+      if (run.fromChunk) giveBack(run.messages, run.numbers);
       const next = run.later?.shift();
       if (next === undefined) {
         this.runs.splice(this.runs.indexOf(run), 1);
       } else {
         run.messages = next.messages;
         run.numbers = next.numbers;
+        run.filled = next.filled;
+        run.fromChunk = true;
         run.head = 0;
         if (run.later?.length === 0) run.later = undefined;
       }
@@ -248,8 +277,8 @@ export class HeldQueue {
   /** Adds the journal positions of the held records to `into` (a checkpoint's: no iterator per record). */
   collectJournalPositions(into: number[]): void {
     for (const run of this.runs) {
-      pushJournalPositions(run.numbers, run.head, into);
-      if (run.later !== undefined) for (const chunk of run.later) pushJournalPositions(chunk.numbers, 0, into);
+      pushJournalPositions(run, run.head, into);
+      if (run.later !== undefined) for (const chunk of run.later) pushJournalPositions(chunk, 0, into);
     }
     for (const entry of this.heap) if (entry.record.journalPos !== undefined) into.push(entry.record.journalPos);
   }
@@ -257,7 +286,7 @@ export class HeldQueue {
   *values(): IterableIterator<LogRecord> {
     for (const run of this.runs) {
       for (const chunk of chunksOf(run)) {
-        for (let index = chunk === run ? run.head : 0; index < chunk.messages.length; index++) yield this.recordAt(chunk, index);
+        for (let index = chunk === run ? run.head : 0; index < chunk.filled; index++) yield this.recordAt(chunk, index);
       }
     }
     for (const entry of this.heap) yield entry.record;

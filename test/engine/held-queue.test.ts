@@ -183,6 +183,33 @@ describe('HeldQueue', () => {
     expect(taken).toHaveLength(10_000);
   });
 
+  it('fills chunks that other queues have given back with their own records only', () => {
+    const fill = (queue: HeldQueue, name: string, from: number, count: number): string[] => {
+      const messages: string[] = [];
+      for (let key = from; key < from + count; key++) {
+        messages.push(`${name} ${key}`);
+        queue.insert({ ...record(key, key), message: `${name} ${key}`, journalPos: key }, 0);
+      }
+      return messages;
+    };
+    // Three queues of three to four chunks each, drained one after the other: each fills the chunks
+    // the one before gave back, and must see none of its records or journal positions.
+    for (const name of ['first', 'second', 'third']) {
+      const queue = new HeldQueue();
+      const held = fill(queue, name, 0, 3000);
+      for (let key = 0; key < 1500; key++) expect(queue.shift()).toMatchObject({ message: `${name} ${key}`, sourceUs: key, journalPos: key });
+      held.splice(0, 1500);
+      held.push(...fill(queue, name, 3000, 1200));
+      expect([...queue.values()].map((record) => record.message)).toEqual(held);
+      const positions: number[] = [];
+      queue.collectJournalPositions(positions);
+      expect(positions).toEqual(Array.from({ length: 2700 }, (_, index) => 1500 + index));
+      const taken: string[] = [];
+      while (queue.size > 0) taken.push(queue.shift().message);
+      expect(taken).toEqual(held);
+    }
+  });
+
   it('puts a late batch before the newer one that overtook it', () => {
     // Two racing shipper requests: the newer batch lands first (npm run bench measures the cost).
     const queue = new HeldQueue();
