@@ -8,7 +8,7 @@ import type { DecodedBatch, ReceivedBody, SubmittedBatch } from './ingest/decode
 import type { BoundedRecordQueue } from './ingest/queue.js';
 import { journalBatchOf, journalPosition, type LogRecord } from './ingest/record.js';
 import { OutputDelivery, type StoreOutputs } from './output-delivery.js';
-import type { IngestJournal, JournalBatch } from './store/store.js';
+import type { IngestJournal, JournalBatch, JournalCheckpoint } from './store/store.js';
 
 /** Builds the engine around the pipeline's sinks; `unclassified` is given only when the pipeline hands those groups on. */
 export type EngineFactory = (sink: EventSink, unclassified?: (group: Group) => void) => Engine;
@@ -391,20 +391,20 @@ export class Pipeline {
     const pending = this.engine.pendingJournalPositions();
     let oldestPending = Number.POSITIVE_INFINITY;
     for (const position of pending) oldestPending = Math.min(oldestPending, journalBatchOf(position));
-    return { pruneThrough: Math.min(oldestPending - 1, this.lastPushedSeq), pushedThrough: this.lastPushedSeq, pending };
+    return { pruneThrough: Math.min(oldestPending - 1, this.lastPushedSeq), checkpoint: { pushedThrough: this.lastPushedSeq, pending } };
   }
 
   private writeCheckpoint(plan: CheckpointPlan): void {
     if (!this.journal) return;
     this.checkpointsWritten++;
     try {
-      this.journal.checkpointJournal(plan.pruneThrough, { pushedThrough: plan.pushedThrough, pending: plan.pending });
+      this.journal.checkpointJournal(plan.pruneThrough, plan.checkpoint);
       this.journalFailing = false;
       // Only once a flood has passed: while batches keep coming, the pages the prune freed are
       // written again within the second, and giving them back to the file system each time would
       // move the whole journal through the disk twice.
-      if (plan.pushedThrough === this.seqAtLastCheckpoint) this.journal.reclaimSpace();
-      this.seqAtLastCheckpoint = plan.pushedThrough;
+      if (plan.checkpoint.pushedThrough === this.seqAtLastCheckpoint) this.journal.reclaimSpace();
+      this.seqAtLastCheckpoint = plan.checkpoint.pushedThrough;
     } catch (error) {
       if (!this.isStoreUnavailable(error)) throw error;
       this.storeFailed(error, 'journal checkpoint');
@@ -529,9 +529,8 @@ export class Pipeline {
 
 /** A journal checkpoint as gathered, to be written (see Pipeline.planCheckpoint). */
 interface CheckpointPlan {
+  checkpoint: JournalCheckpoint;
   pruneThrough: number;
-  pushedThrough: number;
-  pending: number[];
 }
 
 /** Each record's batch seq and position in the journal, for checkpoints and replays. */
