@@ -1,4 +1,5 @@
 import type { LogRecord } from './record.js';
+import type { RecordPacker } from './packed-records.js';
 import { decodeContentEncoding, type DecodeEncodingOptions } from './content-encoding.js';
 import { BatchBuilder, type DecodedBatch, type DecodeLimits } from './formats/batch.js';
 import { decodeJson } from './formats/json.js';
@@ -121,10 +122,10 @@ export async function decodeBody(
   contentType: string | undefined,
   receivedAtMs: number,
   limits: Partial<DecodeLimits> = {},
-  blocking = false,
+  { blocking = false, packer }: { blocking?: boolean; packer?: RecordPacker } = {},
 ): Promise<DecodedBody> {
   // On a decoding thread a slice would only let another body's decoding in between (DecodeEncodingOptions.blocking).
-  const batch = new BatchBuilder(receivedAtMs, limits, new TimeSlicer(blocking ? Number.POSITIVE_INFINITY : DEFAULT_SLICE_MS));
+  const batch = new BatchBuilder(receivedAtMs, limits, new TimeSlicer(blocking ? Number.POSITIVE_INFINITY : DEFAULT_SLICE_MS), packer);
   if (body.length === 0) return { ...batch.result(), format: 'empty' };
   const format = chooseFormat(body, contentType);
   return { ...(await decodeAs(format, body, batch)), format };
@@ -151,9 +152,9 @@ function decodeAs(format: BodyFormat, body: Buffer, batch: BatchBuilder): Promis
 export async function decodeReceivedBody(
   received: ReceivedBody,
   receivedAtMs: number,
-  options: DecodeEncodingOptions & { limits?: Partial<DecodeLimits> },
+  options: DecodeEncodingOptions & { limits?: Partial<DecodeLimits>; packer?: RecordPacker },
 ): Promise<DecodedBody> {
   const raw = Buffer.isBuffer(received.body) ? received.body : Buffer.from(received.body.buffer, received.body.byteOffset, received.body.byteLength);
   const decoded = await decodeContentEncoding(raw, received.contentEncoding, options);
-  return decodeBody(decoded, received.contentType, receivedAtMs, options.limits, options.blocking);
+  return decodeBody(decoded, received.contentType, receivedAtMs, options.limits, { blocking: options.blocking, packer: options.packer });
 }

@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { decodeReceivedBody } from './decode-body.js';
 import { describeError, type DecodeOutcome, type DecodeTask, type DecodeWorkerData } from './decode-pool.js';
 import { InflightBytes } from './inflight.js';
-import { packRecords } from './packed-records.js';
+import { RecordPacker } from './packed-records.js';
 import { lowerThisThreadsPriority } from '../thread-priority.js';
 
 lowerThisThreadsPriority();
@@ -24,12 +24,14 @@ async function decode(task: DecodeTask): Promise<{ outcome: DecodeOutcome; trans
   // What this thread decompresses counts against the same cap as the request's received bytes.
   const claim = inflight?.claim(task.claimed, share);
   try {
+    const packer = new RecordPacker();
     const batch = await decodeReceivedBody(task.received, task.receivedAtMs, {
       ...data.options,
       blocking: true,
+      packer,
       ...(claim ? { reserve: (bytes: number) => claim.add(bytes) } : {}),
     });
-    const { packed, transfer } = packRecords(batch.records);
+    const { packed, transfer } = packer.finish();
     return { outcome: { id: task.id, ok: true, packed, malformed: batch.malformed, withoutText: batch.withoutText, format: batch.format }, transfer };
   } catch (error) {
     return { outcome: { id: task.id, ok: false, error: describeError(error) }, transfer: [] };

@@ -58,6 +58,18 @@ describe('the decoding threads', () => {
     },
   );
 
+  it('give the main thread\'s messages whatever their characters, across the growth of its buffers', async () => {
+    // Lone surrogates come from JSON escapes; 3,000 records of up to 400 characters outgrow the first columns and message bytes.
+    const messages = ['plain ASCII', 'caf\u00e9 \u2014 \u{1f680}', 'lone \\ud800 high', 'lone \\udc00 low', 'pair \\ud83d\\ude80', ''];
+    const lines = Array.from({ length: 3000 }, (_, index) => `{"host":"web-${index % 3}","SYSLOG_IDENTIFIER":"linkerd","_PID":"${5699 + (index % 5)}","message":"${messages[index % messages.length]} ${'x'.repeat(index % 400)}"}`);
+    const received: ReceivedBody = { body: Buffer.from(`[${lines.join(',')}]`), contentType: 'application/json', contentEncoding: undefined };
+    const here = await decodeReceivedBody(received, RECEIVED_AT, { ...SETTINGS, limits: { maxRecords: 5000 } });
+    const there = await pool({ ...SETTINGS, limits: { maxRecords: 5000 } }).decode(received, RECEIVED_AT);
+    expect(here.records).toHaveLength(3000);
+    expect(here.records.some((record) => !record.message.isWellFormed())).toBe(true);
+    expect(there).toEqual(here);
+  });
+
   it('refuse a body with the same answer as the main thread (code, limit, where)', async () => {
     const cases: ReceivedBody[] = [
       { body: Buffer.from(JSON.stringify(Array.from({ length: 1001 }, (_, index) => ({ message: `line ${index}` })))), contentType: 'application/json', contentEncoding: undefined },
@@ -139,7 +151,8 @@ describe('packed records', () => {
         host: fc.constantFrom('', 'web-1', 'web-2'),
         service: fc.constantFrom('', 'linkerd'),
         pid: fc.constantFrom('', '5699', '5700'),
-        message: fc.string(),
+        // ASCII, any Unicode, and any UTF-16 code units (lone surrogates, which UTF-8 cannot carry).
+        message: fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: fc.nat({ max: 0xffff }).map((code) => String.fromCharCode(code)) })),
         malformed: optional(fc.constant(true as const)),
         withoutText: optional(fc.constant(true as const)),
         fields: optional(fc.dictionary(fc.string(), fc.jsonValue(), { noNullPrototype: true })),

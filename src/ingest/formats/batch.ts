@@ -1,6 +1,7 @@
 import { DEFAULTS } from '../../config.js';
 import { tooManyRecords } from '../errors.js';
 import { malformedRecord, recordFromObject, recordFromText, safeStringify } from '../normalize.js';
+import type { RecordPacker } from '../packed-records.js';
 import type { LogRecord } from '../record.js';
 import { TimeSlicer } from '../time-slice.js';
 
@@ -65,11 +66,13 @@ function deeperBelow(container: object, levelsLeft: number): boolean {
 /**
  * Collects one body's records; the formats share its rules for values that are not records and
  * its limits. The decoders call `yieldIfDue()` in their loops so that a large body is decoded in
- * slices and the event loop keeps answering other requests.
+ * slices and the event loop keeps answering other requests. With a packer (a decoding thread),
+ * each record goes into it as it is made and `records` stays empty.
  */
 export class BatchBuilder {
   readonly records: LogRecord[] = [];
   malformed = 0;
+  private withoutText = 0;
   readonly limits: DecodeLimits;
   private readonly slicer: TimeSlicer;
 
@@ -77,9 +80,15 @@ export class BatchBuilder {
     readonly receivedAtMs: number,
     limits: Partial<DecodeLimits> = {},
     slicer: TimeSlicer = new TimeSlicer(),
+    private readonly packer?: RecordPacker,
   ) {
     this.limits = { ...DEFAULT_DECODE_LIMITS, ...limits };
     this.slicer = slicer;
+  }
+
+  /** Records so far. */
+  get count(): number {
+    return this.packer === undefined ? this.records.length : this.packer.size;
   }
 
   yieldIfDue(): Promise<void> | undefined {
@@ -126,9 +135,7 @@ export class BatchBuilder {
   }
 
   result(): DecodedBatch {
-    let withoutText = 0;
-    for (const record of this.records) if (record.withoutText === true) withoutText++;
-    return { records: this.records, malformed: this.malformed, withoutText };
+    return { records: this.records, malformed: this.malformed, withoutText: this.withoutText };
   }
 
   private cutLine(text: string): string {
@@ -136,7 +143,7 @@ export class BatchBuilder {
   }
 
   private push(record: LogRecord, counted = false): void {
-    if (this.records.length >= this.limits.maxRecords) throw tooManyRecords(this.limits.maxRecords);
+    if (this.count >= this.limits.maxRecords) throw tooManyRecords(this.limits.maxRecords);
     if (record.message.length * 3 > this.limits.maxMessageBytes) {
       const cut = cutToBytes(record.message, this.limits.maxMessageBytes);
       if (cut !== record.message) {
@@ -147,7 +154,9 @@ export class BatchBuilder {
         }
       }
     }
-    this.records.push(record);
+    if (record.withoutText === true) this.withoutText++;
+    if (this.packer === undefined) this.records.push(record);
+    else this.packer.add(record);
   }
 }
 

@@ -174,7 +174,7 @@ async function decodeValueStream(text: string, from: number, batch: BatchBuilder
         const at = locate(text, index);
         throw badBody(`JSON array opened at line ${at.line} (byte ${at.byteOffset}) is never closed`, { stage: 'json', ...at });
       }
-      const before = batch.records.length;
+      const before = batch.count;
       const parsedPieces = await splitAtBoundaries(text, index, batch);
       if (parsedPieces === 0 && before === 0) {
         const at = locate(text, index);
