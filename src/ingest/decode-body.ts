@@ -1,4 +1,3 @@
-import { isAscii } from 'node:buffer';
 import type { LogRecord } from './record.js';
 import type { RecordPacker } from './packed-records.js';
 import { decodeContentEncoding, type DecodeEncodingOptions } from './content-encoding.js';
@@ -137,22 +136,12 @@ function decodeAs(format: BodyFormat, body: Buffer, batch: BatchBuilder): Promis
     case 'msgpack':
       return decodeMsgpack(body, batch);
     case 'json':
-      return decodeJson(bodyText(body), batch);
+      return decodeJson(body.toString('utf8'), batch);
     case 'ndjson':
-      return decodeNdjson(bodyText(body), batch);
+      return decodeNdjson(body.toString('utf8'), batch);
     case 'text':
-      return decodeTextLines(bodyText(body), batch);
+      return decodeTextLines(body.toString('utf8'), batch);
   }
-}
-
-/**
- * The body as text. An all-ASCII body (most are) is read as Latin-1, which gives the same
- * characters: past about 1 MB Node then keeps the string's bytes outside V8's heap (EXTERN_APEX
- * in node/src/string_bytes.cc), where the young generation's collections do not copy a body that
- * outlives them, instead of putting 10 MB in the heap for its old generation to collect.
- */
-function bodyText(body: Buffer): string {
-  return isAscii(body) ? body.toString('latin1') : body.toString('utf8');
 }
 
 /**
