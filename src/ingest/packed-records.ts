@@ -36,85 +36,28 @@ export interface PackedRecords {
 
 const MALFORMED = 1;
 const WITHOUT_TEXT = 2;
-const FIRST_CAPACITY = 256;
-const FIRST_MESSAGE_BYTES = 64 * 1024;
+const FIRST_CAPACITY = 1024;
+const FIRST_MESSAGE_BYTES = 256 * 1024;
+/** A scratch set grown past this (a body of 8 MiB of messages or more) is let go after use, not kept. */
+const MAX_KEPT_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-/** Collects records into columns one at a time; `finish()` hands them over with what to transfer. */
-export class RecordPacker {
-  private count = 0;
-  private time = new Float64Array(FIRST_CAPACITY);
-  private sourceUs = new Float64Array(FIRST_CAPACITY);
-  private position = new Float64Array(FIRST_CAPACITY);
-  private flags = new Uint8Array(FIRST_CAPACITY);
-  private origin = new Uint32Array(FIRST_CAPACITY);
-  private messageEnds = new Uint32Array(FIRST_CAPACITY);
-  // Its own ArrayBuffer (not Node's shared pool): it is transferred whole.
-  private messageBytes = Buffer.allocUnsafeSlow(FIRST_MESSAGE_BYTES);
-  private messageLength = 0;
-  private messagesAscii = true;
-  private readonly origins: Array<[string, string, string]> = [];
-  private readonly originIndex = new Map<string, number>();
-  private readonly oddMessages: Array<[number, string]> = [];
-  private readonly fields: Array<[number, Record<string, unknown>]> = [];
+/**
+ * Where a packer writes: columns and message bytes that grow as needed. A body's final columns are
+ * copied out at their exact size (and transferred away, leaving nothing behind), so the growing
+ * happens in these, kept from one body to the next: a new set per body left the arrays it
+ * outgrew, and the body's own once transferred, for the decoding thread's next full collection
+ * (tens of MiB of RSS under load).
+ */
+class Scratch {
+  time = new Float64Array(FIRST_CAPACITY);
+  sourceUs = new Float64Array(FIRST_CAPACITY);
+  position = new Float64Array(FIRST_CAPACITY);
+  flags = new Uint8Array(FIRST_CAPACITY);
+  origin = new Uint32Array(FIRST_CAPACITY);
+  messageEnds = new Uint32Array(FIRST_CAPACITY);
+  messageBytes = Buffer.allocUnsafeSlow(FIRST_MESSAGE_BYTES);
 
-  get size(): number {
-    return this.count;
-  }
-
-  add(record: LogRecord): void {
-    const index = this.count;
-    if (index === this.time.length) this.growColumns();
-    this.time[index] = record.time;
-    this.sourceUs[index] = record.sourceUs ?? Number.NaN;
-    this.position[index] = record.position ?? Number.NaN;
-    this.flags[index] = (record.malformed === true ? MALFORMED : 0) | (record.withoutText === true ? WITHOUT_TEXT : 0);
-    let origin = this.originIndex.get(record.stream);
-    if (origin === undefined) {
-      origin = this.origins.length;
-      this.originIndex.set(record.stream, origin);
-      this.origins.push([record.host, record.service, record.pid]);
-    }
-    this.origin[index] = origin;
-    this.addMessage(index, record.message);
-    if (record.fields !== undefined) this.fields.push([index, record.fields]);
-    this.count = index + 1;
-  }
-
-  finish(): { packed: PackedRecords; transfer: ArrayBuffer[] } {
-    const count = this.count;
-    const packed: PackedRecords = {
-      count,
-      time: this.time.subarray(0, count),
-      sourceUs: this.sourceUs.subarray(0, count),
-      position: this.position.subarray(0, count),
-      flags: this.flags.subarray(0, count),
-      origin: this.origin.subarray(0, count),
-      origins: this.origins,
-      messageBytes: this.messageBytes.subarray(0, this.messageLength),
-      messageEnds: this.messageEnds.subarray(0, count),
-      messagesAscii: this.messagesAscii,
-      oddMessages: this.oddMessages,
-      fields: this.fields,
-    };
-    const transfer = [packed.time, packed.sourceUs, packed.position, packed.flags, packed.origin, packed.messageBytes, packed.messageEnds].map((column) => column.buffer as ArrayBuffer);
-    return { packed, transfer };
-  }
-
-  private addMessage(index: number, message: string): void {
-    if (!message.isWellFormed()) {
-      this.oddMessages.push([index, message]);
-      this.messageEnds[index] = this.messageLength;
-      return;
-    }
-    // UTF-8 takes at most 3 bytes per UTF-16 unit.
-    if (this.messageLength + message.length * 3 > this.messageBytes.length) this.growMessageBytes(message.length * 3);
-    const written = this.messageBytes.write(message, this.messageLength, 'utf8');
-    if (written !== message.length) this.messagesAscii = false;
-    this.messageLength += written;
-    this.messageEnds[index] = this.messageLength;
-  }
-
-  private growColumns(): void {
+  growColumns(): void {
     const capacity = this.time.length * 2;
     const grown = <T extends Float64Array | Uint32Array | Uint8Array>(column: T, make: (length: number) => T): T => {
       const bigger = make(capacity);
@@ -129,10 +72,87 @@ export class RecordPacker {
     this.messageEnds = grown(this.messageEnds, (length) => new Uint32Array(length));
   }
 
-  private growMessageBytes(atLeast: number): void {
-    const bigger = Buffer.allocUnsafeSlow(Math.max(this.messageBytes.length * 2, this.messageLength + atLeast));
-    this.messageBytes.copy(bigger, 0, 0, this.messageLength);
+  growMessageBytes(used: number, atLeast: number): void {
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.messageBytes.length * 2, used + atLeast));
+    this.messageBytes.copy(bigger, 0, 0, used);
     this.messageBytes = bigger;
+  }
+}
+
+/** Scratch sets not in use: one per packer at work at once (a decoding thread has one body at a time, mostly). */
+const spareScratch: Scratch[] = [];
+
+/** Collects records into columns one at a time; `finish()` hands them over with what to transfer. */
+export class RecordPacker {
+  private count = 0;
+  private scratch: Scratch = spareScratch.pop() ?? new Scratch();
+  private messageLength = 0;
+  private messagesAscii = true;
+  private readonly origins: Array<[string, string, string]> = [];
+  private readonly originIndex = new Map<string, number>();
+  private readonly oddMessages: Array<[number, string]> = [];
+  private readonly fields: Array<[number, Record<string, unknown>]> = [];
+
+  get size(): number {
+    return this.count;
+  }
+
+  add(record: LogRecord): void {
+    const index = this.count;
+    const scratch = this.scratch;
+    if (index === scratch.time.length) scratch.growColumns();
+    scratch.time[index] = record.time;
+    scratch.sourceUs[index] = record.sourceUs ?? Number.NaN;
+    scratch.position[index] = record.position ?? Number.NaN;
+    scratch.flags[index] = (record.malformed === true ? MALFORMED : 0) | (record.withoutText === true ? WITHOUT_TEXT : 0);
+    let origin = this.originIndex.get(record.stream);
+    if (origin === undefined) {
+      origin = this.origins.length;
+      this.originIndex.set(record.stream, origin);
+      this.origins.push([record.host, record.service, record.pid]);
+    }
+    scratch.origin[index] = origin;
+    this.addMessage(index, record.message);
+    if (record.fields !== undefined) this.fields.push([index, record.fields]);
+    this.count = index + 1;
+  }
+
+  /** The columns at their exact size, in buffers of their own (to transfer); the packer is done with. */
+  finish(): { packed: PackedRecords; transfer: ArrayBuffer[] } {
+    const { count, scratch } = this;
+    const packed: PackedRecords = {
+      count,
+      time: scratch.time.slice(0, count),
+      sourceUs: scratch.sourceUs.slice(0, count),
+      position: scratch.position.slice(0, count),
+      flags: scratch.flags.slice(0, count),
+      origin: scratch.origin.slice(0, count),
+      origins: this.origins,
+      // A copy in an ArrayBuffer of its own: a small Buffer may be a view of Node's shared pool.
+      messageBytes: new Uint8Array(scratch.messageBytes.subarray(0, this.messageLength)),
+      messageEnds: scratch.messageEnds.slice(0, count),
+      messagesAscii: this.messagesAscii,
+      oddMessages: this.oddMessages,
+      fields: this.fields,
+    };
+    if (scratch.messageBytes.length <= MAX_KEPT_MESSAGE_BYTES) spareScratch.push(scratch);
+    const transfer = [packed.time, packed.sourceUs, packed.position, packed.flags, packed.origin, packed.messageBytes, packed.messageEnds].map((column) => column.buffer as ArrayBuffer);
+    return { packed, transfer };
+  }
+
+  private addMessage(index: number, message: string): void {
+    const scratch = this.scratch;
+    if (!message.isWellFormed()) {
+      this.oddMessages.push([index, message]);
+      scratch.messageEnds[index] = this.messageLength;
+      return;
+    }
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    if (this.messageLength + message.length * 3 > scratch.messageBytes.length) scratch.growMessageBytes(this.messageLength, message.length * 3);
+    const written = scratch.messageBytes.write(message, this.messageLength, 'utf8');
+    if (written !== message.length) this.messagesAscii = false;
+    this.messageLength += written;
+    scratch.messageEnds[index] = this.messageLength;
   }
 }
 
