@@ -67,7 +67,7 @@ beforeAll(() => {
     [
       join(ROOT, 'node_modules/typescript/bin/tsc'),
       '--outDir', join(work, 'dist'), '--rootDir', join(ROOT, 'src'),
-      '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2023', '--types', 'node',
+      '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2023', '--lib', 'ES2023,ES2024.String', '--types', 'node',
       '--strict', '--skipLibCheck', '--esModuleInterop', '--ignoreConfig',
       join(ROOT, 'src/store/sqlite-store.ts'), join(ROOT, 'src/incidents/service.ts'),
     ],
