@@ -156,12 +156,6 @@ export class RecordPacker {
   }
 }
 
-export function packRecords(records: readonly LogRecord[]): { packed: PackedRecords; transfer: ArrayBuffer[] } {
-  const packer = new RecordPacker();
-  for (const record of records) packer.add(record);
-  return packer.finish();
-}
-
 /** The records again, with the same properties as the decoder made (absent ones left out). */
 export function unpackRecords(packed: PackedRecords): LogRecord[] {
   const streams = packed.origins.map(([host, service, pid]) => ({ host, service, pid, stream: streamKeyOf(host, service, pid) }));

@@ -10,7 +10,7 @@ import { LeakwatchError } from '../../src/errors.js';
 import { decodeReceivedBody, type ReceivedBody } from '../../src/ingest/decode-body.js';
 import { DecodePool, type DecodeSettings } from '../../src/ingest/decode-pool.js';
 import { InflightBytes } from '../../src/ingest/inflight.js';
-import { packRecords, unpackRecords } from '../../src/ingest/packed-records.js';
+import { RecordPacker, unpackRecords } from '../../src/ingest/packed-records.js';
 import type { LogRecord } from '../../src/ingest/record.js';
 import { FLUENT_BIT_BODIES, FLUENTD_BODIES, VECTOR_BODIES } from '../fixtures/shippers/bodies.js';
 
@@ -164,7 +164,10 @@ describe('packed records', () => {
       });
     fc.assert(
       fc.property(fc.array(record, { maxLength: 50 }), (records) => {
-        const { packed } = packRecords(records);
+        // As a decoding thread packs a body: each record as it is made, then finish().
+        const packer = new RecordPacker();
+        for (const record of records) packer.add(record);
+        const { packed } = packer.finish();
         expect(unpackRecords(structuredClone(packed))).toStrictEqual(records);
       }),
       { numRuns: 300 },
