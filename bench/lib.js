@@ -10,6 +10,15 @@ import { request } from 'undici';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = join(ROOT, 'bin', 'leakwatch.js');
 
+/**
+ * The environment the Dockerfile and `npm start` run the server in, so that the bench measures the
+ * server as it is deployed: glibc's malloc keeps its mmap threshold at 128 KiB instead of raising it
+ * to the size of the first large buffer freed (up to 32 MiB), after which every request body,
+ * inflated body and packed batch of a few MB is carved from the heap and its holes stay resident
+ * (README, "Memory"). LEAKWATCH_BENCH_MALLOC=default measures without it.
+ */
+export const SERVER_ENV = process.env.LEAKWATCH_BENCH_MALLOC === 'default' ? {} : { MALLOC_MMAP_THRESHOLD_: '131072' };
+
 /** A fresh temporary folder and a function that removes it. */
 export function tempDir(name) {
   const dir = mkdtempSync(join(tmpdir(), `leakwatch-bench-${name}-`));
@@ -32,6 +41,7 @@ export async function startServe(args = []) {
   const data = tempDir('data');
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', data.dir, '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...SERVER_ENV },
   });
   let log = '';
   child.stdout.setEncoding('utf8').on('data', (chunk) => {
