@@ -148,6 +148,12 @@ export class StreamGrouper {
   private readonly streams: RecencyMap<string, StreamState>;
   /** The states used since their recency was last written to the LRU (an evicted one leaves too). */
   private readonly touched = new Map<string, StreamState>();
+  /**
+   * The streams holding records for the reorder window, in the order they began to: what sweep()
+   * releases from. Walking every stream instead cost a walk of 100,000 quiet ones per slice of
+   * 1,024 records released.
+   */
+  private readonly holding = new Set<StreamState>();
   private uses = 0;
   /** The use number handed to the closer with each group closed now. */
   private closeOrder = 0;
@@ -209,12 +215,12 @@ export class StreamGrouper {
    */
   pendingJournalPositions(): number[] {
     const pending: number[] = [];
-    for (const state of this.streams.values()) {
-      state.held.collectJournalPositions(pending);
-      if (state.group === null) continue;
+    for (const state of this.holding) state.held.collectJournalPositions(pending);
+    this.streams.forEachNewest((state) => {
+      if (state.group === null) return;
       for (const position of state.positions) pending.push(position);
       for (const { position } of state.tentative) if (position !== undefined) pending.push(position);
-    }
+    });
     return pending;
   }
 
@@ -277,15 +283,14 @@ export class StreamGrouper {
       if (pass < 3) {
         let earliestDue = Number.POSITIVE_INFINITY;
         let latestDue = Number.NEGATIVE_INFINITY;
-        for (const state of this.streams.values()) {
-          if (state.held.size === 0) continue;
+        for (const state of this.holding) {
           earliestDue = Math.min(earliestDue, state.held.firstDue());
           latestDue = Math.max(latestDue, state.held.lastDue());
         }
         cutoff = earliestDue + (latestDue - earliestDue) * (1 - target / this.heldBytesTotal);
       }
-      for (const state of this.streams.values()) {
-        if (state.held.size === 0 || state.held.firstDue() > cutoff) continue;
+      for (const state of this.holding) {
+        if (state.held.firstDue() > cutoff) continue;
         this.closeOrder = state.lastUse;
         budget -= this.release(state, cutoff, budget, now);
         if (this.heldBytesTotal <= target || budget <= 0) return;
@@ -300,29 +305,33 @@ export class StreamGrouper {
    */
   sweep(now: number, maxRecords = Number.POSITIVE_INFINITY): boolean {
     let budget = maxRecords;
-    for (const state of this.streams.values()) {
+    // A Set's iteration visits what is added meanwhile and skips what is deleted (release() lets
+    // a stream that holds nothing more go).
+    for (const state of this.holding) {
+      if (state.held.firstDue() > now) continue;
+      if (budget <= 0) return true;
       this.closeOrder = state.lastUse;
-      if (state.held.size > 0) {
-        if (budget <= 0) return true;
-        budget -= this.release(state, now, budget);
-        if (state.held.firstDue() <= now) return true;
-      }
+      budget -= this.release(state, now, budget);
+      if (state.held.firstDue() <= now) return true;
+    }
+    this.streams.forEachNewest((state) => {
       if (state.group && now - state.lastArrival >= state.config.expireAfterMs) {
+        this.closeOrder = state.lastUse;
         this.closeGroup(state, 'expired', false);
         state.swallowing = false;
       }
-    }
+    });
     return false;
   }
 
   /** Groups everything held and closes every open group (end of input, shutdown). */
   flush(): void {
-    for (const state of this.streams.values()) {
+    this.streams.forEachNewest((state) => {
       this.closeOrder = state.lastUse;
       if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
       if (state.group) this.closeGroup(state, 'end-of-input', false);
       state.swallowing = false;
-    }
+    });
   }
 
   /**
@@ -390,7 +399,10 @@ export class StreamGrouper {
 
   /** Inserts into the stream's held records in source order (stable: equal keys keep arrival order). */
   private hold(state: StreamState, record: LogRecord, due: number): void {
-    if (state.held === NOTHING_HELD) state.held = new HeldQueue();
+    if (state.held === NOTHING_HELD) {
+      state.held = new HeldQueue();
+      this.holding.add(state);
+    }
     const toFront = state.held.insert(record, due);
     if (toFront && record.sourceUs !== undefined && state.lastSourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
     this.heldCount++;
@@ -415,7 +427,10 @@ export class StreamGrouper {
       this.group(state, record);
     }
     // A stream that holds nothing shares the empty queue: 100,000 quiet streams keep no arrays.
-    if (held.size === 0 && held !== NOTHING_HELD) state.held = NOTHING_HELD;
+    if (held.size === 0 && held !== NOTHING_HELD) {
+      state.held = NOTHING_HELD;
+      this.holding.delete(state);
+    }
     return count;
   }
 
@@ -699,12 +714,12 @@ export class StreamGrouper {
 
   /** Over the shared byte budget: close the least recently used groups, sparing the one being fed. */
   private evictForBytes(current: StreamState): void {
-    for (const state of this.streams.rvalues()) {
-      if (this.openBytesTotal <= this.limits.maxBytes) return;
-      if (state === undefined || state === current || !state.group) continue;
+    this.streams.forEachOldest((state) => {
+      if (this.openBytesTotal <= this.limits.maxBytes) return false;
+      if (state === current || !state.group) return;
       this.counters.evictions++;
       this.closeGroup(state, 'evicted', false);
-    }
+    });
   }
 }
 

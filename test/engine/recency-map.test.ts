@@ -38,8 +38,8 @@ describe('RecencyMap', () => {
           expect(map.size).toBe(cache.size);
         }
         expect(evictedByMap).toEqual(evictedByCache);
-        expect([...map.values()]).toEqual([...cache.values()]);
-        expect([...map.rvalues()]).toEqual([...cache.rvalues()]);
+        expect(newestFirst(map)).toEqual([...cache.values()]);
+        expect(oldestFirst(map)).toEqual([...cache.rvalues()]);
       }),
       { numRuns: 500 },
     );
@@ -55,11 +55,42 @@ describe('RecencyMap', () => {
     map.get('a');
     map.set('c', 'C');
     expect(seen).toEqual([{ evicted: 'B', incoming: undefined, size: 2 }]);
-    expect([...map.values()]).toEqual(['C', 'A']);
+    expect(newestFirst(map)).toEqual(['C', 'A']);
     expect(map.peek('b')).toBeUndefined();
+  });
+
+  it('stops a visit when it returns false, and lets it make the visited entry the most recent', () => {
+    const map = new RecencyMap<string, string>({ max: 5 });
+    map.set('a', 'A').set('b', 'B').set('c', 'C');
+    const visited: string[] = [];
+    map.forEachNewest((value) => {
+      visited.push(value);
+      map.get(value.toLowerCase());
+      return value !== 'B';
+    });
+    expect(visited).toEqual(['C', 'B']);
+    expect(newestFirst(map)).toEqual(['B', 'C', 'A']);
+    const fromOldest: string[] = [];
+    map.forEachOldest((value) => {
+      fromOldest.push(value);
+      return fromOldest.length < 2;
+    });
+    expect(fromOldest).toEqual(['A', 'C']);
   });
 
   it('refuses a bound below one entry', () => {
     expect(() => new RecencyMap({ max: 0 })).toThrow(RangeError);
   });
 });
+
+function newestFirst<K, V>(map: RecencyMap<K, V>): V[] {
+  const values: V[] = [];
+  map.forEachNewest((value) => void values.push(value));
+  return values;
+}
+
+function oldestFirst<K, V>(map: RecencyMap<K, V>): V[] {
+  const values: V[] = [];
+  map.forEachOldest((value) => void values.push(value));
+  return values;
+}
