@@ -4,7 +4,7 @@ import type { Engine, EventSink } from './engine/engine.js';
 import type { LeakEvent } from './engine/event.js';
 import type { Group } from './engine/group.js';
 import { unclassifiedRecord, type GroupedRecord } from './engine/grouped-record.js';
-import type { DecodedBatch, ReceivedBody, SubmittedBatch } from './ingest/decode-body.js';
+import type { DecodedBatch, EarlyJournalWrite, ReceivedBody, SubmittedBatch } from './ingest/decode-body.js';
 import type { BoundedRecordQueue } from './ingest/queue.js';
 import { journalBatchOf, journalPosition, type LogRecord } from './ingest/record.js';
 import { OutputDelivery, type StoreOutputs } from './output-delivery.js';
@@ -97,8 +97,15 @@ export class Pipeline {
   private inDrainTurn = false;
   private timers: NodeJS.Timeout[] = [];
   private idleWaiters: Array<() => void> = [];
-  /** Journal seq of the newest batch that has gone through the engine. */
+  /** Journal seq of the newest batch that has gone through the engine, or was abandoned (JournalTicket). */
   private lastPushedSeq = 0;
+  /**
+   * Seqs of journaled batches not yet through the engine: in the queue, or still being decoded
+   * (JournalTicket). Batches can enter the queue out of seq order (a small body decoded before a
+   * large one received earlier), so a checkpoint says it has seen the batches only up to the
+   * oldest of these (pushedThrough()).
+   */
+  private readonly unpushedSeqs = new Set<number>();
   /** lastPushedSeq at the previous checkpoint: unchanged means no batch came in between. */
   private seqAtLastCheckpoint = 0;
   private checkpointsWritten = 0;
@@ -168,7 +175,13 @@ export class Pipeline {
       this.counters.batchesRefused++;
       return false;
     }
-    if (this.journal && records.length > 0) {
+    const ticket = batch.journaled;
+    if (ticket instanceof JournalTicket && records.length > 0) {
+      if (ticket.failure !== undefined) return this.journalRefused(ticket.failure);
+      ticket.submitted = true;
+      if (ticket.seq === undefined) return this.acceptWhenWritten(records, ticket.written);
+      this.markJournaled(records, ticket.seq);
+    } else if (this.journal && records.length > 0) {
       let written: number | Promise<number>;
       try {
         // The body as it came is a fraction of its records as JSON (and often still compressed).
@@ -178,7 +191,7 @@ export class Pipeline {
         return this.journalRefused(error);
       }
       if (typeof written !== 'number') return this.acceptWhenWritten(records, written);
-      markJournaled(records, written);
+      this.markJournaled(records, written);
     }
     this.queue.offer(records);
     this.accepted(records);
@@ -191,7 +204,7 @@ export class Pipeline {
     const place = this.queue.offerHeld(records) as { release: () => void; cancel: () => void };
     return written.then(
       (seq) => {
-        markJournaled(records, seq);
+        this.markJournaled(records, seq);
         place.release();
         this.accepted(records);
         return true;
@@ -203,6 +216,68 @@ export class Pipeline {
         return this.journalRefused(error);
       },
     );
+  }
+
+  /**
+   * Starts the journal write of a body before it is decoded; undefined when there is nothing to
+   * gain or it would likely be refused anyway (then submit() journals it after decoding, as it
+   * does for batches without a body). The body is written whether or not it turns out to decode:
+   * one that does not is abandoned, and only a crash before the next checkpoint makes the replay
+   * try it again (and refuse it again).
+   */
+  journalBody(received: ReceivedBody, receivedAt: number): EarlyJournalWrite | undefined {
+    const journal = this.journal;
+    if (journal === undefined || this.decodeReceived === undefined || !this.storeWritable || this.stopped) return undefined;
+    // Past half the queue a refusal (503) is likely: the body would be written for nothing.
+    if (this.queue.size * 2 > this.queue.capacity || this.queue.bytes * 2 > this.queue.capacityBytes) return undefined;
+    let written: number | Promise<number>;
+    try {
+      written = journal.appendJournal(receivedAt, { body: received });
+    } catch {
+      return undefined;
+    }
+    return new JournalTicket(written, {
+      written: (ticket, seq) => {
+        if (ticket.abandoned) this.abandoned(seq);
+        else this.unpushedSeqs.add(seq);
+      },
+      failed: (ticket, error) => {
+        // A submitted batch's failure is answered by submit() (journalRefused); an abandoned one's only counts.
+        if (ticket.abandoned) this.journalWriteFailed(error);
+      },
+      abandoned: (ticket) => {
+        if (ticket.seq !== undefined) this.abandoned(ticket.seq);
+        if (ticket.failure !== undefined) this.journalWriteFailed(ticket.failure);
+      },
+    });
+  }
+
+  /** A journaled batch that will not go through the engine: nothing of it is pending. */
+  private abandoned(seq: number): void {
+    this.unpushedSeqs.delete(seq);
+    if (seq > this.lastPushedSeq) this.lastPushedSeq = seq;
+  }
+
+  private journalWriteFailed(error: unknown): void {
+    if (this.isStoreUnavailable(error)) this.storeFailed(error, 'ingest journal');
+    else this.log.error({ err: error }, 'ingest journal: a write failed');
+  }
+
+  /** Each record's batch seq and position in the journal, for checkpoints and replays; the batch is unpushed until the engine has it. */
+  private markJournaled(records: readonly LogRecord[], seq: number): void {
+    for (let index = 0; index < records.length; index++) {
+      const record = records[index] as LogRecord;
+      record.seq = seq;
+      record.journalPos = journalPosition(seq, index);
+    }
+    this.unpushedSeqs.add(seq);
+  }
+
+  /** The newest seq through which every journaled batch has gone through the engine or was abandoned. */
+  private pushedThrough(): number {
+    let through = this.lastPushedSeq;
+    for (const seq of this.unpushedSeqs) through = Math.min(through, seq - 1);
+    return through;
   }
 
   private accepted(records: readonly LogRecord[]): void {
@@ -229,13 +304,17 @@ export class Pipeline {
     const checkpoint = journal.journalCheckpoint();
     const pushedThrough = checkpoint?.pushedThrough ?? 0;
     const pending = new Set(checkpoint?.pending ?? []);
+    const batchesPending = new Set<number>();
+    for (const position of pending) batchesPending.add(journalBatchOf(position));
     let after = 0;
     for (;;) {
       // A few at a time: a body may be tens of MB once decoded.
       const batches = journal.journalAfter(after, 8);
       if (batches.length === 0) break;
       for (const batch of batches) {
-        const records = await this.journaledRecords(batch);
+        // Such a batch is done: nothing of it is fed again, whatever its body now decodes to.
+        const done = batch.seq <= pushedThrough && !batchesPending.has(batch.seq);
+        const records = await this.journaledRecords(batch, done);
         const fed: LogRecord[] = [];
         for (let index = 0; index < records.length; index++) {
           const record = records[index] as LogRecord;
@@ -262,7 +341,7 @@ export class Pipeline {
   }
 
   /** A journaled batch's records: kept as they were, or its body decoded again as it was when it came. */
-  private async journaledRecords(batch: JournalBatch): Promise<LogRecord[]> {
+  private async journaledRecords(batch: JournalBatch, done: boolean): Promise<LogRecord[]> {
     if ('records' in batch.content) return batch.content.records;
     if (this.decodeReceived === undefined) throw new Error(`journal batch ${batch.seq} holds a body and this pipeline has no decoder for it`);
     try {
@@ -271,8 +350,10 @@ export class Pipeline {
       // Anything but a verdict on the body (a failed decoding thread, say) stops the replay: the
       // batch stays in the journal for the next start.
       if (!(error instanceof LeakwatchError) || error.statusCode >= 500) throw error;
-      // It decoded when it came: only changed limits can refuse it now. Its records are lost; say so.
-      this.log.error({ err: error, seq: batch.seq }, 'journal replay: a body accepted earlier no longer decodes (were the --max-* limits lowered?); its records are skipped');
+      if (done) return [];
+      // A body is journaled while it is decoded (journalBody): one refused when it came, just
+      // before the stop, is here too. Otherwise only lowered limits refuse it now, and its records are lost.
+      this.log.warn({ err: error, seq: batch.seq }, 'journal replay: a journaled body does not decode (refused when it came, just before the stop, or the --max-* limits were lowered since); its records are skipped');
       return [];
     }
   }
@@ -391,7 +472,8 @@ export class Pipeline {
     const pending = this.engine.pendingJournalPositions();
     let oldestPending = Number.POSITIVE_INFINITY;
     for (const position of pending) oldestPending = Math.min(oldestPending, journalBatchOf(position));
-    return { pruneThrough: Math.min(oldestPending - 1, this.lastPushedSeq), checkpoint: { pushedThrough: this.lastPushedSeq, pending } };
+    const pushedThrough = this.pushedThrough();
+    return { pruneThrough: Math.min(oldestPending - 1, pushedThrough), checkpoint: { pushedThrough, pending } };
   }
 
   private writeCheckpoint(plan: CheckpointPlan): void {
@@ -477,7 +559,10 @@ export class Pipeline {
     this.current = undefined;
     // Only now has every record of the batch been given to the engine (what a checkpoint may say).
     const seq = batch[0]?.seq;
-    if (seq !== undefined && seq > this.lastPushedSeq) this.lastPushedSeq = seq;
+    if (seq !== undefined) {
+      this.unpushedSeqs.delete(seq);
+      if (seq > this.lastPushedSeq) this.lastPushedSeq = seq;
+    }
     return true;
   }
 
@@ -533,11 +618,54 @@ interface CheckpointPlan {
   pruneThrough: number;
 }
 
-/** Each record's batch seq and position in the journal, for checkpoints and replays. */
-function markJournaled(records: readonly LogRecord[], seq: number): void {
-  for (let index = 0; index < records.length; index++) {
-    const record = records[index] as LogRecord;
-    record.seq = seq;
-    record.journalPos = journalPosition(seq, index);
+interface JournalTicketEvents {
+  written: (ticket: JournalTicket, seq: number) => void;
+  failed: (ticket: JournalTicket, error: unknown) => void;
+  abandoned: (ticket: JournalTicket) => void;
+}
+
+/** Pipeline.journalBody()'s write: its seq once written, and whether it was submitted or abandoned. */
+class JournalTicket implements EarlyJournalWrite {
+  seq: number | undefined;
+  failure: unknown;
+  submitted = false;
+  abandoned = false;
+  /** Resolves with the seq once written; rejects if the write failed. */
+  readonly written: Promise<number>;
+  readonly ended: Promise<void>;
+
+  constructor(
+    written: number | Promise<number>,
+    private readonly events: JournalTicketEvents,
+  ) {
+    if (typeof written === 'number') {
+      this.seq = written;
+      events.written(this, written);
+      this.written = Promise.resolve(written);
+    } else {
+      this.written = written.then(
+        (seq) => {
+          this.seq = seq;
+          events.written(this, seq);
+          return seq;
+        },
+        (error: unknown) => {
+          this.failure = error ?? new Error('journal write failed');
+          events.failed(this, this.failure);
+          throw this.failure;
+        },
+      );
+    }
+    // Also what keeps a failed write of an abandoned body from being an unhandled rejection.
+    this.ended = this.written.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  abandon(): void {
+    if (this.submitted || this.abandoned) return;
+    this.abandoned = true;
+    this.events.abandoned(this);
   }
 }

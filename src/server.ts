@@ -141,6 +141,7 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       if (backlog !== undefined) throw backlogRefusal(backlog);
       return pipeline.submit(batch);
     },
+    journalBody: (received, receivedAtMs) => (forwarder.backlog() === undefined ? pipeline.journalBody(received, receivedAtMs) : undefined),
     ready: () => ready,
     remoteWrite: { keep: isDirectMemorySeries, toRecords: recordsOfSeries },
   });

@@ -23,6 +23,20 @@ export interface SubmittedBatch {
   receivedAt: number;
   /** The body the records came from; without it the journal keeps the records themselves. */
   received?: ReceivedBody;
+  /** The journal write of `received` started while it was being decoded, if one was. */
+  journaled?: EarlyJournalWrite;
+}
+
+/**
+ * A body's journal write, started as soon as the body was received so that it runs while the body
+ * is decoded instead of after (Pipeline.journalBody). Whoever started it either submits the batch
+ * with it or abandons it.
+ */
+export interface EarlyJournalWrite {
+  /** Settles when the write has ended, however: the body must be held (and counted) until then. */
+  readonly ended: Promise<void>;
+  /** The body will not be submitted (refused, or no records): its batch is not replayed as accepted. Once submitted, a no-op. */
+  abandon(): void;
 }
 
 export type BodyFormat = 'json' | 'ndjson' | 'msgpack' | 'text';

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config.js';
 import { isLeakwatchError, isPassingStorageError, LeakwatchError } from '../errors.js';
 import { decodeContentEncoding, parseContentEncoding } from './content-encoding.js';
-import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
+import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type EarlyJournalWrite, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
 import type { LogRecord } from './record.js';
@@ -27,6 +27,11 @@ export interface IngestRoutesOptions {
    * elsewhere (an ingest node publishes it to NATS JetStream and answers once it is acknowledged).
    */
   submit: (batch: SubmittedBatch) => boolean | Promise<boolean>;
+  /**
+   * Starts the journal write of a body as soon as it is received, to run while it is decoded; the
+   * batch is then submitted with it, or it is abandoned. Undefined (or absent): submit() journals.
+   */
+  journalBody?: (received: ReceivedBody, receivedAtMs: number) => EarlyJournalWrite | undefined;
   /** Told of every body answered 200. */
   accepted?: (body: AcceptedBody) => void;
   /** Limit for the body as received and again after each Content-Encoding is undone. */
@@ -117,9 +122,12 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     const startedAt = Date.now();
     const receivedAtMs = now();
     const claim = inflight.claim();
+    let journaled: EarlyJournalWrite | undefined;
+    let submitted = false;
     try {
       const raw = await receive(request, claim, startedAt);
       const received: ReceivedBody = { body: raw, contentType: request.headers['content-type'], contentEncoding: headerValue(request.headers['content-encoding']) };
+      journaled = options.journalBody?.(received, receivedAtMs);
       const { records, malformed, withoutText, format } = await decode(received, receivedAtMs, claim);
       if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
         withoutTextLoggedAt = receivedAtMs;
@@ -129,12 +137,20 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
           'ingest: records without a text field leakwatch reads (message, MESSAGE, log, msg, full_message, short_message); they are counted, not grouped',
         );
       }
-      if (records.length > 0) await submitOrRefuse({ records, receivedAt: receivedAtMs, received }, request);
+      if (records.length > 0) {
+        await submitOrRefuse({ records, receivedAt: receivedAtMs, received, ...(journaled ? { journaled } : {}) }, request);
+        submitted = true;
+      }
       const codings = parseContentEncoding(received.contentEncoding);
       options.accepted?.({ format, encoding: codings.length === 0 ? 'identity' : [...codings].reverse().join('+'), bytes: raw.length, records: records.length, malformed });
       const answer: IngestAnswer = { accepted: records.length, malformed, without_text: withoutText };
       return reply.code(200).send(answer);
     } finally {
+      if (journaled !== undefined && !submitted) {
+        journaled.abandon();
+        // The write still holds the body: it stays counted against --max-inflight-bytes until the write ends.
+        await journaled.ended;
+      }
       claim.release();
     }
   };
