@@ -127,9 +127,17 @@ function keyBefore(sourceUs: number, position: number, otherSourceUs: number, ot
 /** The origin every record of one stream shares. */
 type Origin = Pick<LogRecord, 'host' | 'service' | 'pid' | 'stream'>;
 
+/** The heap of every queue that never needed one (nearly all): never pushed to, heapPush() gives a queue its own. */
+const NO_ENTRIES: Entry[] = [];
+
+/**
+ * A queue's arrays are made at the size they need: 100,000 streams each holding one record while it
+ * waits out the window (then letting the queue go) made arrays grown for 16 entries, 800 bytes a
+ * stream that lived long enough to be promoted, for ~350 at their size.
+ */
 export class HeldQueue {
-  private readonly runs: Run[] = [];
-  private readonly heap: Entry[] = [];
+  private runs: Run[] = [];
+  private heap: Entry[] = NO_ENTRIES;
   private origin: Origin | undefined;
   private count = 0;
   private arrivals = 0;
@@ -197,12 +205,22 @@ export class HeldQueue {
       return this.heap[0] === entry && this.frontRun() === undefined;
     }
     if (target === undefined) {
-      target = { messages: [], numbers: [], filled: 0, head: 0, size: 0, fromChunk: false, later: undefined };
-      this.runs.push(target);
+      target = this.newRun(record, sourceUs, position, due, arrival);
+      if (this.runs.length === 0) this.runs = [target];
+      else this.runs.push(target);
+      return this.frontRun() === target;
     }
     this.append(target, record, sourceUs, position, due, arrival);
     // Not before its run's tail: it is the front only when it is alone in its run and before every other head.
     return target.size === 1 && this.frontRun() === target;
+  }
+
+  /** A run of one record, its arrays of that size (append() grows them when more follow). */
+  private newRun(record: LogRecord, sourceUs: number, position: number, due: number, arrival: number): Run {
+    const header = record.header === undefined ? HEADER_UNKNOWN : record.header ? HEADER_YES : HEADER_NO;
+    // In STRIDE order: TIME, SOURCE_US, POSITION, JOURNAL_POS, DUE, ARRIVAL, HEADER.
+    const numbers = [record.time, sourceUs, position, record.journalPos ?? Number.NaN, due, arrival, header];
+    return { messages: [record.message], numbers, filled: 1, head: 0, size: 1, fromChunk: false, later: undefined };
   }
 
   private append(run: Run, record: LogRecord, sourceUs: number, position: number, due: number, arrival: number): void {
@@ -276,11 +294,20 @@ export class HeldQueue {
 
   /** Adds the journal positions of the held records to `into` (a checkpoint's: no iterator per record). */
   collectJournalPositions(into: number[]): void {
-    for (const run of this.runs) {
+    // Indexed loops: a checkpoint asks every holding stream once a second, too seldom for these
+    // loops to be optimised, and an unoptimised for-of makes an object per element.
+    const runs = this.runs;
+    for (let at = 0; at < runs.length; at++) {
+      const run = runs[at] as Run;
       pushJournalPositions(run, run.head, into);
-      if (run.later !== undefined) for (const chunk of run.later) pushJournalPositions(chunk, 0, into);
+      const later = run.later;
+      if (later !== undefined) for (let chunk = 0; chunk < later.length; chunk++) pushJournalPositions(later[chunk] as Chunk, 0, into);
     }
-    for (const entry of this.heap) if (entry.record.journalPos !== undefined) into.push(entry.record.journalPos);
+    const heap = this.heap;
+    for (let at = 0; at < heap.length; at++) {
+      const position = (heap[at] as Entry).record.journalPos;
+      if (position !== undefined) into.push(position);
+    }
   }
 
   *values(): IterableIterator<LogRecord> {
@@ -360,6 +387,7 @@ export class HeldQueue {
   }
 
   private heapPush(entry: Entry): void {
+    if (this.heap === NO_ENTRIES) this.heap = [];
     const heap = this.heap;
     let at = heap.length;
     heap.push(entry);
