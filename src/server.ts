@@ -255,6 +255,17 @@ export function ingestDecoding(config: Config): { decodeLimits: Partial<DecodeLi
 }
 
 /** The ingest route's settings, whatever keeps the batches (the journal, or NATS JetStream). */
+/**
+ * Whether this process runs on glibc with its mmap threshold left adaptive: multi-MB request
+ * buffers are then carved from the heap once the first is freed, and their holes stay resident.
+ */
+export function usesAdaptiveMmapThreshold(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env['MALLOC_MMAP_THRESHOLD_'] !== undefined || /glibc\.malloc\.mmap_threshold=/.test(env['GLIBC_TUNABLES'] ?? '')) return false;
+  // Node's diagnostic report names the glibc it runs on; musl and other systems have no such field.
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  return typeof header?.glibcVersionRuntime === 'string';
+}
+
 export function ingestOptions(config: Config, metrics: LeakwatchMetrics, decoding: ReturnType<typeof ingestDecoding>): Omit<IngestRoutesOptions, 'submit' | 'ready'> {
   return {
     accepted: (body) => {
@@ -475,6 +486,11 @@ export async function runServer(config: Config): Promise<number> {
     log.warn(
       { host: config.host },
       `LISTENING ON ${config.host} WITHOUT A TOKEN: anyone who can reach this port can send logs, read incidents and resolve them; set LEAKWATCH_TOKEN or --token-file`,
+    );
+  }
+  if (usesAdaptiveMmapThreshold()) {
+    log.info(
+      'glibc adapts its mmap threshold here: set MALLOC_MMAP_THRESHOLD_=131072 in the environment (the Docker image and npm start do) to keep freed request buffers from staying resident (README, "Memory")',
     );
   }
   // The last start-up line, after every warning: whoever waits for it has seen them all.

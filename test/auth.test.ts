@@ -83,6 +83,30 @@ describe('auth on every route', () => {
   });
 });
 
+describe('start-up advice', () => {
+  it('on glibc without MALLOC_MMAP_THRESHOLD_, the log says how to keep freed request buffers from staying resident', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { startServe } = await import('./helpers/serve-process.js');
+    const glibc = typeof (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime === 'string';
+    for (const [env, advised] of [
+      [{ MALLOC_MMAP_THRESHOLD_: undefined, GLIBC_TUNABLES: undefined }, glibc],
+      [{ MALLOC_MMAP_THRESHOLD_: '131072' }, false],
+      [{ MALLOC_MMAP_THRESHOLD_: undefined, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' }, false],
+    ] as const) {
+      const dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-malloc-'));
+      const server = await startServe(['--data-dir', dataDir, '--rules', 'rules'], env);
+      try {
+        expect(server.output().includes('MALLOC_MMAP_THRESHOLD_=131072 in the environment'), JSON.stringify(env)).toBe(advised);
+      } finally {
+        await server.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    }
+  }, 120_000);
+});
+
 describe('start-up warning', () => {
   it('a non-loopback address without a token is warned about loudly, and so is a token in a flag', async () => {
     const { mkdtempSync, rmSync } = await import('node:fs');
