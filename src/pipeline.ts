@@ -5,7 +5,8 @@ import type { LeakEvent } from './engine/event.js';
 import type { Group } from './engine/group.js';
 import { unclassifiedRecord, type GroupedRecord } from './engine/grouped-record.js';
 import type { DecodedBatch, EarlyJournalWrite, ReceivedBody, SubmittedBatch } from './ingest/decode-body.js';
-import type { BoundedRecordQueue } from './ingest/queue.js';
+import { allRecords, PackedBatch } from './ingest/packed-records.js';
+import type { BoundedRecordQueue, RecordBatch } from './ingest/queue.js';
 import { journalBatchOf, journalPosition, type LogRecord } from './ingest/record.js';
 import { OutputDelivery, type StoreOutputs } from './output-delivery.js';
 import type { IngestJournal, JournalBatch, JournalCheckpoint } from './store/store.js';
@@ -114,7 +115,7 @@ export class Pipeline {
   private bufferedEvents: GroupedRecord[] = [];
   private bufferedSince = 0;
   /** The batch being pushed a slice at a time, and how far. */
-  private current: { batch: LogRecord[]; offset: number } | undefined;
+  private current: { batch: RecordBatch; offset: number } | undefined;
   private sweeping = false;
   /** The last journal or checkpoint write failed; the next checkpoint tries again. */
   private journalFailing = false;
@@ -185,7 +186,7 @@ export class Pipeline {
       let written: number | Promise<number>;
       try {
         // The body as it came is a fraction of its records as JSON (and often still compressed).
-        const content = batch.received !== undefined && this.decodeReceived !== undefined ? { body: batch.received } : { records };
+        const content = batch.received !== undefined && this.decodeReceived !== undefined ? { body: batch.received } : { records: allRecords(records) };
         written = this.journal.appendJournal(batch.receivedAt, content);
       } catch (error) {
         return this.journalRefused(error);
@@ -199,7 +200,7 @@ export class Pipeline {
   }
 
   /** A batch whose journal write is in flight: its place in the queue now, taken once the write is done. */
-  private acceptWhenWritten(records: LogRecord[], written: Promise<number>): Promise<boolean> {
+  private acceptWhenWritten(records: RecordBatch, written: Promise<number>): Promise<boolean> {
     // Room is taken now, so that what fitted (submit checked) still fits when the write is done.
     const place = this.queue.offerHeld(records) as { release: () => void; cancel: () => void };
     return written.then(
@@ -264,8 +265,10 @@ export class Pipeline {
   }
 
   /** Each record's batch seq and position in the journal, for checkpoints and replays; the batch is unpushed until the engine has it. */
-  private markJournaled(records: readonly LogRecord[], seq: number): void {
-    for (let index = 0; index < records.length; index++) {
+  private markJournaled(records: RecordBatch, seq: number): void {
+    // A packed batch gives each record its place as it is unpacked.
+    if (records instanceof PackedBatch) records.seq = seq;
+    else for (let index = 0; index < records.length; index++) {
       const record = records[index] as LogRecord;
       record.seq = seq;
       record.journalPos = journalPosition(seq, index);
@@ -280,10 +283,11 @@ export class Pipeline {
     return through;
   }
 
-  private accepted(records: readonly LogRecord[]): void {
+  private accepted(records: RecordBatch): void {
     this.counters.batchesAccepted++;
     this.counters.recordsAccepted += records.length;
-    for (const record of records) if (record.withoutText === true) this.counters.recordsWithoutText++;
+    if (records instanceof PackedBatch) this.counters.recordsWithoutText += records.withoutTextCount;
+    else for (const record of records) if (record.withoutText === true) this.counters.recordsWithoutText++;
     if (!this.stopped) this.scheduleDrain();
   }
 
@@ -550,7 +554,8 @@ export class Pipeline {
     }
     const { batch, offset } = this.current;
     const end = Math.min(batch.length, offset + SLICE_RECORDS);
-    const slice = offset === 0 && end === batch.length ? batch : batch.slice(offset, end);
+    // A packed batch's records are made here, a slice at a time, just before the engine takes them.
+    const slice = batch instanceof PackedBatch ? batch.slice(offset, end) : offset === 0 && end === batch.length ? batch : batch.slice(offset, end);
     this.delivery.deliver({ kind: 'records', records: slice });
     this.guard(() => this.engine.push(slice));
     if (end < batch.length) {
@@ -559,7 +564,7 @@ export class Pipeline {
     }
     this.current = undefined;
     // Only now has every record of the batch been given to the engine (what a checkpoint may say).
-    const seq = batch[0]?.seq;
+    const seq = batch instanceof PackedBatch ? batch.seq : batch[0]?.seq;
     if (seq !== undefined) {
       this.unpushedSeqs.delete(seq);
       if (seq > this.lastPushedSeq) this.lastPushedSeq = seq;

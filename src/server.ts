@@ -280,7 +280,7 @@ export function ingestOptions(config: Config, metrics: LeakwatchMetrics, decodin
     maxZstdWindowBytes: config.maxZstdWindowBytes,
     maxInflightBytes: config.maxInflightBytes,
     inflight: decoding.inflight,
-    decode: (received, receivedAt, claim) => decoding.decoders.decode(received, receivedAt, claim),
+    decode: (received, receivedAt, claim) => decoding.decoders.decodeToBatch(received, receivedAt, claim),
     bodyTimeoutMs: config.bodyTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
   };

@@ -1,5 +1,5 @@
-import type { LogRecord } from './record.js';
 import type { RecordPacker } from './packed-records.js';
+import type { RecordBatch } from './queue.js';
 import { decodeContentEncoding, type DecodeEncodingOptions } from './content-encoding.js';
 import { BatchBuilder, type DecodedBatch, type DecodeLimits } from './formats/batch.js';
 import { decodeJson } from './formats/json.js';
@@ -19,7 +19,7 @@ export interface ReceivedBody {
 
 /** A decoded batch on its way to the engine, with what the journal keeps of it. */
 export interface SubmittedBatch {
-  records: LogRecord[];
+  records: RecordBatch;
   receivedAt: number;
   /** The body the records came from; without it the journal keeps the records themselves. */
   received?: ReceivedBody;
@@ -44,6 +44,11 @@ export type BodyFormat = 'json' | 'ndjson' | 'msgpack' | 'text';
 /** A decoded body and the shape it was read as (`empty` for a body without bytes). */
 export interface DecodedBody extends DecodedBatch {
   format: BodyFormat | 'empty';
+}
+
+/** A decoded body as ingest takes it: its records may still be a decoding thread's columns (PackedBatch). */
+export interface IngestedBody extends Omit<DecodedBody, 'records'> {
+  records: RecordBatch;
 }
 
 const DECLARED: Readonly<Record<string, BodyFormat>> = {

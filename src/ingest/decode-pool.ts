@@ -14,9 +14,9 @@ import { Worker } from 'node:worker_threads';
 import { compiledWorkerFile } from '../worker-file.js';
 import { ERROR_CATALOGUE, LeakwatchError, type ErrorCode, type ErrorDetails } from '../errors.js';
 import type { DecodeEncodingOptions } from './content-encoding.js';
-import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type ReceivedBody } from './decode-body.js';
+import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type IngestedBody, type ReceivedBody } from './decode-body.js';
 import type { InflightBytes, InflightClaim } from './inflight.js';
-import { unpackRecords, type PackedRecords } from './packed-records.js';
+import { allRecords, PackedBatch, type PackedRecords } from './packed-records.js';
 
 /** How every body is decoded: the same for the route and the journal replay. */
 export interface DecodeSettings extends Omit<DecodeEncodingOptions, 'reserve'> {
@@ -64,7 +64,7 @@ export function defaultDecodeThreads(): number {
 }
 
 interface Pending {
-  resolve: (batch: DecodedBody) => void;
+  resolve: (batch: IngestedBody) => void;
   reject: (error: Error) => void;
   bytes: number;
   /** Decodes the body on the main thread instead (when its thread dies under it). */
@@ -113,7 +113,16 @@ export class DecodePool {
   }
 
   /** Decodes a body as received; what it decompresses is claimed in flight as part of `claim`'s request. */
-  decode(received: ReceivedBody, receivedAtMs: number, claim?: InflightClaim): Promise<DecodedBody> {
+  async decode(received: ReceivedBody, receivedAtMs: number, claim?: InflightClaim): Promise<DecodedBody> {
+    const decoded = await this.decodeToBatch(received, receivedAtMs, claim);
+    return { ...decoded, records: allRecords(decoded.records) };
+  }
+
+  /**
+   * As decode(), but a decoding thread's records stay packed (PackedBatch), to be unpacked a slice
+   * at a time as the engine takes them: what ingest queues.
+   */
+  decodeToBatch(received: ReceivedBody, receivedAtMs: number, claim?: InflightClaim): Promise<IngestedBody> {
     const here = (): Promise<DecodedBody> =>
       decodeReceivedBody(received, receivedAtMs, { ...this.settings, ...(claim ? { reserve: (bytes: number) => claim.add(bytes) } : {}) });
     const thread = this.leastLoaded();
@@ -121,7 +130,7 @@ export class DecodePool {
     const id = this.nextId++;
     const bytes = received.body.byteLength;
     thread.load += bytes;
-    return new Promise<DecodedBody>((resolve, reject) => {
+    return new Promise<IngestedBody>((resolve, reject) => {
       thread.pending.set(id, { resolve, reject, bytes, here });
       const task: DecodeTask = { id, received, receivedAtMs, claimed: claim?.bytes ?? 0 };
       thread.worker.postMessage(task);
@@ -160,7 +169,7 @@ export class DecodePool {
       if (pending === undefined) return;
       thread.pending.delete(outcome.id);
       thread.load -= pending.bytes;
-      if (outcome.ok) pending.resolve({ records: unpackRecords(outcome.packed), malformed: outcome.malformed, withoutText: outcome.withoutText, format: outcome.format });
+      if (outcome.ok) pending.resolve({ records: new PackedBatch(outcome.packed), malformed: outcome.malformed, withoutText: outcome.withoutText, format: outcome.format });
       else pending.reject(rebuildError(outcome.error));
     });
     const fail = (why: string): void => {

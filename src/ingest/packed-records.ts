@@ -9,7 +9,7 @@
  * a body's records and messages were all alive until the body was done, so the young generation's
  * collections copied each of them twice and the rest was left for the old one to collect.
  */
-import { streamKeyOf, type LogRecord } from './record.js';
+import { journalPosition, streamKeyOf, type LogRecord } from './record.js';
 
 export interface PackedRecords {
   count: number;
@@ -156,35 +156,106 @@ export class RecordPacker {
   }
 }
 
+/**
+ * A decoding thread's batch on the main thread, unpacked a slice at a time as the engine takes it.
+ * Unpacked at once, a body's records waited in the engine's queue (tens of thousands at full rate)
+ * long enough to be promoted: half of what the main heap promoted per line (186 of 368 bytes).
+ */
+export class PackedBatch {
+  readonly length: number;
+  /** Its journal batch, once journaled: each record unpacked gets it and its journal position. */
+  seq: number | undefined;
+  private readonly streams: Array<{ host: string; service: string; pid: string; stream: string }>;
+  private readonly bytes: Buffer;
+  private readonly encoding: 'latin1' | 'utf8';
+  private readonly oddMessages: Map<number, string> | undefined;
+  private readonly fields: Map<number, Record<string, unknown>> | undefined;
+
+  constructor(private readonly packed: PackedRecords) {
+    this.length = packed.count;
+    this.streams = packed.origins.map(([host, service, pid]) => ({ host, service, pid, stream: streamKeyOf(host, service, pid) }));
+    this.bytes = Buffer.from(packed.messageBytes.buffer, packed.messageBytes.byteOffset, packed.messageBytes.byteLength);
+    this.encoding = packed.messagesAscii ? 'latin1' : 'utf8';
+    this.oddMessages = packed.oddMessages.length === 0 ? undefined : new Map(packed.oddMessages);
+    this.fields = packed.fields.length === 0 ? undefined : new Map(packed.fields);
+  }
+
+  /** Records [start, end), with the same properties as the decoder made (absent ones left out). */
+  slice(start = 0, end = this.length): LogRecord[] {
+    const packed = this.packed;
+    const from = Math.max(0, start);
+    const to = Math.min(this.length, end);
+    const records = new Array<LogRecord>(Math.max(0, to - from));
+    let messageStart = from === 0 ? 0 : (packed.messageEnds[from - 1] as number);
+    for (let index = from; index < to; index++) {
+      const origin = this.streams[packed.origin[index] as number] as { host: string; service: string; pid: string; stream: string };
+      const messageEnd = packed.messageEnds[index] as number;
+      const record: LogRecord = {
+        time: packed.time[index] as number,
+        host: origin.host,
+        service: origin.service,
+        pid: origin.pid,
+        stream: origin.stream,
+        message: this.oddMessages?.get(index) ?? this.bytes.toString(this.encoding, messageStart, messageEnd),
+      };
+      messageStart = messageEnd;
+      const sourceUs = packed.sourceUs[index] as number;
+      if (sourceUs === sourceUs) record.sourceUs = sourceUs;
+      const position = packed.position[index] as number;
+      if (position === position) record.position = position;
+      const flags = packed.flags[index] as number;
+      if ((flags & MALFORMED) !== 0) record.malformed = true;
+      if ((flags & WITHOUT_TEXT) !== 0) record.withoutText = true;
+      const fields = this.fields?.get(index);
+      if (fields !== undefined) record.fields = fields;
+      if (this.seq !== undefined) {
+        record.seq = this.seq;
+        record.journalPos = journalPosition(this.seq, index);
+      }
+      records[index - from] = record;
+    }
+    return records;
+  }
+
+  /** Records without a text field leakwatch reads. */
+  get withoutTextCount(): number {
+    let count = 0;
+    const flags = this.packed.flags;
+    for (let index = 0; index < flags.length; index++) if (((flags[index] as number) & WITHOUT_TEXT) !== 0) count++;
+    return count;
+  }
+
+  /** The shipper's object of the first record without a text field, if any. */
+  firstFieldsWithoutText(): Record<string, unknown> | undefined {
+    const flags = this.packed.flags;
+    for (let index = 0; index < flags.length; index++) if (((flags[index] as number) & WITHOUT_TEXT) !== 0) return this.fields?.get(index);
+    return undefined;
+  }
+
+  /**
+   * The length of record `index`'s message and stream key, for size estimates: the message's UTF-8
+   * bytes, which are its characters where it is ASCII and at least as many elsewhere.
+   */
+  messageAndStreamLength(index: number): number {
+    const packed = this.packed;
+    const start = index === 0 ? 0 : (packed.messageEnds[index - 1] as number);
+    const odd = this.oddMessages?.get(index);
+    const message = odd !== undefined ? odd.length : (packed.messageEnds[index] as number) - start;
+    return message + (this.streams[packed.origin[index] as number] as { stream: string }).stream.length;
+  }
+
+  /** The shipper's object of record `index`, where it was kept. */
+  fieldsAt(index: number): Record<string, unknown> | undefined {
+    return this.fields?.get(index);
+  }
+}
+
 /** The records again, with the same properties as the decoder made (absent ones left out). */
 export function unpackRecords(packed: PackedRecords): LogRecord[] {
-  const streams = packed.origins.map(([host, service, pid]) => ({ host, service, pid, stream: streamKeyOf(host, service, pid) }));
-  const bytes = Buffer.from(packed.messageBytes.buffer, packed.messageBytes.byteOffset, packed.messageBytes.byteLength);
-  const encoding = packed.messagesAscii ? 'latin1' : 'utf8';
-  const records = new Array<LogRecord>(packed.count);
-  let messageStart = 0;
-  for (let index = 0; index < packed.count; index++) {
-    const origin = streams[packed.origin[index] as number] as { host: string; service: string; pid: string; stream: string };
-    const messageEnd = packed.messageEnds[index] as number;
-    const record: LogRecord = {
-      time: packed.time[index] as number,
-      host: origin.host,
-      service: origin.service,
-      pid: origin.pid,
-      stream: origin.stream,
-      message: bytes.toString(encoding, messageStart, messageEnd),
-    };
-    messageStart = messageEnd;
-    const sourceUs = packed.sourceUs[index] as number;
-    if (sourceUs === sourceUs) record.sourceUs = sourceUs;
-    const position = packed.position[index] as number;
-    if (position === position) record.position = position;
-    const flags = packed.flags[index] as number;
-    if ((flags & MALFORMED) !== 0) record.malformed = true;
-    if ((flags & WITHOUT_TEXT) !== 0) record.withoutText = true;
-    records[index] = record;
-  }
-  for (const [index, message] of packed.oddMessages) (records[index] as LogRecord).message = message;
-  for (const [index, fields] of packed.fields) (records[index] as LogRecord).fields = fields;
-  return records;
+  return new PackedBatch(packed).slice();
+}
+
+/** Every record of a batch as an array (unpacking a packed one whole), for whoever needs them all at once. */
+export function allRecords(batch: LogRecord[] | PackedBatch): LogRecord[] {
+  return batch instanceof PackedBatch ? batch.slice() : batch;
 }

@@ -1,11 +1,27 @@
+import { PackedBatch } from './packed-records.js';
 import type { LogRecord } from './record.js';
+
+/** Records as a body decoded to: an array, or a decoding thread's columns unpacked as the engine takes them. */
+export type RecordBatch = LogRecord[] | PackedBatch;
 
 /** Bytes a record holds in memory, roughly: its strings at two bytes a character, plus per-value overhead. */
 export function estimateRecordBytes(record: LogRecord): number {
-  let bytes = 96 + 2 * (record.message.length + record.stream.length);
-  if (record.fields === undefined) return bytes;
+  return 96 + 2 * (record.message.length + record.stream.length) + estimateFieldsBytes(record.fields);
+}
+
+/** A packed batch's records once unpacked, as estimateRecordBytes would count them (messages by their UTF-8 bytes). */
+function estimatePackedBytes(batch: PackedBatch): number {
+  let bytes = 0;
+  for (let index = 0; index < batch.length; index++) bytes += 96 + 2 * batch.messageAndStreamLength(index) + estimateFieldsBytes(batch.fieldsAt(index));
+  return bytes;
+}
+
+/** The shipper's object a record keeps (metrics snapshots, records without text), roughly. */
+function estimateFieldsBytes(fields: Record<string, unknown> | undefined): number {
+  if (fields === undefined) return 0;
+  let bytes = 0;
   // Iterative: the decoder already bounded the depth, but no walk on input should recurse.
-  const stack: unknown[] = [record.fields];
+  const stack: unknown[] = [fields];
   while (stack.length > 0) {
     const value = stack.pop();
     if (typeof value === 'string') bytes += 16 + 2 * value.length;
@@ -27,11 +43,11 @@ export function estimateRecordBytes(record: LogRecord): number {
  */
 export class BoundedRecordQueue {
   /** `waiting`: offered, counted against the capacities, but not yet taken (its journal write is in flight). */
-  private readonly batches: Array<{ records: LogRecord[]; bytes: number; waiting: boolean }> = [];
+  private readonly batches: Array<{ records: RecordBatch; bytes: number; waiting: boolean }> = [];
   private queued = 0;
   private queuedBytes = 0;
   /** Sizes measured by fits(), reused by offer() for the same batch. */
-  private readonly measured = new WeakMap<readonly LogRecord[], number>();
+  private readonly measured = new WeakMap<RecordBatch, number>();
 
   constructor(
     readonly capacity: number,
@@ -39,14 +55,14 @@ export class BoundedRecordQueue {
   ) {}
 
   /** Whether this batch would be accepted now. */
-  fits(batch: readonly LogRecord[]): boolean {
+  fits(batch: RecordBatch): boolean {
     // An empty queue always takes one batch, so a batch larger than a capacity is not refused forever.
     if (batch.length === 0 || this.queued === 0) return true;
     return this.queued + batch.length <= this.capacity && this.queuedBytes + this.bytesOf(batch) <= this.capacityBytes;
   }
 
   /** Accepts the batch whole, or refuses it whole when it would exceed a capacity. */
-  offer(batch: LogRecord[]): boolean {
+  offer(batch: RecordBatch): boolean {
     return this.add(batch, false) !== undefined;
   }
 
@@ -54,7 +70,7 @@ export class BoundedRecordQueue {
    * Accepts the batch whole (or refuses it, undefined) with its place in the order, but holds it and
    * every later batch back from take() until `release` says it may go; `cancel` gives its room back.
    */
-  offerHeld(batch: LogRecord[]): { release: () => void; cancel: () => void } | undefined {
+  offerHeld(batch: RecordBatch): { release: () => void; cancel: () => void } | undefined {
     const entry = this.add(batch, true);
     if (entry === undefined) return undefined;
     return {
@@ -72,7 +88,7 @@ export class BoundedRecordQueue {
   }
 
   /** Removes and returns the oldest batch, if any and not held back. */
-  take(): LogRecord[] | undefined {
+  take(): RecordBatch | undefined {
     const entry = this.batches[0];
     if (entry === undefined || entry.waiting) return undefined;
     this.batches.shift();
@@ -94,7 +110,7 @@ export class BoundedRecordQueue {
     return this.queuedBytes;
   }
 
-  private add(batch: LogRecord[], waiting: boolean): { records: LogRecord[]; bytes: number; waiting: boolean } | undefined {
+  private add(batch: RecordBatch, waiting: boolean): { records: RecordBatch; bytes: number; waiting: boolean } | undefined {
     if (!this.fits(batch)) return undefined;
     const entry = { records: batch, bytes: batch.length === 0 ? 0 : this.bytesOf(batch), waiting };
     if (batch.length === 0) return entry;
@@ -104,11 +120,14 @@ export class BoundedRecordQueue {
     return entry;
   }
 
-  private bytesOf(batch: readonly LogRecord[]): number {
+  private bytesOf(batch: RecordBatch): number {
     let bytes = this.measured.get(batch);
     if (bytes === undefined) {
-      bytes = 0;
-      for (const record of batch) bytes += estimateRecordBytes(record);
+      if (batch instanceof PackedBatch) bytes = estimatePackedBytes(batch);
+      else {
+        bytes = 0;
+        for (let index = 0; index < batch.length; index++) bytes += estimateRecordBytes(batch[index] as LogRecord);
+      }
       this.measured.set(batch, bytes);
     }
     return bytes;

@@ -3,7 +3,8 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config.js';
 import { isLeakwatchError, isPassingStorageError, LeakwatchError } from '../errors.js';
 import { decodeContentEncoding, parseContentEncoding } from './content-encoding.js';
-import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type EarlyJournalWrite, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
+import { PackedBatch } from './packed-records.js';
+import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type EarlyJournalWrite, type IngestedBody, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
 import type { LogRecord } from './record.js';
@@ -52,7 +53,7 @@ export interface IngestRoutesOptions {
   /** Bytes in flight, shared with the decoding threads; made from maxInflightBytes when absent. */
   inflight?: InflightBytes;
   /** How a body as received becomes records (the server's DecodePool); on this thread when absent. */
-  decode?: (received: ReceivedBody, receivedAtMs: number, claim: InflightClaim) => Promise<DecodedBody>;
+  decode?: (received: ReceivedBody, receivedAtMs: number, claim: InflightClaim) => Promise<IngestedBody>;
   /** `POST /api/v1/write` (Prometheus remote_write): which series to keep and the records they become. */
   remoteWrite?: {
     keep: (labels: Record<string, string>) => boolean;
@@ -131,7 +132,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
       const { records, malformed, withoutText, format } = await decode(received, receivedAtMs, claim);
       if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
         withoutTextLoggedAt = receivedAtMs;
-        const example = records.find((record) => record.withoutText === true)?.fields;
+        const example = records instanceof PackedBatch ? records.firstFieldsWithoutText() : records.find((record) => record.withoutText === true)?.fields;
         request.log.warn(
           { withoutText, keys: example === undefined ? [] : Object.keys(example).slice(0, 20) },
           'ingest: records without a text field leakwatch reads (message, MESSAGE, log, msg, full_message, short_message); they are counted, not grouped',

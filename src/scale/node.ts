@@ -14,6 +14,7 @@ import { unclassifiedRecord } from '../engine/grouped-record.js';
 import { forwardRoutes } from '../forward/routes.js';
 import { incidentRoutes } from '../incidents/routes.js';
 import { DecodePool } from '../ingest/decode-pool.js';
+import { allRecords } from '../ingest/packed-records.js';
 import { ingestRoutes } from '../ingest/routes.js';
 import { memoryRoutes } from '../memory/routes.js';
 import { LeakwatchMetrics } from '../metrics.js';
@@ -121,7 +122,7 @@ export async function buildScaleNode(config: Config, log: Logger): Promise<Scale
       ...ingestOptions(config, metrics, decoding),
       submit: async (batch) => {
         if (backlog !== undefined) throw backlogRefusal(backlog);
-        await sink.publish(batch.records);
+        await sink.publish(allRecords(batch.records));
         return true;
       },
       ready: () => ready && !nc.isClosed(),

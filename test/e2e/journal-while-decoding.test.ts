@@ -9,6 +9,7 @@
 import { request } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { SubmittedBatch } from '../../src/ingest/decode-body.js';
+import { allRecords } from '../../src/ingest/packed-records.js';
 import { SEED_OODM_RECORD } from '../helpers/seed-lines.js';
 import { startLeakwatch, type RunningLeakwatch } from '../helpers/in-process.js';
 
@@ -39,7 +40,7 @@ describe('the journal write beside the decoding', () => {
     let firstArrived: () => void = () => undefined;
     const firstWaiting = new Promise<void>((resolve) => (firstArrived = resolve));
     vi.spyOn(pipeline, 'submit').mockImplementation((batch: SubmittedBatch) => {
-      if (!batch.records.some((record) => record.host === 'web-1')) return submit(batch);
+      if (!allRecords(batch.records).some((record) => record.host === 'web-1')) return submit(batch);
       // Its journal write started before its decoding ended.
       expect(appended).toHaveBeenCalledTimes(1);
       firstArrived();

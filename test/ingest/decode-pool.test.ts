@@ -10,8 +10,9 @@ import { LeakwatchError } from '../../src/errors.js';
 import { decodeReceivedBody, type ReceivedBody } from '../../src/ingest/decode-body.js';
 import { DecodePool, type DecodeSettings } from '../../src/ingest/decode-pool.js';
 import { InflightBytes } from '../../src/ingest/inflight.js';
-import { RecordPacker, unpackRecords } from '../../src/ingest/packed-records.js';
-import type { LogRecord } from '../../src/ingest/record.js';
+import { PackedBatch, RecordPacker, unpackRecords } from '../../src/ingest/packed-records.js';
+import { BoundedRecordQueue } from '../../src/ingest/queue.js';
+import { journalPosition, type LogRecord } from '../../src/ingest/record.js';
 import { FLUENT_BIT_BODIES, FLUENTD_BODIES, VECTOR_BODIES } from '../fixtures/shippers/bodies.js';
 
 const WORKER_FILE = new URL('../../dist/ingest/decode-worker.js', import.meta.url);
@@ -169,6 +170,33 @@ describe('packed records', () => {
         for (const record of records) packer.add(record);
         const { packed } = packer.finish();
         expect(unpackRecords(structuredClone(packed))).toStrictEqual(records);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('unpack a slice at a time as the engine takes them: the same records, with their journal places once journaled', () => {
+    const line = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.constant('\ud800'));
+    fc.assert(
+      fc.property(fc.array(line, { minLength: 1, maxLength: 60 }), fc.array(fc.nat(), { maxLength: 6 }), fc.option(fc.integer({ min: 1, max: 2 ** 20 }), { nil: undefined }), (messages, cuts, seq) => {
+        const records: LogRecord[] = messages.map((message, index) => ({ time: index, host: `h${index % 3}`, service: 'linkerd', pid: '1', stream: `h${index % 3}\u001flinkerd\u001f1`, message }));
+        const packer = new RecordPacker();
+        for (const record of records) packer.add(record);
+        const batch = new PackedBatch(structuredClone(packer.finish().packed));
+        if (seq !== undefined) batch.seq = seq;
+        const bounds = [...new Set([0, ...cuts.map((cut) => cut % (records.length + 1)), records.length])].sort((a, b) => a - b);
+        const sliced: LogRecord[] = [];
+        for (let at = 1; at < bounds.length; at++) sliced.push(...batch.slice(bounds[at - 1], bounds[at]));
+        const expected = records.map((record, index) => (seq === undefined ? record : { ...record, seq, journalPos: journalPosition(seq, index) }));
+        expect(sliced).toStrictEqual(expected);
+        // The queue counts it as it counts the records themselves, where the messages are ASCII.
+        if (messages.every((message) => /^[\x00-\x7f]*$/.test(message))) {
+          const packedQueue = new BoundedRecordQueue(1_000_000);
+          const arrayQueue = new BoundedRecordQueue(1_000_000);
+          packedQueue.offer(batch);
+          arrayQueue.offer(records);
+          expect(packedQueue.bytes).toBe(arrayQueue.bytes);
+        }
       }),
       { numRuns: 300 },
     );

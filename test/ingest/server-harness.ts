@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { installAuth } from '../../src/auth.js';
 import { installErrorShape } from '../../src/errors.js';
 import { ingestRoutes, type IngestRoutesOptions } from '../../src/ingest/routes.js';
+import { allRecords } from '../../src/ingest/packed-records.js';
 import type { LogRecord } from '../../src/ingest/record.js';
 
 export interface TestServer {
@@ -40,7 +41,7 @@ export async function startIngestServer(options: Partial<IngestRoutesOptions> & 
     submit: ({ records }) => {
       if (failure.error) throw failure.error;
       if (!accepting.value) return false;
-      batches.push(records);
+      batches.push(allRecords(records));
       return true;
     },
     now: options.now ?? (() => Date.UTC(2017, 10, 5, 12, 0, 0)),
