@@ -1,7 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEED_OODM_RECORD } from './helpers/seed-lines.js';
 import { startLeakwatch, type RunningLeakwatch } from './helpers/in-process.js';
+import { startServe } from './helpers/serve-process.js';
 
 // Issue 8, defect 7: with a token set, every route but the probes needs it; the read-only token
 // reads but changes nothing.
@@ -83,48 +87,39 @@ describe('auth on every route', () => {
   });
 });
 
+/** What the real `leakwatch serve` logs while it starts with these flags and this environment, in a fresh data folder. */
+async function startupLog(flags: readonly string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-start-'));
+  const server = await startServe(['--data-dir', dataDir, '--rules', 'rules', ...flags], env);
+  try {
+    return server.output();
+  } finally {
+    await server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 describe('start-up advice', () => {
   it('on glibc without MALLOC_MMAP_THRESHOLD_, the log says how to keep freed request buffers from staying resident', async () => {
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const { startServe } = await import('./helpers/serve-process.js');
     const glibc = typeof (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime === 'string';
     for (const [env, advised] of [
       [{ MALLOC_MMAP_THRESHOLD_: undefined, GLIBC_TUNABLES: undefined }, glibc],
       [{ MALLOC_MMAP_THRESHOLD_: '131072' }, false],
       [{ MALLOC_MMAP_THRESHOLD_: undefined, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' }, false],
     ] as const) {
-      const dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-malloc-'));
-      const server = await startServe(['--data-dir', dataDir, '--rules', 'rules'], env);
-      try {
-        expect(server.output().includes('MALLOC_MMAP_THRESHOLD_=131072 in the environment'), JSON.stringify(env)).toBe(advised);
-      } finally {
-        await server.stop();
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      expect((await startupLog([], env)).includes('MALLOC_MMAP_THRESHOLD_=131072 in the environment'), JSON.stringify(env)).toBe(advised);
     }
   }, 120_000);
 });
 
 describe('start-up warning', () => {
   it('a non-loopback address without a token is warned about loudly, and so is a token in a flag', async () => {
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const { startServe } = await import('./helpers/serve-process.js');
     for (const [env, flags, warned] of [[{}, [], true], [{ LEAKWATCH_TOKEN: ADMIN }, [], false], [{}, ['--token', ADMIN], false]] as const) {
-      const dataDir = mkdtempSync(join(tmpdir(), 'leakwatch-warn-'));
       // Listening on every interface; the test talks to it over loopback only.
-      const server = await startServe(['--host', '0.0.0.0', '--data-dir', dataDir, '--rules', 'rules', ...flags], env);
-      try {
-        expect(server.output().includes('WITHOUT A TOKEN'), JSON.stringify(env)).toBe(warned);
-        // A token on the command line works, but is shown to every user by ps: said so.
-        expect(server.output().includes('visible to every user in ps')).toBe(flags.length > 0);
-      } finally {
-        await server.stop();
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      const log = await startupLog(['--host', '0.0.0.0', ...flags], env);
+      expect(log.includes('WITHOUT A TOKEN'), JSON.stringify(env)).toBe(warned);
+      // A token on the command line works, but is shown to every user by ps: said so.
+      expect(log.includes('visible to every user in ps')).toBe(flags.length > 0);
     }
   }, 120_000);
 });
