@@ -254,18 +254,18 @@ export function ingestDecoding(config: Config): { decodeLimits: Partial<DecodeLi
   return { decodeLimits, inflight, decoders };
 }
 
-/** The ingest route's settings, whatever keeps the batches (the journal, or NATS JetStream). */
 /**
  * Whether this process runs on glibc with its mmap threshold left adaptive: multi-MB request
  * buffers are then carved from the heap once the first is freed, and their holes stay resident.
  */
-export function usesAdaptiveMmapThreshold(env: NodeJS.ProcessEnv = process.env): boolean {
+function usesAdaptiveMmapThreshold(env: NodeJS.ProcessEnv = process.env): boolean {
   if (env['MALLOC_MMAP_THRESHOLD_'] !== undefined || /glibc\.malloc\.mmap_threshold=/.test(env['GLIBC_TUNABLES'] ?? '')) return false;
   // Node's diagnostic report names the glibc it runs on; musl and other systems have no such field.
   const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
   return typeof header?.glibcVersionRuntime === 'string';
 }
 
+/** The ingest route's settings, whatever keeps the batches (the journal, or NATS JetStream). */
 export function ingestOptions(config: Config, metrics: LeakwatchMetrics, decoding: ReturnType<typeof ingestDecoding>): Omit<IngestRoutesOptions, 'submit' | 'ready'> {
   return {
     accepted: (body) => {

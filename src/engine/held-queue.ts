@@ -48,6 +48,11 @@ const HEADER_NO = 2;
 
 const STALE = null;
 
+/** LogRecord.header as its number in a run's `numbers`. */
+function headerCode(record: LogRecord): number {
+  return record.header === undefined ? HEADER_UNKNOWN : record.header ? HEADER_YES : HEADER_NO;
+}
+
 interface Chunk {
   messages: string[];
   /** STRIDE numbers per record; only numbers, so V8 keeps them unboxed. */
@@ -217,9 +222,8 @@ export class HeldQueue {
 
   /** A run of one record, its arrays of that size (append() grows them when more follow). */
   private newRun(record: LogRecord, sourceUs: number, position: number, due: number, arrival: number): Run {
-    const header = record.header === undefined ? HEADER_UNKNOWN : record.header ? HEADER_YES : HEADER_NO;
     // In STRIDE order: TIME, SOURCE_US, POSITION, JOURNAL_POS, DUE, ARRIVAL, HEADER.
-    const numbers = [record.time, sourceUs, position, record.journalPos ?? Number.NaN, due, arrival, header];
+    const numbers = [record.time, sourceUs, position, record.journalPos ?? Number.NaN, due, arrival, headerCode(record)];
     return { messages: [record.message], numbers, filled: 1, head: 0, size: 1, fromChunk: false, later: undefined };
   }
 
@@ -240,7 +244,7 @@ export class HeldQueue {
     numbers[at + JOURNAL_POS] = record.journalPos ?? Number.NaN;
     numbers[at + DUE] = due;
     numbers[at + ARRIVAL] = arrival;
-    numbers[at + HEADER] = record.header === undefined ? HEADER_UNKNOWN : record.header ? HEADER_YES : HEADER_NO;
+    numbers[at + HEADER] = headerCode(record);
   }
 
   /** Removes and returns the front record (the caller checked size or firstDue()). */

@@ -1,5 +1,4 @@
-import type { RecordPacker } from './packed-records.js';
-import type { RecordBatch } from './queue.js';
+import type { RecordBatch, RecordPacker } from './packed-records.js';
 import { decodeContentEncoding, type DecodeEncodingOptions } from './content-encoding.js';
 import { BatchBuilder, type DecodedBatch, type DecodeLimits } from './formats/batch.js';
 import { decodeJson } from './formats/json.js';

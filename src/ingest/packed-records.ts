@@ -255,7 +255,10 @@ export function unpackRecords(packed: PackedRecords): LogRecord[] {
   return new PackedBatch(packed).slice();
 }
 
+/** Records as a body decoded to: an array, or a decoding thread's columns unpacked as the engine takes them. */
+export type RecordBatch = LogRecord[] | PackedBatch;
+
 /** Every record of a batch as an array (unpacking a packed one whole), for whoever needs them all at once. */
-export function allRecords(batch: LogRecord[] | PackedBatch): LogRecord[] {
+export function allRecords(batch: RecordBatch): LogRecord[] {
   return batch instanceof PackedBatch ? batch.slice() : batch;
 }

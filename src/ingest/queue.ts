@@ -1,8 +1,5 @@
-import { PackedBatch } from './packed-records.js';
+import { PackedBatch, type RecordBatch } from './packed-records.js';
 import type { LogRecord } from './record.js';
-
-/** Records as a body decoded to: an array, or a decoding thread's columns unpacked as the engine takes them. */
-export type RecordBatch = LogRecord[] | PackedBatch;
 
 /** Bytes a record holds in memory, roughly: its strings at two bytes a character, plus per-value overhead. */
 export function estimateRecordBytes(record: LogRecord): number {

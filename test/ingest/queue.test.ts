@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { allRecords } from '../../src/ingest/packed-records.js';
-import { BoundedRecordQueue, type RecordBatch } from '../../src/ingest/queue.js';
+import { allRecords, type RecordBatch } from '../../src/ingest/packed-records.js';
+import { BoundedRecordQueue } from '../../src/ingest/queue.js';
 import type { LogRecord } from '../../src/ingest/record.js';
 
 // Issue 8, defect 8: the engine queue counted records only (16 KB lines: 189k queued records,
