@@ -1,7 +1,7 @@
 import type { RecordBatch, RecordPacker } from './packed-records.js';
 import { decodeContentEncoding, type DecodeEncodingOptions } from './content-encoding.js';
 import { BatchBuilder, type DecodedBatch, type DecodeLimits } from './formats/batch.js';
-import { decodeJson } from './formats/json.js';
+import { decodeJsonBody } from './formats/json.js';
 import { decodeMsgpack } from './formats/msgpack.js';
 import { decodeNdjson } from './formats/ndjson.js';
 import { decodeTextLines } from './formats/text-lines.js';
@@ -154,11 +154,11 @@ function decodeAs(format: BodyFormat, body: Buffer, batch: BatchBuilder): Promis
     case 'msgpack':
       return decodeMsgpack(body, batch);
     case 'json':
-      return decodeJson(body.toString('utf8'), batch);
+      return decodeJsonBody(body, batch);
     case 'ndjson':
-      return decodeNdjson(body.toString('utf8'), batch);
+      return decodeNdjson(body, batch);
     case 'text':
-      return decodeTextLines(body.toString('utf8'), batch);
+      return decodeTextLines(body, batch);
   }
 }
 

@@ -208,7 +208,7 @@ const RUN_MAX_ELEMENTS = 1024;
  * kept, the incomplete rest counted malformed).
  */
 async function decodeLargeArray(text: string, open: number, batch: BatchBuilder): Promise<number> {
-  const run = new ElementRun(text, batch);
+  const run = new ElementRun((start, end) => text.slice(start, end), batch);
   let index = open + 1;
   for (;;) {
     const pause = batch.yieldIfDue();
@@ -247,37 +247,38 @@ async function decodeLargeArray(text: string, open: number, batch: BatchBuilder)
 class ElementRun {
   private readonly starts: number[] = [];
   private readonly ends: number[] = [];
-  private chars = 0;
+  private length = 0;
 
+  /** `textOf` gives the text between two positions of the body (indexes of a string, or byte offsets). */
   constructor(
-    private readonly text: string,
+    private readonly textOf: (start: number, end: number) => string,
     private readonly batch: BatchBuilder,
   ) {}
 
   add(start: number, end: number): void {
     this.starts.push(start);
     this.ends.push(end);
-    this.chars += end - start;
-    if (this.chars >= RUN_MAX_CHARS || this.starts.length >= RUN_MAX_ELEMENTS) this.flush();
+    this.length += end - start;
+    if (this.length >= RUN_MAX_CHARS || this.starts.length >= RUN_MAX_ELEMENTS) this.flush();
   }
 
   flush(): void {
-    const { starts, ends, text, batch } = this;
+    const { starts, ends, textOf, batch } = this;
     const count = starts.length;
     if (count === 0) return;
-    const parsed = tryParse(`[${text.slice(starts[0], ends[count - 1])}]`);
+    const parsed = tryParse(`[${textOf(starts[0] as number, ends[count - 1] as number)}]`);
     if (Array.isArray(parsed) && parsed.length === count) {
       for (let index = 0; index < count; index++) {
         const start = starts[index] as number;
         const end = ends[index] as number;
-        batch.addValue(parsed[index], undefined, () => text.slice(start, end));
+        batch.addValue(parsed[index], undefined, () => textOf(start, end));
       }
     } else {
-      for (let index = 0; index < count; index++) addValueText(batch, text.slice(starts[index], ends[index]));
+      for (let index = 0; index < count; index++) addValueText(batch, textOf(starts[index] as number, ends[index] as number));
     }
     starts.length = 0;
     ends.length = 0;
-    this.chars = 0;
+    this.length = 0;
   }
 }
 
@@ -326,4 +327,155 @@ async function splitAtBoundaries(text: string, from: number, batch: BatchBuilder
   }
   await take(text.length);
   return parsedPieces;
+}
+
+/*
+ * From the body's bytes. A large array (Vector, Fluent Bit `json`, Fluentd `json_array`, also as
+ * `{"data":[...]}`) is cut into elements on its UTF-8 bytes, and only each run of elements is made
+ * a string (body-text.ts says why). The scanners below are those above over bytes: every byte they
+ * look for (quotes, backslashes, brackets, separators) is ASCII, and no byte of a UTF-8 character
+ * over U+007F is ASCII, so they find the same places; the BOM separator is its three bytes.
+ */
+
+/** Bodies up to this size are decoded as one string: they may be parsed whole (WHOLE_PARSE_MAX_CHARS). */
+const STRING_BODY_MAX_BYTES = 4 * WHOLE_PARSE_MAX_CHARS;
+
+/**
+ * The JSON family from a body's bytes, with the records, raw values and errors decodeJson makes of
+ * its text. Only an array is decoded from bytes; a body of anything else (concatenated objects,
+ * say), and whatever follows an array, is decoded as text.
+ */
+export async function decodeJsonBody(body: Buffer, batch: BatchBuilder): Promise<DecodedBatch> {
+  if (body.length <= STRING_BODY_MAX_BYTES) return decodeJson(body.toString('utf8'), batch);
+  const first = skipSeparatorBytes(body, 0);
+  if (first >= body.length) return batch.result();
+  let open = -1;
+  let wrapped = false;
+  if (body[first] === CH_OPEN_BRACKET) {
+    open = first;
+  } else {
+    // The 64 characters decodeJson looks at: at most 256 bytes.
+    const wrapper = DATA_WRAPPER.exec(body.toString('utf8', first, first + 256).slice(0, 64));
+    if (wrapper) {
+      open = first + Buffer.byteLength(wrapper[0]) - 1;
+      wrapped = true;
+    }
+  }
+  if (open < 0) return decodeJson(body.toString('utf8'), batch);
+  const close = await decodeLargeArrayBytes(body, open, batch);
+  if (close < 0) return batch.result();
+  const tail = skipSeparatorBytes(body, close);
+  if (tail >= body.length) return batch.result();
+  if (wrapped && body[tail] === CH_CLOSE_BRACE && skipSpaceBytes(body, tail + 1) >= body.length) return batch.result();
+  // Something follows the array: rare, decoded as decodeJson decodes it, at its place in the text.
+  const text = body.toString('utf8');
+  const at = body.toString('utf8', 0, close).length;
+  if (wrapped && /^\s*\}\s*$/.test(text.slice(at))) return batch.result();
+  await decodeValueStream(text, at, batch, true);
+  return batch.result();
+}
+
+/** decodeLargeArray over bytes: returns the byte after the array's `]`, or -1 when it never closes. */
+async function decodeLargeArrayBytes(body: Buffer, open: number, batch: BatchBuilder): Promise<number> {
+  const run = new ElementRun((start, end) => body.toString('utf8', start, end), batch);
+  let index = open + 1;
+  for (;;) {
+    const pause = batch.yieldIfDue();
+    if (pause) await pause;
+    index = skipSeparatorBytes(body, index);
+    if (index >= body.length) {
+      run.flush();
+      return -1;
+    }
+    const code = body[index] as number;
+    if (code === CH_CLOSE_BRACKET) {
+      run.flush();
+      return index + 1;
+    }
+    const container = isContainerStart(code);
+    const end = container ? valueEndBytes(body, index) : tokenEndBytes(body, index);
+    if (end < 0) {
+      run.flush();
+      batch.addMalformed(body.toString('utf8', index));
+      return -1;
+    }
+    // In bytes, a value may look too long where its characters would not: addValueText then decides.
+    if (container && !batch.mayBeTooLong(end - index)) {
+      run.add(index, end);
+    } else {
+      run.flush();
+      addValueText(batch, body.toString('utf8', index, end));
+    }
+    index = end;
+  }
+}
+
+const BOM_BYTES = [0xef, 0xbb, 0xbf] as const;
+
+function isBomAt(body: Buffer, index: number): boolean {
+  return body[index] === BOM_BYTES[0] && body[index + 1] === BOM_BYTES[1] && body[index + 2] === BOM_BYTES[2];
+}
+
+function skipSeparatorBytes(body: Buffer, from: number): number {
+  let index = from;
+  for (;;) {
+    if (index >= body.length) return index;
+    const code = body[index] as number;
+    if (code === 32 || code === 10 || code === 13 || code === 9 || code === CH_COMMA || code === 0) index++;
+    else if (isBomAt(body, index)) index += BOM_BYTES.length;
+    else return index;
+  }
+}
+
+/** What `\s` matches among bytes that are ASCII (the wrapper's closing brace is followed by nothing else). */
+function skipSpaceBytes(body: Buffer, from: number): number {
+  let index = from;
+  while (index < body.length) {
+    const code = body[index] as number;
+    if (code !== 32 && code !== 10 && code !== 13 && code !== 9 && code !== 11 && code !== 12) break;
+    index++;
+  }
+  return index;
+}
+
+function stringEndBytes(body: Buffer, quote: number): number {
+  let from = quote + 1;
+  for (;;) {
+    const close = body.indexOf(CH_QUOTE, from);
+    if (close < 0) return -1;
+    let backslashes = 0;
+    for (let at = close - 1; at > quote && body[at] === CH_BACKSLASH; at--) backslashes++;
+    if (backslashes % 2 === 0) return close + 1;
+    from = close + 1;
+  }
+}
+
+function valueEndBytes(body: Buffer, start: number): number {
+  if (body[start] === CH_QUOTE) return stringEndBytes(body, start);
+  let depth = 0;
+  for (let index = start; index < body.length; index++) {
+    const code = body[index] as number;
+    if (code === CH_QUOTE) {
+      const end = stringEndBytes(body, index);
+      if (end < 0) return -1;
+      index = end - 1;
+    } else if (code === CH_OPEN_BRACE || code === CH_OPEN_BRACKET) {
+      depth++;
+    } else if (code === CH_CLOSE_BRACE || code === CH_CLOSE_BRACKET) {
+      depth--;
+      if (depth === 0) return index + 1;
+    }
+  }
+  return -1;
+}
+
+function tokenEndBytes(body: Buffer, start: number): number {
+  let index = start;
+  while (index < body.length) {
+    const code = body[index] as number;
+    if (code === 32 || code === 10 || code === 13 || code === 9 || code === CH_COMMA || code === 0 || isBomAt(body, index)) break;
+    if (isContainerStart(code) || code === CH_CLOSE_BRACE || code === CH_CLOSE_BRACKET) break;
+    index++;
+  }
+  return Math.max(index, start + 1);
 }

@@ -1,4 +1,5 @@
 import { BatchBuilder, type DecodedBatch } from './batch.js';
+import { linePieces } from './body-text.js';
 
 /**
  * Newline-delimited JSON: Vector `newline_delimited` (last LF removed), Fluent Bit `json_lines`
@@ -6,7 +7,12 @@ import { BatchBuilder, type DecodedBatch } from './batch.js';
  * --max-line-bytes, is kept as a raw text record and counted; it never rejects the batch. A line
  * holding an array contributes its elements.
  */
-export async function decodeNdjson(text: string, batch: BatchBuilder): Promise<DecodedBatch> {
+export async function decodeNdjson(body: Buffer, batch: BatchBuilder): Promise<DecodedBatch> {
+  for (const piece of linePieces(body)) await addLines(piece, batch);
+  return batch.result();
+}
+
+async function addLines(text: string, batch: BatchBuilder): Promise<void> {
   let start = 0;
   while (start < text.length) {
     let end = text.indexOf('\n', start);
@@ -35,5 +41,4 @@ export async function decodeNdjson(text: string, batch: BatchBuilder): Promise<D
       batch.addValue(parsed, undefined, line);
     }
   }
-  return batch.result();
 }

@@ -1,11 +1,17 @@
 import { BatchBuilder, type DecodedBatch } from './batch.js';
+import { linePieces } from './body-text.js';
 
 /**
  * Plain text lines: Vector `text`/`raw_message` (trailing LF kept), Fluentd `single_value`,
  * journalctl `short*` output, bare linkerd log files posted with curl. A line over
  * --max-line-bytes is kept cut, counted malformed.
  */
-export async function decodeTextLines(text: string, batch: BatchBuilder): Promise<DecodedBatch> {
+export async function decodeTextLines(body: Buffer, batch: BatchBuilder): Promise<DecodedBatch> {
+  for (const piece of linePieces(body)) await addLines(piece, batch);
+  return batch.result();
+}
+
+async function addLines(text: string, batch: BatchBuilder): Promise<void> {
   let start = 0;
   while (start < text.length) {
     let end = text.indexOf('\n', start);
@@ -14,5 +20,4 @@ export async function decodeTextLines(text: string, batch: BatchBuilder): Promis
     start = end + 1;
     await batch.yieldIfDue();
   }
-  return batch.result();
 }
