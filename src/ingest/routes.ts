@@ -279,13 +279,29 @@ async function readBody(body: unknown, limit: number, claim: InflightClaim, time
     stream.on('data', onData);
     stream.once('end', () => {
       finish();
-      resolve(Buffer.concat(chunks, total));
+      resolve(sharedCopyOf(chunks, total));
     });
     stream.once('error', (error) => {
       finish();
       reject(badBody(`request body could not be read: ${error.message}`, { stage: 'read' }));
     });
   });
+}
+
+/**
+ * The body's chunks in one buffer over shared memory: a decoding thread is then given the body
+ * itself instead of a copy (postMessage shares a SharedArrayBuffer). Copying each 1-10 MB body
+ * into its message was a tenth of the main thread's time at full rate, and the copy was a second
+ * body in memory while it was decoded. Nothing writes to a body once it has been received.
+ */
+function sharedCopyOf(chunks: readonly Buffer[], total: number): Buffer {
+  const body = Buffer.from(new SharedArrayBuffer(total), 0, total);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.length;
+  }
+  return body;
 }
 
 function timedOut(message: string): LeakwatchError {
