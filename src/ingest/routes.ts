@@ -7,6 +7,7 @@ import { PackedBatch } from './packed-records.js';
 import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type EarlyJournalWrite, type IngestedBody, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
+import { SharedBodies } from './shared-bodies.js';
 import type { LogRecord } from './record.js';
 import { decodeWriteRequest, isRemoteWriteV2, type RemoteSeries } from './remote-write.js';
 
@@ -93,6 +94,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
       }));
   const timeouts = { idleMs: options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs, totalMs: options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs };
   let withoutTextLoggedAt = Number.NEGATIVE_INFINITY;
+  const bodies = new SharedBodies();
 
   // Encapsulated by fastify: only these routes lose the default JSON/text parsers.
   app.removeAllContentTypeParsers();
@@ -116,7 +118,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     const declared = Number(request.headers['content-length']);
     // Claim what the client announced before reading it, so that 40 big uploads cannot all start.
     if (Number.isFinite(declared) && declared > 0) claim.add(declared);
-    return readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt });
+    return readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt }, bodies);
   }
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
@@ -125,11 +127,15 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     const claim = inflight.claim();
     let journaled: EarlyJournalWrite | undefined;
     let submitted = false;
+    let raw: Buffer | undefined;
+    /** Decoded on a thread, its records packed there: nothing made of the body refers to its bytes. */
+    let bodyIsFree = false;
     try {
-      const raw = await receive(request, claim, startedAt);
+      raw = await receive(request, claim, startedAt);
       const received: ReceivedBody = { body: raw, contentType: request.headers['content-type'], contentEncoding: headerValue(request.headers['content-encoding']) };
       journaled = options.journalBody?.(received, receivedAtMs);
       const { records, malformed, withoutText, format } = await decode(received, receivedAtMs, claim);
+      bodyIsFree = records instanceof PackedBatch;
       if (withoutText > 0 && receivedAtMs - withoutTextLoggedAt >= WITHOUT_TEXT_LOG_EVERY_MS) {
         withoutTextLoggedAt = receivedAtMs;
         const example = records instanceof PackedBatch ? records.firstFieldsWithoutText() : records.find((record) => record.withoutText === true)?.fields;
@@ -152,6 +158,8 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
         // The write still holds the body: it stays counted against --max-inflight-bytes until the write ends.
         await journaled.ended;
       }
+      // The journal write has ended (the answer or the abandon above waited for it).
+      if (bodyIsFree && raw !== undefined) bodies.release(raw);
       claim.release();
     }
   };
@@ -233,7 +241,7 @@ interface BodyTimeouts {
  * their cap (503), without buffering more. Bytes beyond what Content-Length announced are claimed
  * as they come.
  */
-async function readBody(body: unknown, limit: number, claim: InflightClaim, timeouts: BodyTimeouts): Promise<Buffer> {
+async function readBody(body: unknown, limit: number, claim: InflightClaim, timeouts: BodyTimeouts, bodies: SharedBodies): Promise<Buffer> {
   if (body === undefined || body === null) return Buffer.alloc(0);
   if (Buffer.isBuffer(body)) {
     if (body.length > limit) throw bodyTooLarge(limit, 'request body');
@@ -279,29 +287,13 @@ async function readBody(body: unknown, limit: number, claim: InflightClaim, time
     stream.on('data', onData);
     stream.once('end', () => {
       finish();
-      resolve(sharedCopyOf(chunks, total));
+      resolve(bodies.join(chunks, total));
     });
     stream.once('error', (error) => {
       finish();
       reject(badBody(`request body could not be read: ${error.message}`, { stage: 'read' }));
     });
   });
-}
-
-/**
- * The body's chunks in one buffer over shared memory: a decoding thread is then given the body
- * itself instead of a copy (postMessage shares a SharedArrayBuffer). Copying each 1-10 MB body
- * into its message was a tenth of the main thread's time at full rate, and the copy was a second
- * body in memory while it was decoded. Nothing writes to a body once it has been received.
- */
-function sharedCopyOf(chunks: readonly Buffer[], total: number): Buffer {
-  const body = Buffer.from(new SharedArrayBuffer(total), 0, total);
-  let at = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, at);
-    at += chunk.length;
-  }
-  return body;
 }
 
 function timedOut(message: string): LeakwatchError {
