@@ -232,11 +232,11 @@ export class IncidentService {
           result.invalid++;
           continue;
         }
-        if (known !== undefined ? known.has(event.id) : this.store.hasEvent(event.id)) {
+        const time = Date.parse(event.timestamp);
+        if (known !== undefined ? known.has(event.id) : this.store.hasEvent(event.id, time)) {
           result.duplicates++;
           continue;
         }
-        const time = Date.parse(event.timestamp);
         watermark = Math.max(watermark, time);
         const existing = batch.byKey(event.incident_key);
         const incident = existing ? this.apply(existing, event, time, watermark) : this.open(event, time);

@@ -179,7 +179,7 @@ export class SqliteStore implements Store {
   private prepare() {
     const db = this.db;
     return {
-      hasEvent: db.prepare('SELECT 1 FROM events WHERE id = ?').pluck(),
+      hasEvent: db.prepare('SELECT 1 FROM events WHERE time = ? AND id = ?').pluck(),
       insertEvent: db.prepare(
         'INSERT INTO events (id, incident_id, time, host, service, category, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -313,8 +313,8 @@ export class SqliteStore implements Store {
     return this.db.transaction(work)();
   }
 
-  hasEvent(id: string): boolean {
-    return this.statements.hasEvent.get(id) !== undefined;
+  hasEvent(id: string, time: number): boolean {
+    return this.statements.hasEvent.get(time, id) !== undefined;
   }
 
   insertEvent(event: LeakEvent, time: number): void {

@@ -226,7 +226,8 @@ export interface Store extends IngestJournal, ForwardOutbox {
    */
   lockScopes?(scopes: readonly string[]): void;
 
-  hasEvent(id: string): boolean;
+  /** Whether the event of this id is stored; `time` is its time (ms), the same for every event of an id. */
+  hasEvent(id: string, time: number): boolean;
   /** Of these ids, those stored: where each lookup is a round trip (PostgreSQL), one for a batch. Absent where hasEvent is cheap. */
   storedEventIds?(ids: readonly string[]): Set<string>;
   insertEvent(event: LeakEvent, time: number): void;

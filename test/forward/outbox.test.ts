@@ -126,14 +126,14 @@ describe('the forwarding outbox', () => {
         throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
       }),
     ).toThrow('disk is full');
-    expect(store.hasEvent(event.id)).toBe(false);
+    expect(store.hasEvent(event.id, Date.parse(event.timestamp))).toBe(false);
     expect(store.outboxTotals()).toEqual([]);
 
     // Retried: stored and queued together, and a duplicate by id is neither stored nor queued again.
     const queue = (stored: typeof event[]) => void store.enqueueOutbox(stored.map((e) => entry(e.id, { body: JSON.stringify(e) })), 2000);
     expect(incidents.ingest([event], queue).inserted).toBe(1);
     expect(incidents.ingest([event], queue)).toMatchObject({ inserted: 0, duplicates: 1 });
-    expect(store.hasEvent(event.id)).toBe(true);
+    expect(store.hasEvent(event.id, Date.parse(event.timestamp))).toBe(true);
     expect(store.outboxLane('http://a/', 0, 10).map((row) => [row.recordId, JSON.parse(row.body).incident_id])).toEqual([[event.id, expect.any(String)]]);
   });
 });

@@ -51,6 +51,33 @@ describe('SqliteStore', () => {
     expect(() => new SqliteStore(dir)).toThrow(`schema version ${known + 1} is newer than this leakwatch understands (${known})`);
   });
 
+  it('migration 7 keeps every event, in its order, and finds each by its time and id', () => {
+    const raw = new Database(join(dir, DB_FILE_NAME));
+    migrate(raw, MIGRATIONS.filter((m) => m.version <= 6));
+    const insert = raw.prepare('INSERT INTO events (id, incident_id, time, host, service, category, body) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    // Inserted out of time order: the row order (ties in the event lists) must survive.
+    const events = [3, 1, 2].map((n) => ({ id: `id-${n}`, time: 1_700_000_000_000 + n, body: JSON.stringify({ id: `id-${n}` }) }));
+    for (const event of events) insert.run(event.id, 'incident-1', event.time, 'h1', 'linkerd', 'direct-memory-exhausted', event.body);
+    raw.close();
+
+    const store = new SqliteStore(dir);
+    try {
+      for (const event of events) expect(store.hasEvent(event.id, event.time)).toBe(true);
+      expect(store.hasEvent('id-1', 1_700_000_000_002)).toBe(false);
+      expect(store.eventsOfIncident('incident-1', 10).map((event) => event.id)).toEqual(['id-3', 'id-2', 'id-1']);
+    } finally {
+      store.close();
+    }
+    const after = new Database(join(dir, DB_FILE_NAME));
+    try {
+      expect(after.prepare('SELECT id FROM events ORDER BY rowid').pluck().all()).toEqual(['id-3', 'id-1', 'id-2']);
+      expect(after.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY name").pluck().all()).toEqual(['events_by_incident', 'events_by_stream', 'events_by_time_and_id']);
+      expect(() => after.prepare('INSERT INTO events (id, incident_id, time, host, service, category, body) VALUES (?, ?, ?, ?, ?, ?, ?)').run('id-1', 'x', 1_700_000_000_001, 'h', 's', 'c', '{}')).toThrow(/UNIQUE/);
+    } finally {
+      after.close();
+    }
+  });
+
   it('reports a file that is not a database clearly', async () => {
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(dir, DB_FILE_NAME), 'this is not sqlite, just text that fills a page '.repeat(200));
