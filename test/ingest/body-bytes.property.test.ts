@@ -70,6 +70,8 @@ describe('gzip inflated into one buffer (its trailer sized the output)', () => {
     const tail = Buffer.from('{"message":"tail"}\n'.repeat(30_000));
     const members = Buffer.concat([gzipSync(raw), gzipSync(tail)]);
     expect((await decodeContentEncoding(gzipSync(raw), 'gzip', { maxBytes: 1 << 20, blocking: true })).equals(raw)).toBe(true);
+    // A body exactly at the cap is allowed.
+    expect((await decodeContentEncoding(gzipSync(raw), 'gzip', { maxBytes: raw.length, blocking: true })).equals(raw)).toBe(true);
     expect((await decodeContentEncoding(members, 'gzip', { maxBytes: 2 << 20, blocking: true })).equals(Buffer.concat([raw, tail]))).toBe(true);
     await expect(decodeContentEncoding(gzipSync(raw), 'gzip', { maxBytes: raw.length - 1, blocking: true })).rejects.toMatchObject({ statusCode: 413 });
     await expect(decodeContentEncoding(members, 'gzip', { maxBytes: raw.length + 1000, blocking: true })).rejects.toMatchObject({ statusCode: 413 });
