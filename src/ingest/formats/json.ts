@@ -39,7 +39,7 @@ export async function decodeJson(text: string, batch: BatchBuilder): Promise<Dec
   const wrapped = DATA_WRAPPER.exec(text.slice(first, first + 64));
   if (wrapped) {
     const open = first + wrapped[0].length - 1;
-    const close = await decodeLargeArray(text, open, batch);
+    const close = await decodeLargeArray(textSource(text), open, batch);
     if (close >= 0 && /^\s*\}\s*$/.test(text.slice(close))) return batch.result();
     if (close >= 0) await decodeValueStream(text, close, batch, true);
     return batch.result();
@@ -166,7 +166,7 @@ async function decodeValueStream(text: string, from: number, batch: BatchBuilder
       continue;
     }
     if (large && code === CH_OPEN_BRACKET) {
-      const close = await decodeLargeArray(text, index, batch);
+      const close = await decodeLargeArray(textSource(text), index, batch);
       if (close < 0) return;
       index = close;
       continue;
@@ -203,38 +203,64 @@ const RUN_MAX_CHARS = 64 * 1024;
 const RUN_MAX_ELEMENTS = 1024;
 
 /**
+ * A large array's text as decodeLargeArray reads it: a string by its indexes (textSource), or a
+ * body by its UTF-8 bytes (byteSource), so that a body need not become one string.
+ */
+interface ArraySource {
+  readonly length: number;
+  codeAt(index: number): number;
+  skipSeparators(from: number): number;
+  /** Index just past the container or string starting at `start`, or -1 if it never ends. */
+  valueEnd(start: number): number;
+  tokenEnd(start: number): number;
+  textOf(start: number, end: number): string;
+}
+
+function textSource(text: string): ArraySource {
+  return {
+    length: text.length,
+    codeAt: (index) => text.charCodeAt(index),
+    skipSeparators: (from) => skipSeparators(text, from),
+    valueEnd: (start) => valueEnd(text, start),
+    tokenEnd: (start) => tokenEnd(text, start, text.length),
+    textOf: (start, end) => text.slice(start, end),
+  };
+}
+
+/**
  * The elements of a large array, a run of them per JSON.parse, without finding the array's end
  * first. Returns the index after its `]`, or -1 when it never closes (its complete elements are
  * kept, the incomplete rest counted malformed).
  */
-async function decodeLargeArray(text: string, open: number, batch: BatchBuilder): Promise<number> {
-  const run = new ElementRun((start, end) => text.slice(start, end), batch);
+async function decodeLargeArray(source: ArraySource, open: number, batch: BatchBuilder): Promise<number> {
+  const run = new ElementRun(source.textOf, batch);
   let index = open + 1;
   for (;;) {
     const pause = batch.yieldIfDue();
     if (pause) await pause;
-    index = skipSeparators(text, index);
-    if (index >= text.length) {
+    index = source.skipSeparators(index);
+    if (index >= source.length) {
       run.flush();
       return -1;
     }
-    const code = text.charCodeAt(index);
+    const code = source.codeAt(index);
     if (code === CH_CLOSE_BRACKET) {
       run.flush();
       return index + 1;
     }
     const container = isContainerStart(code);
-    const end = container ? valueEnd(text, index) : tokenEnd(text, index, text.length);
+    const end = container ? source.valueEnd(index) : source.tokenEnd(index);
     if (end < 0) {
       run.flush();
-      batch.addMalformed(text.slice(index));
+      batch.addMalformed(source.textOf(index, source.length));
       return -1;
     }
+    // In bytes, a value may look too long where its characters would not: addValueText then decides.
     if (container && !batch.mayBeTooLong(end - index)) {
       run.add(index, end);
     } else {
       run.flush();
-      addValueText(batch, text.slice(index, end));
+      addValueText(batch, source.textOf(index, end));
     }
     index = end;
   }
@@ -362,52 +388,26 @@ export async function decodeJsonBody(body: Buffer, batch: BatchBuilder): Promise
     }
   }
   if (open < 0) return decodeJson(body.toString('utf8'), batch);
-  const close = await decodeLargeArrayBytes(body, open, batch);
+  const close = await decodeLargeArray(byteSource(body), open, batch);
   if (close < 0) return batch.result();
-  const tail = skipSeparatorBytes(body, close);
-  if (tail >= body.length) return batch.result();
-  if (wrapped && body[tail] === CH_CLOSE_BRACE && skipSpaceBytes(body, tail + 1) >= body.length) return batch.result();
-  // Something follows the array: rare, decoded as decodeJson decodes it, at its place in the text.
+  if (skipSeparatorBytes(body, close) >= body.length) return batch.result();
+  // What follows the array is short, usually: the wrapper's `}`.
+  if (wrapped && /^\s*\}\s*$/.test(body.toString('utf8', close))) return batch.result();
+  // Something else follows it: rare, decoded as decodeJson decodes it, at its place in the text.
   const text = body.toString('utf8');
-  const at = body.toString('utf8', 0, close).length;
-  if (wrapped && /^\s*\}\s*$/.test(text.slice(at))) return batch.result();
-  await decodeValueStream(text, at, batch, true);
+  await decodeValueStream(text, body.toString('utf8', 0, close).length, batch, true);
   return batch.result();
 }
 
-/** decodeLargeArray over bytes: returns the byte after the array's `]`, or -1 when it never closes. */
-async function decodeLargeArrayBytes(body: Buffer, open: number, batch: BatchBuilder): Promise<number> {
-  const run = new ElementRun((start, end) => body.toString('utf8', start, end), batch);
-  let index = open + 1;
-  for (;;) {
-    const pause = batch.yieldIfDue();
-    if (pause) await pause;
-    index = skipSeparatorBytes(body, index);
-    if (index >= body.length) {
-      run.flush();
-      return -1;
-    }
-    const code = body[index] as number;
-    if (code === CH_CLOSE_BRACKET) {
-      run.flush();
-      return index + 1;
-    }
-    const container = isContainerStart(code);
-    const end = container ? valueEndBytes(body, index) : tokenEndBytes(body, index);
-    if (end < 0) {
-      run.flush();
-      batch.addMalformed(body.toString('utf8', index));
-      return -1;
-    }
-    // In bytes, a value may look too long where its characters would not: addValueText then decides.
-    if (container && !batch.mayBeTooLong(end - index)) {
-      run.add(index, end);
-    } else {
-      run.flush();
-      addValueText(batch, body.toString('utf8', index, end));
-    }
-    index = end;
-  }
+function byteSource(body: Buffer): ArraySource {
+  return {
+    length: body.length,
+    codeAt: (index) => body[index] as number,
+    skipSeparators: (from) => skipSeparatorBytes(body, from),
+    valueEnd: (start) => valueEndBytes(body, start),
+    tokenEnd: (start) => tokenEndBytes(body, start),
+    textOf: (start, end) => body.toString('utf8', start, end),
+  };
 }
 
 const BOM_BYTES = [0xef, 0xbb, 0xbf] as const;
@@ -425,17 +425,6 @@ function skipSeparatorBytes(body: Buffer, from: number): number {
     else if (isBomAt(body, index)) index += BOM_BYTES.length;
     else return index;
   }
-}
-
-/** What `\s` matches among bytes that are ASCII (the wrapper's closing brace is followed by nothing else). */
-function skipSpaceBytes(body: Buffer, from: number): number {
-  let index = from;
-  while (index < body.length) {
-    const code = body[index] as number;
-    if (code !== 32 && code !== 10 && code !== 13 && code !== 9 && code !== 11 && code !== 12) break;
-    index++;
-  }
-  return index;
 }
 
 function stringEndBytes(body: Buffer, quote: number): number {
