@@ -250,11 +250,6 @@ export class PackedBatch {
   }
 }
 
-/** The records again, with the same properties as the decoder made (absent ones left out). */
-export function unpackRecords(packed: PackedRecords): LogRecord[] {
-  return new PackedBatch(packed).slice();
-}
-
 /** Records as a body decoded to: an array, or a decoding thread's columns unpacked as the engine takes them. */
 export type RecordBatch = LogRecord[] | PackedBatch;
 

@@ -10,7 +10,7 @@ import { LeakwatchError } from '../../src/errors.js';
 import { decodeReceivedBody, type ReceivedBody } from '../../src/ingest/decode-body.js';
 import { DecodePool, type DecodeSettings } from '../../src/ingest/decode-pool.js';
 import { InflightBytes } from '../../src/ingest/inflight.js';
-import { PackedBatch, RecordPacker, unpackRecords } from '../../src/ingest/packed-records.js';
+import { PackedBatch, RecordPacker } from '../../src/ingest/packed-records.js';
 import { BoundedRecordQueue } from '../../src/ingest/queue.js';
 import { journalPosition, type LogRecord } from '../../src/ingest/record.js';
 import { FLUENT_BIT_BODIES, FLUENTD_BODIES, VECTOR_BODIES } from '../fixtures/shippers/bodies.js';
@@ -169,7 +169,7 @@ describe('packed records', () => {
         const packer = new RecordPacker();
         for (const record of records) packer.add(record);
         const { packed } = packer.finish();
-        expect(unpackRecords(structuredClone(packed))).toStrictEqual(records);
+        expect(new PackedBatch(structuredClone(packed)).slice()).toStrictEqual(records);
       }),
       { numRuns: 300 },
     );
