@@ -7,7 +7,7 @@ import { PackedBatch } from './packed-records.js';
 import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type EarlyJournalWrite, type IngestedBody, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
-import { SharedBodies } from './shared-bodies.js';
+import { SharedBodies, type BodyAssembly } from './shared-bodies.js';
 import type { LogRecord } from './record.js';
 import { decodeWriteRequest, isRemoteWriteV2, type RemoteSeries } from './remote-write.js';
 
@@ -118,7 +118,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     const declared = Number(request.headers['content-length']);
     // Claim what the client announced before reading it, so that 40 big uploads cannot all start.
     if (Number.isFinite(declared) && declared > 0) claim.add(declared);
-    return readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt }, bodies);
+    return readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt }, Number.isFinite(declared) && declared <= maxBodyBytes ? bodies.assemble(declared) : undefined, bodies);
   }
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
@@ -241,9 +241,17 @@ interface BodyTimeouts {
  * their cap (503), without buffering more. Bytes beyond what Content-Length announced are claimed
  * as they come.
  */
-async function readBody(body: unknown, limit: number, claim: InflightClaim, timeouts: BodyTimeouts, bodies: SharedBodies): Promise<Buffer> {
-  if (body === undefined || body === null) return Buffer.alloc(0);
-  if (Buffer.isBuffer(body)) {
+async function readBody(
+  body: unknown,
+  limit: number,
+  claim: InflightClaim,
+  timeouts: BodyTimeouts,
+  assembly: BodyAssembly | undefined,
+  bodies: SharedBodies,
+): Promise<Buffer> {
+  if (body === undefined || body === null || Buffer.isBuffer(body)) {
+    assembly?.discard();
+    if (body === undefined || body === null) return Buffer.alloc(0);
     if (body.length > limit) throw bodyTooLarge(limit, 'request body');
     return body;
   }
@@ -266,6 +274,8 @@ async function readBody(body: unknown, limit: number, claim: InflightClaim, time
     const stop = (error: Error): void => {
       finish();
       chunks.length = 0;
+      assembly?.discard();
+      assembly = undefined;
       stream.resume();
       reject(error);
     };
@@ -281,16 +291,24 @@ async function readBody(body: unknown, limit: number, claim: InflightClaim, time
           return stop(error as Error);
         }
       }
+      if (assembly?.add(chunk) === true) return;
+      // More than announced (a parser that allowed it): what came so far joins the chunks.
+      if (assembly !== undefined) {
+        chunks.push(Buffer.from(assembly.body()));
+        assembly.discard();
+        assembly = undefined;
+      }
       chunks.push(chunk);
     };
     armIdle();
     stream.on('data', onData);
     stream.once('end', () => {
       finish();
-      resolve(bodies.join(chunks, total));
+      resolve(assembly !== undefined ? assembly.body() : bodies.join(chunks, total));
     });
     stream.once('error', (error) => {
       finish();
+      assembly?.discard();
       reject(badBody(`request body could not be read: ${error.message}`, { stage: 'read' }));
     });
   });

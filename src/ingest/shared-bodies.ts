@@ -10,6 +10,12 @@
  * were packed there, so nothing refers to its bytes; records decoded on the main thread may, in a
  * msgpack binary, and such a body is left to the collector), and the next body is copied into its
  * buffer. Idle buffers are dropped after a few seconds: a burst leaves nothing behind.
+ *
+ * A body that announced its length (Content-Length) is copied into its buffer chunk by chunk as it
+ * arrives (BodyAssembly), so that no chunk outlives its turn. Kept until the end, the ~64 KiB
+ * chunks of a 10 MB upload were 160 buffers alive for the upload's whole length: old enough to be
+ * promoted, they stayed resident until a full collection (external memory swung between 16 and
+ * 81 MiB at full rate).
  */
 
 /** Smaller bodies are copied cheaply: they get a buffer of their own, as before. */
@@ -40,6 +46,15 @@ export class SharedBodies {
       at += chunk.length;
     }
     return body;
+  }
+
+  /**
+   * Where a body that announced `declared` bytes is put together as it comes, or undefined when
+   * it is small enough to be joined at the end (join()).
+   */
+  assemble(declared: number): BodyAssembly | undefined {
+    if (!(Number.isSafeInteger(declared) && declared >= SHARED_MIN_BYTES)) return undefined;
+    return new BodyAssembly(this, Buffer.from(this.take(declared), 0, declared));
   }
 
   /** The request of `body` is over: its buffer may hold the next one. */
@@ -74,5 +89,36 @@ export class SharedBodies {
     const idleFor = Date.now() - this.lastTake;
     if (idleFor >= IDLE_DROP_MS) this.kept.length = 0;
     else if (this.kept.length > 0) this.dropTimer = setTimeout(() => this.dropIfIdle(), IDLE_DROP_MS - idleFor).unref();
+  }
+}
+
+/**
+ * A body copied into its shared buffer as its chunks arrive. Node's HTTP parser hands on no more
+ * than Content-Length bytes, so the chunks fit; a body that ends short is the part received.
+ */
+export class BodyAssembly {
+  private length = 0;
+
+  constructor(
+    private readonly bodies: SharedBodies,
+    private readonly target: Buffer,
+  ) {}
+
+  /** False when the chunk does not fit in what was announced (nothing of it is written then). */
+  add(chunk: Buffer): boolean {
+    if (this.length + chunk.length > this.target.length) return false;
+    this.target.set(chunk, this.length);
+    this.length += chunk.length;
+    return true;
+  }
+
+  /** The bytes received so far, as a body to give back with SharedBodies.release(). */
+  body(): Buffer {
+    return this.target.subarray(0, this.length);
+  }
+
+  /** The upload failed: the buffer goes back for the next body. */
+  discard(): void {
+    this.bodies.release(this.target);
   }
 }

@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -64,6 +66,37 @@ describe('large bodies in reused shared buffers, through the real server', () =>
     });
     expect(journaled.map((one) => one.toString('utf8')).sort()).toEqual(sent.map((one) => one.toString('utf8')).sort());
   });
+
+  it('reads a body with and without Content-Length alike, and one cut short of its length leaves the next ones whole', async () => {
+    // A data folder of its own: the one above holds the first test's journal.
+    const ownDir = mkdtempSync(join(tmpdir(), 'leakwatch-shared-'));
+    server = await startServe(['--data-dir', ownDir, '--rules', rules.dir]);
+    const post = async (sent: Buffer, chunked: boolean): Promise<unknown> => {
+      // Without a length, undici sends a stream chunked.
+      const response = await request(`${server.url}/ingest`, {
+        method: 'POST',
+        body: chunked ? Readable.from([sent.subarray(0, 100_000), sent.subarray(100_000, 300_000), sent.subarray(300_000)]) : sent,
+        headers: { 'content-type': 'application/json' },
+      });
+      return response.body.json();
+    };
+    const cutShort = async (sent: Buffer): Promise<void> => {
+      const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(`POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${sent.length}\r\n\r\n`);
+      socket.write(sent.subarray(0, sent.length - 1000));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      socket.destroy();
+    };
+    for (let round = 0; round < 3; round++) {
+      const lengthFirst = body(100 + round, 9_000 + round);
+      await cutShort(body(200 + round, 12_000));
+      expect(await post(lengthFirst, false)).toEqual({ accepted: 9_000 + round, malformed: 0, without_text: 0 });
+      expect(await post(body(300 + round, 11_000 + round), true)).toEqual({ accepted: 11_000 + round, malformed: 0, without_text: 0 });
+    }
+    await server.stop();
+    rmSync(ownDir, { recursive: true, force: true });
+  });
 });
 
 describe('SharedBodies', () => {
@@ -85,6 +118,29 @@ describe('SharedBodies', () => {
     expect(third.buffer).toBe(first.buffer);
     expect(third.length).toBe(350_000);
     expect(third.every((byte) => byte === 4)).toBe(true);
+  });
+
+  it('puts a body that announced its length together as it comes, and takes its buffer back when the upload fails', () => {
+    const bodies = new SharedBodies();
+    expect(bodies.assemble(1000)).toBeUndefined();
+    expect(bodies.assemble(Number.NaN)).toBeUndefined();
+    const assembly = bodies.assemble(400_000);
+    if (assembly === undefined) throw new Error('a 400 kB body is put together in shared memory');
+    expect(assembly.add(Buffer.alloc(250_000, 1))).toBe(true);
+    // More than announced is not written.
+    expect(assembly.add(Buffer.alloc(150_001, 2))).toBe(false);
+    expect(assembly.add(Buffer.alloc(150_000, 2))).toBe(true);
+    const whole = assembly.body();
+    expect(whole.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect([whole.length, whole[0], whole[249_999], whole[250_000], whole[399_999]]).toEqual([400_000, 1, 1, 2, 2]);
+    bodies.release(whole);
+    expect(bodies.keptCount).toBe(1);
+    const failed = bodies.assemble(300_000);
+    expect(bodies.keptCount).toBe(0);
+    failed?.add(Buffer.alloc(1000, 3));
+    expect(failed?.body().length).toBe(1000);
+    failed?.discard();
+    expect(bodies.keptCount).toBe(1);
   });
 
   it('keeps at most four, and drops them when none has been asked for in a few seconds', () => {
