@@ -565,6 +565,7 @@ export class Pipeline {
     this.current = undefined;
     // Only now has every record of the batch been given to the engine (what a checkpoint may say).
     const seq = batch instanceof PackedBatch ? batch.seq : batch[0]?.seq;
+    if (batch instanceof PackedBatch) batch.release();
     if (seq !== undefined) {
       this.unpushedSeqs.delete(seq);
       if (seq > this.lastPushedSeq) this.lastPushedSeq = seq;

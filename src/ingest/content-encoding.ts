@@ -161,9 +161,14 @@ function inflateHere(stage: string, inflate: (data: Buffer, options: ZlibOptions
  * cap, or none, the usual 256 KiB chunks.
  */
 function gzipOutputChunk(data: Buffer, maxBytes: number): number {
-  if (data.length < 18) return INFLATE_OPTIONS.chunkSize;
-  const stated = data.readUInt32LE(data.length - 4);
-  return stated > INFLATE_OPTIONS.chunkSize && stated <= maxBytes ? stated + 1 : INFLATE_OPTIONS.chunkSize;
+  const stated = gzipStatedSize(data);
+  return stated !== undefined && stated > INFLATE_OPTIONS.chunkSize && stated <= maxBytes ? stated + 1 : INFLATE_OPTIONS.chunkSize;
+}
+
+/** The size a gzip body's trailer states (ISIZE: its last member's length mod 2^32), when it has one. */
+export function gzipStatedSize(data: Uint8Array): number | undefined {
+  if (data.length < 18) return undefined;
+  return new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(data.byteLength - 4, true);
 }
 
 const ZSTD_OUTPUT_CHUNK = 128 * 1024;

@@ -37,8 +37,14 @@ export interface DecodeTask {
   claimed: number;
 }
 
+/** A scratch set the main thread is done with, back to the decoding thread that lent it. */
+export interface ScratchReturn {
+  scratch: ArrayBuffer[];
+}
+
 export type DecodeOutcome =
-  | { id: number; ok: true; packed: PackedRecords; malformed: number; withoutText: number; format: BodyFormat | 'empty' }
+  /** `lent`: the columns are the thread's scratch set, to be handed back (PackedBatch#release). */
+  | { id: number; ok: true; packed: PackedRecords; lent: boolean; malformed: number; withoutText: number; format: BodyFormat | 'empty' }
   | { id: number; ok: false; error: DescribedError };
 
 /** An error as it crosses threads: a LeakwatchError keeps its code and details. */
@@ -115,7 +121,9 @@ export class DecodePool {
   /** Decodes a body as received; what it decompresses is claimed in flight as part of `claim`'s request. */
   async decode(received: ReceivedBody, receivedAtMs: number, claim?: InflightClaim): Promise<DecodedBody> {
     const decoded = await this.decodeToBatch(received, receivedAtMs, claim);
-    return { ...decoded, records: allRecords(decoded.records) };
+    const records = allRecords(decoded.records);
+    if (decoded.records instanceof PackedBatch) decoded.records.release();
+    return { ...decoded, records };
   }
 
   /**
@@ -169,7 +177,10 @@ export class DecodePool {
       if (pending === undefined) return;
       thread.pending.delete(outcome.id);
       thread.load -= pending.bytes;
-      if (outcome.ok) pending.resolve({ records: new PackedBatch(outcome.packed), malformed: outcome.malformed, withoutText: outcome.withoutText, format: outcome.format });
+      if (outcome.ok) {
+        const giveBack = outcome.lent ? (scratch: ArrayBuffer[]) => thread.worker.postMessage({ scratch } satisfies ScratchReturn, scratch) : undefined;
+        pending.resolve({ records: new PackedBatch(outcome.packed, giveBack), malformed: outcome.malformed, withoutText: outcome.withoutText, format: outcome.format });
+      }
       else pending.reject(rebuildError(outcome.error));
     });
     const fail = (why: string): void => {

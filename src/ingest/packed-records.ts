@@ -42,20 +42,68 @@ const FIRST_MESSAGE_BYTES = 256 * 1024;
 const MAX_KEPT_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 /**
- * Where a packer writes: columns and message bytes that grow as needed. A body's final columns are
- * copied out at their exact size (and transferred away, leaving nothing behind), so the growing
- * happens in these, kept from one body to the next: a new set per body left the arrays it
- * outgrew, and the body's own once transferred, for the decoding thread's next full collection
- * (tens of MiB of RSS under load).
+ * Where a packer writes: columns and message bytes that grow as needed, kept from one body to the
+ * next (a new set per body left the arrays it outgrew for the decoding thread's next full
+ * collection: tens of MiB of RSS under load).
+ *
+ * A body's columns leave in the scratch set itself when it is at least half used (transferred, no
+ * copy), and the main thread hands the set back once the engine has taken the batch
+ * (PackedBatch#release): copying the columns out at their exact size cost ~0.45 s of the decoding
+ * thread per 1M records (fresh pages, with glibc's mmap threshold kept at 128 KiB), and the copies
+ * were then garbage on the main thread, promoted while the batch waited, until a full collection.
+ * A set less than half used is copied out as before and stays, so that what a batch holds is at
+ * most twice what it carries (the queue counts more than that per record).
  */
-class Scratch {
-  time = new Float64Array(FIRST_CAPACITY);
-  sourceUs = new Float64Array(FIRST_CAPACITY);
-  position = new Float64Array(FIRST_CAPACITY);
-  flags = new Uint8Array(FIRST_CAPACITY);
-  origin = new Uint32Array(FIRST_CAPACITY);
-  messageEnds = new Uint32Array(FIRST_CAPACITY);
-  messageBytes = Buffer.allocUnsafeSlow(FIRST_MESSAGE_BYTES);
+interface ScratchColumns {
+  time: Float64Array;
+  sourceUs: Float64Array;
+  position: Float64Array;
+  flags: Uint8Array;
+  origin: Uint32Array;
+  messageEnds: Uint32Array;
+  messageBytes: Buffer;
+}
+
+class Scratch implements ScratchColumns {
+  time: Float64Array;
+  sourceUs: Float64Array;
+  position: Float64Array;
+  flags: Uint8Array;
+  origin: Uint32Array;
+  messageEnds: Uint32Array;
+  messageBytes: Buffer;
+
+  constructor(columns: ScratchColumns) {
+    this.time = columns.time;
+    this.sourceUs = columns.sourceUs;
+    this.position = columns.position;
+    this.flags = columns.flags;
+    this.origin = columns.origin;
+    this.messageEnds = columns.messageEnds;
+    this.messageBytes = columns.messageBytes;
+  }
+
+  /** The set's buffers, in the order fromBuffers() reads them. */
+  buffers(): ArrayBuffer[] {
+    return [this.time, this.sourceUs, this.position, this.flags, this.origin, this.messageEnds, this.messageBytes].map((column) => column.buffer as ArrayBuffer);
+  }
+
+  /** A set made of buffers() that came back; undefined when they are not such a set. */
+  static fromBuffers(buffers: readonly unknown[]): Scratch | undefined {
+    if (buffers.length !== 7 || !buffers.every((buffer) => buffer instanceof ArrayBuffer && buffer.byteLength > 0)) return undefined;
+    const [time, sourceUs, position, flags, origin, messageEnds, messageBytes] = buffers as ArrayBuffer[];
+    const scratch = new Scratch({
+      time: new Float64Array(time as ArrayBuffer),
+      sourceUs: new Float64Array(sourceUs as ArrayBuffer),
+      position: new Float64Array(position as ArrayBuffer),
+      flags: new Uint8Array(flags as ArrayBuffer),
+      origin: new Uint32Array(origin as ArrayBuffer),
+      messageEnds: new Uint32Array(messageEnds as ArrayBuffer),
+      messageBytes: Buffer.from(messageBytes as ArrayBuffer),
+    });
+    const capacity = scratch.time.length;
+    return [scratch.sourceUs, scratch.position, scratch.flags, scratch.origin, scratch.messageEnds].every((column) => column.length === capacity) ? scratch : undefined;
+  }
 
   growColumns(): void {
     const capacity = this.time.length * 2;
@@ -79,19 +127,74 @@ class Scratch {
   }
 }
 
-/** Scratch sets not in use: one per packer at work at once (a decoding thread has one body at a time, mostly). */
+/** Scratch sets not in use: one per packer at work at once, and the ones back from the main thread. */
 const spareScratch: Scratch[] = [];
+/**
+ * A set is lent when the body uses at least this share of it (else its columns are copied out): a
+ * batch then holds at most 3 bytes per byte it carries, less than the engine's queue counts for it
+ * (two per message character and 96 per record).
+ */
+const LENT_AT_MOST_TIMES_USED = 3;
+/** Sets kept for reuse: a few batches are in the engine's queue at once; more come back only after a burst. */
+const MAX_SPARE_SCRATCH = 6;
+
+/**
+ * Messages' share of a body's bytes, roughly: ~35% in a Vector JSON array of journald records
+ * (field names and the other fields are the rest), more in leaner formats. Only sizes a new
+ * scratch set: a body whose messages need more grows it.
+ */
+const MESSAGE_SHARE = 0.4;
+/** Bytes a record takes in a body, about (a short journald record in JSON): sizes a new set's columns, which grow if there are more. */
+const RECORD_BYTES_AT_LEAST = 256;
+
+/** Columns for a body of about `messageBytes` of messages. */
+function scratchColumns(messageBytes: number): ScratchColumns {
+  // Whole quarter MiB and whole thousands of records, not powers of two: a set sized for a body must be lent for it.
+  const bytes = Math.max(FIRST_MESSAGE_BYTES, Math.min(MAX_KEPT_MESSAGE_BYTES, Math.ceil(messageBytes / FIRST_MESSAGE_BYTES) * FIRST_MESSAGE_BYTES));
+  const capacity = Math.max(FIRST_CAPACITY, Math.ceil(bytes / MESSAGE_SHARE / RECORD_BYTES_AT_LEAST / FIRST_CAPACITY) * FIRST_CAPACITY);
+  return {
+    time: new Float64Array(capacity),
+    sourceUs: new Float64Array(capacity),
+    position: new Float64Array(capacity),
+    flags: new Uint8Array(capacity),
+    origin: new Uint32Array(capacity),
+    messageEnds: new Uint32Array(capacity),
+    messageBytes: Buffer.allocUnsafeSlow(bytes),
+  };
+}
+
+/** Keeps a scratch set the main thread has finished with (PackedBatch#release), for the next body. */
+export function takeBackScratch(buffers: readonly unknown[]): void {
+  const scratch = Scratch.fromBuffers(buffers);
+  if (scratch !== undefined && spareScratch.length < MAX_SPARE_SCRATCH && scratch.messageBytes.length <= MAX_KEPT_MESSAGE_BYTES) spareScratch.push(scratch);
+}
 
 /** Collects records into columns one at a time; `finish()` hands them over with what to transfer. */
 export class RecordPacker {
   private count = 0;
-  private scratch: Scratch = spareScratch.pop() ?? new Scratch();
+  private readonly scratch: Scratch;
   private messageLength = 0;
   private messagesAscii = true;
   private readonly origins: Array<[string, string, string]> = [];
   private readonly originIndex = new Map<string, number>();
   private readonly oddMessages: Array<[number, string]> = [];
   private readonly fields: Array<[number, Record<string, unknown>]> = [];
+
+  /**
+   * `expectedBytes`: the body's size once its content coding is undone, when known. The spare set
+   * that fits its messages best is taken (one at least half used can be lent, not copied), or a
+   * new one sized for them, so that it does not grow from nothing a doubling at a time.
+   */
+  constructor(expectedBytes?: number) {
+    const messages = expectedBytes === undefined ? 0 : Math.ceil(expectedBytes * MESSAGE_SHARE);
+    let best = -1;
+    for (let index = 0; index < spareScratch.length; index++) {
+      const size = (spareScratch[index] as Scratch).messageBytes.length;
+      // Not one much larger than the body needs: it would be copied out, not lent (finish()).
+      if (size >= messages && size <= 2 * messages + FIRST_MESSAGE_BYTES && (best < 0 || size < (spareScratch[best] as Scratch).messageBytes.length)) best = index;
+    }
+    this.scratch = best >= 0 ? (spareScratch.splice(best, 1)[0] as Scratch) : new Scratch(scratchColumns(messages));
+  }
 
   get size(): number {
     return this.count;
@@ -117,27 +220,34 @@ export class RecordPacker {
     this.count = index + 1;
   }
 
-  /** The columns at their exact size, in buffers of their own (to transfer); the packer is done with. */
-  finish(): { packed: PackedRecords; transfer: ArrayBuffer[] } {
+  /**
+   * The columns, in buffers of their own to transfer; the packer is done with. `lent` is true when
+   * they are the scratch set itself (hand its buffers back with takeBackScratch), false when they
+   * were copied out at their exact size.
+   */
+  finish(): { packed: PackedRecords; transfer: ArrayBuffer[]; lent: boolean } {
     const { count, scratch } = this;
+    const lend = count >= scratch.time.length / LENT_AT_MOST_TIMES_USED && this.messageLength >= scratch.messageBytes.length / LENT_AT_MOST_TIMES_USED;
+    const cut = <T extends Float64Array | Uint32Array | Uint8Array>(column: T, length: number): T => (lend ? (column.subarray(0, length) as T) : (column.slice(0, length) as T));
     const packed: PackedRecords = {
       count,
-      time: scratch.time.slice(0, count),
-      sourceUs: scratch.sourceUs.slice(0, count),
-      position: scratch.position.slice(0, count),
-      flags: scratch.flags.slice(0, count),
-      origin: scratch.origin.slice(0, count),
+      time: cut(scratch.time, count),
+      sourceUs: cut(scratch.sourceUs, count),
+      position: cut(scratch.position, count),
+      flags: cut(scratch.flags, count),
+      origin: cut(scratch.origin, count),
       origins: this.origins,
       // A copy in an ArrayBuffer of its own: a small Buffer may be a view of Node's shared pool.
-      messageBytes: new Uint8Array(scratch.messageBytes.subarray(0, this.messageLength)),
-      messageEnds: scratch.messageEnds.slice(0, count),
+      messageBytes: lend ? scratch.messageBytes.subarray(0, this.messageLength) : new Uint8Array(scratch.messageBytes.subarray(0, this.messageLength)),
+      messageEnds: cut(scratch.messageEnds, count),
       messagesAscii: this.messagesAscii,
       oddMessages: this.oddMessages,
       fields: this.fields,
     };
+    if (lend) return { packed, transfer: scratch.buffers(), lent: true };
     if (scratch.messageBytes.length <= MAX_KEPT_MESSAGE_BYTES) spareScratch.push(scratch);
     const transfer = [packed.time, packed.sourceUs, packed.position, packed.flags, packed.origin, packed.messageBytes, packed.messageEnds].map((column) => column.buffer as ArrayBuffer);
-    return { packed, transfer };
+    return { packed, transfer, lent: false };
   }
 
   private addMessage(index: number, message: string): void {
@@ -170,8 +280,13 @@ export class PackedBatch {
   private readonly encoding: 'latin1' | 'utf8';
   private readonly oddMessages: Map<number, string> | undefined;
   private readonly fields: Map<number, Record<string, unknown>> | undefined;
+  private released = false;
 
-  constructor(private readonly packed: PackedRecords) {
+  /** `giveBack` takes the columns' buffers when they are a decoding thread's scratch set, lent (RecordPacker#finish). */
+  constructor(
+    private readonly packed: PackedRecords,
+    private readonly giveBack?: (buffers: ArrayBuffer[]) => void,
+  ) {
     this.length = packed.count;
     this.streams = packed.origins.map(([host, service, pid]) => ({ host, service, pid, stream: streamKeyOf(host, service, pid) }));
     this.bytes = Buffer.from(packed.messageBytes.buffer, packed.messageBytes.byteOffset, packed.messageBytes.byteLength);
@@ -182,6 +297,8 @@ export class PackedBatch {
 
   /** Records [start, end), with the same properties as the decoder made (absent ones left out). */
   slice(start = 0, end = this.length): LogRecord[] {
+    // Its columns may be in another thread by now: reading them would make empty records silently.
+    if (this.released) throw new Error('a PackedBatch was read after release()');
     const packed = this.packed;
     const from = Math.max(0, start);
     const to = Math.min(this.length, end);
@@ -215,6 +332,22 @@ export class PackedBatch {
       records[index - from] = record;
     }
     return records;
+  }
+
+  /** Its columns are a decoding thread's scratch set, to go back to it on release(). */
+  get lent(): boolean {
+    return this.giveBack !== undefined;
+  }
+
+  /**
+   * Every record has been unpacked and nothing will read the batch again: lent columns go back to
+   * their decoding thread for its next body. Nothing is read from the batch after this.
+   */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    const packed = this.packed;
+    this.giveBack?.([packed.time, packed.sourceUs, packed.position, packed.flags, packed.origin, packed.messageEnds, packed.messageBytes].map((column) => column.buffer as ArrayBuffer));
   }
 
   /** Records without a text field leakwatch reads. */

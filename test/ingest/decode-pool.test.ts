@@ -10,7 +10,7 @@ import { LeakwatchError } from '../../src/errors.js';
 import { decodeReceivedBody, type ReceivedBody } from '../../src/ingest/decode-body.js';
 import { DecodePool, type DecodeSettings } from '../../src/ingest/decode-pool.js';
 import { InflightBytes } from '../../src/ingest/inflight.js';
-import { PackedBatch, RecordPacker } from '../../src/ingest/packed-records.js';
+import { PackedBatch, RecordPacker, takeBackScratch } from '../../src/ingest/packed-records.js';
 import { BoundedRecordQueue } from '../../src/ingest/queue.js';
 import { journalPosition, type LogRecord } from '../../src/ingest/record.js';
 import { FLUENT_BIT_BODIES, FLUENTD_BODIES, VECTOR_BODIES } from '../fixtures/shippers/bodies.js';
@@ -69,6 +69,27 @@ describe('the decoding threads', () => {
     expect(here.records).toHaveLength(3000);
     expect(here.records.some((record) => !record.message.isWellFormed())).toBe(true);
     expect(there).toEqual(here);
+  });
+
+  it('lend their scratch set with a batch and reuse it once released: each body gets its own records, nothing of the one before', async () => {
+    const threads = pool({ ...SETTINGS, limits: { maxRecords: 50_000 } });
+    const bodyOf = (count: number, text: string): ReceivedBody => {
+      const lines = Array.from({ length: count }, (_, index) => `{"host":"web-${index % 4}","SYSLOG_IDENTIFIER":"linkerd","_PID":"5699","message":"${text} ${index} ${'y'.repeat(index % 90)}"}`);
+      return { body: Buffer.from(`[${lines.join(',')}]`), contentType: 'application/json', contentEncoding: undefined };
+    };
+    // Larger, then smaller ones (a reused set longer than the body), then one with other characters.
+    const bodies = [bodyOf(20_000, 'first'), bodyOf(20_000, 'second'), bodyOf(12_000, 'third'), bodyOf(19_000, 'caf\u00e9 \u2014'), bodyOf(20_000, 'fifth')];
+    for (const received of bodies) {
+      const here = await decodeReceivedBody(received, RECEIVED_AT, { ...SETTINGS, limits: { maxRecords: 50_000 } });
+      const there = await threads.decodeToBatch(received, RECEIVED_AT);
+      const batch = there.records;
+      if (!(batch instanceof PackedBatch)) throw new Error('a thread answers with a packed batch');
+      expect(batch.lent).toBe(true);
+      expect(batch.slice()).toEqual(here.records);
+      batch.release();
+      // Its columns are the thread's again.
+      expect(() => batch.slice(0, 1)).toThrow(/after release/);
+    }
   });
 
   it('refuse a body with the same answer as the main thread (code, limit, where)', async () => {
@@ -173,6 +194,26 @@ describe('packed records', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('lend the scratch set when a body uses at least a third of it, and copy the columns out of it otherwise', () => {
+    const records = (count: number): LogRecord[] => Array.from({ length: count }, (_, index) => ({ time: index, host: 'h', service: 'linkerd', pid: '1', stream: 'h\u001flinkerd\u001f1', message: `line ${index} ${'z'.repeat(50)}` }));
+    // Sized for ~1 MB of body: 1,024 records of ~60 bytes use the columns but not a third of the message bytes.
+    const sparse = new RecordPacker(1_000_000);
+    for (const record of records(1024)) sparse.add(record);
+    const copied = sparse.finish();
+    expect(copied.lent).toBe(false);
+    // Exact sizes, in buffers of their own.
+    expect(copied.transfer.map((buffer) => buffer.byteLength)).toEqual([8, 8, 8, 1, 4, 0, 4].map((bytes) => bytes * 1024).with(5, copied.packed.messageBytes.byteLength));
+    const full = new RecordPacker(1_000_000);
+    for (const record of records(6000)) full.add(record);
+    const lent = full.finish();
+    expect(lent.lent).toBe(true);
+    expect(lent.transfer).toHaveLength(7);
+    expect(lent.packed.time.buffer).toBe(lent.transfer[0]);
+    expect(new PackedBatch(structuredClone(lent.packed, { transfer: lent.transfer })).slice()).toStrictEqual(records(6000));
+    // What is not a scratch set is let go, not kept.
+    expect(() => takeBackScratch([new ArrayBuffer(8)])).not.toThrow();
   });
 
   it('unpack a slice at a time as the engine takes them: the same records, with their journal places once journaled', () => {
