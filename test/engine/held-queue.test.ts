@@ -210,6 +210,30 @@ describe('HeldQueue', () => {
     }
   });
 
+  it('gives every message back as it came, from the chunks that keep them as bytes too: any characters, lone surrogates, lines longer than a chunk holds', () => {
+    const message = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'grapheme' }),
+      // Any UTF-16 code units: lone surrogates, which UTF-8 cannot carry.
+      fc.string({ unit: fc.nat({ max: 0xffff }).map((code) => String.fromCharCode(code)) }),
+      // Longer than a chunk's first message bytes (256 KiB) at three bytes a character.
+      fc.constantFrom('x'.repeat(100_000), '\u2014'.repeat(90_000)),
+    );
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 40 }), fc.nat({ max: 2500 }), (drawn, filler) => {
+        // Filler first, so that the drawn ones land in the run's own chunk or in taken ones.
+        const messages = [...Array.from({ length: filler }, (_, index) => `filler ${index}`), ...drawn];
+        const queue = new HeldQueue();
+        messages.forEach((text, index) => queue.insert({ ...record(index, index), message: text }, 0));
+        expect([...queue.values()].map((held) => held.message)).toEqual(messages);
+        const taken: string[] = [];
+        while (queue.size > 0) taken.push(queue.shift().message);
+        expect(taken).toEqual(messages);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   it('puts a late batch before the newer one that overtook it', () => {
     // Two racing shipper requests: the newer batch lands first (npm run bench measures the cost).
     const queue = new HeldQueue();
