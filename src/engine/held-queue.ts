@@ -31,8 +31,8 @@ const MAX_RUNS = 8;
 const CHUNK_RECORDS = 1024;
 /** Taken chunks kept for reuse (each ~72 KiB of numbers and its message bytes): about as many as a flood starts between two releases. */
 const MAX_SPARE_CHUNKS = 32;
-/** A taken chunk's message bytes to start with: 1,024 journald lines of ~150 bytes; it grows for longer ones. */
-const CHUNK_MESSAGE_BYTES = 256 * 1024;
+/** A taken chunk's message bytes to start with: 1,024 journald lines of ~100 bytes; it grows for longer ones. */
+const CHUNK_MESSAGE_BYTES = 128 * 1024;
 /** A grown chunk keeps its message bytes for reuse up to this size (a burst of long lines must not stay resident). */
 const MAX_KEPT_MESSAGE_BYTES = 1024 * 1024;
 

@@ -170,9 +170,10 @@ function decodeAs(format: BodyFormat, body: Buffer, batch: BatchBuilder): Promis
 export async function decodeReceivedBody(
   received: ReceivedBody,
   receivedAtMs: number,
-  options: DecodeEncodingOptions & { limits?: Partial<DecodeLimits>; packer?: RecordPacker },
+  options: DecodeEncodingOptions & { limits?: Partial<DecodeLimits>; packer?: RecordPacker; decodedBytes?: (bytes: Buffer) => void },
 ): Promise<DecodedBody> {
   const raw = Buffer.isBuffer(received.body) ? received.body : Buffer.from(received.body.buffer, received.body.byteOffset, received.body.byteLength);
   const decoded = await decodeContentEncoding(raw, received.contentEncoding, options);
+  if (decoded !== raw) options.decodedBytes?.(decoded);
   return decodeBody(decoded, received.contentType, receivedAtMs, options.limits, { blocking: options.blocking, packer: options.packer });
 }

@@ -216,7 +216,7 @@ describe('HeldQueue', () => {
       fc.string({ unit: 'grapheme' }),
       // Any UTF-16 code units: lone surrogates, which UTF-8 cannot carry.
       fc.string({ unit: fc.nat({ max: 0xffff }).map((code) => String.fromCharCode(code)) }),
-      // Longer than a chunk's first message bytes (256 KiB) at three bytes a character.
+      // Longer than a chunk's first message bytes (128 KiB) at three bytes a character.
       fc.constantFrom('x'.repeat(100_000), '\u2014'.repeat(90_000)),
     );
     fc.assert(
