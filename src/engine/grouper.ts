@@ -123,7 +123,6 @@ interface StreamState {
   holdingNext: StreamState | null;
 }
 
-const SEP = '\u001f';
 interface TentativeLine {
   time: number;
   /** Journal position of its record, when journaled. */
@@ -162,8 +161,14 @@ export class StreamGrouper {
   private uses = 0;
   /** The use number handed to the closer with each group closed now. */
   private closeOrder = 0;
-  /** host + service → the stream of its current process, to notice a restart under a new pid. */
-  private readonly currentStreamOfProcess: RecencyMap<string, string>;
+  /**
+   * The state of each host and service's current process, to notice a restart under a new pid:
+   * host → that state, or → a Map service → state once the host has streams of several services.
+   * Keyed by the host string the states hold and emptied as they are evicted, so it is bounded by
+   * the streams and costs a map slot a host: a RecencyMap keyed by a host + service string cost
+   * ~130 bytes a stream (13 MB for 100,000).
+   */
+  private readonly currentProcesses = new Map<string, StreamState | Map<string, StreamState>>();
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
@@ -203,6 +208,7 @@ export class StreamGrouper {
       max: limits.maxStreams,
       onEvict: (state, key) => {
         this.touched.delete(key);
+        this.forgetCurrentProcess(state);
         // Room is needed: what the stream still holds is grouped now, and its record closed.
         if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
         if (state.group) {
@@ -211,7 +217,6 @@ export class StreamGrouper {
         }
       },
     });
-    this.currentStreamOfProcess = new RecencyMap<string, string>({ max: limits.maxStreams });
   }
 
   /**
@@ -499,19 +504,37 @@ export class StreamGrouper {
    */
   private noticeRestart(state: StreamState): void {
     if (state.pid === '') return;
-    // One flat string (see streamKeyOf): the key lives as long as the process is known.
-    const processKey = [state.host, state.service].join(SEP);
-    const previousStream = this.currentStreamOfProcess.get(processKey);
-    if (previousStream !== undefined && previousStream !== state.stream) {
-      const previous = this.streams.peek(previousStream);
-      // Lines of the old process still held for reordering will close its record themselves.
-      if (previous?.group && previous.held.size === 0) {
-        this.counters.pidChanges++;
-        this.closeGroup(previous, 'pid-change', false);
-      }
+    const previous = this.currentProcessOf(state.host, state.service);
+    // Lines of the old process still held for reordering will close its record themselves.
+    if (previous !== undefined && previous !== state && previous.group && previous.held.size === 0) {
+      this.counters.pidChanges++;
+      this.closeGroup(previous, 'pid-change', false);
     }
-    this.currentStreamOfProcess.set(processKey, state.stream);
+    this.setCurrentProcess(state);
   }
+
+  private currentProcessOf(host: string, service: string): StreamState | undefined {
+    const entry = this.currentProcesses.get(host);
+    if (entry instanceof Map) return entry.get(service);
+    return entry?.service === service ? entry : undefined;
+  }
+
+  private setCurrentProcess(state: StreamState): void {
+    const entry = this.currentProcesses.get(state.host);
+    if (entry instanceof Map) entry.set(state.service, state);
+    else if (entry === undefined || entry.service === state.service) this.currentProcesses.set(state.host, state);
+    else this.currentProcesses.set(state.host, new Map([[entry.service, entry], [state.service, state]]));
+  }
+
+  private forgetCurrentProcess(state: StreamState): void {
+    const entry = this.currentProcesses.get(state.host);
+    if (entry === state) this.currentProcesses.delete(state.host);
+    else if (entry instanceof Map && entry.get(state.service) === state) {
+      entry.delete(state.service);
+      if (entry.size === 0) this.currentProcesses.delete(state.host);
+    }
+  }
+
 
   private pushLine(state: StreamState, rawLine: string, record: LogRecord): void {
     this.counters.linesIn++;

@@ -121,6 +121,27 @@ describe('streams', () => {
     h.engine.flush();
     expect(h.groups[1]).toMatchObject({ pid: '5700', lines: [INFO_1971] });
   });
+
+  it('tells restarts apart by host and service when a host runs several services, and forgets a process once its stream is evicted', () => {
+    const h = harness({ limits: { maxStreams: 4, maxBytes: 1 << 20 } });
+    const closed = (): string[][] => h.groups.map((group) => [group.service, group.pid, group.closeReason]);
+    h.engine.push(linesOf('h', 'linkerd', '5699', CHANNEL_INIT_SEED.slice(0, 3)));
+    h.engine.push(linesOf('h', 'namerd', '77', CHANNEL_INIT_SEED.slice(0, 2)));
+    // linkerd restarts: only its own old process closes, not namerd's.
+    h.engine.push([recordOf('h', 'linkerd', '5700', INFO_1971)]);
+    expect(closed()).toEqual([['linkerd', '5699', 'pid-change']]);
+    // New streams evict the least recently used (four at most): linkerd's 5699, then namerd's 77, closing its group.
+    for (const host of ['other-1', 'other-2', 'other-3']) h.engine.push([recordOf(host, 'linkerd', '1', INFO_1971)]);
+    expect(closed()).toContainEqual(['namerd', '77', 'evicted']);
+    h.engine.push([recordOf('h', 'linkerd', '5700', INFO_1971)]);
+    // A new namerd pid finds no process to close: the evicted one is forgotten, not closed again.
+    h.engine.push([recordOf('h', 'namerd', '78', INFO_1971)]);
+    expect(h.engine.stats().pidChanges).toBe(1);
+    // A later linkerd restart on the host still closes linkerd's current process.
+    h.engine.push([recordOf('h', 'linkerd', '5701', INFO_1971)]);
+    expect(h.engine.stats().pidChanges).toBe(2);
+    expect(closed().at(-1)).toEqual(['linkerd', '5700', 'pid-change']);
+  });
 });
 
 describe('closing', () => {
