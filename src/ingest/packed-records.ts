@@ -46,42 +46,23 @@ const MAX_KEPT_MESSAGE_BYTES = 16 * 1024 * 1024;
  * next (a new set per body left the arrays it outgrew for the decoding thread's next full
  * collection: tens of MiB of RSS under load).
  *
- * A body's columns leave in the scratch set itself when it is at least half used (transferred, no
- * copy), and the main thread hands the set back once the engine has taken the batch
+ * A body's columns leave in the scratch set itself when it uses at least a third of it (transferred,
+ * no copy), and the main thread hands the set back once the engine has taken the batch
  * (PackedBatch#release): copying the columns out at their exact size cost ~0.45 s of the decoding
  * thread per 1M records (fresh pages, with glibc's mmap threshold kept at 128 KiB), and the copies
  * were then garbage on the main thread, promoted while the batch waited, until a full collection.
- * A set less than half used is copied out as before and stays, so that what a batch holds is at
- * most twice what it carries (the queue counts more than that per record).
+ * A set less used is copied out as before and stays (LENT_AT_MOST_TIMES_USED).
  */
-interface ScratchColumns {
-  time: Float64Array;
-  sourceUs: Float64Array;
-  position: Float64Array;
-  flags: Uint8Array;
-  origin: Uint32Array;
-  messageEnds: Uint32Array;
-  messageBytes: Buffer;
-}
-
-class Scratch implements ScratchColumns {
-  time: Float64Array;
-  sourceUs: Float64Array;
-  position: Float64Array;
-  flags: Uint8Array;
-  origin: Uint32Array;
-  messageEnds: Uint32Array;
-  messageBytes: Buffer;
-
-  constructor(columns: ScratchColumns) {
-    this.time = columns.time;
-    this.sourceUs = columns.sourceUs;
-    this.position = columns.position;
-    this.flags = columns.flags;
-    this.origin = columns.origin;
-    this.messageEnds = columns.messageEnds;
-    this.messageBytes = columns.messageBytes;
-  }
+class Scratch {
+  constructor(
+    public time: Float64Array,
+    public sourceUs: Float64Array,
+    public position: Float64Array,
+    public flags: Uint8Array,
+    public origin: Uint32Array,
+    public messageEnds: Uint32Array,
+    public messageBytes: Buffer,
+  ) {}
 
   /** The set's buffers, in the order fromBuffers() reads them. */
   buffers(): ArrayBuffer[] {
@@ -92,15 +73,15 @@ class Scratch implements ScratchColumns {
   static fromBuffers(buffers: readonly unknown[]): Scratch | undefined {
     if (buffers.length !== 7 || !buffers.every((buffer) => buffer instanceof ArrayBuffer && buffer.byteLength > 0)) return undefined;
     const [time, sourceUs, position, flags, origin, messageEnds, messageBytes] = buffers as ArrayBuffer[];
-    const scratch = new Scratch({
-      time: new Float64Array(time as ArrayBuffer),
-      sourceUs: new Float64Array(sourceUs as ArrayBuffer),
-      position: new Float64Array(position as ArrayBuffer),
-      flags: new Uint8Array(flags as ArrayBuffer),
-      origin: new Uint32Array(origin as ArrayBuffer),
-      messageEnds: new Uint32Array(messageEnds as ArrayBuffer),
-      messageBytes: Buffer.from(messageBytes as ArrayBuffer),
-    });
+    const scratch = new Scratch(
+      new Float64Array(time as ArrayBuffer),
+      new Float64Array(sourceUs as ArrayBuffer),
+      new Float64Array(position as ArrayBuffer),
+      new Uint8Array(flags as ArrayBuffer),
+      new Uint32Array(origin as ArrayBuffer),
+      new Uint32Array(messageEnds as ArrayBuffer),
+      Buffer.from(messageBytes as ArrayBuffer),
+    );
     const capacity = scratch.time.length;
     return [scratch.sourceUs, scratch.position, scratch.flags, scratch.origin, scratch.messageEnds].every((column) => column.length === capacity) ? scratch : undefined;
   }
@@ -147,20 +128,20 @@ const MESSAGE_SHARE = 0.4;
 /** Bytes a record takes in a body, about (a short journald record in JSON): sizes a new set's columns, which grow if there are more. */
 const RECORD_BYTES_AT_LEAST = 256;
 
-/** Columns for a body of about `messageBytes` of messages. */
-function scratchColumns(messageBytes: number): ScratchColumns {
+/** A new set for a body of about `messageBytes` of messages. */
+function newScratch(messageBytes: number): Scratch {
   // Whole quarter MiB and whole thousands of records, not powers of two: a set sized for a body must be lent for it.
   const bytes = Math.max(FIRST_MESSAGE_BYTES, Math.min(MAX_KEPT_MESSAGE_BYTES, Math.ceil(messageBytes / FIRST_MESSAGE_BYTES) * FIRST_MESSAGE_BYTES));
   const capacity = Math.max(FIRST_CAPACITY, Math.ceil(bytes / MESSAGE_SHARE / RECORD_BYTES_AT_LEAST / FIRST_CAPACITY) * FIRST_CAPACITY);
-  return {
-    time: new Float64Array(capacity),
-    sourceUs: new Float64Array(capacity),
-    position: new Float64Array(capacity),
-    flags: new Uint8Array(capacity),
-    origin: new Uint32Array(capacity),
-    messageEnds: new Uint32Array(capacity),
-    messageBytes: Buffer.allocUnsafeSlow(bytes),
-  };
+  return new Scratch(
+    new Float64Array(capacity),
+    new Float64Array(capacity),
+    new Float64Array(capacity),
+    new Uint8Array(capacity),
+    new Uint32Array(capacity),
+    new Uint32Array(capacity),
+    Buffer.allocUnsafeSlow(bytes),
+  );
 }
 
 /** Keeps a scratch set the main thread has finished with (PackedBatch#release), for the next body. */
@@ -182,7 +163,7 @@ export class RecordPacker {
 
   /**
    * `expectedBytes`: the body's size once its content coding is undone, when known. The spare set
-   * that fits its messages best is taken (one at least half used can be lent, not copied), or a
+   * that fits its messages best is taken (one the body uses enough of is lent, not copied), or a
    * new one sized for them, so that it does not grow from nothing a doubling at a time.
    */
   constructor(expectedBytes?: number) {
@@ -193,7 +174,7 @@ export class RecordPacker {
       // Not one much larger than the body needs: it would be copied out, not lent (finish()).
       if (size >= messages && size <= 2 * messages + FIRST_MESSAGE_BYTES && (best < 0 || size < (spareScratch[best] as Scratch).messageBytes.length)) best = index;
     }
-    this.scratch = best >= 0 ? (spareScratch.splice(best, 1)[0] as Scratch) : new Scratch(scratchColumns(messages));
+    this.scratch = best >= 0 ? (spareScratch.splice(best, 1)[0] as Scratch) : newScratch(messages);
   }
 
   get size(): number {
