@@ -35,15 +35,18 @@ const largeBody = fc.tuple(opening, fc.array(fc.tuple(element, separator), { min
 
 describe('JSON bodies decoded from their bytes (decodeJsonBody)', () => {
   it('make the records, raw values and counts their text makes (decodeJson)', async () => {
+    let withRecords = 0;
     await fc.assert(
       fc.asyncProperty(largeBody, async (body) => {
         const fromBytes = await decodeJsonBody(body, new BatchBuilder(RECEIVED_AT, LIMITS, neverYield()));
         const fromText = await decodeJson(body.toString('utf8'), new BatchBuilder(RECEIVED_AT, LIMITS, neverYield()));
-        expect(fromBytes.records.length).toBeGreaterThan(0);
         expect(fromBytes).toEqual(fromText);
+        if (fromBytes.records.length > 0) withRecords++;
       }),
       { numRuns: 40 },
     );
+    // Not a comparison of empty results: a body of nothing but empty strings ("") makes no record, most make many.
+    expect(withRecords).toBeGreaterThan(30);
   });
 });
 
