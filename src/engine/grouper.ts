@@ -535,7 +535,6 @@ export class StreamGrouper {
     }
   }
 
-
   private pushLine(state: StreamState, rawLine: string, record: LogRecord): void {
     this.counters.linesIn++;
     // CRLF input: the \r is not part of the line.

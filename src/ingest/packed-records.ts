@@ -64,12 +64,7 @@ class Scratch {
     public messageBytes: Buffer,
   ) {}
 
-  /** The set's buffers, in the order fromBuffers() reads them. */
-  buffers(): ArrayBuffer[] {
-    return [this.time, this.sourceUs, this.position, this.flags, this.origin, this.messageEnds, this.messageBytes].map((column) => column.buffer as ArrayBuffer);
-  }
-
-  /** A set made of buffers() that came back; undefined when they are not such a set. */
+  /** A set made of columnBuffers() that came back; undefined when they are not such a set. */
   static fromBuffers(buffers: readonly unknown[]): Scratch | undefined {
     if (buffers.length !== 7 || !buffers.every((buffer) => buffer instanceof ArrayBuffer && buffer.byteLength > 0)) return undefined;
     const [time, sourceUs, position, flags, origin, messageEnds, messageBytes] = buffers as ArrayBuffer[];
@@ -106,6 +101,13 @@ class Scratch {
     this.messageBytes.copy(bigger, 0, 0, used);
     this.messageBytes = bigger;
   }
+}
+
+type Columns = Pick<PackedRecords, 'time' | 'sourceUs' | 'position' | 'flags' | 'origin' | 'messageEnds' | 'messageBytes'>;
+
+/** The buffers under a scratch set's or a batch's columns, in the order Scratch.fromBuffers() reads them. */
+function columnBuffers(columns: Columns): ArrayBuffer[] {
+  return [columns.time, columns.sourceUs, columns.position, columns.flags, columns.origin, columns.messageEnds, columns.messageBytes].map((column) => column.buffer as ArrayBuffer);
 }
 
 /** Scratch sets not in use: one per packer at work at once, and the ones back from the main thread. */
@@ -225,10 +227,8 @@ export class RecordPacker {
       oddMessages: this.oddMessages,
       fields: this.fields,
     };
-    if (lend) return { packed, transfer: scratch.buffers(), lent: true };
-    if (scratch.messageBytes.length <= MAX_KEPT_MESSAGE_BYTES) spareScratch.push(scratch);
-    const transfer = [packed.time, packed.sourceUs, packed.position, packed.flags, packed.origin, packed.messageBytes, packed.messageEnds].map((column) => column.buffer as ArrayBuffer);
-    return { packed, transfer, lent: false };
+    if (!lend && scratch.messageBytes.length <= MAX_KEPT_MESSAGE_BYTES) spareScratch.push(scratch);
+    return { packed, transfer: columnBuffers(packed), lent: lend };
   }
 
   private addMessage(index: number, message: string): void {
@@ -327,8 +327,7 @@ export class PackedBatch {
   release(): void {
     if (this.released) return;
     this.released = true;
-    const packed = this.packed;
-    this.giveBack?.([packed.time, packed.sourceUs, packed.position, packed.flags, packed.origin, packed.messageEnds, packed.messageBytes].map((column) => column.buffer as ArrayBuffer));
+    this.giveBack?.(columnBuffers(this.packed));
   }
 
   /** Records without a text field leakwatch reads. */

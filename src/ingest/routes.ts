@@ -7,7 +7,7 @@ import { PackedBatch } from './packed-records.js';
 import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimits, type EarlyJournalWrite, type IngestedBody, type ReceivedBody, type SubmittedBatch } from './decode-body.js';
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
-import { SharedBodies, type BodyAssembly } from './shared-bodies.js';
+import { SharedBodies } from './shared-bodies.js';
 import type { LogRecord } from './record.js';
 import { decodeWriteRequest, isRemoteWriteV2, type RemoteSeries } from './remote-write.js';
 
@@ -118,7 +118,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     const declared = Number(request.headers['content-length']);
     // Claim what the client announced before reading it, so that 40 big uploads cannot all start.
     if (Number.isFinite(declared) && declared > 0) claim.add(declared);
-    return readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt }, Number.isFinite(declared) && declared <= maxBodyBytes ? bodies.assemble(declared) : undefined, bodies);
+    return readBody(request.body, maxBodyBytes, claim, { ...timeouts, startedAt }, declared, bodies);
   }
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
@@ -241,21 +241,15 @@ interface BodyTimeouts {
  * their cap (503), without buffering more. Bytes beyond what Content-Length announced are claimed
  * as they come.
  */
-async function readBody(
-  body: unknown,
-  limit: number,
-  claim: InflightClaim,
-  timeouts: BodyTimeouts,
-  assembly: BodyAssembly | undefined,
-  bodies: SharedBodies,
-): Promise<Buffer> {
-  if (body === undefined || body === null || Buffer.isBuffer(body)) {
-    assembly?.discard();
-    if (body === undefined || body === null) return Buffer.alloc(0);
+async function readBody(body: unknown, limit: number, claim: InflightClaim, timeouts: BodyTimeouts, declared: number, bodies: SharedBodies): Promise<Buffer> {
+  if (body === undefined || body === null) return Buffer.alloc(0);
+  if (Buffer.isBuffer(body)) {
     if (body.length > limit) throw bodyTooLarge(limit, 'request body');
     return body;
   }
   const stream = body as Readable;
+  // A body that announced its length (Content-Length, NaN without) is put together as it comes.
+  let assembly = declared <= limit ? bodies.assemble(declared) : undefined;
   const chunks: Buffer[] = [];
   let total = 0;
   return new Promise<Buffer>((resolve, reject) => {

@@ -204,7 +204,7 @@ describe('packed records', () => {
     const copied = sparse.finish();
     expect(copied.lent).toBe(false);
     // Exact sizes, in buffers of their own.
-    expect(copied.transfer.map((buffer) => buffer.byteLength)).toEqual([8, 8, 8, 1, 4, 0, 4].map((bytes) => bytes * 1024).with(5, copied.packed.messageBytes.byteLength));
+    expect(copied.transfer.map((buffer) => buffer.byteLength)).toEqual([8, 8, 8, 1, 4, 4, 0].map((bytes) => bytes * 1024).with(6, copied.packed.messageBytes.byteLength));
     const full = new RecordPacker(1_000_000);
     for (const record of records(6000)) full.add(record);
     const lent = full.finish();
