@@ -4,6 +4,7 @@
  */
 export const CH_TAB = 9;
 export const CH_NEWLINE = 10;
+export const CH_CARRIAGE_RETURN = 13;
 export const CH_SPACE = 32;
 export const CH_QUOTE = 34;
 export const CH_HASH = 35;

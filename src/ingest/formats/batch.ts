@@ -63,6 +63,9 @@ function deeperBelow(container: object, levelsLeft: number): boolean {
   return false;
 }
 
+/** Bytes of a body counted before deciding whether to count the rest (BatchBuilder#refuseIfCertainlyOver). */
+const CERTAIN_SAMPLE_BYTES = 64 * 1024;
+
 /**
  * Collects one body's records; the formats share its rules for values that are not records and
  * its limits. The decoders call `yieldIfDue()` in their loops so that a large body is decoded in
@@ -93,6 +96,30 @@ export class BatchBuilder {
 
   yieldIfDue(): Promise<void> | undefined {
     return this.slicer.due() ? this.slicer.pause() : undefined;
+  }
+
+  /**
+   * Refuses (413) a body that certainly makes more than --max-records records, found on its bytes
+   * before a record is built. Without it, a few KB of gzip inflating to 32 MiB of `{}` was refused
+   * only once 250,000 records were made (~0.4 s of a decoding thread). `recordEnds` yields, in
+   * order, the byte after each value that is sure to make a record (the format's decoder knows
+   * which). A body whose first CERTAIN_SAMPLE_BYTES project no more than the cap is not scanned
+   * further: an ordinary body costs a scan of its first 64 KiB.
+   */
+  refuseIfCertainlyOver(recordEnds: Iterable<number>, bodyLength: number): void {
+    const limit = this.limits.maxRecords;
+    // A record takes at least one byte (an empty msgpack map).
+    if (bodyLength <= limit) return;
+    let count = 0;
+    let sampled = false;
+    for (const end of recordEnds) {
+      count++;
+      if (count > limit) throw tooManyRecords(limit);
+      if (!sampled && end >= CERTAIN_SAMPLE_BYTES) {
+        sampled = true;
+        if ((count / end) * bodyLength <= limit) return;
+      }
+    }
   }
 
   /**

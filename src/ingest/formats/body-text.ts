@@ -6,7 +6,7 @@
  * collection). Pieces end where no character, line or value continues across them, so each
  * decodes to exactly the text the whole body would have there.
  */
-import { CH_NEWLINE } from '../../text/char-codes.js';
+import { CH_CARRIAGE_RETURN, CH_NEWLINE, CH_SPACE, CH_TAB } from '../../text/char-codes.js';
 
 /** Bytes of body text made into one string at a time. */
 export const TEXT_PIECE_BYTES = 64 * 1024;
@@ -31,6 +31,22 @@ export function* linePieces(body: Buffer): Generator<string> {
       }
     }
     yield body.toString('utf8', start, end);
+    start = end;
+  }
+}
+
+/**
+ * The byte after each line (its line feed) whose first byte passes `counts` (undefined for an empty
+ * last line), spaces and tabs skipped first with `skipBlanks`: for BatchBuilder#refuseIfCertainlyOver.
+ */
+export function* lineEnds(body: Buffer, counts: (firstByte: number | undefined) => boolean, skipBlanks = false): Generator<number> {
+  let start = 0;
+  while (start < body.length) {
+    const feed = body.indexOf(CH_NEWLINE, start);
+    const end = feed < 0 ? body.length : feed + 1;
+    let first = start;
+    if (skipBlanks) while (first < end && (body[first] === CH_SPACE || body[first] === CH_TAB || body[first] === CH_CARRIAGE_RETURN)) first++;
+    if (counts(first < body.length ? body[first] : undefined)) yield end;
     start = end;
   }
 }

@@ -375,18 +375,8 @@ export async function decodeJsonBody(body: Buffer, batch: BatchBuilder): Promise
   if (body.length <= STRING_BODY_MAX_BYTES) return decodeJson(body.toString('utf8'), batch);
   const first = skipSeparatorBytes(body, 0);
   if (first >= body.length) return batch.result();
-  let open = -1;
-  let wrapped = false;
-  if (body[first] === CH_OPEN_BRACKET) {
-    open = first;
-  } else {
-    // The 64 characters decodeJson looks at: at most 256 bytes.
-    const wrapper = DATA_WRAPPER.exec(body.toString('utf8', first, first + 256).slice(0, 64));
-    if (wrapper) {
-      open = first + Buffer.byteLength(wrapper[0]) - 1;
-      wrapped = true;
-    }
-  }
+  const { open, wrapped } = largeArrayStart(body, first);
+  batch.refuseIfCertainlyOver(certainRecordEnds(body, first, open, batch.limits.maxLineBytes), body.length);
   if (open < 0) return decodeJson(body.toString('utf8'), batch);
   const close = await decodeLargeArray(byteSource(body), open, batch);
   if (close < 0) return batch.result();
@@ -397,6 +387,81 @@ export async function decodeJsonBody(body: Buffer, batch: BatchBuilder): Promise
   const text = body.toString('utf8');
   await decodeValueStream(text, body.toString('utf8', 0, close).length, batch, true);
   return batch.result();
+}
+
+/**
+ * Where a large body's array opens, when it is one (or `{"data":[...]}`, then `wrapped`): its
+ * elements are then cut on the bytes. -1 when the body is something else.
+ */
+function largeArrayStart(body: Buffer, first: number): { open: number; wrapped: boolean } {
+  if (body[first] === CH_OPEN_BRACKET) return { open: first, wrapped: false };
+  // The 64 characters decodeJson looks at: at most 256 bytes.
+  const wrapper = DATA_WRAPPER.exec(body.toString('utf8', first, first + 256).slice(0, 64));
+  return wrapper ? { open: first + Buffer.byteLength(wrapper[0]) - 1, wrapped: true } : { open: -1, wrapped: false };
+}
+
+/**
+ * The byte after each value of a large body that is sure to make a record, in the order
+ * decodeJsonBody reads them (for BatchBuilder#refuseIfCertainlyOver). Left out: strings (a blank
+ * one makes none), a value-stream object that may be a `{"data":[...]}` wrapper (its array may be
+ * empty), a token that may be one character (a framing delimiter). The count stops where the
+ * decoder would cut by guessing: at a value that never ends.
+ */
+function* certainRecordEnds(body: Buffer, first: number, arrayOpen: number, maxLineBytes: number): Generator<number> {
+  let index = first;
+  if (arrayOpen >= 0) {
+    index = yield* certainElementEnds(body, arrayOpen);
+    if (index < 0) return;
+  }
+  for (;;) {
+    index = skipSeparatorBytes(body, index);
+    if (index >= body.length) return;
+    const code = body[index] as number;
+    if (code === CH_OPEN_BRACKET) {
+      index = yield* certainElementEnds(body, index);
+      if (index < 0) return;
+      continue;
+    }
+    if (!isContainerStart(code)) {
+      const end = tokenEndBytes(body, index);
+      // Two ASCII bytes are two characters: more than a delimiter, so a malformed record.
+      if (end - index >= 2 && code < 0x80 && (body[index + 1] as number) < 0x80) yield end;
+      index = end;
+      continue;
+    }
+    const end = valueEndBytes(body, index);
+    if (end < 0) return;
+    if (code === CH_OPEN_BRACE && (end - index > maxLineBytes || !mayBeDataWrapper(body, index))) yield end;
+    index = end;
+  }
+}
+
+/** Element ends of the array opened at `open` as decodeLargeArray takes them, strings left out; the index after its `]`, or -1 if it never closes. */
+function* certainElementEnds(body: Buffer, open: number): Generator<number, number> {
+  let index = open + 1;
+  for (;;) {
+    index = skipSeparatorBytes(body, index);
+    if (index >= body.length) return -1;
+    const code = body[index] as number;
+    if (code === CH_CLOSE_BRACKET) return index + 1;
+    const end = isContainerStart(code) ? valueEndBytes(body, index) : tokenEndBytes(body, index);
+    if (end < 0) return -1;
+    if (code !== CH_QUOTE) yield end;
+    index = end;
+  }
+}
+
+/** Whether the object at `open` may have `data` as its first key (also spelt with escapes). */
+function mayBeDataWrapper(body: Buffer, open: number): boolean {
+  let index = open + 1;
+  while (index < body.length && isJsonWhitespace(body[index] as number)) index++;
+  if (body[index] !== CH_QUOTE) return body[index] !== CH_CLOSE_BRACE;
+  const next = body[index + 1];
+  return next === 0x64 /* d */ || next === CH_BACKSLASH;
+}
+
+function isJsonWhitespace(code: number): boolean {
+  return code === 32 || code === 10 || code === 13 || code === 9;
 }
 
 function byteSource(body: Buffer): ArraySource {

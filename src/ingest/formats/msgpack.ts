@@ -13,6 +13,7 @@ import { type BatchBuilder, isPlainRecord, type DecodedBatch } from './batch.js'
  */
 export async function decodeMsgpack(original: Uint8Array, batch: BatchBuilder): Promise<DecodedBatch> {
   if (original.length === 0) return batch.result();
+  batch.refuseIfCertainlyOver(certainRecordEnds(original, batch.limits.maxLineBytes), original.length);
   const body = withoutProtoKeys(original);
   const limit = body.length;
   const decoder = new Decoder({
@@ -54,8 +55,79 @@ export async function decodeMsgpack(original: Uint8Array, batch: BatchBuilder): 
 
 const MAX_RAW_TAIL = 64 * 1024;
 
-/** The key `__proto__` as a msgpack fixstr and as a str8. */
-const PROTO_KEYS = [Buffer.from([0xa9, ...Buffer.from('__proto__')]), Buffer.from([0xd9, 0x09, ...Buffer.from('__proto__')])];
+/**
+ * The byte after each top-level value that is sure to make a record (BatchBuilder#refuseIfCertainlyOver):
+ * every one but a string (a blank line makes none) and an array (a Fluent Bit group marker makes
+ * none, a forward-mode entry list any number). Stops at a value that does not end in the body.
+ */
+function* certainRecordEnds(body: Uint8Array, maxLineBytes: number): Generator<number> {
+  let index = 0;
+  while (index < body.length) {
+    const end = msgpackValueEnd(body, index);
+    if (end < 0) return;
+    const head = body[index] as number;
+    const stringOrArray = (head >= 0x90 && head <= 0xbf) || (head >= 0xd9 && head <= 0xdb) || head === 0xdc || head === 0xdd;
+    if (!stringOrArray || end - index > maxLineBytes) yield end;
+    index = end;
+  }
+}
+
+/**
+ * The index after the msgpack value at `start`, or -1 when it does not end in the body or uses the
+ * one byte msgpack never does (0xc1). Walks without recursion: `pending` counts the values still
+ * to skip, so a deep or bogus container costs no stack, only its bytes.
+ */
+export function msgpackValueEnd(body: Uint8Array, start: number): number {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let index = start;
+  let pending = 1;
+  while (pending > 0) {
+    if (index >= body.length) return -1;
+    const head = body[index] as number;
+    pending--;
+    if (head <= 0x7f || head >= 0xe0) {
+      index += 1; // fixint
+    } else if (head <= 0x8f) {
+      pending += 2 * (head & 0x0f); // fixmap
+      index += 1;
+    } else if (head <= 0x9f) {
+      pending += head & 0x0f; // fixarray
+      index += 1;
+    } else if (head <= 0xbf) {
+      index += 1 + (head & 0x1f); // fixstr
+    } else if ((MSGPACK_FIXED_SIZES[head - 0xc0] as number) > 0) {
+      index += MSGPACK_FIXED_SIZES[head - 0xc0] as number;
+    } else {
+      const sizeBytes = MSGPACK_SIZE_BYTES[head - 0xc0] as number;
+      if (sizeBytes === 0 || index + 1 + sizeBytes > body.length) return -1; // 0xc1, or cut short
+      const size = sizeBytes === 1 ? view.getUint8(index + 1) : sizeBytes === 2 ? view.getUint16(index + 1) : view.getUint32(index + 1);
+      index += 1 + sizeBytes;
+      if (head === 0xdc || head === 0xdd) pending += size; // array16/32
+      else if (head === 0xde || head === 0xdf) pending += 2 * size; // map16/32
+      else index += size + (head >= 0xc7 && head <= 0xc9 ? 1 : 0); // bin, str, ext (its type byte)
+    }
+  }
+  return index <= body.length ? index : -1;
+}
+
+/** Whole sizes of the types 0xc0-0xdf that have one (nil, booleans, numbers, fixext); 0 for the rest. */
+const MSGPACK_FIXED_SIZES = [
+  1, 0, 1, 1, 0, 0, 0, 0, 0, 0, // c0 nil, c1 never used, c2 false, c3 true, c4-c9 bin/ext
+  5, 9, // ca float32, cb float64
+  2, 3, 5, 9, 2, 3, 5, 9, // cc-cf uint, d0-d3 int
+  3, 4, 6, 10, 18, // d4-d8 fixext 1, 2, 4, 8, 16 (type byte + data)
+  0, 0, 0, 0, 0, 0, 0, // d9-db str, dc-dd array, de-df map
+];
+
+/** For the types 0xc0-0xdf that carry a size: how many bytes it takes (bin, ext, str, array, map); 0 for the rest. */
+const MSGPACK_SIZE_BYTES = [
+  0, 0, 0, 0, 1, 2, 4, 1, 2, 4, // c4-c6 bin, c7-c9 ext
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // ca-d8 fixed sizes
+  1, 2, 4, 2, 4, 2, 4, // d9-db str, dc-dd array, de-df map
+];
+
+/** The key `__proto__` as a msgpack fixstr, and as the str8, str16 and str32 an encoder may also write. */
+const PROTO_KEYS = [[0xa9], [0xd9, 0x09], [0xda, 0x00, 0x09], [0xdb, 0x00, 0x00, 0x00, 0x09]].map((head) => Buffer.from([...head, ...Buffer.from('__proto__')]));
 const PROTO_KEY_RENAMED = Buffer.from('__PROTO__');
 
 /**

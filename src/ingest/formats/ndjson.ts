@@ -1,5 +1,6 @@
 import { BatchBuilder, type DecodedBatch } from './batch.js';
-import { linePieces } from './body-text.js';
+import { lineEnds, linePieces } from './body-text.js';
+import { CH_OPEN_BRACE } from '../../text/char-codes.js';
 
 /**
  * Newline-delimited JSON: Vector `newline_delimited` (last LF removed), Fluent Bit `json_lines`
@@ -8,6 +9,8 @@ import { linePieces } from './body-text.js';
  * holding an array contributes its elements.
  */
 export async function decodeNdjson(body: Buffer, batch: BatchBuilder): Promise<DecodedBatch> {
+  // A line that starts with `{` (after spaces) makes one record, good or malformed; others may make none or many.
+  batch.refuseIfCertainlyOver(lineEnds(body, (byte) => byte === CH_OPEN_BRACE, true), body.length);
   for (const piece of linePieces(body)) await addLines(piece, batch);
   return batch.result();
 }

@@ -1,5 +1,6 @@
 import { BatchBuilder, type DecodedBatch } from './batch.js';
-import { linePieces } from './body-text.js';
+import { CH_CARRIAGE_RETURN, CH_DASH, CH_NEWLINE } from '../../text/char-codes.js';
+import { lineEnds, linePieces } from './body-text.js';
 
 /**
  * Plain text lines: Vector `text`/`raw_message` (trailing LF kept), Fluentd `single_value`,
@@ -7,6 +8,7 @@ import { linePieces } from './body-text.js';
  * --max-line-bytes is kept cut, counted malformed.
  */
 export async function decodeTextLines(body: Buffer, batch: BatchBuilder): Promise<DecodedBatch> {
+  batch.refuseIfCertainlyOver(lineEnds(body, startsLogText), body.length);
   for (const piece of linePieces(body)) await addLines(piece, batch);
   return batch.result();
 }
@@ -20,4 +22,9 @@ async function addLines(text: string, batch: BatchBuilder): Promise<void> {
     start = end + 1;
     await batch.yieldIfDue();
   }
+}
+
+/** Whether a line starting with this byte is sure to make a record: not empty, not only a CR, not a journalctl marker (`-- Boot ...`). */
+function startsLogText(byte: number | undefined): boolean {
+  return byte !== undefined && byte !== CH_NEWLINE && byte !== CH_CARRIAGE_RETURN && byte !== CH_DASH;
 }
