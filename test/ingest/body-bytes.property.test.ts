@@ -50,6 +50,35 @@ describe('JSON bodies decoded from their bytes (decodeJsonBody)', () => {
   });
 });
 
+describe('large arrays cut into runs where `},{` is (decodeLargeArray)', () => {
+  // Defaults but a low --max-depth, so that some values are kept raw (each from its own text).
+  const GUESS_LIMITS = { maxDepth: 3 };
+  /** Elements with `},{` inside strings and nested values, where a cut would be wrong, besides shippers' records. */
+  const tricky = fc.oneof(
+    { weight: 6, arbitrary: record },
+    { weight: 1, arbitrary: text.map((value) => JSON.stringify({ message: `${value}},{${value}` })) },
+    { weight: 1, arbitrary: fc.constantFrom('{"message":"},{\\"},{"}', '{"message":"m","spans":[{"a":1},{"b":2}]}', '{"a":{"b":{"c":{"d":[{},{}]}}}}', '"},{"', '12', '[{},{}]', '{}') },
+  );
+  it('make exactly what the same elements make when each end is found (no `},{` between them)', async () => {
+    let guessed = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(tricky, { minLength: 1, maxLength: 30 }), fc.constantFrom('[', '{"data":['), async (elements, open) => {
+        const repeat = Math.ceil(420_000 / Buffer.byteLength(elements.join(',')));
+        const all = Array<string[]>(repeat).fill(elements).flat();
+        const cutAtMeetings = Buffer.from(`${open}${all.join(',')}]${open === '[' ? '' : '}'}`);
+        const eachEndFound = Buffer.from(`${open}${all.join(', ')}]${open === '[' ? '' : '}'}`);
+        const fromRuns = await decodeJsonBody(cutAtMeetings, new BatchBuilder(RECEIVED_AT, GUESS_LIMITS, neverYield()));
+        const fromEnds = await decodeJsonBody(eachEndFound, new BatchBuilder(RECEIVED_AT, GUESS_LIMITS, neverYield()));
+        expect(fromRuns).toEqual(fromEnds);
+        expect(fromRuns.records.length).toBeGreaterThan(0);
+        if (all.join(',').includes('},{')) guessed++;
+      }),
+      { numRuns: 40, seed: 20_261_202 },
+    );
+    expect(guessed).toBeGreaterThan(30);
+  });
+});
+
 describe('line pieces (linePieces)', () => {
   it('join to the body as text, and each but the last ends a line', () => {
     const line = fc.oneof(text, fc.constantFrom('x'.repeat(TEXT_PIECE_BYTES + 5), '€'.repeat(30_000), ''));
