@@ -2,6 +2,7 @@ import { encode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeBody, type BodyFormat } from '../../src/ingest/decode-body.js';
+import { BatchBuilder } from '../../src/ingest/formats/batch.js';
 import { msgpackValueEnd } from '../../src/ingest/formats/msgpack.js';
 import { RecordPacker } from '../../src/ingest/packed-records.js';
 import { isLeakwatchError } from '../../src/errors.js';
@@ -145,6 +146,40 @@ describe('--max-records', () => {
     const refusal = await decodeBody(raw, 'application/json', 1_700_000_000_000, { maxLineBytes: 1024 * 1024, maxMessageBytes: 1024 * 1024 }, { blocking: true, packer }).catch((error: unknown) => error);
     expect(isLeakwatchError(refusal) && refusal.code).toBe('LW_ERR_TOO_MANY_RECORDS');
     expect(packer.size).toBe(250_000);
+  });
+});
+
+describe('BatchBuilder#refuseIfCertainlyOver', () => {
+  /** Values of `bytes` each, `counted` or not, as a format's scan yields them; `taken` says how many were read. */
+  function scan(values: number, bytes: number, counted: (index: number) => boolean): { ends: Iterable<number>; taken: () => number } {
+    let taken = 0;
+    function* ends(): Generator<number> {
+      for (let index = 0; index < values; index++) {
+        taken++;
+        const end = (index + 1) * bytes;
+        yield counted(index) ? end : -end;
+      }
+    }
+    return { ends: ends(), taken: () => taken };
+  }
+
+  it('reads an ordinary body no further than its first 64 KiB, whatever its values are', () => {
+    const batch = new BatchBuilder(0, { maxRecords: 250_000 });
+    // 32 MiB of 300-byte records, then of 40-byte strings that make none.
+    for (const [bytes, counted] of [[300, () => true], [40, () => false], [40, (index: number) => index % 7 === 0]] as const) {
+      const values = Math.floor((32 * 1024 * 1024) / bytes);
+      const { ends, taken } = scan(values, bytes, counted);
+      batch.refuseIfCertainlyOver(ends, values * bytes);
+      expect(taken() * bytes).toBeGreaterThanOrEqual(64 * 1024);
+      expect(taken() * bytes).toBeLessThan(64 * 1024 + bytes);
+    }
+  });
+
+  it('counts a dense body to the cap and refuses it there, not further', () => {
+    const batch = new BatchBuilder(0, { maxRecords: 250_000 });
+    const { ends, taken } = scan(16 * 1024 * 1024, 2, () => true);
+    expect(() => batch.refuseIfCertainlyOver(ends, 32 * 1024 * 1024)).toThrow(expect.objectContaining({ code: 'LW_ERR_TOO_MANY_RECORDS' }));
+    expect(taken()).toBe(250_001);
   });
 });
 

@@ -101,24 +101,21 @@ export class BatchBuilder {
   /**
    * Refuses (413) a body that certainly makes more than --max-records records, found on its bytes
    * before a record is built. Without it, a few KB of gzip inflating to 32 MiB of `{}` was refused
-   * only once 250,000 records were made (~0.4 s of a decoding thread). `recordEnds` yields, in
-   * order, the byte after each value that is sure to make a record (the format's decoder knows
-   * which). A body whose first CERTAIN_SAMPLE_BYTES project no more than the cap is not scanned
-   * further: an ordinary body costs a scan of its first 64 KiB.
+   * only once 250,000 records were made (~0.4 s of a decoding thread). `valueEnds` yields, in
+   * order, the byte after each value: positive for a value sure to make a record, negative (its
+   * end, negated) for one that may make none or several (the format's decoder knows which). A body
+   * whose first CERTAIN_SAMPLE_BYTES project no more than the cap is not scanned further: an
+   * ordinary body costs a scan of its first 64 KiB.
    */
-  refuseIfCertainlyOver(recordEnds: Iterable<number>, bodyLength: number): void {
+  refuseIfCertainlyOver(valueEnds: Iterable<number>, bodyLength: number): void {
     const limit = this.limits.maxRecords;
     // A record takes at least one byte (an empty msgpack map).
     if (bodyLength <= limit) return;
     let count = 0;
-    let sampled = false;
-    for (const end of recordEnds) {
-      count++;
-      if (count > limit) throw tooManyRecords(limit);
-      if (!sampled && end >= CERTAIN_SAMPLE_BYTES) {
-        sampled = true;
-        if ((count / end) * bodyLength <= limit) return;
-      }
+    for (const signedEnd of valueEnds) {
+      if (signedEnd > 0 && ++count > limit) throw tooManyRecords(limit);
+      const end = Math.abs(signedEnd);
+      if (end >= CERTAIN_SAMPLE_BYTES && (count / end) * bodyLength <= limit) return;
     }
   }
 

@@ -36,8 +36,9 @@ export function* linePieces(body: Buffer): Generator<string> {
 }
 
 /**
- * The byte after each line (its line feed) whose first byte passes `counts` (undefined for an empty
- * last line), spaces and tabs skipped first with `skipBlanks`: for BatchBuilder#refuseIfCertainlyOver.
+ * The byte after each line (its line feed), negated unless its first byte passes `counts`
+ * (undefined for an empty last line; spaces, tabs and CRs skipped first with `skipBlanks`): for
+ * BatchBuilder#refuseIfCertainlyOver.
  */
 export function* lineEnds(body: Buffer, counts: (firstByte: number | undefined) => boolean, skipBlanks = false): Generator<number> {
   let start = 0;
@@ -46,7 +47,7 @@ export function* lineEnds(body: Buffer, counts: (firstByte: number | undefined) 
     const end = feed < 0 ? body.length : feed + 1;
     let first = start;
     if (skipBlanks) while (first < end && (body[first] === CH_SPACE || body[first] === CH_TAB || body[first] === CH_CARRIAGE_RETURN)) first++;
-    if (counts(first < body.length ? body[first] : undefined)) yield end;
+    yield counts(first < body.length ? body[first] : undefined) ? end : -end;
     start = end;
   }
 }

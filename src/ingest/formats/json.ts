@@ -430,7 +430,7 @@ export async function decodeJsonBody(body: Buffer, batch: BatchBuilder): Promise
   const first = skipSeparatorBytes(body, 0);
   if (first >= body.length) return batch.result();
   const { open, wrapped } = largeArrayStart(body, first);
-  batch.refuseIfCertainlyOver(certainRecordEnds(body, first, open, batch.limits.maxLineBytes), body.length);
+  batch.refuseIfCertainlyOver(valueEnds(body, first, open, batch.limits.maxLineBytes), body.length);
   if (open < 0) return decodeJson(body.toString('utf8'), batch);
   const close = await decodeLargeArray(byteSource(body), open, batch);
   if (close < 0) return batch.result();
@@ -455,16 +455,16 @@ function largeArrayStart(body: Buffer, first: number): { open: number; wrapped: 
 }
 
 /**
- * The byte after each value of a large body that is sure to make a record, in the order
- * decodeJsonBody reads them (for BatchBuilder#refuseIfCertainlyOver). Left out: strings (a blank
- * one makes none), a value-stream object that may be a `{"data":[...]}` wrapper (its array may be
- * empty), a token that may be one character (a framing delimiter). The count stops where the
- * decoder would cut by guessing: at a value that never ends.
+ * The byte after each value of a large body, in the order decodeJsonBody reads them, negated for
+ * a value that may not make exactly one record (BatchBuilder#refuseIfCertainlyOver): a string (a
+ * blank one makes none), a value-stream object that may be a `{"data":[...]}` wrapper (its array
+ * may be empty), a token that may be one character (a framing delimiter). The values stop where
+ * the decoder would cut by guessing: at one that never ends.
  */
-function* certainRecordEnds(body: Buffer, first: number, arrayOpen: number, maxLineBytes: number): Generator<number> {
+function* valueEnds(body: Buffer, first: number, arrayOpen: number, maxLineBytes: number): Generator<number> {
   let index = first;
   if (arrayOpen >= 0) {
-    index = yield* certainElementEnds(body, arrayOpen);
+    index = yield* elementEnds(body, arrayOpen);
     if (index < 0) return;
   }
   for (;;) {
@@ -472,26 +472,26 @@ function* certainRecordEnds(body: Buffer, first: number, arrayOpen: number, maxL
     if (index >= body.length) return;
     const code = body[index] as number;
     if (code === CH_OPEN_BRACKET) {
-      index = yield* certainElementEnds(body, index);
+      index = yield* elementEnds(body, index);
       if (index < 0) return;
       continue;
     }
     if (!isContainerStart(code)) {
       const end = tokenEndBytes(body, index);
       // Two ASCII bytes are two characters: more than a delimiter, so a malformed record.
-      if (end - index >= 2 && code < 0x80 && (body[index + 1] as number) < 0x80) yield end;
+      yield end - index >= 2 && code < 0x80 && (body[index + 1] as number) < 0x80 ? end : -end;
       index = end;
       continue;
     }
     const end = valueEndBytes(body, index);
     if (end < 0) return;
-    if (code === CH_OPEN_BRACE && (end - index > maxLineBytes || !mayBeDataWrapper(body, index))) yield end;
+    yield code === CH_OPEN_BRACE && (end - index > maxLineBytes || !mayBeDataWrapper(body, index)) ? end : -end;
     index = end;
   }
 }
 
-/** Element ends of the array opened at `open` as decodeLargeArray takes them, strings left out; the index after its `]`, or -1 if it never closes. */
-function* certainElementEnds(body: Buffer, open: number): Generator<number, number> {
+/** Element ends of the array opened at `open` as decodeLargeArray takes them, a string's negated; the index after its `]`, or -1 if it never closes. */
+function* elementEnds(body: Buffer, open: number): Generator<number, number> {
   let index = open + 1;
   for (;;) {
     index = skipSeparatorBytes(body, index);
@@ -500,7 +500,7 @@ function* certainElementEnds(body: Buffer, open: number): Generator<number, numb
     if (code === CH_CLOSE_BRACKET) return index + 1;
     const end = isContainerStart(code) ? valueEndBytes(body, index) : tokenEndBytes(body, index);
     if (end < 0) return -1;
-    if (code !== CH_QUOTE) yield end;
+    yield code === CH_QUOTE ? -end : end;
     index = end;
   }
 }

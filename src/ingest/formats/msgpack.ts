@@ -13,7 +13,7 @@ import { type BatchBuilder, isPlainRecord, type DecodedBatch } from './batch.js'
  */
 export async function decodeMsgpack(original: Uint8Array, batch: BatchBuilder): Promise<DecodedBatch> {
   if (original.length === 0) return batch.result();
-  batch.refuseIfCertainlyOver(certainRecordEnds(original, batch.limits.maxLineBytes), original.length);
+  batch.refuseIfCertainlyOver(valueEnds(original, batch.limits.maxLineBytes), original.length);
   const body = withoutProtoKeys(original);
   const limit = body.length;
   const decoder = new Decoder({
@@ -56,18 +56,19 @@ export async function decodeMsgpack(original: Uint8Array, batch: BatchBuilder): 
 const MAX_RAW_TAIL = 64 * 1024;
 
 /**
- * The byte after each top-level value that is sure to make a record (BatchBuilder#refuseIfCertainlyOver):
- * every one but a string (a blank line makes none) and an array (a Fluent Bit group marker makes
- * none, a forward-mode entry list any number). Stops at a value that does not end in the body.
+ * The byte after each top-level value, negated for one that may not make exactly one record
+ * (BatchBuilder#refuseIfCertainlyOver): a string (a blank line makes none) or an array (a Fluent
+ * Bit group marker makes none, a forward-mode entry list any number). Stops at a value that does
+ * not end in the body.
  */
-function* certainRecordEnds(body: Uint8Array, maxLineBytes: number): Generator<number> {
+function* valueEnds(body: Uint8Array, maxLineBytes: number): Generator<number> {
   let index = 0;
   while (index < body.length) {
     const end = msgpackValueEnd(body, index);
     if (end < 0) return;
     const head = body[index] as number;
     const stringOrArray = (head >= 0x90 && head <= 0xbf) || (head >= 0xd9 && head <= 0xdb) || head === 0xdc || head === 0xdd;
-    if (!stringOrArray || end - index > maxLineBytes) yield end;
+    yield !stringOrArray || end - index > maxLineBytes ? end : -end;
     index = end;
   }
 }
