@@ -1,6 +1,6 @@
 import { badBody } from '../errors.js';
 import { BatchBuilder, isPlainRecord, locate, type DecodedBatch } from './batch.js';
-import { CH_BACKSLASH, CH_CLOSE_BRACE, CH_CLOSE_BRACKET, CH_COMMA, CH_NEWLINE, CH_OPEN_BRACE, CH_OPEN_BRACKET, CH_QUOTE } from '../../text/char-codes.js';
+import { CH_BACKSLASH, CH_CARRIAGE_RETURN, CH_CLOSE_BRACE, CH_CLOSE_BRACKET, CH_COMMA, CH_NEWLINE, CH_OPEN_BRACE, CH_OPEN_BRACKET, CH_QUOTE, CH_SPACE, CH_TAB } from '../../text/char-codes.js';
 
 /**
  * Bodies up to this size are tried with one JSON.parse (a few milliseconds); larger ones are cut
@@ -92,9 +92,18 @@ function addValueText(batch: BatchBuilder, slice: string): boolean {
   return true;
 }
 
+function isJsonWhitespace(code: number): boolean {
+  return code === CH_SPACE || code === CH_NEWLINE || code === CH_CARRIAGE_RETURN || code === CH_TAB;
+}
+
+/** Between values, as a byte: whitespace, `,` between array-style records, NUL (GELF framing). */
+function isSeparatorByte(code: number): boolean {
+  return isJsonWhitespace(code) || code === CH_COMMA || code === 0;
+}
+
+/** Between values in text: a separator byte's character, or the BOM (three bytes in a body: isBomAt). */
 function isSeparator(code: number): boolean {
-  // whitespace, `,` between array-style records, NUL (GELF framing), BOM
-  return code === 32 || code === 10 || code === 13 || code === 9 || code === CH_COMMA || code === 0 || code === 0xfeff;
+  return isSeparatorByte(code) || code === 0xfeff;
 }
 
 function skipSeparators(text: string, from: number): number {
@@ -462,11 +471,8 @@ function largeArrayStart(body: Buffer, first: number): { open: number; wrapped: 
  * the decoder would cut by guessing: at one that never ends.
  */
 function* valueEnds(body: Buffer, first: number, arrayOpen: number, maxLineBytes: number): Generator<number> {
-  let index = first;
-  if (arrayOpen >= 0) {
-    index = yield* elementEnds(body, arrayOpen);
-    if (index < 0) return;
-  }
+  // An array decodeJsonBody cuts on the bytes (a wrapper's too) is read from its `[`, as any other.
+  let index = arrayOpen >= 0 ? arrayOpen : first;
   for (;;) {
     index = skipSeparatorBytes(body, index);
     if (index >= body.length) return;
@@ -514,10 +520,6 @@ function mayBeDataWrapper(body: Buffer, open: number): boolean {
   return next === 0x64 /* d */ || next === CH_BACKSLASH;
 }
 
-function isJsonWhitespace(code: number): boolean {
-  return code === 32 || code === 10 || code === 13 || code === 9;
-}
-
 function byteSource(body: Buffer): ArraySource {
   return {
     length: body.length,
@@ -541,7 +543,7 @@ function skipSeparatorBytes(body: Buffer, from: number): number {
   for (;;) {
     if (index >= body.length) return index;
     const code = body[index] as number;
-    if (code === 32 || code === 10 || code === 13 || code === 9 || code === CH_COMMA || code === 0) index++;
+    if (isSeparatorByte(code)) index++;
     else if (isBomAt(body, index)) index += BOM_BYTES.length;
     else return index;
   }
@@ -582,7 +584,7 @@ function tokenEndBytes(body: Buffer, start: number): number {
   let index = start;
   while (index < body.length) {
     const code = body[index] as number;
-    if (code === 32 || code === 10 || code === 13 || code === 9 || code === CH_COMMA || code === 0 || isBomAt(body, index)) break;
+    if (isSeparatorByte(code) || isBomAt(body, index)) break;
     if (isContainerStart(code) || code === CH_CLOSE_BRACE || code === CH_CLOSE_BRACKET) break;
     index++;
   }
