@@ -11,7 +11,7 @@ import { fieldValue, h, replaceChildren, severityBadge, timeElement } from './do
  *   exception: Throwable | null, causes: Throwable[], fields: Record<string, string | number | boolean> }} LeakEvent
  * @typedef {{ id: string, rule: string, category: string, severity: string, status: 'open' | 'resolved', host: string,
  *   service: string, pids: string[], first_seen: string, last_seen: string, count: number, summary: string,
- *   fields: Record<string, string | number | boolean>, evidence: Evidence[], last_event: LeakEvent,
+ *   fields: Record<string, string | number | boolean>, evidence: Evidence[], last_event: LeakEvent | null,
  *   acked_at: string | null, resolved_at: string | null, reopened_count: number }} Incident
  * @typedef {{ incidents: Incident[], next_cursor: string | null }} IncidentPage
  * @typedef {{ refresh(): Promise<void> }} Mounted
@@ -238,7 +238,7 @@ export function mountIncident(container, id) {
           ['reopened', String(incident.reopened_count)],
         ].map(([term, value]) => h('div', null, h('dt', null, term), h('dd', null, value))),
       ),
-      h('section', null, h('h2', null, 'Latest trace'), h('p', { class: 'muted' }, timeElement(last.timestamp), ` · pid ${last.pid || '?'} · ${last.line_count} lines${last.truncated ? ' (cut at the grouper\'s limit)' : ''}`), h('pre', { class: 'trace', id: 'trace' }, last.text)),
+      last ? h('section', null, h('h2', null, 'Latest trace'), h('p', { class: 'muted' }, timeElement(last.timestamp), ` · pid ${last.pid || '?'} · ${last.line_count} lines${last.truncated ? ' (cut at the grouper\'s limit)' : ''}`), h('pre', { class: 'trace', id: 'trace' }, last.text)) : null,
       h(
         'section',
         null,

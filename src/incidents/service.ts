@@ -57,7 +57,8 @@ export interface IncidentView {
   summary: string;
   fields: LeakEvent['fields'];
   evidence: EvidenceView[];
-  last_event: LeakEvent;
+  /** The newest event; null only if it is no longer stored (a store edited by hand). */
+  last_event: LeakEvent | null;
   acked_at: string | null;
   resolved_at: string | null;
   reopened_count: number;
@@ -85,12 +86,14 @@ function severityRank(severity: Severity): number {
   return SEVERITIES.indexOf(severity);
 }
 
-export function toIncidentView(incident: IncidentRecord): IncidentView {
+export function toIncidentView(incident: IncidentRecord, lastEvent: LeakEvent | undefined): IncidentView {
+  const { last_event_id: _named, ...shown } = incident;
   return {
-    ...incident,
+    ...shown,
     first_seen: iso(incident.first_seen),
     last_seen: iso(incident.last_seen),
     evidence: incident.evidence.map((entry) => ({ ...entry, first_seen: iso(entry.first_seen), last_seen: iso(entry.last_seen) })),
+    last_event: lastEvent ?? null,
     acked_at: isoOrNull(incident.acked_at),
     resolved_at: isoOrNull(incident.resolved_at),
   };
@@ -285,7 +288,7 @@ export class IncidentService {
       summary: event.annotations?.summary ?? event.message,
       fields: event.fields ?? {},
       evidence: this.evidenceFor(event.host, event.service, time, event.category),
-      last_event: event,
+      last_event_id: event.id,
       acked_at: null,
       resolved_at: null,
       reopened_count: 0,
@@ -316,7 +319,7 @@ export class IncidentService {
     }
     if (time >= incident.last_seen) {
       next.last_seen = time;
-      next.last_event = event;
+      next.last_event_id = event.id;
       next.summary = event.annotations?.summary ?? event.message;
       next.fields = event.fields ?? {};
     }
@@ -374,7 +377,7 @@ export class IncidentService {
     const page = rows.slice(0, query.limit);
     const last = page[page.length - 1];
     const next_cursor = rows.length > query.limit && last ? encodeCursor({ last_seen: last.last_seen, id: last.id }) : null;
-    return { incidents: page.map(toIncidentView), next_cursor };
+    return { incidents: this.viewsOf(page), next_cursor };
   }
 
   get(id: string, eventLimit = 50): (IncidentView & { events: LeakEvent[] }) | undefined {
@@ -382,7 +385,7 @@ export class IncidentService {
     if (!incident) return undefined;
     // Up to PRUNE_EVERY_EVENTS extra rows may wait for their prune: the cap still holds for readers.
     const limit = Math.min(eventLimit, this.eventsPerIncident);
-    return { ...toIncidentView(incident), events: this.store.eventsOfIncident(id, limit) };
+    return { ...this.viewOf(incident), events: this.store.eventsOfIncident(id, limit) };
   }
 
   /** Marks the incident as seen by a human; it stays open. */
@@ -403,7 +406,16 @@ export class IncidentService {
       if (!incident) return undefined;
       const updated = change(incident);
       this.store.saveIncident(updated);
-      return toIncidentView(updated);
+      return this.viewOf(updated);
     });
+  }
+
+  private viewsOf(incidents: readonly IncidentRecord[]): IncidentView[] {
+    const lastEvents = this.store.lastEventsOf(incidents);
+    return incidents.map((incident) => toIncidentView(incident, lastEvents.get(incident.id)));
+  }
+
+  private viewOf(incident: IncidentRecord): IncidentView {
+    return this.viewsOf([incident])[0]!;
   }
 }

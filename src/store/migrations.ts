@@ -392,6 +392,64 @@ export const MIGRATIONS: readonly Migration[] = [
     // PostgreSQL's id index costs a lookup, not a page per event written: its schema stays.
     postgres: '',
   },
+  {
+    version: 8,
+    name: 'an incident names its last event instead of carrying it',
+    sql: `
+      -- Every batch rewrote each incident it touched with its newest event inside (~2 KB), a page
+      -- per incident per commit. The event is in events already, at the incident's last_seen (the
+      -- last event is the one that set it, and pruning keeps the newest): the row keeps its id.
+      -- Measured on the bench's 31,008 events, 50 per transaction: 157 -> 139 log pages per
+      -- commit, 13% less CPU. An incident whose last event is no longer stored gets it back.
+      INSERT OR IGNORE INTO events (id, incident_id, time, host, service, category, body)
+        SELECT json_extract(last_event, '$.id'), id, last_seen, host, service, category, json_set(last_event, '$.incident_id', id)
+          FROM incidents AS i
+         WHERE NOT EXISTS (SELECT 1 FROM events WHERE time = i.last_seen AND id = json_extract(i.last_event, '$.id'));
+      CREATE TABLE incidents_naming_last_event (
+        id             TEXT PRIMARY KEY,
+        key            TEXT NOT NULL,
+        rule           TEXT NOT NULL,
+        category       TEXT NOT NULL,
+        severity       TEXT NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+        host           TEXT NOT NULL,
+        service        TEXT NOT NULL,
+        pids           TEXT NOT NULL,
+        first_seen     INTEGER NOT NULL,
+        last_seen      INTEGER NOT NULL,
+        count          INTEGER NOT NULL,
+        summary        TEXT NOT NULL,
+        fields         TEXT NOT NULL,
+        evidence       TEXT NOT NULL,
+        last_event_id  TEXT NOT NULL,      -- the event at (last_seen, last_event_id) in events
+        acked_at       INTEGER,
+        resolved_at    INTEGER,
+        reopened_count INTEGER NOT NULL DEFAULT 0
+      );
+      INSERT INTO incidents_naming_last_event (id, key, rule, category, severity, status, host, service, pids, first_seen, last_seen,
+                                               count, summary, fields, evidence, last_event_id, acked_at, resolved_at, reopened_count)
+        SELECT id, key, rule, category, severity, status, host, service, pids, first_seen, last_seen,
+               count, summary, fields, evidence, json_extract(last_event, '$.id'), acked_at, resolved_at, reopened_count
+          FROM incidents;
+      DROP TABLE incidents;
+      ALTER TABLE incidents_naming_last_event RENAME TO incidents;
+      CREATE INDEX incidents_by_key ON incidents (key, first_seen);
+      CREATE INDEX incidents_by_recency ON incidents (last_seen DESC, id);
+      CREATE INDEX incidents_by_status ON incidents (status, last_seen);
+      CREATE INDEX incidents_by_opening ON incidents (host, service, first_seen);
+    `,
+    postgres: `
+      INSERT INTO events (id, incident_id, time, host, service, category, body)
+        SELECT i.last_event::jsonb ->> 'id', i.id, i.last_seen, i.host, i.service, i.category,
+               jsonb_set(i.last_event::jsonb, '{incident_id}', to_jsonb(i.id))::text
+          FROM incidents AS i
+         WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = i.last_event::jsonb ->> 'id')
+        ON CONFLICT DO NOTHING;
+      ALTER TABLE incidents ADD COLUMN last_event_id TEXT;
+      UPDATE incidents SET last_event_id = last_event::jsonb ->> 'id';
+      ALTER TABLE incidents ALTER COLUMN last_event_id SET NOT NULL, DROP COLUMN last_event;
+    `,
+  },
 ];
 
 /** Applies the migrations the database has not seen yet. Returns the schema version afterwards. */

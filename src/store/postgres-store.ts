@@ -212,18 +212,18 @@ export class PostgresStore implements Store {
     const row = toRow(incident);
     this.run(
       `INSERT INTO incidents (id, key, rule, category, severity, status, host, service, pids, first_seen, last_seen,
-                              count, summary, fields, evidence, last_event, acked_at, resolved_at, reopened_count)
+                              count, summary, fields, evidence, last_event_id, acked_at, resolved_at, reopened_count)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
        ON CONFLICT (id) DO UPDATE SET
          key = excluded.key, rule = excluded.rule, category = excluded.category, severity = excluded.severity,
          status = excluded.status, host = excluded.host, service = excluded.service, pids = excluded.pids,
          first_seen = excluded.first_seen, last_seen = excluded.last_seen, count = excluded.count,
          summary = excluded.summary, fields = excluded.fields, evidence = excluded.evidence,
-         last_event = excluded.last_event, acked_at = excluded.acked_at, resolved_at = excluded.resolved_at,
+         last_event_id = excluded.last_event_id, acked_at = excluded.acked_at, resolved_at = excluded.resolved_at,
          reopened_count = excluded.reopened_count`,
       [
         row.id, row.key, row.rule, row.category, row.severity, row.status, row.host, row.service, row.pids, row.first_seen, row.last_seen,
-        row.count, row.summary, row.fields, row.evidence, row.last_event, row.acked_at, row.resolved_at, row.reopened_count,
+        row.count, row.summary, row.fields, row.evidence, row.last_event_id, row.acked_at, row.resolved_at, row.reopened_count,
       ],
     );
   }
@@ -249,6 +249,15 @@ export class PostgresStore implements Store {
     const sql = `SELECT * FROM incidents ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
                  ORDER BY last_seen DESC, id COLLATE "C" ASC LIMIT ${next(query.limit)}`;
     return this.query<IncidentRow>(sql, params).map(toRecord);
+  }
+
+  lastEventsOf(incidents: readonly IncidentRecord[]): Map<string, LeakEvent> {
+    const found = new Map<string, LeakEvent>();
+    if (incidents.length === 0) return found;
+    this.sendEvents();
+    const rows = this.query<{ incident_id: string; body: string }>('SELECT incident_id, body FROM events WHERE id = ANY($1::text[])', [incidents.map((incident) => incident.last_event_id)]);
+    for (const row of rows) found.set(row.incident_id, JSON.parse(row.body) as LeakEvent);
+    return found;
   }
 
   incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string; first_seen: number }> {

@@ -22,7 +22,7 @@ export interface IncidentRow {
   summary: string;
   fields: string;
   evidence: string;
-  last_event: string;
+  last_event_id: string;
   acked_at: number | null;
   resolved_at: number | null;
   reopened_count: number;
@@ -45,7 +45,7 @@ export function toRecord(row: IncidentRow): IncidentRecord {
     summary: row.summary,
     fields: JSON.parse(row.fields) as LeakEvent['fields'],
     evidence: JSON.parse(row.evidence) as EvidenceEntry[],
-    last_event: JSON.parse(row.last_event) as LeakEvent,
+    last_event_id: row.last_event_id,
     acked_at: row.acked_at,
     resolved_at: row.resolved_at,
     reopened_count: row.reopened_count,
@@ -58,7 +58,6 @@ export function toRow(incident: IncidentRecord): IncidentRow {
     pids: JSON.stringify(incident.pids),
     fields: JSON.stringify(incident.fields),
     evidence: JSON.stringify(incident.evidence),
-    last_event: JSON.stringify(incident.last_event),
   };
 }
 

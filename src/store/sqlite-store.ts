@@ -180,6 +180,7 @@ export class SqliteStore implements Store {
     const db = this.db;
     return {
       hasEvent: db.prepare('SELECT 1 FROM events WHERE time = ? AND id = ?').pluck(),
+      eventBody: db.prepare('SELECT body FROM events WHERE time = ? AND id = ?').pluck(),
       insertEvent: db.prepare(
         'INSERT INTO events (id, incident_id, time, host, service, category, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -195,15 +196,15 @@ export class SqliteStore implements Store {
       incident: db.prepare('SELECT * FROM incidents WHERE id = ?'),
       saveIncident: db.prepare(
         `INSERT INTO incidents (id, key, rule, category, severity, status, host, service, pids, first_seen, last_seen,
-                                count, summary, fields, evidence, last_event, acked_at, resolved_at, reopened_count)
+                                count, summary, fields, evidence, last_event_id, acked_at, resolved_at, reopened_count)
          VALUES (@id, @key, @rule, @category, @severity, @status, @host, @service, @pids, @first_seen, @last_seen,
-                 @count, @summary, @fields, @evidence, @last_event, @acked_at, @resolved_at, @reopened_count)
+                 @count, @summary, @fields, @evidence, @last_event_id, @acked_at, @resolved_at, @reopened_count)
          ON CONFLICT (id) DO UPDATE SET
            key = excluded.key, rule = excluded.rule, category = excluded.category, severity = excluded.severity,
            status = excluded.status, host = excluded.host, service = excluded.service, pids = excluded.pids,
            first_seen = excluded.first_seen, last_seen = excluded.last_seen, count = excluded.count,
            summary = excluded.summary, fields = excluded.fields, evidence = excluded.evidence,
-           last_event = excluded.last_event, acked_at = excluded.acked_at, resolved_at = excluded.resolved_at,
+           last_event_id = excluded.last_event_id, acked_at = excluded.acked_at, resolved_at = excluded.resolved_at,
            reopened_count = excluded.reopened_count`,
       ),
       incidentsOpenedBetween: db.prepare(
@@ -370,6 +371,15 @@ export class SqliteStore implements Store {
                  ORDER BY last_seen DESC, id ASC LIMIT ?`;
     params.push(query.limit);
     return (this.db.prepare(sql).all(...params) as IncidentRow[]).map(toRecord);
+  }
+
+  lastEventsOf(incidents: readonly IncidentRecord[]): Map<string, LeakEvent> {
+    const found = new Map<string, LeakEvent>();
+    for (const incident of incidents) {
+      const body = this.statements.eventBody.get(incident.last_seen, incident.last_event_id) as string | undefined;
+      if (body !== undefined) found.set(incident.id, JSON.parse(body) as LeakEvent);
+    }
+    return found;
   }
 
   incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string; first_seen: number }> {

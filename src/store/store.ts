@@ -34,7 +34,8 @@ export interface IncidentRecord {
   summary: string;
   fields: LeakEvent['fields'];
   evidence: EvidenceEntry[];
-  last_event: LeakEvent;
+  /** The newest event, stored in events at time last_seen (lastEventsOf reads it). */
+  last_event_id: string;
   /** Wall-clock time of the last ack; cleared on reopen. */
   acked_at: number | null;
   /** Event time (last_seen + quiet period) for automatic resolution, wall-clock time for a manual one. */
@@ -240,6 +241,8 @@ export interface Store extends IngestJournal, ForwardOutbox {
   incident(id: string): IncidentRecord | undefined;
   saveIncident(incident: IncidentRecord): void;
   listIncidents(query: IncidentQuery): IncidentRecord[];
+  /** The stored last events of these incidents, by incident id; one read for them all. */
+  lastEventsOf(incidents: readonly IncidentRecord[]): Map<string, LeakEvent>;
   /** The incidents of a host+service opened in [from, to] (whose evidence window a new event falls in): ids, categories, openings. */
   incidentsOpenedBetween(host: string, service: string, from: number, to: number): Array<{ id: string; category: string; first_seen: number }>;
   /** Open incidents with last_seen < before: resolved at last_seen + quietMs. Returns how many. */

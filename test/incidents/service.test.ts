@@ -62,8 +62,8 @@ describe.each(storeBackends('incidents'))('IncidentService.ingest on $name', (ba
     expect([...incident!.pids].sort()).toEqual(['5699', '5700']);
     // fields, summary and last_event come from the newest event, not the last one ingested.
     expect(incident!.fields['used_bytes']).toBe(1037900000);
-    expect(incident!.last_event.pid).toBe('5700');
-    expect(incident!.summary).toBe(incident!.last_event.annotations.summary);
+    expect(incident!.last_event!.pid).toBe('5700');
+    expect(incident!.summary).toBe(incident!.last_event!.annotations.summary);
     expect(incident).toMatchObject({ key: 'netty-direct-memory-exhausted|lb-1|linkerd', rule: 'netty-direct-memory-exhausted', category: 'direct-memory-exhausted', host: 'lb-1', service: 'linkerd' });
   });
 
@@ -74,7 +74,7 @@ describe.each(storeBackends('incidents'))('IncidentService.ingest on $name', (ba
     incidents.ingest([makeEvent('oodm', { time: T0 + 2 * MIN, severity: 'warning' })]);
     const [incident] = incidents.list({ status: 'open', limit: 10 }).incidents;
     expect(incident!.severity).toBe('critical');
-    expect(incident!.last_event.severity).toBe('warning');
+    expect(incident!.last_event!.severity).toBe('warning');
   });
 
   it('resolves after the quiet period in event time and reopens with the same id', () => {
@@ -175,6 +175,33 @@ describe.each(storeBackends('incidents'))('IncidentService.ingest on $name', (ba
     expect(incident.events.map((e) => e.timestamp)).toEqual(
       [7, 6, 5, 4, 3].map((i) => new Date(T0 + i * 1000).toISOString()),
     );
+  });
+
+  it('shows as last event the newest one stored, whatever the order, ties and pruning', () => {
+    const incidents = service({ eventsPerIncident: 3 });
+    // Times out of order, several at the newest time (the last one ingested of those wins), and
+    // enough events for the cap to prune more than once.
+    const offsets = [2, 0, 2, 1, 5, 3, 5, 4, 5, 0, ...Array.from({ length: 140 }, (_, i) => (i * 7) % 6)];
+    const batches = [offsets.slice(0, 2), offsets.slice(2, 7), offsets.slice(7, 10), offsets.slice(10, 80), offsets.slice(80)];
+    let seq = 0;
+    let newest: { time: number; event: ReturnType<typeof makeEvent> } | undefined;
+    let id = '';
+    for (const batch of batches) {
+      const events = batch.map((offset) => makeEvent('oodm', { time: T0 + offset * 1000, seq: seq++ }));
+      for (const event of events) {
+        const time = Date.parse(event.timestamp);
+        if (newest === undefined || time >= newest.time) newest = { time, event };
+      }
+      id = incidents.ingest(events).events[0]!.incident_id!;
+      const expected = { ...newest!.event, incident_id: id };
+      const shown = incidents.get(id)!;
+      expect(shown.last_event).toEqual(expected);
+      expect(shown.events[0]).toEqual(expected);
+      expect(incidents.list({ status: 'all', limit: 10 }).incidents[0]!.last_event).toEqual(expected);
+      expect(incidents.ack(id)!.last_event).toEqual(expected);
+    }
+    expect(incidents.get(id)!.count).toBe(offsets.length);
+    expect(store.eventsOfIncident(id, 1000).length).toBeLessThan(offsets.length);
   });
 
   it('prunes resolved incidents older than the retention in event time, keeps open ones', () => {
