@@ -102,6 +102,28 @@ const WARM_UP_MS = 5 * 60_000;
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /**
+ * Of the limits a batch reports (samples that carry a max, and limits on their own), the newest
+ * per host and service: the store keeps only that one, and an upsert per OOM event of a flood
+ * cost more than the rest of the batch's memory work. Later in the batch wins a tie, as it would
+ * saved one by one.
+ */
+function newestLimits(samples: readonly StoredSample[], limits: readonly LearnedLimit[]): Iterable<LearnedLimit> {
+  const newest = new Map<string, LearnedLimit>();
+  const offer = (limit: LearnedLimit): void => {
+    const key = streamKeyOf(limit.host, limit.service, '');
+    const kept = newest.get(key);
+    if (kept === undefined || limit.learned_at >= kept.learned_at) newest.set(key, limit);
+  };
+  for (const sample of samples) {
+    if (sample.max_bytes !== null && sample.max_bytes > 0) {
+      offer({ host: sample.host, service: sample.service, pid: sample.pid, max_bytes: sample.max_bytes, learned_at: sample.t, source: sample.source });
+    }
+  }
+  for (const limit of limits) offer(limit);
+  return newest.values();
+}
+
+/**
  * Direct memory per process (host, service, pid): samples from direct-memory events, linkerd
  * metrics snapshots and Prometheus series, the limit each process runs against, the trend of its
  * floor and when it runs out. The Store holds samples and learned limits, so they survive a
@@ -172,12 +194,7 @@ export class MemoryTracker {
     if (samples.length === 0 && limits.length === 0) return [];
     return this.store.transaction(() => {
       this.store.insertSamples(samples);
-      for (const sample of samples) {
-        if (sample.max_bytes !== null && sample.max_bytes > 0) {
-          this.store.saveLimit({ host: sample.host, service: sample.service, pid: sample.pid, max_bytes: sample.max_bytes, learned_at: sample.t, source: sample.source });
-        }
-      }
-      for (const limit of limits) this.store.saveLimit(limit);
+      for (const limit of newestLimits(samples, limits)) this.store.saveLimit(limit);
       this.prune(samples);
       return this.warningsFor(samples);
     });

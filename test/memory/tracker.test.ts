@@ -120,6 +120,19 @@ describe.each(storeBackends('memory'))('on $name', (backend) => {
       expect(fresh.samples.every((s) => Date.parse(s.t) > T0 + 6 * HOUR)).toBe(true);
     });
 
+    it('of the limits one batch reports, a host and service learn the newest (the later one on a tie), whatever their order', () => {
+      const tracker = new MemoryTracker(store);
+      const oodm = (minutes: number, host: string, pid: string, maxMiB: number, seq = 0): LeakEvent =>
+        makeEvent('oodm', { time: T0 + minutes * MINUTE, host, pid, used_bytes: (maxMiB - 1) * MiB, max_bytes: maxMiB * MiB, seq });
+      tracker.observeEvents([oodm(5, 'lb-1', '4400', 700), oodm(9, 'lb-1', '4401', 800), oodm(2, 'lb-1', '4402', 600), oodm(9, 'lb-1', '4403', 900), oodm(1, 'lb-2', '4500', 500)]);
+      // A later batch with an older report does not move what was learned.
+      tracker.observeEvents([oodm(3, 'lb-1', '4404', 400)]);
+      tracker.observeRecords([snapshot(T0 + 10 * MINUTE, { 'finagle/netty4/pooling/used': 90 * MiB }, '5000')]);
+      tracker.observeRecords([{ ...snapshot(T0 + 10 * MINUTE, { 'finagle/netty4/pooling/used': 90 * MiB }, '5001'), host: 'lb-2', stream: streamKeyOf('lb-2', 'linkerd', '5001') }]);
+      expect(tracker.viewOf({ host: 'lb-1', service: 'linkerd', pid: '5000' })).toMatchObject({ max_bytes: 900 * MiB, max_source: 'learned' });
+      expect(tracker.viewOf({ host: 'lb-2', service: 'linkerd', pid: '5001' })).toMatchObject({ max_bytes: 500 * MiB, max_source: 'learned' });
+    });
+
     it('without a pid, the JVM start time of linkerd snapshots tells one run from the next', () => {
       const tracker = new MemoryTracker(store);
       const scrape = (t: number, started: number, used: number): LogRecord => snapshot(t, { 'jvm/start_time': started, 'finagle/netty4/pooling/used': used }, '');
