@@ -47,19 +47,8 @@ export interface SqliteStoreOptions {
   checkpointOnThread?: boolean;
 }
 
-/** Write-ahead log after which it is copied into the database. */
-const WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024;
-
-/**
- * Page size of a new store. An event row is ~2.3 KB: a 4 KiB page holds one, an 8 KiB page three,
- * and a commit writes a log frame (two system calls) per page it changed. Replaying the bench's
- * 31,008 events, 50 per transaction: 139 -> 86 frames per commit, 15% less CPU (16 KiB: 65
- * frames, no less CPU, more bytes). A store made with other pages keeps them.
- */
-const NEW_STORE_PAGE_BYTES = 8192;
-
-/** Free space reclaimSpace gives back in one call (a few ms). */
-const RECLAIM_BYTES_PER_CALL = 8 * 1024 * 1024;
+/** Pages of write-ahead log after which it is copied into the database (16 MiB of 4 KiB pages). */
+const WAL_CHECKPOINT_PAGES = 4000;
 
 /** The store's checkpoints on a thread (wal-checkpoint-worker.ts); back to SQLite's own if it fails. */
 class WalCheckpointThread {
@@ -70,7 +59,7 @@ class WalCheckpointThread {
 
   constructor(file: URL, path: string, onFailure: (why: string) => void) {
     this.worker = new Worker(file, {
-      workerData: { path, thresholdBytes: WAL_CHECKPOINT_BYTES, everyMs: 250, sizeLimitBytes: 0 },
+      workerData: { path, thresholdBytes: WAL_CHECKPOINT_PAGES * 4096, everyMs: 250, sizeLimitBytes: 0 },
     });
     this.worker.unref();
     this.worker.on('message', () => this.checkpoints++);
@@ -127,8 +116,6 @@ export class SqliteStore implements Store {
       // Pages freed by the journal and retention go back to the file system (reclaimSpace), so a
       // flood does not leave a file of free pages behind. A file made before this needs one VACUUM.
       if (this.db.pragma('auto_vacuum', { simple: true }) !== INCREMENTAL) {
-        // Taken by a new file only (VACUUM in WAL mode keeps the pages it has).
-        this.db.pragma(`page_size = ${NEW_STORE_PAGE_BYTES}`);
         this.db.pragma('auto_vacuum = INCREMENTAL');
         this.db.exec('VACUUM');
       }
@@ -137,7 +124,7 @@ export class SqliteStore implements Store {
       // After a checkpoint the write-ahead log is cut back to this size instead of keeping its peak.
       this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       // Checkpoints (the only fsyncs with synchronous=NORMAL) every 16 MiB of log instead of 4.
-      this.db.pragma(`wal_autocheckpoint = ${this.walCheckpointPages}`);
+      this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
       // Another process (a second leakwatch, sqlite3 CLI) holding the lock briefly should not fail a batch.
       this.db.pragma('busy_timeout = 5000');
       // Statement journals (a statement that fires the outbox triggers needs one) stay in memory, not in temp files.
@@ -164,7 +151,7 @@ export class SqliteStore implements Store {
         // The log must not grow without end: SQLite checkpoints in its commits again.
         this.checkpointThread = undefined;
         if (!this.db.open) return;
-        this.db.pragma(`wal_autocheckpoint = ${this.walCheckpointPages}`);
+        this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
         this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       });
       this.db.pragma('wal_autocheckpoint = 0');
@@ -316,11 +303,6 @@ export class SqliteStore implements Store {
     };
   }
 
-  /** Log SQLite copies into the database at, in its commits (read back; 0 while a thread checkpoints). */
-  get walCheckpointBytes(): number {
-    return (this.db.pragma('wal_autocheckpoint', { simple: true }) as number) * this.pageBytes;
-  }
-
   /** The durability level SQLite actually runs with (read back, not the option asked for). */
   get synchronousLevel(): string {
     const level = this.db.pragma('synchronous', { simple: true }) as number;
@@ -425,7 +407,7 @@ export class SqliteStore implements Store {
    * Gives free pages back to the file system, at most `maxPages` at a time (a few ms each call),
    * once they are more than a tenth of the file. Returns the number of pages reclaimed.
    */
-  reclaimSpace(maxPages = Math.ceil(RECLAIM_BYTES_PER_CALL / this.pageBytes)): number {
+  reclaimSpace(maxPages = 2048): number {
     const free = this.db.pragma('freelist_count', { simple: true }) as number;
     const total = this.db.pragma('page_count', { simple: true }) as number;
     if (free < 256 || free * 10 < total) return 0;
@@ -436,18 +418,11 @@ export class SqliteStore implements Store {
 
   /** Bytes the database file holds and how many of them are free pages. */
   fileUsage(): { bytes: number; freeBytes: number } {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
     return {
-      bytes: (this.db.pragma('page_count', { simple: true }) as number) * this.pageBytes,
-      freeBytes: (this.db.pragma('freelist_count', { simple: true }) as number) * this.pageBytes,
+      bytes: (this.db.pragma('page_count', { simple: true }) as number) * pageSize,
+      freeBytes: (this.db.pragma('freelist_count', { simple: true }) as number) * pageSize,
     };
-  }
-
-  private get pageBytes(): number {
-    return this.db.pragma('page_size', { simple: true }) as number;
-  }
-
-  private get walCheckpointPages(): number {
-    return Math.ceil(WAL_CHECKPOINT_BYTES / this.pageBytes);
   }
 
   checkpointJournal(pruneThrough: number, checkpoint: JournalCheckpoint): void {

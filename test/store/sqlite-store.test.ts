@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -33,34 +33,6 @@ describe('SqliteStore', () => {
       expect(tables).toEqual(expect.arrayContaining(['events', 'incidents', 'memory_samples', 'schema_migrations']));
     } finally {
       raw.close();
-    }
-  });
-
-  it('makes a new store of 8 KiB pages and keeps the pages of one made before, checkpointing both every 16 MiB of log', () => {
-    new SqliteStore(join(dir, 'new')).close();
-    mkdirSync(join(dir, 'older'));
-    const made = new Database(join(dir, 'older', DB_FILE_NAME));
-    made.pragma('page_size = 4096');
-    made.pragma('auto_vacuum = INCREMENTAL');
-    made.exec('VACUUM');
-    made.pragma('journal_mode = WAL');
-    migrate(made, MIGRATIONS.filter((m) => m.version <= 7));
-    made.close();
-    for (const [folder, pageBytes] of [['new', 8192], ['older', 4096]] as const) {
-      const store = new SqliteStore(join(dir, folder));
-      try {
-        expect(store.schemaVersion).toBe(MIGRATIONS.at(-1)!.version);
-        expect(store.walCheckpointBytes).toBe(16 * 1024 * 1024);
-      } finally {
-        store.close();
-      }
-      const raw = new Database(join(dir, folder, DB_FILE_NAME));
-      try {
-        expect(raw.pragma('page_size', { simple: true })).toBe(pageBytes);
-        expect(raw.pragma('auto_vacuum', { simple: true })).toBe(2);
-      } finally {
-        raw.close();
-      }
     }
   });
 
