@@ -104,13 +104,14 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 /**
  * Of the limits a batch reports (samples that carry a max, and limits on their own), the newest
  * per host and service: the store keeps only that one, and an upsert per OOM event of a flood
- * cost more than the rest of the batch's memory work. Later in the batch wins a tie, as it would
- * saved one by one.
+ * cost more than the rest of the batch's memory work. Later in the batch wins a tie, as it did
+ * when each was saved one by one.
  */
 function newestLimits(samples: readonly StoredSample[], limits: readonly LearnedLimit[]): Iterable<LearnedLimit> {
   const newest = new Map<string, LearnedLimit>();
   const offer = (limit: LearnedLimit): void => {
-    const key = streamKeyOf(limit.host, limit.service, '');
+    // Not streamKeyOf: its cache of recent streams is the ingest path's, and this is no stream.
+    const key = `${limit.host}\u001f${limit.service}`;
     const kept = newest.get(key);
     if (kept === undefined || limit.learned_at >= kept.learned_at) newest.set(key, limit);
   };
