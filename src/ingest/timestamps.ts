@@ -1,4 +1,5 @@
 /** Full timestamps as shippers write them (numbers since the epoch, RFC 3339 text) → µs or ms. */
+import { CH_DOT, isDigit } from '../text/char-codes.js';
 
 /** Seconds, ms, µs or ns since the epoch, told apart by magnitude (valid for years 1973–5138), in µs. */
 export function epochNumberToUs(value: number): number | undefined {
@@ -9,7 +10,27 @@ export function epochNumberToUs(value: number): number | undefined {
   return Math.round(value / 1000);
 }
 
-const NUMERIC = /^\d+(?:\.\d+)?$/;
+/**
+ * The value of a text of digits, or digits, a point and digits (`^\d+(?:\.\d+)?$`); NaN for any
+ * other text. Read by hand: every journald record comes with such a clock (16 digits of µs), and
+ * the regular expression and Number() of the text took 2.5 times the digit loop. The sum is exact
+ * while it stays a safe integer; larger ones and fractions go to Number().
+ */
+function decimalTextValue(text: string): number {
+  let index = 0;
+  let value = 0;
+  for (; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (!isDigit(code)) break;
+    value = value * 10 + (code - 48);
+  }
+  if (index === 0) return Number.NaN;
+  if (index === text.length) return value <= Number.MAX_SAFE_INTEGER ? value : Number(text);
+  if (text.charCodeAt(index) !== CH_DOT) return Number.NaN;
+  const fractionStart = ++index;
+  while (index < text.length && isDigit(text.charCodeAt(index))) index++;
+  return index > fractionStart && index === text.length ? Number(text) : Number.NaN;
+}
 // RFC 3339 and its relatives: `T` or a space, fraction of any length, `Z`, `+hh:mm`, `+hhmm` or none (UTC).
 const ISO_TIMESTAMP = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d\d:?\d\d)?$/;
 
@@ -42,7 +63,8 @@ export function timeValueToUs(value: unknown, micros = false): number | undefine
   if (typeof value === 'number') us = micros ? Math.round(value) : epochNumberToUs(value);
   else if (typeof value === 'bigint') us = micros ? Number(value) : epochNumberToUs(Number(value));
   else if (typeof value === 'string' && value !== '') {
-    if (NUMERIC.test(value)) us = micros ? Math.round(Number(value)) : epochNumberToUs(Number(value));
+    const decimal = decimalTextValue(value);
+    if (decimal === decimal) us = micros ? Math.round(decimal) : epochNumberToUs(decimal);
     else if (!micros) us = isoTextToUs(value) ?? fallbackParse(value);
   }
   return us !== undefined && Number.isFinite(us) && us > 0 ? us : undefined;
