@@ -65,7 +65,7 @@ const SEQNUM_KEYS = ['__SEQNUM', '_SEQNUM', 'SEQNUM', '__seqnum', 'seqnum'] as c
 /*
  * Which of the key lists above a record has any key of, read in one pass over its keys. A record
  * carries a handful of the ~50 keys looked for, and looking up a key it does not have cost ~50 ns
- * (the lookup goes on to the prototype): the position's thirteen lookups alone were a tenth of
+ * (the lookup goes on to the prototype): the position's ten lookups alone were a tenth of
  * decoding a Vector body. A list whose bit is not set is not looked through.
  */
 const HAS_MESSAGE = 1 << 0;
