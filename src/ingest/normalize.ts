@@ -61,6 +61,12 @@ const SOURCE_REALTIME_KEYS = ['_SOURCE_REALTIME_TIMESTAMP', 'SOURCE_REALTIME_TIM
 const OFFSET_KEYS = ['offset', 'Offset', 'file_offset'] as const;
 const FILE_KEYS = ['file', 'path', 'filename'] as const;
 const SEQNUM_KEYS = ['__SEQNUM', '_SEQNUM', 'SEQNUM', '__seqnum', 'seqnum'] as const;
+/** journald's cursor, whose `i=` part is its sequence number. */
+const CURSOR_KEY = '__CURSOR';
+/** The Elastic Common Schema's `log.offset`: an object under this key. */
+const NESTED_OFFSET_PARENT = 'log';
+/** Kubernetes metadata (`pod_name`, `container_name`) as Fluent Bit's and Vector's enrichers nest it. */
+const KUBERNETES_KEY = 'kubernetes';
 
 /*
  * Which of the key lists above a record has any key of, read in one pass over its keys. A record
@@ -88,9 +94,9 @@ const KEY_LISTS: ReadonlyArray<readonly [readonly string[], number]> = [
   [SOURCE_CLOCK_KEYS.map(([key]) => key), HAS_SOURCE_CLOCK],
   [LATE_CLOCK_KEYS.map(([key]) => key), HAS_LATE_CLOCK],
   [SOURCE_REALTIME_KEYS, HAS_SOURCE_REALTIME],
-  [[...SEQNUM_KEYS, '__CURSOR', ...OFFSET_KEYS, 'log'], HAS_POSITION],
+  [[...SEQNUM_KEYS, CURSOR_KEY, ...OFFSET_KEYS, NESTED_OFFSET_PARENT], HAS_POSITION],
   [FILE_KEYS, HAS_FILE],
-  [['kubernetes'], HAS_KUBERNETES],
+  [[KUBERNETES_KEY], HAS_KUBERNETES],
   [['short_message'], HAS_SHORT_MESSAGE],
 ];
 
@@ -171,7 +177,7 @@ function positionOf(obj: Record<string, unknown>): number | undefined {
     const n = numberFrom(obj[key]);
     if (n !== undefined) return n;
   }
-  const cursor = valueAsText(obj['__CURSOR']);
+  const cursor = valueAsText(obj[CURSOR_KEY]);
   if (cursor !== undefined) {
     const match = /(?:^|;)i=([0-9a-f]+)(?:;|$)/.exec(cursor);
     if (match) return Number.parseInt(match[1] as string, 16);
@@ -180,7 +186,7 @@ function positionOf(obj: Record<string, unknown>): number | undefined {
     const n = numberFrom(obj[key]);
     if (n !== undefined) return n;
   }
-  return numberFrom(nested(obj, 'log', 'offset'));
+  return numberFrom(nested(obj, NESTED_OFFSET_PARENT, 'offset'));
 }
 
 /** The message field's text, or undefined when the record has none of the known text fields. */
@@ -250,8 +256,8 @@ function gelfView(obj: Record<string, unknown>): Record<string, unknown> {
     if (view[bare] === undefined) view[bare] = value;
   }
   const podName = view['kubernetes_pod_name'];
-  if (podName !== undefined && view['kubernetes'] === undefined) {
-    view['kubernetes'] = { pod_name: podName, container_name: view['kubernetes_container_name'] };
+  if (podName !== undefined && view[KUBERNETES_KEY] === undefined) {
+    view[KUBERNETES_KEY] = { pod_name: podName, container_name: view['kubernetes_container_name'] };
   }
   return view;
 }
@@ -310,9 +316,9 @@ export function recordFromObject(input: Record<string, unknown>, receivedAtMs: n
   let message = text === undefined || metricsDocument ? '' : text;
   let host = '';
   if ((has & HAS_HOST) !== 0) host = pick(obj, HOST_KEYS) || nestedText(obj, 'host', 'name') || nestedText(obj, 'host', 'hostname');
-  if (host === '' && (has & HAS_KUBERNETES) !== 0) host = nestedText(obj, 'kubernetes', 'pod_name');
+  if (host === '' && (has & HAS_KUBERNETES) !== 0) host = nestedText(obj, KUBERNETES_KEY, 'pod_name');
   let service = (has & HAS_SERVICE) === 0 ? '' : pick(obj, SERVICE_KEYS);
-  if (service === '' && (has & HAS_KUBERNETES) !== 0) service = nestedText(obj, 'kubernetes', 'container_name');
+  if (service === '' && (has & HAS_KUBERNETES) !== 0) service = nestedText(obj, KUBERNETES_KEY, 'container_name');
   if (service === '' && (has & HAS_FILE) !== 0) service = fileNameOf(obj);
   let pid = (has & HAS_PID) === 0 ? '' : pick(obj, PID_KEYS);
 

@@ -1,5 +1,5 @@
 /** Full timestamps as shippers write them (numbers since the epoch, RFC 3339 text) → µs or ms. */
-import { CH_DOT, isDigit } from '../text/char-codes.js';
+import { CH_0, CH_DOT, isDigit } from '../text/char-codes.js';
 
 /** Seconds, ms, µs or ns since the epoch, told apart by magnitude (valid for years 1973–5138), in µs. */
 export function epochNumberToUs(value: number): number | undefined {
@@ -22,7 +22,7 @@ function decimalTextValue(text: string): number {
   for (; index < text.length; index++) {
     const code = text.charCodeAt(index);
     if (!isDigit(code)) break;
-    value = value * 10 + (code - 48);
+    value = value * 10 + (code - CH_0);
   }
   if (index === 0) return Number.NaN;
   if (index === text.length) return value <= Number.MAX_SAFE_INTEGER ? value : Number(text);
