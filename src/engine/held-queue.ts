@@ -193,21 +193,32 @@ function keyBefore(sourceUs: number, position: number, otherSourceUs: number, ot
   return sourceUs < otherSourceUs || (sourceUs === otherSourceUs && position < otherPosition);
 }
 
-/** The origin every record of one stream shares. */
-type Origin = Pick<LogRecord, 'host' | 'service' | 'pid' | 'stream'>;
-
 /** The heap of every queue that never needed one (nearly all): never pushed to, heapPush() gives a queue its own. */
 const NO_ENTRIES: Entry[] = [];
+/** The runs of every queue that has made none yet (one holding a lone record, or nothing). */
+const NO_RUNS: Run[] = [];
 
 /**
  * A queue's arrays are made at the size they need: 100,000 streams each holding one record while it
  * waits out the window (then letting the queue go) made arrays grown for 16 entries, 800 bytes a
  * stream that lived long enough to be promoted, for ~350 at their size.
+ *
+ * The first record of an empty queue is kept as it came (`lone`), without a run: a quiet stream
+ * holds one record through its window, and a run of one (its object, message and number arrays,
+ * the list of runs, the origin) was ~430 bytes a stream promoted and left for the old generation's
+ * next collection. A second record puts it into a run first.
  */
 export class HeldQueue {
-  private runs: Run[] = [];
+  private runs: Run[] = NO_RUNS;
   private heap: Entry[] = NO_ENTRIES;
-  private origin: Origin | undefined;
+  /**
+   * The host, service, pid and stream every record of the queue shares: the first record it held.
+   * A long-lived queue keeps that one record alive (its strings are shared with the stream's).
+   */
+  private origin: LogRecord | undefined;
+  /** The one record held while the queue holds nothing else, with when it is due. */
+  private lone: LogRecord | undefined;
+  private loneDue = 0;
   private count = 0;
   private arrivals = 0;
   private lastInsertedDue = Number.NEGATIVE_INFINITY;
@@ -220,6 +231,7 @@ export class HeldQueue {
 
   /** When the front record may be grouped; +Infinity when the queue is empty. */
   firstDue(): number {
+    if (this.lone !== undefined) return this.loneDue;
     const run = this.frontRun();
     if (run !== undefined) return run.numbers[run.head * STRIDE + DUE] as number;
     return this.heap[0]?.due ?? Number.POSITIVE_INFINITY;
@@ -232,11 +244,22 @@ export class HeldQueue {
 
   /** Adds a record of this queue's stream; returns whether it is now the front (earlier than everything held). */
   insert(record: LogRecord, due: number): boolean {
-    this.origin ??= { host: record.host, service: record.service, pid: record.pid, stream: record.stream };
+    this.origin ??= record;
     const arrival = this.arrivals++;
     this.lastInsertedDue = due;
     this.count++;
     this.front = STALE;
+    if (this.count === 1) {
+      this.lone = record;
+      this.loneDue = due;
+      return true;
+    }
+    const lone = this.lone;
+    if (lone !== undefined) {
+      this.lone = undefined;
+      // Its arrival number is the one before this record's: nothing else was held in between.
+      this.runs = [this.newRun(lone, lone.sourceUs ?? Number.NaN, lone.position ?? Number.NaN, this.loneDue, arrival - 1)];
+    }
     const sourceUs = record.sourceUs ?? Number.NaN;
     const position = record.position ?? Number.NaN;
     // The run it extends: the one with the latest tail not after it, so that runs stay few. Nearly
@@ -275,7 +298,7 @@ export class HeldQueue {
     }
     if (target === undefined) {
       target = this.newRun(record, sourceUs, position, due, arrival);
-      if (this.runs.length === 0) this.runs = [target];
+      if (this.runs === NO_RUNS) this.runs = [target];
       else this.runs.push(target);
       return this.frontRun() === target;
     }
@@ -329,11 +352,18 @@ export class HeldQueue {
    * making an object per record (150 bytes a line at full rate).
    */
   shiftInto(into: LogRecord): void {
-    const run = this.frontRun();
+    const lone = this.lone;
+    const run = lone === undefined ? this.frontRun() : undefined;
     this.front = STALE;
     this.count--;
     if (run === undefined) {
-      const { record } = this.heapPop() as Entry;
+      let record: LogRecord;
+      if (lone !== undefined) {
+        record = lone;
+        this.lone = undefined;
+      } else {
+        record = (this.heapPop() as Entry).record;
+      }
       into.time = record.time;
       into.host = record.host;
       into.service = record.service;
@@ -372,6 +402,8 @@ export class HeldQueue {
   collectJournalPositions(into: number[]): void {
     // Indexed loops: a checkpoint asks every holding stream once a second, too seldom for these
     // loops to be optimised, and an unoptimised for-of makes an object per element.
+    const lonePosition = this.lone?.journalPos;
+    if (lonePosition !== undefined) into.push(lonePosition);
     const runs = this.runs;
     for (let at = 0; at < runs.length; at++) {
       const run = runs[at] as Run;
@@ -387,6 +419,7 @@ export class HeldQueue {
   }
 
   *values(): IterableIterator<LogRecord> {
+    if (this.lone !== undefined) yield this.lone;
     for (const run of this.runs) {
       for (const chunk of chunksOf(run)) {
         for (let index = chunk === run ? run.head : 0; index < chunk.filled; index++) yield this.recordAt(chunk, index);
@@ -404,7 +437,7 @@ export class HeldQueue {
   private writeRecord(chunk: Chunk, index: number, into: LogRecord): void {
     const numbers = chunk.numbers;
     const at = index * STRIDE;
-    const origin = this.origin as Origin;
+    const origin = this.origin as LogRecord;
     into.time = numbers[at + TIME] as number;
     into.host = origin.host;
     into.service = origin.service;

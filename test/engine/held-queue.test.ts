@@ -108,6 +108,45 @@ describe('HeldQueue', () => {
     );
   });
 
+  it('holds a lone record as it came, and orders it with what follows it and what overtakes it', () => {
+    // A quiet stream holds one record through its window; a second record, earlier or later in the
+    // source, puts it into a run. Its due time, journal position and header flag come back with it.
+    const queue = new HeldQueue();
+    const lone: LogRecord = { ...record(50, 1), journalPos: 7, header: true };
+    expect(queue.insert(lone, 1_000)).toBe(true);
+    expect(queue.firstDue()).toBe(1_000);
+    expect(queue.lastDue()).toBe(1_000);
+    const positions: number[] = [];
+    queue.collectJournalPositions(positions);
+    expect(positions).toEqual([7]);
+    expect([...queue.values()]).toEqual([lone]);
+    // An earlier record of the source overtakes it, a later one and a tie follow it.
+    expect(queue.insert({ ...record(40, 2), journalPos: 8 }, 1_100)).toBe(true);
+    queue.insert(record(60, 3), 1_200);
+    queue.insert(record(50, 4), 1_300);
+    expect(queue.firstDue()).toBe(1_100);
+    const afterwards: number[] = [];
+    queue.collectJournalPositions(afterwards);
+    expect(afterwards.sort((a, b) => a - b)).toEqual([7, 8]);
+    const order: Array<[string, number | undefined, boolean | undefined]> = [];
+    while (queue.size > 0) {
+      const next = queue.shift();
+      order.push([next.message, next.journalPos, next.header]);
+    }
+    expect(order).toEqual([
+      ['2', 8, undefined],
+      ['1', 7, true],
+      ['4', undefined, undefined],
+      ['3', undefined, undefined],
+    ]);
+    // Emptied, the next record is lone again.
+    const again = record(70, 5);
+    expect(queue.insert(again, 2_000)).toBe(true);
+    expect(queue.shift()).toEqual(again);
+    expect(queue.size).toBe(0);
+    expect(queue.firstDue()).toBe(Number.POSITIVE_INFINITY);
+  });
+
   it('keeps a record without a source clock in arrival order: nothing that comes after it is put before it', () => {
     // A stream that mixes records with and without the source's clock (a shipper that stamps only some).
     const queue = new HeldQueue();
