@@ -216,9 +216,8 @@ export class HeldQueue {
    * A long-lived queue keeps that one record alive (its strings are shared with the stream's).
    */
   private origin: LogRecord | undefined;
-  /** The one record held while the queue holds nothing else, with when it is due. */
+  /** The one record held while the queue holds nothing else; it is due at lastInsertedDue, being the last inserted. */
   private lone: LogRecord | undefined;
-  private loneDue = 0;
   private count = 0;
   private arrivals = 0;
   private lastInsertedDue = Number.NEGATIVE_INFINITY;
@@ -231,7 +230,7 @@ export class HeldQueue {
 
   /** When the front record may be grouped; +Infinity when the queue is empty. */
   firstDue(): number {
-    if (this.lone !== undefined) return this.loneDue;
+    if (this.lone !== undefined) return this.lastInsertedDue;
     const run = this.frontRun();
     if (run !== undefined) return run.numbers[run.head * STRIDE + DUE] as number;
     return this.heap[0]?.due ?? Number.POSITIVE_INFINITY;
@@ -246,19 +245,19 @@ export class HeldQueue {
   insert(record: LogRecord, due: number): boolean {
     this.origin ??= record;
     const arrival = this.arrivals++;
+    const lone = this.lone;
+    if (lone !== undefined) {
+      this.lone = undefined;
+      // Nothing else was held since it came: its arrival is the one before this record's, and it
+      // is due at the last due time inserted.
+      this.runs = [this.newRun(lone, lone.sourceUs ?? Number.NaN, lone.position ?? Number.NaN, this.lastInsertedDue, arrival - 1)];
+    }
     this.lastInsertedDue = due;
     this.count++;
     this.front = STALE;
     if (this.count === 1) {
       this.lone = record;
-      this.loneDue = due;
       return true;
-    }
-    const lone = this.lone;
-    if (lone !== undefined) {
-      this.lone = undefined;
-      // Its arrival number is the one before this record's: nothing else was held in between.
-      this.runs = [this.newRun(lone, lone.sourceUs ?? Number.NaN, lone.position ?? Number.NaN, this.loneDue, arrival - 1)];
     }
     const sourceUs = record.sourceUs ?? Number.NaN;
     const position = record.position ?? Number.NaN;
