@@ -144,6 +144,27 @@ describe('streams', () => {
   });
 });
 
+describe('journal positions', () => {
+  it('names every journaled record of an open group as pending, one-record groups and traces alike, until the group closes', () => {
+    const h = harness();
+    const journaled = (records: ReturnType<typeof linesOf>, firstPosition: number) => records.map((record, index) => ({ ...record, journalPos: firstPosition + index }));
+    // A one-line record on one host; a trace on another, its lines journaled at 100, 101, ...
+    h.engine.push(journaled(linesOf('host-a', 'linkerd', '1', [INFO_1971]), 7));
+    h.engine.push(journaled(linesOf('host-b', 'linkerd', '1', OODM_JOURNALD_1690), 100));
+    const trace = OODM_JOURNALD_1690.map((_, index) => 100 + index);
+    expect(trace.length).toBeGreaterThan(2);
+    expect(h.engine.pendingJournalPositions().sort((a, b) => a - b)).toEqual([7, ...trace]);
+    // The next record of the first stream closes its group: only the new record is pending there.
+    h.engine.push(journaled(linesOf('host-a', 'linkerd', '1', [INFO_1971]), 8));
+    expect(h.engine.pendingJournalPositions().sort((a, b) => a - b)).toEqual([8, ...trace]);
+    // A record without a journal position opens a group that names none; closed, nothing is pending.
+    h.engine.push(linesOf('host-c', 'linkerd', '1', [INFO_1971]));
+    expect(h.engine.pendingJournalPositions().sort((a, b) => a - b)).toEqual([8, ...trace]);
+    h.engine.flush();
+    expect(h.engine.pendingJournalPositions()).toEqual([]);
+  });
+});
+
 describe('closing', () => {
   it('closes the open group of a stream that received nothing for expire_after (wall clock), measured from its last record', () => {
     const h = harness();
