@@ -71,9 +71,6 @@ const HELD_BYTES_TARGET = 0.75;
 const Phase = { None: 0, Header: 1, Message: 2, Trace: 3, Plain: 4 } as const;
 type Phase = (typeof Phase)[keyof typeof Phase];
 
-/** Service names whose string the grouper shares among their streams (a fleet has tens, not thousands). */
-const MAX_SHARED_SERVICE_NAMES = 1024;
-
 /** Plain lines a message may hold before its first frame; past that they are records of their own. */
 const MAX_TENTATIVE_LINES = 64;
 
@@ -87,12 +84,7 @@ interface StreamState {
   configSource: readonly GrouperConfig[];
   /** The open group, built whole at open so that closing allocates nothing more. */
   group: Group | null;
-  /**
-   * Journal position (LogRecord.journalPos) of the open group's first journaled record, NaN when it
-   * has none: not done until the group closes. Most groups are one record: no array for them.
-   */
-  firstPosition: number;
-  /** Journal positions of the open group's later records. */
+  /** Journal positions (LogRecord.journalPos) of the records in the open group: not done until it closes. */
   positions: number[];
   phase: Phase;
   /** Lines of the open group that are certain; the ones after are tentative message lines. */
@@ -118,8 +110,8 @@ interface StreamState {
   swallowing: boolean;
   /** Wall-clock ms of the last record received (held or not). */
   lastArrival: number;
-  /** Source clock (µs) of the last record grouped, for silence in event time; NaN before one (a number always, so V8 updates it in place). */
-  lastSourceUs: number;
+  /** Source clock (µs) of the last record grouped, for silence in event time. */
+  lastSourceUs: number | undefined;
   /** Records held for the reorder window, in source order. */
   held: HeldQueue;
   /** Whether a record of this stream has been grouped (a new pid shows its restart only then). */
@@ -142,7 +134,7 @@ const NOTHING_HELD = new HeldQueue();
 
 /** Shared by every stream without tentative lines (nearly all, nearly always): no array per group. */
 const NO_TENTATIVE: TentativeLine[] = [];
-/** Shared by the groups without a second journaled record (nearly all; every one in `analyze`). */
+/** Shared by groups of records that were never journaled (`analyze`, tests). */
 const NO_POSITIONS: number[] = [];
 
 export interface StreamGrouperOptions {
@@ -177,12 +169,6 @@ export class StreamGrouper {
    * ~130 bytes a stream (13 MB for 100,000).
    */
   private readonly currentProcesses = new Map<string, StreamState | Map<string, StreamState>>();
-  /**
-   * One string per service name for the states and groups of its streams (each decoded batch
-   * brings its own copies): 100,000 streams of one service held 100,000 copies of its name. The
-   * first MAX_SHARED_SERVICE_NAMES names seen are shared, so that it stays bounded.
-   */
-  private readonly serviceNames = new Map<string, string>();
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
@@ -243,8 +229,6 @@ export class StreamGrouper {
     this.streams.forEachNewest((state) => {
       if (state.group === null) return;
       // Indexed loops (see toBatchPending): once a second over up to 100,000 streams.
-      const first = state.firstPosition;
-      if (first === first) pending.push(first);
       const positions = state.positions;
       for (let at = 0; at < positions.length; at++) pending.push(positions[at] as number);
       const tentative = state.tentative;
@@ -400,7 +384,7 @@ export class StreamGrouper {
 
   private newState(record: LogRecord): StreamState {
     const host = typeof record.host === 'string' ? record.host : '';
-    const service = typeof record.service === 'string' ? this.sharedServiceName(record.service) : '';
+    const service = typeof record.service === 'string' ? record.service : '';
     const pid = typeof record.pid === 'string' ? record.pid : String(record.pid ?? '');
     const state: StreamState = {
       stream: record.stream,
@@ -410,7 +394,6 @@ export class StreamGrouper {
       config: selectGrouper(this.groupers, service),
       configSource: this.groupers,
       group: null,
-      firstPosition: Number.NaN,
       positions: NO_POSITIONS,
       phase: Phase.None,
       confirmed: 0,
@@ -423,7 +406,7 @@ export class StreamGrouper {
       groupBytes: 0,
       swallowing: false,
       lastArrival: 0,
-      lastSourceUs: Number.NaN,
+      lastSourceUs: undefined,
       held: NOTHING_HELD,
       grouped: false,
       lastUse: 0,
@@ -432,13 +415,6 @@ export class StreamGrouper {
     };
     this.streams.set(record.stream, state);
     return state;
-  }
-
-  private sharedServiceName(service: string): string {
-    const shared = this.serviceNames.get(service);
-    if (shared !== undefined) return shared;
-    if (this.serviceNames.size < MAX_SHARED_SERVICE_NAMES) this.serviceNames.set(service, service);
-    return service;
   }
 
   private startHolding(state: StreamState): void {
@@ -465,8 +441,7 @@ export class StreamGrouper {
       this.startHolding(state);
     }
     const toFront = state.held.insert(record, due);
-    // NaN (nothing grouped yet) is less than nothing.
-    if (toFront && record.sourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
+    if (toFront && record.sourceUs !== undefined && state.lastSourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
     this.heldCount++;
     this.heldBytesTotal += record.message.length + HELD_RECORD_OVERHEAD_BYTES;
   }
@@ -504,8 +479,8 @@ export class StreamGrouper {
     }
     const sourceUs = record.sourceUs;
     if (sourceUs !== undefined) {
-      // Against NaN (nothing grouped yet) the comparison is false.
-      if (state.group && sourceUs - state.lastSourceUs > state.config.silenceMs * 1000) {
+      const last = state.lastSourceUs;
+      if (state.group && last !== undefined && sourceUs - last > state.config.silenceMs * 1000) {
         this.closeGroup(state, 'silence', false);
         state.swallowing = false;
       }
@@ -731,8 +706,9 @@ export class StreamGrouper {
       truncated: false,
       closeReason: 'end-of-input',
     };
-    state.firstPosition = record.journalPos ?? Number.NaN;
-    if (state.positions !== NO_POSITIONS) state.positions = NO_POSITIONS;
+    // Setting an array's length is a runtime call: only journaled records (the server) use positions.
+    if (record.journalPos !== undefined) state.positions = [record.journalPos];
+    else if (state.positions !== NO_POSITIONS) state.positions = NO_POSITIONS;
     state.confirmed = 1;
     state.hasException = false;
     state.expectException = false;
@@ -804,13 +780,8 @@ export class StreamGrouper {
 /** Adds a journal position to the open group's, once per record (its lines come one after another). */
 function notePosition(state: StreamState, position: number): void {
   const positions = state.positions;
-  if (positions === NO_POSITIONS) {
-    const first = state.firstPosition;
-    if (first !== first) state.firstPosition = position;
-    else if (first !== position) state.positions = [position];
-  } else if (positions[positions.length - 1] !== position) {
-    positions.push(position);
-  }
+  if (positions === NO_POSITIONS) state.positions = [position];
+  else if (positions[positions.length - 1] !== position) positions.push(position);
 }
 
 
