@@ -11,7 +11,8 @@
  * copies and traces while it waits (at full rate the window holds 200,000 of them). The front is
  * the earliest of the few run heads: a late batch costs one comparison per run per record instead
  * of a heap's log(n) walk. Past MAX_RUNS runs (records arriving in no order at all) the rest go to a binary heap,
- * which bounds the work per record whatever the input.
+ * which bounds the work per record whatever the input. The one exception is a queue holding a
+ * single record (a quiet stream): that record stays the object it came as (HeldQueue).
  *
  * A record comes back as the grouper reads it: its time, origin, message, source clock, position,
  * journal position and header flag (`shift`); anything else it carried is not kept.
