@@ -28,7 +28,7 @@ import { TREND_CATEGORY } from './memory/warning.js';
 import { LeakwatchMetrics } from './metrics.js';
 import type { StoreOutputs } from './output-delivery.js';
 import { Pipeline } from './pipeline.js';
-import { formatProblem, loadRuleSet, RuleSetHolder, rulesRoutes, type RuleProblem, type RulesFallback } from './rules/index.js';
+import { CountWindows, formatProblem, loadRuleSet, restoreCountWindows, RuleSetHolder, rulesRoutes, type RuleProblem, type RulesFallback } from './rules/index.js';
 import { isStoreUnavailable, SqliteStore } from './store/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { formatBytes } from './units.js';
@@ -87,9 +87,11 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   } catch (error) {
     throw new StartupError(`cannot open the store in ${config.dataDir}: ${(error as Error).message}`);
   }
+  const countWindows = new CountWindows();
   const rules = new RuleSetHolder(config.rulesDir, log, {
     safetyCacheFile: join(config.dataDir, 'regex-safety-cache.json'),
     lastGoodDir: join(config.dataDir, 'rules-last-good'),
+    windows: countWindows,
   });
   // Broken rules with nothing to fall back to refuse the start before listening; with a last good
   // copy in the data folder the server starts on it (the holder says so loudly).
@@ -126,6 +128,9 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
   const whenReady = rules.reload().then(async (outcome) => {
     if (!outcome.ok && !rules.isLoaded()) throw rulesFailure(config.rulesDir, outcome.errors);
     if (closed) return;
+    // Before the replay, which classifies again what came after the last checkpoint.
+    const restored = restoreCountWindows(countWindows, rules.current().countingRules, store);
+    if (restored > 0) log.info({ events: restored }, 'count thresholds: stored events counted again');
     const replayed = await pipeline.replayJournal();
     if (replayed > 0) log.info({ batches: replayed }, 'replayed ingest batches accepted before the last stop');
     ready = true;

@@ -8,7 +8,7 @@ import { SEVERITIES, type FieldValue, type LeakEvent, type Severity } from '../e
 import type { Group } from '../engine/group.js';
 import { eventIdOf, isoTimeOf } from '../engine/grouped-record.js';
 import type { CompiledRule, GroupView } from './compile.js';
-import { CountWindows, type CountWindowState } from './count-windows.js';
+import { countWindowKey, CountWindows, occurrenceOf, type CountWindowState } from './count-windows.js';
 import { levelOf, parseJavaTrace, type JavaTrace } from './group-facts.js';
 
 /** Lines are cut to this many characters before any regex sees them (polynomial blow-ups need long input). */
@@ -147,9 +147,8 @@ export class RuleClassifier implements Classifier {
         const value = fields[threshold.field];
         if (typeof value === 'number' && threshold.test(value)) severity = raise(severity, threshold.severity);
       } else {
-        const windowKey = `${rule.id}@${rule.version}#${threshold.index}|${incidentKey}`;
-        const occurrence = `${group.pid}\u001f${group.time}\u001f${group.lines[0] ?? ''}`;
-        if (this.windows.record(windowKey, group.time, threshold.withinMs, threshold.count, occurrence) >= threshold.count) {
+        const occurrence = occurrenceOf(group.pid, group.time, group.lines[0] ?? '');
+        if (this.windows.record(countWindowKey(rule, threshold.index, incidentKey), group.time, threshold.withinMs, threshold.count, occurrence) >= threshold.count) {
           severity = raise(severity, threshold.severity);
         }
       }

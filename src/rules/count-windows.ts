@@ -1,10 +1,13 @@
 /**
- * State of the `if: {count, within}` thresholds: recent event times per (rule, version, incident
- * key). Bounded twice: an LRU over keys and at most `count` times per key (older ones can never
- * matter again). Owned by whoever outlives a reload (RuleSetHolder), so windows survive reloads and
- * reset only when a rule's version changes (its key changes).
+ * State of the `if: {count, within}` thresholds: recent event times per (rule, version, threshold,
+ * incident key). Bounded twice: an LRU over keys and at most `count` times per key (older ones can
+ * never matter again). Owned by whoever outlives a reload (RuleSetHolder), so windows survive
+ * reloads and reset only when a rule's version changes (its key changes). After a crash the server
+ * fills them again from the stored events (restoreCountWindows), so a threshold does not forget
+ * the events before the crash.
  */
 import { RecencyMap } from '../engine/recency-map.js';
+import type { CompiledRule } from './compile.js';
 
 /**
  * Where the `if: {count, within}` thresholds keep their event times: in this process
@@ -14,36 +17,116 @@ export interface CountWindowState {
   /**
    * Records an event at `time` and says how many recorded events of `key` lie in (latest - withinMs,
    * latest], of the `keep` newest. `occurrence` names the event (the same group seen again after a
-   * replay has the same one), so that a shared state counts it once.
+   * replay has the same one), so that it is counted once.
    */
   record(key: string, time: number, withinMs: number, keep: number, occurrence?: string): number;
 }
 
+/** The window of one count threshold of one rule version for one incident key. */
+export function countWindowKey(rule: Pick<CompiledRule, 'id' | 'version'>, thresholdIndex: number, incidentKey: string): string {
+  return `${rule.id}@${rule.version}#${thresholdIndex}|${incidentKey}`;
+}
+
+/** What makes an event the same one when it is classified again (a replay after a crash): its process, time and first line. */
+export function occurrenceOf(pid: string, time: number, firstLine: string): string {
+  return `${pid}\u001f${time}\u001f${firstLine}`;
+}
+
+/** FNV-1a, 32 bits: a window keeps this of each occurrence beside its time, not the text (a first line can be kilobytes). */
+function markOf(occurrence: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < occurrence.length; i++) hash = Math.imul(hash ^ occurrence.charCodeAt(i), 0x01000193);
+  return hash | 0;
+}
+
+interface Window {
+  /** Ascending. */
+  times: number[];
+  /** markOf() of the occurrence at the same index; NaN when the caller named none. */
+  marks: number[];
+}
+
 export class CountWindows implements CountWindowState {
-  private readonly times: RecencyMap<string, number[]>;
+  private readonly windows: RecencyMap<string, Window>;
 
   constructor(maxKeys = 50_000) {
-    this.times = new RecencyMap({ max: maxKeys });
+    this.windows = new RecencyMap({ max: maxKeys });
   }
 
-  /** Records an event at `time` and says how many recorded events of `key` lie in (time - withinMs, time]. */
-  record(key: string, time: number, withinMs: number, keep: number): number {
-    let times = this.times.get(key);
-    if (times === undefined) {
-      times = [];
-      this.times.set(key, times);
+  record(key: string, time: number, withinMs: number, keep: number, occurrence?: string): number {
+    let window = this.windows.get(key);
+    if (window === undefined) {
+      window = { times: [], marks: [] };
+      this.windows.set(key, window);
     }
-    times.push(time);
-    // Out-of-order arrivals happen (several shippers, retries); keep the list sorted.
-    if (times.length > 1 && (times[times.length - 2] as number) > time) times.sort((a, b) => a - b);
-    while (times.length > keep) times.shift();
+    const { times, marks } = window;
+    const mark = occurrence === undefined ? Number.NaN : markOf(occurrence);
+    // An occurrence already kept is not counted again: the same time and mark (a clash needs both
+    // equal within one key's few kept times).
+    let seen = false;
+    if (occurrence !== undefined) {
+      for (let i = 0; i < times.length && !seen; i++) seen = times[i] === time && marks[i] === mark;
+    }
+    if (!seen) {
+      // Out-of-order arrivals happen (several shippers, retries): insert in place.
+      let at = times.length;
+      while (at > 0 && (times[at - 1] as number) > time) at--;
+      times.splice(at, 0, time);
+      marks.splice(at, 0, mark);
+      if (times.length > keep) {
+        times.splice(0, times.length - keep);
+        marks.splice(0, marks.length - keep);
+      }
+    }
     const latest = times[times.length - 1] as number;
     let inWindow = 0;
-    for (const seen of times) if (seen > latest - withinMs && seen <= latest) inWindow += 1;
+    for (const kept of times) if (kept > latest - withinMs && kept <= latest) inWindow += 1;
     return inWindow;
   }
 
   get size(): number {
-    return this.times.size;
+    return this.windows.size;
   }
+}
+
+/** An event stored earlier, as much of it as a count window needs. */
+export interface CountedEvent {
+  incident_key: string;
+  pid: string;
+  time: number;
+  /** The event's first line. */
+  message: string;
+}
+
+/** What restoreCountWindows needs of a rule with count thresholds. */
+export type CountingRule = Pick<CompiledRule, 'id' | 'version' | 'thresholds' | 'incidentKey'>;
+
+/** Where restoreCountWindows finds the stored events of a rule version (SqliteStore). */
+export interface CountedEventSource {
+  /** Per incident key, the `perKey` newest events of the rule version, of the `maxKeys` keys seen last; oldest first. */
+  recentEventsOfRule(rule: string, version: number, perKey: number, maxKeys: number): CountedEvent[];
+}
+
+/**
+ * Records the stored events of each rule with a count threshold in `windows`, as the classifier
+ * did when it made them. A process killed (or stopped) between two events of a threshold then
+ * still counts the first: without it, a restart judged `count: 3 within 1h` on the events after
+ * it only. Events that the journal replay classifies again are the same occurrences and are not
+ * counted twice. Returns the number of events recorded.
+ */
+export function restoreCountWindows(windows: CountWindowState, rules: readonly CountingRule[], source: CountedEventSource, maxKeys = 50_000): number {
+  let recorded = 0;
+  for (const rule of rules) {
+    const counts = rule.thresholds.filter((threshold) => threshold.kind === 'count');
+    if (counts.length === 0) continue;
+    const keep = Math.max(...counts.map((threshold) => threshold.count));
+    for (const event of source.recentEventsOfRule(rule.id, rule.version, keep, maxKeys)) {
+      const occurrence = occurrenceOf(event.pid, event.time, event.message);
+      for (const threshold of counts) {
+        windows.record(countWindowKey(rule, threshold.index, event.incident_key), event.time, threshold.withinMs, threshold.count, occurrence);
+      }
+      recorded++;
+    }
+  }
+  return recorded;
 }

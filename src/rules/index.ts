@@ -7,4 +7,5 @@ export type { RuleTestResult, RuleTestReport } from './test-runner.js';
 export { runRuleTests } from './test-runner.js';
 export type { RuleSetStatus, ReloadOutcome, RulesFallback } from './holder.js';
 export { RuleSetHolder } from './holder.js';
+export { CountWindows, restoreCountWindows } from './count-windows.js';
 export { rulesRoutes } from './routes.js';

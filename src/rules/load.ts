@@ -9,8 +9,8 @@ import path from 'node:path';
 import type { Classifier } from '../engine/classifier.js';
 import type { GrouperConfig } from '../engine/grouper-config.js';
 import { RuleClassifier } from './classifier.js';
-import { compileRuleFiles, type CompiledRule, type ParsedRuleFile, type RegexToCheck } from './compile.js';
-import { CountWindows, type CountWindowState } from './count-windows.js';
+import { compileRuleFiles, type ParsedRuleFile, type RegexToCheck } from './compile.js';
+import { CountWindows, type CountingRule, type CountWindowState } from './count-windows.js';
 import type { RuleSource } from './last-good.js';
 import type { RawRuleFile } from './model.js';
 import { describePath, type RuleProblem } from './problems.js';
@@ -42,6 +42,8 @@ export interface RuleSet {
    * every stream whose events share a key, so analyze only splits streams among threads along them.
    */
   countKeys: ReadonlyArray<readonly string[]>;
+  /** The enabled rules with count thresholds (their windows are filled from the store at a restart: restoreCountWindows). */
+  countingRules: ReadonlyArray<CountingRule>;
 }
 
 
@@ -219,13 +221,15 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
   warnings.sort(byPosition);
   if (errors.length > 0) return { ruleSet: null, errors, warnings, regexChecks };
 
+  const countingRules = compiled.rules.filter((rule) => rule.enabled && rule.thresholds.some((threshold) => threshold.kind === 'count'));
   const ruleSet: RuleSet = {
     hash: hash.digest('hex').slice(0, 16),
     rules: compiled.rules.map(({ id, version, title, category, enabled, fallback, file }) => ({ id, version, title, category, enabled, fallback, file })),
     groupers: compiled.groupers,
     classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
     validatedFiles: parsedFiles.map(({ file, data }) => ({ file, data })),
-    countKeys: countKeysOf(compiled.rules),
+    countKeys: countingRules.map((rule) => [...rule.incidentKey]),
+    countingRules,
   };
   return { ruleSet, errors, warnings, regexChecks, sources };
 }
@@ -250,7 +254,4 @@ async function checkFiles(dir: string, sources: readonly RuleSource[], errors: R
   return parsedFiles;
 }
 
-function countKeysOf(rules: readonly CompiledRule[]): string[][] {
-  return rules.filter((rule) => rule.enabled && rule.thresholds.some((threshold) => threshold.kind === 'count')).map((rule) => [...rule.incidentKey]);
-}
 

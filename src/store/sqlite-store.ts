@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { LeakEvent } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
+import type { CountedEvent, CountedEventSource } from '../rules/count-windows.js';
 import { compiledWorkerFile } from '../worker-file.js';
 import { migrate } from './migrations.js';
 import { journalCheckpointOf, journalCheckpointText, JOURNAL_CHECKPOINT_KEY, toDeadLetter, toOutboxEntry, toOutboxTotals, toRecord, toRow, type DeadLetterRow, type IncidentRow, type OutboxRow, type OutboxTotalsRow } from './rows.js';
@@ -99,7 +100,7 @@ interface JournalRow {
 
 
 /** The SQLite implementation of Store: one file `leakwatch.db` in the data directory, WAL mode. */
-export class SqliteStore implements Store {
+export class SqliteStore implements Store, CountedEventSource {
   readonly path: string;
   readonly schemaVersion: number;
   private readonly db: Database.Database;
@@ -187,6 +188,24 @@ export class SqliteStore implements Store {
       eventsOfIncident: db
         .prepare('SELECT body FROM events WHERE incident_id = ? ORDER BY time DESC, rowid DESC LIMIT ?')
         .pluck(),
+      // Keys come from the incidents the rule opened (the default incident key starts with the rule);
+      // each incident's newest events of the rule version are read through events_by_incident.
+      recentEventsOfRule: db.prepare(
+        `WITH keys AS (
+           SELECT key, MAX(last_seen) AS last_seen FROM incidents WHERE rule = ? GROUP BY key ORDER BY 2 DESC LIMIT ?
+         ), recent AS (
+           SELECT k.key AS incident_key, k.last_seen AS key_seen, e.time AS time, e.rowid AS row, e.body AS body
+             FROM keys AS k JOIN incidents AS i ON i.key = k.key
+             JOIN events AS e ON e.rowid IN (
+               SELECT rowid FROM events
+                WHERE incident_id = i.id AND json_extract(body, '$.rule') = ? AND json_extract(body, '$.rule_version') = ?
+                ORDER BY time DESC LIMIT ?)
+         ), ranked AS (
+           SELECT *, ROW_NUMBER() OVER (PARTITION BY incident_key ORDER BY time DESC, row DESC) AS newest FROM recent
+         )
+         SELECT incident_key, time, json_extract(body, '$.pid') AS pid, json_extract(body, '$.message') AS message
+           FROM ranked WHERE newest <= ? ORDER BY key_seen, incident_key, time`,
+      ),
       categoryCounts: db.prepare(
         `SELECT category, COUNT(*) AS count, MIN(time) AS first_seen, MAX(time) AS last_seen
            FROM events WHERE host = ? AND service = ? AND time BETWEEN ? AND ? AND category <> ?
@@ -325,6 +344,10 @@ export class SqliteStore implements Store {
 
   eventsOfIncident(incidentId: string, limit: number): LeakEvent[] {
     return (this.statements.eventsOfIncident.all(incidentId, limit) as string[]).map((body) => JSON.parse(body) as LeakEvent);
+  }
+
+  recentEventsOfRule(rule: string, version: number, perKey: number, maxKeys: number): CountedEvent[] {
+    return this.statements.recentEventsOfRule.all(rule, maxKeys, rule, version, perKey, perKey) as CountedEvent[];
   }
 
   categoryCounts(host: string, service: string, from: number, to: number, excludeCategory: string): EvidenceEntry[] {
