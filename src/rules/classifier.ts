@@ -8,7 +8,7 @@ import { SEVERITIES, type FieldValue, type LeakEvent, type Severity } from '../e
 import type { Group } from '../engine/group.js';
 import { eventIdOf, isoTimeOf } from '../engine/grouped-record.js';
 import type { CompiledRule, GroupView } from './compile.js';
-import { countWindowKey, CountWindows, occurrenceOf, type CountWindowState } from './count-windows.js';
+import { countWindowKey, CountWindows, type CountWindowState } from './count-windows.js';
 import { levelOf, parseJavaTrace, type JavaTrace } from './group-facts.js';
 
 /** Lines are cut to this many characters before any regex sees them (polynomial blow-ups need long input). */
@@ -141,21 +141,22 @@ export class RuleClassifier implements Classifier {
     const keyValues: Record<string, string> = { rule: rule.id, host: group.host, service: group.service, pid: group.pid, category: rule.category };
     const incidentKey = rule.incidentKey.map((part) => keyValues[part] ?? (fields[part] === undefined ? '' : String(fields[part]))).join('|');
 
+    const fullText = group.lines.every((line) => line.length <= MAX_MATCH_LINE_CHARS) ? view.text : group.lines.join('\n');
+    // The id names the occurrence in count windows: classified again (a replay after a crash), the same group has the same id.
+    const id = eventIdOf(group, fullText);
     let severity = rule.severity;
     for (const threshold of rule.thresholds) {
       if (threshold.kind === 'field') {
         const value = fields[threshold.field];
         if (typeof value === 'number' && threshold.test(value)) severity = raise(severity, threshold.severity);
       } else {
-        const occurrence = occurrenceOf(group.pid, group.time, group.lines[0] ?? '');
-        if (this.windows.record(countWindowKey(rule, threshold.index, incidentKey), group.time, threshold.withinMs, threshold.count, occurrence) >= threshold.count) {
+        if (this.windows.record(countWindowKey(rule, threshold.index, incidentKey), group.time, threshold.withinMs, threshold.count, id) >= threshold.count) {
           severity = raise(severity, threshold.severity);
         }
       }
     }
 
     const trace = view.trace();
-    const fullText = group.lines.every((line) => line.length <= MAX_MATCH_LINE_CHARS) ? view.text : group.lines.join('\n');
     // Object.assign, not `{ ...fields, host, ... }`: on Node 20's V8 a spread followed by more
     // properties fell off a performance cliff (~15 µs per event, measured), half the cost of an event.
     const templateValues: Record<string, FieldValue | null> = Object.assign({}, fields, {
@@ -175,7 +176,7 @@ export class RuleClassifier implements Classifier {
     for (const [name, template] of rule.annotations) annotations[name] = template.render(templateValues);
 
     return {
-      id: eventIdOf(group, fullText),
+      id,
       timestamp: isoTimeOf(group.time),
       host: group.host,
       service: group.service,

@@ -16,8 +16,8 @@ import type { CompiledRule } from './compile.js';
 export interface CountWindowState {
   /**
    * Records an event at `time` and says how many recorded events of `key` lie in (latest - withinMs,
-   * latest], of the `keep` newest. `occurrence` names the event (the same group seen again after a
-   * replay has the same one), so that it is counted once.
+   * latest], of the `keep` newest. `occurrence` names the event (its id: the same group classified
+   * again after a crash has the same one), so that it is counted once.
    */
   record(key: string, time: number, withinMs: number, keep: number, occurrence?: string): number;
 }
@@ -27,12 +27,7 @@ export function countWindowKey(rule: Pick<CompiledRule, 'id' | 'version'>, thres
   return `${rule.id}@${rule.version}#${thresholdIndex}|${incidentKey}`;
 }
 
-/** What makes an event the same one when it is classified again (a replay after a crash): its process, time and first line. */
-export function occurrenceOf(pid: string, time: number, firstLine: string): string {
-  return `${pid}\u001f${time}\u001f${firstLine}`;
-}
-
-/** FNV-1a, 32 bits: a window keeps this of each occurrence beside its time, not the text (a first line can be kilobytes). */
+/** FNV-1a, 32 bits: a window keeps a number per occurrence beside its time, not its text. */
 function markOf(occurrence: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < occurrence.length; i++) hash = Math.imul(hash ^ occurrence.charCodeAt(i), 0x01000193);
@@ -60,27 +55,31 @@ export class CountWindows implements CountWindowState {
       this.windows.set(key, window);
     }
     const { times, marks } = window;
+    // Out-of-order arrivals happen (several shippers, retries): the time goes in its place.
+    let at = times.length;
+    while (at > 0 && (times[at - 1] as number) > time) at--;
     const mark = occurrence === undefined ? Number.NaN : markOf(occurrence);
     // An occurrence already kept is not counted again: the same time and mark (a clash needs both
-    // equal within one key's few kept times).
+    // equal within one key's few kept times). Equal times sit just before `at`.
     let seen = false;
-    if (occurrence !== undefined) {
-      for (let i = 0; i < times.length && !seen; i++) seen = times[i] === time && marks[i] === mark;
-    }
+    for (let i = at - 1; i >= 0 && times[i] === time && !seen; i--) seen = marks[i] === mark;
     if (!seen) {
-      // Out-of-order arrivals happen (several shippers, retries): insert in place.
-      let at = times.length;
-      while (at > 0 && (times[at - 1] as number) > time) at--;
-      times.splice(at, 0, time);
-      marks.splice(at, 0, mark);
+      if (at === times.length) {
+        times.push(time);
+        marks.push(mark);
+      } else {
+        times.splice(at, 0, time);
+        marks.splice(at, 0, mark);
+      }
       if (times.length > keep) {
         times.splice(0, times.length - keep);
         marks.splice(0, marks.length - keep);
       }
     }
-    const latest = times[times.length - 1] as number;
+    // Ascending: the ones in the window are at the end.
+    const from = (times[times.length - 1] as number) - withinMs;
     let inWindow = 0;
-    for (const kept of times) if (kept > latest - withinMs && kept <= latest) inWindow += 1;
+    for (let i = times.length - 1; i >= 0 && (times[i] as number) > from; i--) inWindow++;
     return inWindow;
   }
 
@@ -92,10 +91,8 @@ export class CountWindows implements CountWindowState {
 /** An event stored earlier, as much of it as a count window needs. */
 export interface CountedEvent {
   incident_key: string;
-  pid: string;
+  id: string;
   time: number;
-  /** The event's first line. */
-  message: string;
 }
 
 /** What restoreCountWindows needs of a rule with count thresholds. */
@@ -121,9 +118,8 @@ export function restoreCountWindows(windows: CountWindowState, rules: readonly C
     if (counts.length === 0) continue;
     const keep = Math.max(...counts.map((threshold) => threshold.count));
     for (const event of source.recentEventsOfRule(rule.id, rule.version, keep, maxKeys)) {
-      const occurrence = occurrenceOf(event.pid, event.time, event.message);
       for (const threshold of counts) {
-        windows.record(countWindowKey(rule, threshold.index, event.incident_key), event.time, threshold.withinMs, threshold.count, occurrence);
+        windows.record(countWindowKey(rule, threshold.index, event.incident_key), event.time, threshold.withinMs, threshold.count, event.id);
       }
       recorded++;
     }

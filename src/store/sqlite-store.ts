@@ -194,7 +194,7 @@ export class SqliteStore implements Store, CountedEventSource {
         `WITH keys AS (
            SELECT key, MAX(last_seen) AS last_seen FROM incidents WHERE rule = ? GROUP BY key ORDER BY 2 DESC LIMIT ?
          ), recent AS (
-           SELECT k.key AS incident_key, k.last_seen AS key_seen, e.time AS time, e.rowid AS row, e.body AS body
+           SELECT k.key AS incident_key, k.last_seen AS key_seen, e.time AS time, e.rowid AS row, e.id AS id
              FROM keys AS k JOIN incidents AS i ON i.key = k.key
              JOIN events AS e ON e.rowid IN (
                SELECT rowid FROM events
@@ -203,8 +203,7 @@ export class SqliteStore implements Store, CountedEventSource {
          ), ranked AS (
            SELECT *, ROW_NUMBER() OVER (PARTITION BY incident_key ORDER BY time DESC, row DESC) AS newest FROM recent
          )
-         SELECT incident_key, time, json_extract(body, '$.pid') AS pid, json_extract(body, '$.message') AS message
-           FROM ranked WHERE newest <= ? ORDER BY key_seen, incident_key, time`,
+         SELECT incident_key, id, time FROM ranked WHERE newest <= ? ORDER BY key_seen, incident_key, time`,
       ),
       categoryCounts: db.prepare(
         `SELECT category, COUNT(*) AS count, MIN(time) AS first_seen, MAX(time) AS last_seen
