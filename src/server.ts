@@ -129,8 +129,9 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
     if (!outcome.ok && !rules.isLoaded()) throw rulesFailure(config.rulesDir, outcome.errors);
     if (closed) return;
     // Before the replay, which classifies again what came after the last checkpoint.
+    const restoreStarted = performance.now();
     const restored = restoreCountWindows(countWindows, rules.current().countingRules, store);
-    if (restored > 0) log.info({ events: restored }, 'count thresholds: stored events counted again');
+    if (restored > 0) log.info({ events: restored, ms: Math.round(performance.now() - restoreStarted) }, 'count thresholds: stored events counted again');
     const replayed = await pipeline.replayJournal();
     if (replayed > 0) log.info({ batches: replayed }, 'replayed ingest batches accepted before the last stop');
     ready = true;
