@@ -2,9 +2,9 @@
  * State of the `if: {count, within}` thresholds: recent event times per (rule, version, threshold,
  * incident key). Bounded twice: an LRU over keys and at most `count` times per key (older ones can
  * never matter again). Owned by whoever outlives a reload (RuleSetHolder), so windows survive
- * reloads and reset only when a rule's version changes (its key changes). After a crash the server
- * fills them again from the stored events (restoreCountWindows), so a threshold does not forget
- * the events before the crash.
+ * reloads and reset only when a rule's version changes (its key changes). At a restart, clean or
+ * not, the server fills them again from the stored events (restoreCountWindows), so a threshold
+ * does not forget the events before it.
  */
 import { RecencyMap } from '../engine/recency-map.js';
 import type { CompiledRule } from './compile.js';

@@ -253,5 +253,3 @@ async function checkFiles(dir: string, sources: readonly RuleSource[], errors: R
   }
   return parsedFiles;
 }
-
-
