@@ -94,8 +94,8 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 
  * Why the rules' count windows need every event on one shard, or undefined when they do not: a
  * window keyed without host and service counts events of streams that different shards hold.
  */
-export function countsNeedOneThread(ruleSet: Pick<RuleSet, 'countKeys'>): string | undefined {
-  const key = ruleSet.countKeys.find((parts) => !parts.includes('host') || !parts.includes('service'));
+export function countsNeedOneThread(ruleSet: Pick<RuleSet, 'countingRules'>): string | undefined {
+  const key = ruleSet.countingRules.map((rule) => rule.incidentKey).find((parts) => !parts.includes('host') || !parts.includes('service'));
   return key === undefined ? undefined : `a count threshold is keyed on [${key.join(', ')}], without host and service`;
 }
 

@@ -54,7 +54,6 @@ const EMPTY_RULE_SET: RuleSet = {
   groupers: [DEFAULT_GROUPER],
   classifier: new RuleClassifier([], new CountWindows(1)),
   validatedFiles: [],
-  countKeys: [],
   countingRules: [],
 };
 

@@ -38,11 +38,10 @@ export interface RuleSet {
   /** The validated files as plain data: what another thread compiles again (compileValidatedRules). */
   validatedFiles: readonly ValidatedRuleFile[];
   /**
-   * The incident keys of the enabled rules with count thresholds: their windows count events across
-   * every stream whose events share a key, so analyze only splits streams among threads along them.
+   * The enabled rules with count thresholds. Their windows count events across every stream whose
+   * events share a key, so analyze only splits streams among threads along their incident keys;
+   * the server fills the windows from the store at a restart (restoreCountWindows).
    */
-  countKeys: ReadonlyArray<readonly string[]>;
-  /** The enabled rules with count thresholds (their windows are filled from the store at a restart: restoreCountWindows). */
   countingRules: ReadonlyArray<CountingRule>;
 }
 
@@ -228,7 +227,6 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
     groupers: compiled.groupers,
     classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
     validatedFiles: parsedFiles.map(({ file, data }) => ({ file, data })),
-    countKeys: countingRules.map((rule) => [...rule.incidentKey]),
     countingRules,
   };
   return { ruleSet, errors, warnings, regexChecks, sources };
