@@ -214,7 +214,8 @@ export class HeldQueue {
   private heap: Entry[] = NO_ENTRIES;
   /**
    * The host, service, pid and stream every record of the queue shares: the first record it held.
-   * A long-lived queue keeps that one record alive (its strings are shared with the stream's).
+   * A long-lived queue keeps that one record alive: its host, service and pid strings are the
+   * stream's own, its message is one line more.
    */
   private origin: LogRecord | undefined;
   /** The one record held while the queue holds nothing else; it is due at lastInsertedDue, being the last inserted. */
