@@ -7,7 +7,8 @@ import { gzipStatedSize, parseContentEncoding } from './content-encoding.js';
 import { decodeReceivedBody, type ReceivedBody } from './decode-body.js';
 import { describeError, type DecodeOutcome, type DecodeTask, type DecodeWorkerData, type ScratchReturn } from './decode-pool.js';
 import { InflightBytes } from './inflight.js';
-import { RecordPacker, takeBackScratch } from './packed-records.js';
+import { freeNow } from './free-now.js';
+import { RecordPacker, takeAllSpareScratch, takeBackScratch } from './packed-records.js';
 import { lowerThisThreadsPriority } from '../thread-priority.js';
 
 lowerThisThreadsPriority();
@@ -17,30 +18,39 @@ const share = data.inflight === undefined ? undefined : new BigInt64Array(data.i
 const port = parentPort;
 if (port === null) throw new Error('decode-worker runs as a worker thread');
 
+/**
+ * A thread that has decoded nothing for this long frees its spare scratch sets: between bursts a
+ * server keeps no memory for the next one (a set is ~3 MiB per 5 MB body; making one anew costs
+ * about a millisecond against the 100 ms or so of decoding such a body).
+ */
+const IDLE_BEFORE_FREEING_MS = 1000;
+let decoding = 0;
+const idle = setTimeout(() => {
+  if (decoding === 0) freeNow(takeAllSpareScratch());
+}, IDLE_BEFORE_FREEING_MS).unref();
+
 port.on('message', (message: DecodeTask | ScratchReturn) => {
+  idle.refresh();
   if ('scratch' in message) return takeBackScratch(message.scratch);
   const task = message;
+  decoding++;
   void decode(task).then(({ outcome, transfer, inflated }) => {
     port.postMessage(outcome, transfer);
     if (inflated !== undefined) letGo(inflated);
+    decoding--;
+    idle.refresh();
   });
 });
 
 /**
- * Frees an inflated body now rather than at this thread's next full collection: its buffer lived
- * through the whole decoding, long enough to be promoted, and this thread's old generation is so
- * small that a full collection came only when tens of MiB of such buffers had piled up (up to
- * 68 MiB at full rate). Moved into a clone that nothing refers to, the memory goes at the next
- * young collection. Only once the outcome is posted: nothing is read from it after.
+ * Frees an inflated body as soon as its outcome is posted (nothing reads it after): its buffer
+ * lived through the whole decoding, long enough to be promoted, and this thread's old generation
+ * is so small that a full collection came only when tens of MiB of such buffers had piled up (up
+ * to 68 MiB at full rate).
  */
 function letGo(bytes: Buffer): void {
   const buffer = bytes.buffer;
-  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength < LET_GO_AT_LEAST) return;
-  try {
-    structuredClone(buffer, { transfer: [buffer] });
-  } catch {
-    // A buffer Node marked untransferable (its pool): the collector frees it as before.
-  }
+  if (buffer instanceof ArrayBuffer && buffer.byteLength >= LET_GO_AT_LEAST) freeNow([buffer]);
 }
 
 /** Smaller buffers are few and cheap to leave to the collector. */

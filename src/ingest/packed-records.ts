@@ -152,6 +152,11 @@ export function takeBackScratch(buffers: readonly unknown[]): void {
   if (scratch !== undefined && spareScratch.length < MAX_SPARE_SCRATCH && scratch.messageBytes.length <= MAX_KEPT_MESSAGE_BYTES) spareScratch.push(scratch);
 }
 
+/** Empties the spare sets; their buffers, to be freed (nothing uses them after). */
+export function takeAllSpareScratch(): ArrayBuffer[] {
+  return spareScratch.splice(0).flatMap((scratch) => columnBuffers(scratch));
+}
+
 /** Collects records into columns one at a time; `finish()` hands them over with what to transfer. */
 export class RecordPacker {
   private count = 0;

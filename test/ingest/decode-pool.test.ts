@@ -10,7 +10,8 @@ import { LeakwatchError } from '../../src/errors.js';
 import { decodeReceivedBody, type ReceivedBody } from '../../src/ingest/decode-body.js';
 import { DecodePool, type DecodeSettings } from '../../src/ingest/decode-pool.js';
 import { InflightBytes } from '../../src/ingest/inflight.js';
-import { PackedBatch, RecordPacker, takeBackScratch } from '../../src/ingest/packed-records.js';
+import { freeNow } from '../../src/ingest/free-now.js';
+import { PackedBatch, RecordPacker, takeAllSpareScratch, takeBackScratch } from '../../src/ingest/packed-records.js';
 import { BoundedRecordQueue } from '../../src/ingest/queue.js';
 import { journalPosition, type LogRecord } from '../../src/ingest/record.js';
 import { FLUENT_BIT_BODIES, FLUENTD_BODIES, VECTOR_BODIES } from '../fixtures/shippers/bodies.js';
@@ -214,6 +215,25 @@ describe('packed records', () => {
     expect(new PackedBatch(structuredClone(lent.packed, { transfer: lent.transfer })).slice()).toStrictEqual(records(6000));
     // What is not a scratch set is let go, not kept.
     expect(() => takeBackScratch([new ArrayBuffer(8)])).not.toThrow();
+  });
+
+  it('free the spare sets when told to (as a decoding thread does after a second without a body): each of their buffers is given back now, detached', () => {
+    takeAllSpareScratch();
+    const packer = new RecordPacker(1_000_000);
+    for (let index = 0; index < 6000; index++) packer.add({ time: index, host: 'h', service: 'linkerd', pid: '1', stream: 'h\u001flinkerd\u001f1', message: `line ${index} ${'z'.repeat(50)}` });
+    const { transfer, lent } = packer.finish();
+    expect(lent).toBe(true);
+    takeBackScratch(transfer);
+    const spare = takeAllSpareScratch();
+    expect(spare).toHaveLength(7);
+    expect(spare.every((buffer) => buffer.byteLength > 0)).toBe(true);
+    freeNow(spare);
+    expect(spare.map((buffer) => buffer.byteLength)).toEqual([0, 0, 0, 0, 0, 0, 0]);
+    expect(takeAllSpareScratch()).toEqual([]);
+    // A buffer of Node's pool cannot be transferred: it is left to the collector, without an error.
+    const pooled = Buffer.from('pooled').buffer as ArrayBuffer;
+    expect(() => freeNow([pooled])).not.toThrow();
+    expect(pooled.byteLength).toBeGreaterThan(0);
   });
 
   it('unpack a slice at a time as the engine takes them: the same records, with their journal places once journaled', () => {
