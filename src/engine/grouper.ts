@@ -37,7 +37,7 @@ import { DEFAULT_OPEN_GROUP_LIMITS, type GrouperConfig, type HeaderPattern, type
 import { selectGrouper } from './grouper-selection.js';
 import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
 import { HeldQueue } from './held-queue.js';
-import { RecencyMap } from './recency-map.js';
+import { RecencyMap, type RecencyLinks } from './recency-map.js';
 import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
 
 /**
@@ -74,7 +74,16 @@ type Phase = (typeof Phase)[keyof typeof Phase];
 /** Plain lines a message may hold before its first frame; past that they are records of their own. */
 const MAX_TENTATIVE_LINES = 64;
 
-interface StreamState {
+/** Service names whose string the grouper shares among their streams (a fleet has tens, not thousands). */
+const MAX_SHARED_SERVICE_NAMES = 1024;
+
+/**
+ * A stream's state. A server may hold 100,000 of them, each with an open group, so it is kept
+ * lean: the open group is its lines here (the Group is made when it closes), its place in the
+ * streams' recency order is in it (RecencyLinks), and a group of one record has no array of
+ * journal positions.
+ */
+interface StreamState extends RecencyLinks<StreamState> {
   readonly stream: string;
   readonly host: string;
   readonly service: string;
@@ -82,9 +91,16 @@ interface StreamState {
   config: GrouperConfig;
   /** The grouper list `config` was chosen from; a reload gives a new list and a fresh choice. */
   configSource: readonly GrouperConfig[];
-  /** The open group, built whole at open so that closing allocates nothing more. */
-  group: Group | null;
-  /** Journal positions (LogRecord.journalPos) of the records in the open group: not done until it closes. */
+  /** The lines of the open group, blank lines excluded, in source order; null when none is open. */
+  lines: string[] | null;
+  /** Event time of the open group's first line (ms since the epoch). */
+  groupTime: number;
+  /**
+   * Journal position (LogRecord.journalPos) of the open group's first journaled record, NaN when
+   * it has none; with `positions`, the open group's: not done until it closes.
+   */
+  firstPosition: number;
+  /** Journal positions of the open group's later records. */
   positions: number[];
   phase: Phase;
   /** Lines of the open group that are certain; the ones after are tentative message lines. */
@@ -110,8 +126,8 @@ interface StreamState {
   swallowing: boolean;
   /** Wall-clock ms of the last record received (held or not). */
   lastArrival: number;
-  /** Source clock (µs) of the last record grouped, for silence in event time. */
-  lastSourceUs: number | undefined;
+  /** Source clock (µs) of the last record grouped, for silence in event time; NaN before one (a number always, so V8 updates it in place). */
+  lastSourceUs: number;
   /** Records held for the reorder window, in source order. */
   held: HeldQueue;
   /** Whether a record of this stream has been grouped (a new pid shows its restart only then). */
@@ -134,7 +150,7 @@ const NOTHING_HELD = new HeldQueue();
 
 /** Shared by every stream without tentative lines (nearly all, nearly always): no array per group. */
 const NO_TENTATIVE: TentativeLine[] = [];
-/** Shared by groups of records that were never journaled (`analyze`, tests). */
+/** Shared by the groups without a second journaled record (nearly all; every one in `analyze`). */
 const NO_POSITIONS: number[] = [];
 
 export interface StreamGrouperOptions {
@@ -169,6 +185,12 @@ export class StreamGrouper {
    * ~130 bytes a stream (13 MB for 100,000).
    */
   private readonly currentProcesses = new Map<string, StreamState | Map<string, StreamState>>();
+  /**
+   * One string per service name for the states and groups of its streams (each decoded batch
+   * brings its own copies): 100,000 streams of one service held 100,000 copies of its name. The
+   * first MAX_SHARED_SERVICE_NAMES names seen are shared, so that it stays bounded.
+   */
+  private readonly serviceNames = new Map<string, string>();
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
@@ -206,12 +228,13 @@ export class StreamGrouper {
     this.ordered = options.ordered ?? false;
     this.streams = new RecencyMap<string, StreamState>({
       max: limits.maxStreams,
+      keyOf: (state) => state.stream,
       onEvict: (state, key) => {
         this.touched.delete(key);
         this.forgetCurrentProcess(state);
         // Room is needed: what the stream still holds is grouped now, and its record closed.
         if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
-        if (state.group) {
+        if (state.lines !== null) {
           this.counters.evictions++;
           this.closeGroup(state, 'evicted', false);
         }
@@ -227,8 +250,10 @@ export class StreamGrouper {
     const pending: number[] = [];
     for (let state = this.holdingFirst; state !== null; state = state.holdingNext) state.held.collectJournalPositions(pending);
     this.streams.forEachNewest((state) => {
-      if (state.group === null) return;
+      if (state.lines === null) return;
       // Indexed loops (see toBatchPending): once a second over up to 100,000 streams.
+      const first = state.firstPosition;
+      if (first === first) pending.push(first);
       const positions = state.positions;
       for (let at = 0; at < positions.length; at++) pending.push(positions[at] as number);
       const tentative = state.tentative;
@@ -333,7 +358,7 @@ export class StreamGrouper {
       if (state.held.firstDue() <= now) return true;
     }
     this.streams.forEachNewest((state) => {
-      if (state.group && now - state.lastArrival >= state.config.expireAfterMs) {
+      if (state.lines !== null && now - state.lastArrival >= state.config.expireAfterMs) {
         this.closeOrder = state.lastUse;
         this.closeGroup(state, 'expired', false);
         state.swallowing = false;
@@ -347,7 +372,7 @@ export class StreamGrouper {
     this.streams.forEachNewest((state) => {
       this.closeOrder = state.lastUse;
       if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
-      if (state.group) this.closeGroup(state, 'end-of-input', false);
+      if (state.lines !== null) this.closeGroup(state, 'end-of-input', false);
       state.swallowing = false;
     });
   }
@@ -384,7 +409,7 @@ export class StreamGrouper {
 
   private newState(record: LogRecord): StreamState {
     const host = typeof record.host === 'string' ? record.host : '';
-    const service = typeof record.service === 'string' ? record.service : '';
+    const service = typeof record.service === 'string' ? this.sharedServiceName(record.service) : '';
     const pid = typeof record.pid === 'string' ? record.pid : String(record.pid ?? '');
     const state: StreamState = {
       stream: record.stream,
@@ -393,7 +418,9 @@ export class StreamGrouper {
       pid,
       config: selectGrouper(this.groupers, service),
       configSource: this.groupers,
-      group: null,
+      lines: null,
+      groupTime: 0,
+      firstPosition: Number.NaN,
       positions: NO_POSITIONS,
       phase: Phase.None,
       confirmed: 0,
@@ -406,15 +433,24 @@ export class StreamGrouper {
       groupBytes: 0,
       swallowing: false,
       lastArrival: 0,
-      lastSourceUs: undefined,
+      lastSourceUs: Number.NaN,
       held: NOTHING_HELD,
       grouped: false,
       lastUse: 0,
       holdingPrevious: null,
       holdingNext: null,
+      lessRecent: undefined,
+      moreRecent: undefined,
     };
     this.streams.set(record.stream, state);
     return state;
+  }
+
+  private sharedServiceName(service: string): string {
+    const shared = this.serviceNames.get(service);
+    if (shared !== undefined) return shared;
+    if (this.serviceNames.size < MAX_SHARED_SERVICE_NAMES) this.serviceNames.set(service, service);
+    return service;
   }
 
   private startHolding(state: StreamState): void {
@@ -441,7 +477,8 @@ export class StreamGrouper {
       this.startHolding(state);
     }
     const toFront = state.held.insert(record, due);
-    if (toFront && record.sourceUs !== undefined && state.lastSourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
+    // NaN (nothing grouped yet) is less than nothing.
+    if (toFront && record.sourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
     this.heldCount++;
     this.heldBytesTotal += record.message.length + HELD_RECORD_OVERHEAD_BYTES;
   }
@@ -479,8 +516,8 @@ export class StreamGrouper {
     }
     const sourceUs = record.sourceUs;
     if (sourceUs !== undefined) {
-      const last = state.lastSourceUs;
-      if (state.group && last !== undefined && sourceUs - last > state.config.silenceMs * 1000) {
+      // Against NaN (nothing grouped yet) the comparison is false.
+      if (state.lines !== null && sourceUs - state.lastSourceUs > state.config.silenceMs * 1000) {
         this.closeGroup(state, 'silence', false);
         state.swallowing = false;
       }
@@ -506,7 +543,7 @@ export class StreamGrouper {
     if (state.pid === '') return;
     const previous = this.currentProcessOf(state.host, state.service);
     // Lines of the old process still held for reordering will close its record themselves.
-    if (previous !== undefined && previous !== state && previous.group && previous.held.size === 0) {
+    if (previous !== undefined && previous !== state && previous.lines !== null && previous.held.size === 0) {
       this.counters.pidChanges++;
       this.closeGroup(previous, 'pid-change', false);
     }
@@ -541,12 +578,12 @@ export class StreamGrouper {
     const line = rawLine.charCodeAt(rawLine.length - 1) === 13 ? rawLine.slice(0, -1) : rawLine;
     if (line.length === 0) return;
     const config = state.config;
-    const group = state.group;
+    const group = state.lines;
 
     const second = state.secondHeader;
     if (second !== null && group !== null) {
       state.secondHeader = null;
-      if (group.lines.length === 1 && matches(second, line)) {
+      if (group.length === 1 && matches(second, line)) {
         this.append(state, line, record, true);
         return;
       }
@@ -633,9 +670,9 @@ export class StreamGrouper {
         const phase = state.phase;
         if (group !== null && phase === Phase.Header) {
           this.append(state, line, record, false);
-          state.throwableCandidate = headerTakesAnyThrowable(group.lines) || looksLikeThrowable(line);
+          state.throwableCandidate = headerTakesAnyThrowable(group) || looksLikeThrowable(line);
           state.phase = Phase.Message;
-        } else if (group !== null && phase === Phase.Message && group.lines.length - state.confirmed < MAX_TENTATIVE_LINES) {
+        } else if (group !== null && phase === Phase.Message && group.length - state.confirmed < MAX_TENTATIVE_LINES) {
           this.append(state, line, record, false);
         } else {
           this.startRecord(state, line, record, Phase.Plain);
@@ -646,7 +683,7 @@ export class StreamGrouper {
 
   /** Closes the open group (its tentative lines split off) and opens a new one with this line. */
   private startRecord(state: StreamState, line: string, record: LogRecord, phase: Phase): void {
-    if (state.group) this.closeGroup(state, 'next-record', false);
+    if (state.lines !== null) this.closeGroup(state, 'next-record', false);
     state.swallowing = false;
     this.openGroup(state, line, record);
     state.phase = phase;
@@ -654,9 +691,9 @@ export class StreamGrouper {
 
   /** Adds a line to the open group; `certain` confirms every tentative line before it too. */
   private append(state: StreamState, line: string, record: LogRecord, certain: boolean): void {
-    const group = state.group as Group;
+    const lines = state.lines as string[];
     const config = state.config;
-    if (group.lines.length >= config.maxLines) {
+    if (lines.length >= config.maxLines) {
       this.cutAtLimit(state, 'max-lines');
       return;
     }
@@ -665,7 +702,7 @@ export class StreamGrouper {
       this.cutAtLimit(state, 'max-bytes');
       return;
     }
-    group.lines.push(line);
+    lines.push(line);
     state.groupBytes += size;
     this.openBytesTotal += size;
     state.continuesNext = endsWithNestedIs(line);
@@ -676,7 +713,7 @@ export class StreamGrouper {
         for (const tentative of state.tentative) if (tentative.position !== undefined) notePosition(state, tentative.position);
         state.tentative = NO_TENTATIVE;
       }
-      state.confirmed = group.lines.length;
+      state.confirmed = lines.length;
       if (position !== undefined) notePosition(state, position);
     } else {
       if (state.tentative === NO_TENTATIVE) state.tentative = [];
@@ -696,19 +733,10 @@ export class StreamGrouper {
     // A single line longer than the whole budget is kept cut, so one group never exceeds it.
     const kept = line.length + 1 > maxBytes ? line.slice(0, Math.max(0, maxBytes - 1)) : line;
     const bytes = kept.length + 1;
-    state.group = {
-      stream: state.stream,
-      host: state.host,
-      service: state.service,
-      pid: state.pid,
-      time: record.time,
-      lines: [kept],
-      truncated: false,
-      closeReason: 'end-of-input',
-    };
-    // Setting an array's length is a runtime call: only journaled records (the server) use positions.
-    if (record.journalPos !== undefined) state.positions = [record.journalPos];
-    else if (state.positions !== NO_POSITIONS) state.positions = NO_POSITIONS;
+    state.lines = [kept];
+    state.groupTime = record.time;
+    state.firstPosition = record.journalPos ?? Number.NaN;
+    if (state.positions !== NO_POSITIONS) state.positions = NO_POSITIONS;
     state.confirmed = 1;
     state.hasException = false;
     state.expectException = false;
@@ -725,16 +753,16 @@ export class StreamGrouper {
   }
 
   private closeGroup(state: StreamState, reason: CloseReason, truncated: boolean): void {
-    const group = state.group;
-    if (!group) return;
+    const lines = state.lines;
+    if (lines === null) return;
     // The header's throwable candidate stays with its record, unless an exception line disowned it.
     let tentativeLines = state.tentative;
     if (state.throwableCandidate) {
       state.confirmed++;
       tentativeLines = tentativeLines.slice(1);
     }
-    const tentative = group.lines.length > state.confirmed ? group.lines.splice(state.confirmed) : null;
-    state.group = null;
+    const tentative = lines.length > state.confirmed ? lines.splice(state.confirmed) : null;
+    state.lines = null;
     state.phase = Phase.None;
     state.secondHeader = null;
     state.throwableCandidate = false;
@@ -745,10 +773,9 @@ export class StreamGrouper {
     state.groupBytes = 0;
     this.counters.groupsClosed++;
     if (truncated) this.counters.truncatedGroups++;
-    group.truncated = truncated;
-    group.closeReason = reason;
     const order = this.closeOrder;
-    this.close(group, order);
+    const time = state.groupTime;
+    this.close({ stream: state.stream, host: state.host, service: state.service, pid: state.pid, time, lines, truncated, closeReason: reason }, order);
     if (tentative === null) return;
     // Lines that only might have continued the message: each is a record of its own.
     for (let index = 0; index < tentative.length; index++) {
@@ -758,7 +785,7 @@ export class StreamGrouper {
         host: state.host,
         service: state.service,
         pid: state.pid,
-        time: tentativeLines[index]?.time ?? group.time,
+        time: tentativeLines[index]?.time ?? time,
         lines: [tentative[index] as string],
         truncated: false,
         closeReason: reason,
@@ -770,7 +797,7 @@ export class StreamGrouper {
   private evictForBytes(current: StreamState): void {
     this.streams.forEachOldest((state) => {
       if (this.openBytesTotal <= this.limits.maxBytes) return false;
-      if (state === current || !state.group) return;
+      if (state === current || state.lines === null) return;
       this.counters.evictions++;
       this.closeGroup(state, 'evicted', false);
     });
@@ -779,9 +806,16 @@ export class StreamGrouper {
 
 /** Adds a journal position to the open group's, once per record (its lines come one after another). */
 function notePosition(state: StreamState, position: number): void {
+  const first = state.firstPosition;
+  if (first !== first) {
+    state.firstPosition = position;
+    return;
+  }
   const positions = state.positions;
+  const last = positions === NO_POSITIONS ? first : (positions[positions.length - 1] as number);
+  if (last === position) return;
   if (positions === NO_POSITIONS) state.positions = [position];
-  else if (positions[positions.length - 1] !== position) positions.push(position);
+  else positions.push(position);
 }
 
 

@@ -2,35 +2,40 @@
  * A Map bounded to `max` entries that forgets the least recently used first: the part of
  * lru-cache's LRUCache the grouper and the count windows use (get, peek, set, size, visiting the values
  * from the most or the least recent, a callback on eviction before the new entry goes
- * in). Unlike LRUCache it allocates per entry, not `max` slots up front: LRUCache fills two arrays
- * of `max` slots when it is made (1.6 MB for the grouper's 100,000 streams), which every `analyze`
- * shard and the server held whatever the number of streams they saw.
+ * in). Unlike LRUCache it allocates nothing per entry beyond the Map's slot, and nothing up front:
+ * each value carries its own place in the recency order (RecencyLinks), where LRUCache filled two
+ * arrays of `max` slots when it was made (1.6 MB for the grouper's 100,000 streams, whatever the
+ * number of streams seen) and a list entry of its own per key cost 56 bytes more a stream.
  */
-interface Entry<K, V> {
-  readonly key: K;
-  value: V;
-  /** Toward the least recently used end; undefined at that end. */
-  older: Entry<K, V> | undefined;
-  /** Toward the most recently used end; undefined at that end. */
-  newer: Entry<K, V> | undefined;
+
+/** What a value carries for the map: its neighbours in the recency order, set by the map only. */
+export interface RecencyLinks<V> {
+  /** Toward the least recently used end; undefined at that end, or when in no map. */
+  lessRecent: V | undefined;
+  /** Toward the most recently used end; undefined at that end, or when in no map. */
+  moreRecent: V | undefined;
 }
 
 export interface RecencyMapOptions<K, V> {
   max: number;
+  /** The key a value was set under (a value is in one map, under one key, at a time). */
+  keyOf: (value: V) => K;
   /** Told of an entry pushed out to make room, before the entry that needed it is added. */
   onEvict?: (value: V, key: K) => void;
 }
 
-export class RecencyMap<K, V> {
-  private readonly entries = new Map<K, Entry<K, V>>();
-  private oldest: Entry<K, V> | undefined;
-  private newest: Entry<K, V> | undefined;
+export class RecencyMap<K, V extends RecencyLinks<V>> {
+  private readonly entries = new Map<K, V>();
+  private leastRecent: V | undefined;
+  private mostRecent: V | undefined;
   private readonly max: number;
+  private readonly keyOf: (value: V) => K;
   private readonly onEvict: ((value: V, key: K) => void) | undefined;
 
   constructor(options: RecencyMapOptions<K, V>) {
     if (!(Number.isInteger(options.max) && options.max >= 1)) throw new RangeError(`a RecencyMap holds at least one entry (max ${options.max})`);
     this.max = options.max;
+    this.keyOf = options.keyOf;
     this.onEvict = options.onEvict;
   }
 
@@ -40,36 +45,40 @@ export class RecencyMap<K, V> {
 
   /** The value, now the most recently used. */
   get(key: K): V | undefined {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return undefined;
-    this.moveToNewest(entry);
-    return entry.value;
+    const value = this.entries.get(key);
+    if (value !== undefined) this.moveToMostRecent(value);
+    return value;
   }
 
   /** The value, its recency unchanged. */
   peek(key: K): V | undefined {
-    return this.entries.get(key)?.value;
+    return this.entries.get(key);
   }
 
-  /** Sets the value, now the most recently used; a new key in a full map first evicts the least recently used. */
+  /**
+   * Sets the value, now the most recently used; a new key in a full map first evicts the least
+   * recently used. A value set over another under the same key takes its place.
+   */
   set(key: K, value: V): this {
     const existing = this.entries.get(key);
-    if (existing !== undefined) {
-      existing.value = value;
-      this.moveToNewest(existing);
+    if (existing === value) {
+      this.moveToMostRecent(value);
       return this;
     }
-    if (this.entries.size >= this.max && this.oldest !== undefined) {
-      const evicted = this.oldest;
-      this.onEvict?.(evicted.value, evicted.key);
+    if (existing !== undefined) {
+      this.unlink(existing);
+    } else if (this.entries.size >= this.max && this.leastRecent !== undefined) {
+      const evicted = this.leastRecent;
+      const evictedKey = this.keyOf(evicted);
+      this.onEvict?.(evicted, evictedKey);
       // The callback may have touched the map: unlink the entry wherever it is now, if still there.
-      if (this.entries.get(evicted.key) === evicted) this.unlink(evicted);
+      if (this.entries.get(evictedKey) === evicted) {
+        this.unlink(evicted);
+        this.entries.delete(evictedKey);
+      }
     }
-    const entry: Entry<K, V> = { key, value, older: this.newest, newer: undefined };
-    if (this.newest !== undefined) this.newest.newer = entry;
-    else this.oldest = entry;
-    this.newest = entry;
-    this.entries.set(key, entry);
+    this.linkAsMostRecent(value);
+    this.entries.set(key, value);
     return this;
   }
 
@@ -79,43 +88,43 @@ export class RecencyMap<K, V> {
    * an object for each value it yields (32 bytes a stream a walk).
    */
   forEachNewest(visit: (value: V) => boolean | void): void {
-    for (let entry = this.newest; entry !== undefined; ) {
-      // Read before the visit: it may make the entry it was given the most recent.
-      const next: Entry<K, V> | undefined = entry.older;
-      if (visit(entry.value) === false) return;
-      entry = next;
+    for (let value = this.mostRecent; value !== undefined; ) {
+      // Read before the visit: it may make the value it was given the most recent.
+      const next: V | undefined = value.lessRecent;
+      if (visit(value) === false) return;
+      value = next;
     }
   }
 
   /** Calls `visit` with each value from the least recently used to the most, until it returns false. */
   forEachOldest(visit: (value: V) => boolean | void): void {
-    for (let entry = this.oldest; entry !== undefined; ) {
-      const next: Entry<K, V> | undefined = entry.newer;
-      if (visit(entry.value) === false) return;
-      entry = next;
+    for (let value = this.leastRecent; value !== undefined; ) {
+      const next: V | undefined = value.moreRecent;
+      if (visit(value) === false) return;
+      value = next;
     }
   }
 
-  private moveToNewest(entry: Entry<K, V>): void {
-    if (entry === this.newest) return;
-    // Not the newest: something newer exists.
-    const newer = entry.newer as Entry<K, V>;
-    newer.older = entry.older;
-    if (entry.older !== undefined) entry.older.newer = newer;
-    else this.oldest = newer;
-    entry.older = this.newest;
-    entry.newer = undefined;
-    (this.newest as Entry<K, V>).newer = entry;
-    this.newest = entry;
+  private moveToMostRecent(value: V): void {
+    if (value === this.mostRecent) return;
+    this.unlink(value);
+    this.linkAsMostRecent(value);
   }
 
-  private unlink(entry: Entry<K, V>): void {
-    if (entry.older !== undefined) entry.older.newer = entry.newer;
-    else this.oldest = entry.newer;
-    if (entry.newer !== undefined) entry.newer.older = entry.older;
-    else this.newest = entry.older;
-    entry.older = undefined;
-    entry.newer = undefined;
-    this.entries.delete(entry.key);
+  private linkAsMostRecent(value: V): void {
+    value.lessRecent = this.mostRecent;
+    value.moreRecent = undefined;
+    if (this.mostRecent !== undefined) this.mostRecent.moreRecent = value;
+    else this.leastRecent = value;
+    this.mostRecent = value;
+  }
+
+  private unlink(value: V): void {
+    if (value.lessRecent !== undefined) value.lessRecent.moreRecent = value.moreRecent;
+    else this.leastRecent = value.moreRecent;
+    if (value.moreRecent !== undefined) value.moreRecent.lessRecent = value.lessRecent;
+    else this.mostRecent = value.lessRecent;
+    value.lessRecent = undefined;
+    value.moreRecent = undefined;
   }
 }

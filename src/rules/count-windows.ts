@@ -6,7 +6,7 @@
  * not, the server fills them again from the stored events (restoreCountWindows), so a threshold
  * does not forget the events before it.
  */
-import { RecencyMap } from '../engine/recency-map.js';
+import { RecencyMap, type RecencyLinks } from '../engine/recency-map.js';
 import type { CompiledRule } from './compile.js';
 
 /**
@@ -34,7 +34,8 @@ function markOf(occurrence: string): number {
   return hash | 0;
 }
 
-interface Window {
+interface Window extends RecencyLinks<Window> {
+  readonly key: string;
   /** Ascending. */
   times: number[];
   /** markOf() of the occurrence at the same index; NaN when the caller named none. */
@@ -45,13 +46,13 @@ export class CountWindows implements CountWindowState {
   private readonly windows: RecencyMap<string, Window>;
 
   constructor(maxKeys = 50_000) {
-    this.windows = new RecencyMap({ max: maxKeys });
+    this.windows = new RecencyMap({ max: maxKeys, keyOf: (window) => window.key });
   }
 
   record(key: string, time: number, withinMs: number, keep: number, occurrence?: string): number {
     let window = this.windows.get(key);
     if (window === undefined) {
-      window = { times: [], marks: [] };
+      window = { key, times: [], marks: [], lessRecent: undefined, moreRecent: undefined };
       this.windows.set(key, window);
     }
     const { times, marks } = window;

@@ -6,9 +6,23 @@
 import fc from 'fast-check';
 import { LRUCache } from 'lru-cache';
 import { describe, expect, it } from 'vitest';
-import { RecencyMap } from '../../src/engine/recency-map.js';
+import { RecencyMap, type RecencyLinks } from '../../src/engine/recency-map.js';
 
 type Step = { op: 'get' | 'peek'; key: number } | { op: 'set'; key: number; value: number };
+
+/** A value as the map keeps it: its key and its recency links on it. */
+interface Item<K, T> extends RecencyLinks<Item<K, T>> {
+  key: K;
+  value: T;
+}
+
+function item<K, T>(key: K, value: T): Item<K, T> {
+  return { key, value, lessRecent: undefined, moreRecent: undefined };
+}
+
+function recencyMap<K, T>(max: number, onEvict?: (value: Item<K, T>, key: K) => void): RecencyMap<K, Item<K, T>> {
+  return new RecencyMap<K, Item<K, T>>({ max, keyOf: (value) => value.key, ...(onEvict ? { onEvict } : {}) });
+}
 
 describe('RecencyMap', () => {
   it('behaves as LRUCache under any sequence of get, peek and set (entries, evictions, both orders)', () => {
@@ -20,7 +34,7 @@ describe('RecencyMap', () => {
       fc.property(fc.integer({ min: 1, max: 8 }), fc.array(step, { maxLength: 200 }), (max, steps: Step[]) => {
         const evictedByMap: Array<[number, number]> = [];
         const evictedByCache: Array<[number, number]> = [];
-        const map = new RecencyMap<number, number>({ max, onEvict: (value, key) => evictedByMap.push([key, value]) });
+        const map = recencyMap<number, number>(max, (evicted, key) => evictedByMap.push([key, evicted.value]));
         const cache = new LRUCache<number, number>({
           max,
           dispose: (value, key, reason) => {
@@ -30,10 +44,10 @@ describe('RecencyMap', () => {
         for (const { op, key, ...rest } of steps) {
           if (op === 'set') {
             const { value } = rest as { value: number };
-            map.set(key, value);
+            map.set(key, item(key, value));
             cache.set(key, value);
           } else {
-            expect(map[op](key)).toBe(cache[op](key));
+            expect(map[op](key)?.value).toBe(cache[op](key));
           }
           expect(map.size).toBe(cache.size);
         }
@@ -47,23 +61,22 @@ describe('RecencyMap', () => {
 
   it('lets the eviction callback read the map, the evicted entry still in it, before the new entry goes in', () => {
     const seen: Array<{ evicted: string | undefined; incoming: string | undefined; size: number }> = [];
-    const map: RecencyMap<string, string> = new RecencyMap<string, string>({
-      max: 2,
-      onEvict: (_value, key) => seen.push({ evicted: map.peek(key), incoming: map.peek('c'), size: map.size }),
-    });
-    map.set('a', 'A').set('b', 'B');
+    const map: RecencyMap<string, Item<string, string>> = recencyMap<string, string>(2, (_value, key) =>
+      seen.push({ evicted: map.peek(key)?.value, incoming: map.peek('c')?.value, size: map.size }),
+    );
+    map.set('a', item('a', 'A')).set('b', item('b', 'B'));
     map.get('a');
-    map.set('c', 'C');
+    map.set('c', item('c', 'C'));
     expect(seen).toEqual([{ evicted: 'B', incoming: undefined, size: 2 }]);
     expect(newestFirst(map)).toEqual(['C', 'A']);
     expect(map.peek('b')).toBeUndefined();
   });
 
   it('stops a visit when it returns false, and lets it make the visited entry the most recent', () => {
-    const map = new RecencyMap<string, string>({ max: 5 });
-    map.set('a', 'A').set('b', 'B').set('c', 'C');
+    const map = recencyMap<string, string>(5);
+    map.set('a', item('a', 'A')).set('b', item('b', 'B')).set('c', item('c', 'C'));
     const visited: string[] = [];
-    map.forEachNewest((value) => {
+    map.forEachNewest(({ value }) => {
       visited.push(value);
       map.get(value.toLowerCase());
       return value !== 'B';
@@ -71,7 +84,7 @@ describe('RecencyMap', () => {
     expect(visited).toEqual(['C', 'B']);
     expect(newestFirst(map)).toEqual(['B', 'C', 'A']);
     const fromOldest: string[] = [];
-    map.forEachOldest((value) => {
+    map.forEachOldest(({ value }) => {
       fromOldest.push(value);
       return fromOldest.length < 2;
     });
@@ -79,18 +92,18 @@ describe('RecencyMap', () => {
   });
 
   it('refuses a bound below one entry', () => {
-    expect(() => new RecencyMap({ max: 0 })).toThrow(RangeError);
+    expect(() => recencyMap(0)).toThrow(RangeError);
   });
 });
 
-function newestFirst<K, V>(map: RecencyMap<K, V>): V[] {
-  const values: V[] = [];
-  map.forEachNewest((value) => void values.push(value));
+function newestFirst<K, T>(map: RecencyMap<K, Item<K, T>>): T[] {
+  const values: T[] = [];
+  map.forEachNewest(({ value }) => void values.push(value));
   return values;
 }
 
-function oldestFirst<K, V>(map: RecencyMap<K, V>): V[] {
-  const values: V[] = [];
-  map.forEachOldest((value) => void values.push(value));
+function oldestFirst<K, T>(map: RecencyMap<K, Item<K, T>>): T[] {
+  const values: T[] = [];
+  map.forEachOldest(({ value }) => void values.push(value));
   return values;
 }
