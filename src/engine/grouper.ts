@@ -77,66 +77,138 @@ const MAX_TENTATIVE_LINES = 64;
 /** Service names whose string the grouper shares among their streams (a fleet has tens, not thousands). */
 const MAX_SHARED_SERVICE_NAMES = 1024;
 
+/** StreamState's phase and flags share one number (`bits`): the phase in the low three bits. */
+const PHASE_BITS = 7;
+const HAS_EXCEPTION = 1 << 3;
+const EXPECT_EXCEPTION = 1 << 4;
+const CONTINUES_NEXT = 1 << 5;
+const THROWABLE_CANDIDATE = 1 << 6;
+const SWALLOWING = 1 << 7;
+const GROUPED = 1 << 8;
+
 /**
  * A stream's state. A server may hold 100,000 of them, each with an open group, so it is kept
- * lean: the open group is its lines here (the Group is made when it closes), its place in the
- * streams' recency order is in it (RecencyLinks), and a group of one record has no array of
- * journal positions.
+ * lean: the open group is its lines here (the Group is made when it closes; a line alone is no
+ * array), its place in the streams' recency order is in it (RecencyLinks), a group of one record
+ * has no array of journal positions, and the phase and six flags are bits of one number (a field
+ * is 8 bytes whatever it holds).
  */
-interface StreamState extends RecencyLinks<StreamState> {
-  readonly stream: string;
-  readonly host: string;
-  readonly service: string;
-  readonly pid: string;
-  config: GrouperConfig;
-  /** The grouper list `config` was chosen from; a reload gives a new list and a fresh choice. */
-  configSource: readonly GrouperConfig[];
-  /** The lines of the open group, blank lines excluded, in source order; null when none is open. */
-  lines: string[] | null;
+class StreamState implements RecencyLinks<StreamState> {
+  /**
+   * The lines of the open group, blank lines excluded, in source order: the line itself while it
+   * is one (most groups are; an array of one cost 56 bytes a stream), null when none is open.
+   */
+  lines: string | string[] | null = null;
   /** Event time of the open group's first line (ms since the epoch). */
-  groupTime: number;
+  groupTime = 0;
   /**
    * Journal position (LogRecord.journalPos) of the open group's first journaled record, NaN when
    * it has none; with `positions`, the open group's: not done until it closes.
    */
-  firstPosition: number;
+  firstPosition = Number.NaN;
   /** Journal positions of the open group's later records. */
-  positions: number[];
-  phase: Phase;
+  positions: number[] = NO_POSITIONS;
   /** Lines of the open group that are certain; the ones after are tentative message lines. */
-  confirmed: number;
+  confirmed = 0;
   /** Time and journal batch of each tentative line, for when it is split off. */
-  tentative: TentativeLine[];
+  tentative: TentativeLine[] = NO_TENTATIVE;
+  /** The second header line of the open group's layout, until it has been seen or passed. */
+  secondHeader: RegExp | null = null;
+  /** Characters of the open group's lines plus one per line break: its share of the byte budget. */
+  groupBytes = 0;
+  /** Wall-clock ms of the last record received (held or not). */
+  lastArrival = 0;
+  /** Source clock (µs) of the last record grouped, for silence in event time; NaN before one (a number always, so V8 updates it in place). */
+  lastSourceUs = Number.NaN;
+  /** Records held for the reorder window, in source order. */
+  held: HeldQueue = NOTHING_HELD;
+  /** When it was last used (a counter), for the LRU's recency. */
+  lastUse = 0;
+  /** Its neighbours in the grouper's list of streams that hold records (null at the ends, and when it holds none). */
+  holdingPrevious: StreamState | null = null;
+  holdingNext: StreamState | null = null;
+  lessRecent: StreamState | undefined = undefined;
+  moreRecent: StreamState | undefined = undefined;
+  private bits = Phase.None as number;
+
+  constructor(
+    readonly stream: string,
+    readonly host: string,
+    readonly service: string,
+    readonly pid: string,
+    public config: GrouperConfig,
+    /** The grouper list `config` was chosen from; a reload gives a new list and a fresh choice. */
+    public configSource: readonly GrouperConfig[],
+  ) {}
+
+  get phase(): Phase {
+    return (this.bits & PHASE_BITS) as Phase;
+  }
+
+  set phase(phase: Phase) {
+    this.bits = (this.bits & ~PHASE_BITS) | phase;
+  }
+
   /** The open record has its throwable (an exception line or a cause). */
-  hasException: boolean;
+  get hasException(): boolean {
+    return (this.bits & HAS_EXCEPTION) !== 0;
+  }
+
+  set hasException(on: boolean) {
+    this.setBit(HAS_EXCEPTION, on);
+  }
+
   /** After `nested exception is:` or a bare `Caused by:`: the next exception line belongs to this record. */
-  expectException: boolean;
+  get expectException(): boolean {
+    return (this.bits & EXPECT_EXCEPTION) !== 0;
+  }
+
+  set expectException(on: boolean) {
+    this.setBit(EXPECT_EXCEPTION, on);
+  }
+
   /** The last line ended with `nested exception is:` (RemoteException's message): the next line continues it, whatever its shape. */
-  continuesNext: boolean;
+  get continuesNext(): boolean {
+    return (this.bits & CONTINUES_NEXT) !== 0;
+  }
+
+  set continuesNext(on: boolean) {
+    this.setBit(CONTINUES_NEXT, on);
+  }
+
   /**
    * The first tentative line is the header's throwable candidate: kept when the record closes,
    * split off only when an exception line follows it instead of frames.
    */
-  throwableCandidate: boolean;
-  /** The second header line of the open group's layout, until it has been seen or passed. */
-  secondHeader: RegExp | null;
-  /** Characters of the open group's lines plus one per line break: its share of the byte budget. */
-  groupBytes: number;
+  get throwableCandidate(): boolean {
+    return (this.bits & THROWABLE_CANDIDATE) !== 0;
+  }
+
+  set throwableCandidate(on: boolean) {
+    this.setBit(THROWABLE_CANDIDATE, on);
+  }
+
   /** After a size cut: trace lines are swallowed until the next record starts. */
-  swallowing: boolean;
-  /** Wall-clock ms of the last record received (held or not). */
-  lastArrival: number;
-  /** Source clock (µs) of the last record grouped, for silence in event time; NaN before one (a number always, so V8 updates it in place). */
-  lastSourceUs: number;
-  /** Records held for the reorder window, in source order. */
-  held: HeldQueue;
+  get swallowing(): boolean {
+    return (this.bits & SWALLOWING) !== 0;
+  }
+
+  set swallowing(on: boolean) {
+    this.setBit(SWALLOWING, on);
+  }
+
   /** Whether a record of this stream has been grouped (a new pid shows its restart only then). */
-  grouped: boolean;
-  /** When it was last used (a counter), for the LRU's recency. */
-  lastUse: number;
-  /** Its neighbours in the grouper's list of streams that hold records (null at the ends, and when it holds none). */
-  holdingPrevious: StreamState | null;
-  holdingNext: StreamState | null;
+  get grouped(): boolean {
+    return (this.bits & GROUPED) !== 0;
+  }
+
+  set grouped(on: boolean) {
+    this.setBit(GROUPED, on);
+  }
+
+  private setBit(bit: number, on: boolean): void {
+    this.bits = on ? this.bits | bit : this.bits & ~bit;
+  }
 }
 
 interface TentativeLine {
@@ -411,37 +483,7 @@ export class StreamGrouper {
     const host = typeof record.host === 'string' ? record.host : '';
     const service = typeof record.service === 'string' ? this.sharedServiceName(record.service) : '';
     const pid = typeof record.pid === 'string' ? record.pid : String(record.pid ?? '');
-    const state: StreamState = {
-      stream: record.stream,
-      host,
-      service,
-      pid,
-      config: selectGrouper(this.groupers, service),
-      configSource: this.groupers,
-      lines: null,
-      groupTime: 0,
-      firstPosition: Number.NaN,
-      positions: NO_POSITIONS,
-      phase: Phase.None,
-      confirmed: 0,
-      tentative: NO_TENTATIVE,
-      hasException: false,
-      expectException: false,
-      continuesNext: false,
-      throwableCandidate: false,
-      secondHeader: null,
-      groupBytes: 0,
-      swallowing: false,
-      lastArrival: 0,
-      lastSourceUs: Number.NaN,
-      held: NOTHING_HELD,
-      grouped: false,
-      lastUse: 0,
-      holdingPrevious: null,
-      holdingNext: null,
-      lessRecent: undefined,
-      moreRecent: undefined,
-    };
+    const state = new StreamState(record.stream, host, service, pid, selectGrouper(this.groupers, service), this.groupers);
     this.streams.set(record.stream, state);
     return state;
   }
@@ -583,7 +625,7 @@ export class StreamGrouper {
     const second = state.secondHeader;
     if (second !== null && group !== null) {
       state.secondHeader = null;
-      if (group.length === 1 && matches(second, line)) {
+      if (typeof group === 'string' && matches(second, line)) {
         this.append(state, line, record, true);
         return;
       }
@@ -670,9 +712,11 @@ export class StreamGrouper {
         const phase = state.phase;
         if (group !== null && phase === Phase.Header) {
           this.append(state, line, record, false);
-          state.throwableCandidate = headerTakesAnyThrowable(group) || looksLikeThrowable(line);
+          // Read once the line is in (it may be the one after the header); a cut closed the group, and then nothing reads it.
+          const open = state.lines;
+          state.throwableCandidate = open !== null && (headerTakesAnyThrowable(open) || looksLikeThrowable(line));
           state.phase = Phase.Message;
-        } else if (group !== null && phase === Phase.Message && group.length - state.confirmed < MAX_TENTATIVE_LINES) {
+        } else if (group !== null && phase === Phase.Message && lineCount(group) - state.confirmed < MAX_TENTATIVE_LINES) {
           this.append(state, line, record, false);
         } else {
           this.startRecord(state, line, record, Phase.Plain);
@@ -691,9 +735,10 @@ export class StreamGrouper {
 
   /** Adds a line to the open group; `certain` confirms every tentative line before it too. */
   private append(state: StreamState, line: string, record: LogRecord, certain: boolean): void {
-    const lines = state.lines as string[];
+    const lines = state.lines as string | string[];
+    const count = lineCount(lines);
     const config = state.config;
-    if (lines.length >= config.maxLines) {
+    if (count >= config.maxLines) {
       this.cutAtLimit(state, 'max-lines');
       return;
     }
@@ -702,7 +747,8 @@ export class StreamGrouper {
       this.cutAtLimit(state, 'max-bytes');
       return;
     }
-    lines.push(line);
+    if (typeof lines === 'string') state.lines = [lines, line];
+    else lines.push(line);
     state.groupBytes += size;
     this.openBytesTotal += size;
     state.continuesNext = endsWithNestedIs(line);
@@ -713,7 +759,7 @@ export class StreamGrouper {
         for (const tentative of state.tentative) if (tentative.position !== undefined) notePosition(state, tentative.position);
         state.tentative = NO_TENTATIVE;
       }
-      state.confirmed = lines.length;
+      state.confirmed = count + 1;
       if (position !== undefined) notePosition(state, position);
     } else {
       if (state.tentative === NO_TENTATIVE) state.tentative = [];
@@ -733,7 +779,7 @@ export class StreamGrouper {
     // A single line longer than the whole budget is kept cut, so one group never exceeds it.
     const kept = line.length + 1 > maxBytes ? line.slice(0, Math.max(0, maxBytes - 1)) : line;
     const bytes = kept.length + 1;
-    state.lines = [kept];
+    state.lines = kept;
     state.groupTime = record.time;
     state.firstPosition = record.journalPos ?? Number.NaN;
     if (state.positions !== NO_POSITIONS) state.positions = NO_POSITIONS;
@@ -753,8 +799,9 @@ export class StreamGrouper {
   }
 
   private closeGroup(state: StreamState, reason: CloseReason, truncated: boolean): void {
-    const lines = state.lines;
-    if (lines === null) return;
+    const open = state.lines;
+    if (open === null) return;
+    const lines = typeof open === 'string' ? [open] : open;
     // The header's throwable candidate stays with its record, unless an exception line disowned it.
     let tentativeLines = state.tentative;
     if (state.throwableCandidate) {
@@ -804,6 +851,11 @@ export class StreamGrouper {
   }
 }
 
+/** Lines of an open group (StreamState.lines). */
+function lineCount(lines: string | readonly string[]): number {
+  return typeof lines === 'string' ? 1 : lines.length;
+}
+
 /** Adds a journal position to the open group's, once per record (its lines come one after another). */
 function notePosition(state: StreamState, position: number): void {
   const first = state.firstPosition;
@@ -825,8 +877,12 @@ function notePosition(state: StreamState, position: number): void {
  * line may be its toString(); after INFO and below only a line that looks like one (linkerd logs
  * `Reset.Cancel` at DEBUG) or that a frame below confirms, or it is println output of its own.
  */
-function headerTakesAnyThrowable(lines: readonly string[]): boolean {
-  const rank = levelRank(lines[0] as string) || (lines.length > 1 ? levelRank(lines[1] as string) : 0);
+function headerTakesAnyThrowable(lines: string | readonly string[]): boolean {
+  if (typeof lines === 'string') return takesAnyThrowable(levelRank(lines));
+  return takesAnyThrowable(levelRank(lines[0] as string) || (lines.length > 1 ? levelRank(lines[1] as string) : 0));
+}
+
+function takesAnyThrowable(rank: number): boolean {
   return rank === 0 || rank >= WARN_RANK;
 }
 
