@@ -192,6 +192,10 @@ describe('packed records', () => {
         for (const record of records) packer.add(record);
         const { packed } = packer.finish();
         expect(new PackedBatch(structuredClone(packed)).slice()).toStrictEqual(records);
+        // Journaled: each record gets its batch and place too, whichever optional properties it has.
+        const journaled = new PackedBatch(structuredClone(packed));
+        journaled.seq = 3;
+        expect(journaled.slice()).toStrictEqual(records.map((record, index) => ({ ...record, seq: 3, journalPos: journalPosition(3, index) })));
       }),
       { numRuns: 300 },
     );
