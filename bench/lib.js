@@ -19,12 +19,6 @@ export const BIN = join(ROOT, 'bin', 'leakwatch.js');
  */
 export const SERVER_ENV = process.env.LEAKWATCH_BENCH_MALLOC === 'default' ? {} : { MALLOC_MMAP_THRESHOLD_: '131072' };
 
-/**
- * The node flags the Dockerfile and `npm start` run the server with: a young generation of 2 x 8
- * MiB instead of V8's 2 x 16 (README, "Memory"). LEAKWATCH_BENCH_YOUNG=default measures without.
- */
-export const SERVER_NODE_FLAGS = process.env.LEAKWATCH_BENCH_YOUNG === 'default' ? [] : ['--max-semi-space-size=8'];
-
 /** A fresh temporary folder and a function that removes it. */
 export function tempDir(name) {
   const dir = mkdtempSync(join(tmpdir(), `leakwatch-bench-${name}-`));
@@ -45,7 +39,7 @@ export function memoryOf(pid) {
 /** Starts `leakwatch serve` and resolves once it listens and /readyz says ready. */
 export async function startServe(args = []) {
   const data = tempDir('data');
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', data.dir, '--log-level', 'info', ...args], {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', data.dir, '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...SERVER_ENV },
   });

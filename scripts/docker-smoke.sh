@@ -33,7 +33,7 @@ cp package.json "$work/app/"
 cp -r bin proto rules schema web "$work/app/"
 port=$((20000 + RANDOM % 20000))
 (cd "$work/app" && NODE_ENV=production MALLOC_MMAP_THRESHOLD_=131072 LEAKWATCH_HOST=127.0.0.1 LEAKWATCH_PORT=$port LEAKWATCH_DATA_DIR="$work/data" \
-  LEAKWATCH_RULES="$work/app/rules" node --max-semi-space-size=8 bin/leakwatch.js serve > "$work/serve.log" 2>&1) &
+  LEAKWATCH_RULES="$work/app/rules" node bin/leakwatch.js serve > "$work/serve.log" 2>&1) &
 server=$!
 for _ in $(seq 1 60); do
   if LEAKWATCH_PORT=$port node -e "fetch('http://127.0.0.1:' + (process.env.LEAKWATCH_PORT || 8080) + '/healthz').then(r => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"; then
