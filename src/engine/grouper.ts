@@ -822,21 +822,12 @@ export class StreamGrouper {
     if (truncated) this.counters.truncatedGroups++;
     const order = this.closeOrder;
     const time = state.groupTime;
-    this.close({ stream: state.stream, host: state.host, service: state.service, pid: state.pid, time, lines, truncated, closeReason: reason }, order);
+    this.close(closedGroup(state, time, lines, truncated, reason), order);
     if (tentative === null) return;
     // Lines that only might have continued the message: each is a record of its own.
     for (let index = 0; index < tentative.length; index++) {
       this.counters.groupsClosed++;
-      this.close({
-        stream: state.stream,
-        host: state.host,
-        service: state.service,
-        pid: state.pid,
-        time: tentativeLines[index]?.time ?? time,
-        lines: [tentative[index] as string],
-        truncated: false,
-        closeReason: reason,
-      }, order);
+      this.close(closedGroup(state, tentativeLines[index]?.time ?? time, [tentative[index] as string], false, reason), order);
     }
   }
 
@@ -849,6 +840,11 @@ export class StreamGrouper {
       this.closeGroup(state, 'evicted', false);
     });
   }
+}
+
+/** A group of the stream's, as the closer is handed it. */
+function closedGroup(state: StreamState, time: number, lines: string[], truncated: boolean, closeReason: CloseReason): Group {
+  return { stream: state.stream, host: state.host, service: state.service, pid: state.pid, time, lines, truncated, closeReason };
 }
 
 /** Lines of an open group (StreamState.lines). */
@@ -878,11 +874,8 @@ function notePosition(state: StreamState, position: number): void {
  * `Reset.Cancel` at DEBUG) or that a frame below confirms, or it is println output of its own.
  */
 function headerTakesAnyThrowable(lines: string | readonly string[]): boolean {
-  if (typeof lines === 'string') return takesAnyThrowable(levelRank(lines));
-  return takesAnyThrowable(levelRank(lines[0] as string) || (lines.length > 1 ? levelRank(lines[1] as string) : 0));
-}
-
-function takesAnyThrowable(rank: number): boolean {
+  const second = typeof lines === 'string' ? undefined : lines[1];
+  const rank = levelRank(typeof lines === 'string' ? lines : (lines[0] as string)) || (second === undefined ? 0 : levelRank(second));
   return rank === 0 || rank >= WARN_RANK;
 }
 
