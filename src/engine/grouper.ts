@@ -39,6 +39,7 @@ import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
 import { HeldQueue } from './held-queue.js';
 import { RecencyMap, type RecencyLinks } from './recency-map.js';
 import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
+import { SharedStrings } from '../text/strings.js';
 
 /**
  * Receives every closed group, in close order. `order` is the use number (see StreamGrouper.push) of
@@ -120,8 +121,13 @@ class StreamState implements RecencyLinks<StreamState> {
   lastArrival = 0;
   /** Source clock (µs) of the last record grouped, for silence in event time; NaN before one (a number always, so V8 updates it in place). */
   lastSourceUs = Number.NaN;
-  /** Records held for the reorder window, in source order. */
-  held: HeldQueue = NOTHING_HELD;
+  /**
+   * Records held for the reorder window: NOTHING_HELD, the one record held as it came, or a queue
+   * in source order. A quiet stream holds one record through its window: 100,000 of them each
+   * made a queue (104 bytes with its due time) for two seconds, all promoted and dead at once. A
+   * lone record is due at lastArrival + the window: it was the stream's last arrival.
+   */
+  held: HeldQueue | LogRecord = NOTHING_HELD;
   /** When it was last used (a counter), for the LRU's recency. */
   lastUse = 0;
   /** Its neighbours in the grouper's list of streams that hold records (null at the ends, and when it holds none). */
@@ -217,8 +223,20 @@ interface TentativeLine {
   position: number | undefined;
 }
 
-/** Shared by every stream that holds no record (never inserted into: hold() gives a stream its own first). */
+/** Shared by every stream that holds no record (never inserted into: hold() keeps a stream's first record as it is). */
 const NOTHING_HELD = new HeldQueue();
+
+/** When the stream's front held record may be grouped; +Infinity when it holds none. */
+function firstDue(state: StreamState): number {
+  const held = state.held;
+  return held instanceof HeldQueue ? held.firstDue() : state.lastArrival + state.config.reorderWindowMs;
+}
+
+/** When its last held record may be grouped (the latest); -Infinity when it holds none. */
+function lastDue(state: StreamState): number {
+  const held = state.held;
+  return held instanceof HeldQueue ? held.lastDue() : state.lastArrival + state.config.reorderWindowMs;
+}
 
 /** Shared by every stream without tentative lines (nearly all, nearly always): no array per group. */
 const NO_TENTATIVE: TentativeLine[] = [];
@@ -257,12 +275,8 @@ export class StreamGrouper {
    * ~130 bytes a stream (13 MB for 100,000).
    */
   private readonly currentProcesses = new Map<string, StreamState | Map<string, StreamState>>();
-  /**
-   * One string per service name for the states and groups of its streams (each decoded batch
-   * brings its own copies): 100,000 streams of one service held 100,000 copies of its name. The
-   * first MAX_SHARED_SERVICE_NAMES names seen are shared, so that it stays bounded.
-   */
-  private readonly serviceNames = new Map<string, string>();
+  /** One string per service name for the states and groups of its streams. */
+  private readonly serviceNames = new SharedStrings(MAX_SHARED_SERVICE_NAMES);
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
@@ -305,7 +319,7 @@ export class StreamGrouper {
         this.touched.delete(key);
         this.forgetCurrentProcess(state);
         // Room is needed: what the stream still holds is grouped now, and its record closed.
-        if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
+        if (state.held !== NOTHING_HELD) this.release(state, Number.POSITIVE_INFINITY);
         if (state.lines !== null) {
           this.counters.evictions++;
           this.closeGroup(state, 'evicted', false);
@@ -320,7 +334,11 @@ export class StreamGrouper {
    */
   pendingJournalPositions(): number[] {
     const pending: number[] = [];
-    for (let state = this.holdingFirst; state !== null; state = state.holdingNext) state.held.collectJournalPositions(pending);
+    for (let state = this.holdingFirst; state !== null; state = state.holdingNext) {
+      const held = state.held;
+      if (held instanceof HeldQueue) held.collectJournalPositions(pending);
+      else if (held.journalPos !== undefined) pending.push(held.journalPos);
+    }
     this.streams.forEachNewest((state) => {
       if (state.lines === null) return;
       // Indexed loops (see toBatchPending): once a second over up to 100,000 streams.
@@ -369,12 +387,13 @@ export class StreamGrouper {
       const use = uses === undefined ? ++this.uses : (uses[index] as number);
       this.closeOrder = use;
       const state = this.stateOf(record, use);
-      state.lastArrival = now;
-      if (this.ordered || state.config.reorderWindowMs <= 0 || (record.sourceUs === undefined && state.held.size === 0)) {
+      if (this.ordered || state.config.reorderWindowMs <= 0 || (record.sourceUs === undefined && state.held === NOTHING_HELD)) {
         this.group(state, record);
       } else {
         this.hold(state, record, now + state.config.reorderWindowMs);
       }
+      // After hold(): a lone held record is due by the arrival before this one.
+      state.lastArrival = now;
     }
     this.writeRecency();
     // At most twice what came in: the held bytes come back under the budget within a few pushes,
@@ -397,15 +416,15 @@ export class StreamGrouper {
         let earliestDue = Number.POSITIVE_INFINITY;
         let latestDue = Number.NEGATIVE_INFINITY;
         for (let state = this.holdingFirst; state !== null; state = state.holdingNext) {
-          earliestDue = Math.min(earliestDue, state.held.firstDue());
-          latestDue = Math.max(latestDue, state.held.lastDue());
+          earliestDue = Math.min(earliestDue, firstDue(state));
+          latestDue = Math.max(latestDue, lastDue(state));
         }
         cutoff = earliestDue + (latestDue - earliestDue) * (1 - target / this.heldBytesTotal);
       }
       for (let state = this.holdingFirst, next: StreamState | null; state !== null; state = next) {
         // Read first: a stream whose last record is released leaves the list.
         next = state.holdingNext;
-        if (state.held.firstDue() > cutoff) continue;
+        if (firstDue(state) > cutoff) continue;
         this.closeOrder = state.lastUse;
         budget -= this.release(state, cutoff, budget, now);
         if (this.heldBytesTotal <= target || budget <= 0) return;
@@ -423,11 +442,11 @@ export class StreamGrouper {
     for (let state = this.holdingFirst, next: StreamState | null; state !== null; state = next) {
       // Read first: a stream whose last record is released leaves the list.
       next = state.holdingNext;
-      if (state.held.firstDue() > now) continue;
+      if (firstDue(state) > now) continue;
       if (budget <= 0) return true;
       this.closeOrder = state.lastUse;
       budget -= this.release(state, now, budget);
-      if (state.held.firstDue() <= now) return true;
+      if (firstDue(state) <= now) return true;
     }
     this.streams.forEachNewest((state) => {
       if (state.lines !== null && now - state.lastArrival >= state.config.expireAfterMs) {
@@ -443,7 +462,7 @@ export class StreamGrouper {
   flush(): void {
     this.streams.forEachNewest((state) => {
       this.closeOrder = state.lastUse;
-      if (state.held.size > 0) this.release(state, Number.POSITIVE_INFINITY);
+      if (state.held !== NOTHING_HELD) this.release(state, Number.POSITIVE_INFINITY);
       if (state.lines !== null) this.closeGroup(state, 'end-of-input', false);
       state.swallowing = false;
     });
@@ -463,6 +482,8 @@ export class StreamGrouper {
         this.writeRecency();
         state = this.newState(record);
       } else if (state.configSource !== this.groupers) {
+        // A lone held record's due time reads the window of the config it was held under.
+        if (state.held !== NOTHING_HELD) this.heldQueueOf(state);
         state.config = selectGrouper(this.groupers, state.service);
         state.configSource = this.groupers;
       }
@@ -481,18 +502,11 @@ export class StreamGrouper {
 
   private newState(record: LogRecord): StreamState {
     const host = typeof record.host === 'string' ? record.host : '';
-    const service = typeof record.service === 'string' ? this.sharedServiceName(record.service) : '';
+    const service = typeof record.service === 'string' ? this.serviceNames.of(record.service) : '';
     const pid = typeof record.pid === 'string' ? record.pid : String(record.pid ?? '');
     const state = new StreamState(record.stream, host, service, pid, selectGrouper(this.groupers, service), this.groupers);
     this.streams.set(record.stream, state);
     return state;
-  }
-
-  private sharedServiceName(service: string): string {
-    const shared = this.serviceNames.get(service);
-    if (shared !== undefined) return shared;
-    if (this.serviceNames.size < MAX_SHARED_SERVICE_NAMES) this.serviceNames.set(service, service);
-    return service;
   }
 
   private startHolding(state: StreamState): void {
@@ -514,15 +528,27 @@ export class StreamGrouper {
 
   /** Inserts into the stream's held records in source order (stable: equal keys keep arrival order). */
   private hold(state: StreamState, record: LogRecord, due: number): void {
+    let toFront = true;
     if (state.held === NOTHING_HELD) {
-      state.held = new HeldQueue();
+      state.held = record;
       this.startHolding(state);
+    } else {
+      toFront = this.heldQueueOf(state).insert(record, due);
     }
-    const toFront = state.held.insert(record, due);
     // NaN (nothing grouped yet) is less than nothing.
     if (toFront && record.sourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
     this.heldCount++;
     this.heldBytesTotal += record.message.length + HELD_RECORD_OVERHEAD_BYTES;
+  }
+
+  /** The stream's queue of held records, made for its lone record when it holds one (it holds something). */
+  private heldQueueOf(state: StreamState): HeldQueue {
+    const held = state.held;
+    if (held instanceof HeldQueue) return held;
+    const queue = new HeldQueue();
+    queue.insert(held, firstDue(state));
+    state.held = queue;
+    return queue;
   }
 
   /**
@@ -532,6 +558,17 @@ export class StreamGrouper {
    */
   private release(state: StreamState, until: number, limit = Number.POSITIVE_INFINITY, now?: number): number {
     const held = state.held;
+    if (!(held instanceof HeldQueue)) {
+      const due = firstDue(state);
+      if (limit < 1 || due > until) return 0;
+      state.held = NOTHING_HELD;
+      this.stopHolding(state);
+      this.heldCount--;
+      this.heldBytesTotal -= held.message.length + HELD_RECORD_OVERHEAD_BYTES;
+      if (now !== undefined && due > now) this.counters.earlyReleases++;
+      this.group(state, held);
+      return 1;
+    }
     let count = 0;
     const record = this.released;
     for (let due = held.firstDue(); count < limit && held.size > 0 && due <= until; due = held.firstDue()) {
@@ -585,7 +622,7 @@ export class StreamGrouper {
     if (state.pid === '') return;
     const previous = this.currentProcessOf(state.host, state.service);
     // Lines of the old process still held for reordering will close its record themselves.
-    if (previous !== undefined && previous !== state && previous.lines !== null && previous.held.size === 0) {
+    if (previous !== undefined && previous !== state && previous.lines !== null && previous.held === NOTHING_HELD) {
       this.counters.pidChanges++;
       this.closeGroup(previous, 'pid-change', false);
     }

@@ -11,8 +11,8 @@
  * copies and traces while it waits (at full rate the window holds 200,000 of them). The front is
  * the earliest of the few run heads: a late batch costs one comparison per run per record instead
  * of a heap's log(n) walk. Past MAX_RUNS runs (records arriving in no order at all) the rest go to a binary heap,
- * which bounds the work per record whatever the input. The one exception is a queue holding a
- * single record (a quiet stream): that record stays the object it came as (HeldQueue).
+ * which bounds the work per record whatever the input. A stream that holds a single record (a
+ * quiet stream) has no queue: the grouper keeps that record as it came.
  *
  * A record comes back as the grouper reads it: its time, origin, message, source clock, position,
  * journal position and header flag (`shift`); anything else it carried is not kept.
@@ -196,18 +196,13 @@ function keyBefore(sourceUs: number, position: number, otherSourceUs: number, ot
 
 /** The heap of every queue that never needed one (nearly all): never pushed to, heapPush() gives a queue its own. */
 const NO_ENTRIES: Entry[] = [];
-/** The runs of every queue that has made none yet (one holding a lone record, or nothing). */
+/** The runs of every queue that has made none yet. */
 const NO_RUNS: Run[] = [];
 
 /**
  * A queue's arrays are made at the size they need: 100,000 streams each holding one record while it
  * waits out the window (then letting the queue go) made arrays grown for 16 entries, 800 bytes a
  * stream that lived long enough to be promoted, for ~350 at their size.
- *
- * The first record of an empty queue is kept as it came (`lone`), without a run: a quiet stream
- * holds one record through its window, and a run of one (its object, message and number arrays,
- * the list of runs, the origin) was ~430 bytes a stream promoted and left for the old generation's
- * next collection. A second record puts it into a run first.
  */
 export class HeldQueue {
   private runs: Run[] = NO_RUNS;
@@ -218,8 +213,6 @@ export class HeldQueue {
    * stream's own, its message is one line more.
    */
   private origin: LogRecord | undefined;
-  /** The one record held while the queue holds nothing else; it is due at lastInsertedDue, being the last inserted. */
-  private lone: LogRecord | undefined;
   private count = 0;
   private arrivals = 0;
   private lastInsertedDue = Number.NEGATIVE_INFINITY;
@@ -232,7 +225,6 @@ export class HeldQueue {
 
   /** When the front record may be grouped; +Infinity when the queue is empty. */
   firstDue(): number {
-    if (this.lone !== undefined) return this.lastInsertedDue;
     const run = this.frontRun();
     if (run !== undefined) return run.numbers[run.head * STRIDE + DUE] as number;
     return this.heap[0]?.due ?? Number.POSITIVE_INFINITY;
@@ -247,20 +239,9 @@ export class HeldQueue {
   insert(record: LogRecord, due: number): boolean {
     this.origin ??= record;
     const arrival = this.arrivals++;
-    const lone = this.lone;
-    if (lone !== undefined) {
-      this.lone = undefined;
-      // Nothing else was held since it came: its arrival is the one before this record's, and it
-      // is due at the last due time inserted.
-      this.runs = [this.newRun(lone, lone.sourceUs ?? Number.NaN, lone.position ?? Number.NaN, this.lastInsertedDue, arrival - 1)];
-    }
     this.lastInsertedDue = due;
     this.count++;
     this.front = STALE;
-    if (this.count === 1) {
-      this.lone = record;
-      return true;
-    }
     const sourceUs = record.sourceUs ?? Number.NaN;
     const position = record.position ?? Number.NaN;
     // The run it extends: the one with the latest tail not after it, so that runs stay few. Nearly
@@ -353,18 +334,11 @@ export class HeldQueue {
    * making an object per record (150 bytes a line at full rate).
    */
   shiftInto(into: LogRecord): void {
-    const lone = this.lone;
-    const run = lone === undefined ? this.frontRun() : undefined;
+    const run = this.frontRun();
     this.front = STALE;
     this.count--;
     if (run === undefined) {
-      let record: LogRecord;
-      if (lone !== undefined) {
-        record = lone;
-        this.lone = undefined;
-      } else {
-        record = (this.heapPop() as Entry).record;
-      }
+      const record = (this.heapPop() as Entry).record;
       into.time = record.time;
       into.host = record.host;
       into.service = record.service;
@@ -403,8 +377,6 @@ export class HeldQueue {
   collectJournalPositions(into: number[]): void {
     // Indexed loops: a checkpoint asks every holding stream once a second, too seldom for these
     // loops to be optimised, and an unoptimised for-of makes an object per element.
-    const lonePosition = this.lone?.journalPos;
-    if (lonePosition !== undefined) into.push(lonePosition);
     const runs = this.runs;
     for (let at = 0; at < runs.length; at++) {
       const run = runs[at] as Run;
@@ -420,7 +392,6 @@ export class HeldQueue {
   }
 
   *values(): IterableIterator<LogRecord> {
-    if (this.lone !== undefined) yield this.lone;
     for (const run of this.runs) {
       for (const chunk of chunksOf(run)) {
         for (let index = chunk === run ? run.head : 0; index < chunk.filled; index++) yield this.recordAt(chunk, index);

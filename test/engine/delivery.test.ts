@@ -222,6 +222,56 @@ describe('time: event-time silence, wall-clock pauses and expiry', () => {
   });
 });
 
+describe("a stream's one held record (kept without a queue)", () => {
+  const stream = exportRecords().filter((record) => record.host === 'edge-a');
+
+  function engineWith(groupers: { current: readonly (typeof DEFAULT_GROUPER)[] }) {
+    return createEngine({
+      groupers: () => groupers.current,
+      classifier: () => ({ classify: () => null }),
+      sink: () => undefined,
+      clock: () => arrival.now,
+    });
+  }
+
+  it('is due one window after its own arrival, not after the arrival that joins it', () => {
+    const engine = engineWith({ current: [DEFAULT_GROUPER] });
+    pushAt(engine, copies(stream.slice(0, 1)), 0);
+    pushAt(engine, copies(stream.slice(1, 2)), 500);
+    engine.sweep(WINDOW - 1);
+    expect(engine.stats().heldRecords).toBe(2);
+    engine.sweep(WINDOW);
+    expect(engine.stats().heldRecords).toBe(1);
+    engine.sweep(500 + WINDOW);
+    expect(engine.stats().heldRecords).toBe(0);
+  });
+
+  it('keeps the window it was held under when the rules reload with another', () => {
+    const groupers = { current: [DEFAULT_GROUPER] as const };
+    const engine = engineWith(groupers);
+    pushAt(engine, copies(stream.slice(0, 1)), 0);
+    groupers.current = [{ ...DEFAULT_GROUPER, reorderWindowMs: 3 * WINDOW }];
+    pushAt(engine, copies(stream.slice(1, 2)), 10);
+    engine.sweep(WINDOW);
+    expect(engine.stats().heldRecords).toBe(1);
+    engine.sweep(10 + 3 * WINDOW - 1);
+    expect(engine.stats().heldRecords).toBe(1);
+    engine.sweep(10 + 3 * WINDOW);
+    expect(engine.stats().heldRecords).toBe(0);
+  });
+
+  it('goes back into the journal positions still pending until it is grouped', () => {
+    const engine = engineWith({ current: [DEFAULT_GROUPER] });
+    pushAt(engine, [{ ...(stream[0] as LogRecord), journalPos: 7 }], 0);
+    expect(engine.pendingJournalPositions()).toEqual([7]);
+    engine.sweep(WINDOW);
+    // Grouped: now the open group's, still pending until it closes.
+    expect(engine.pendingJournalPositions()).toEqual([7]);
+    engine.flush();
+    expect(engine.pendingJournalPositions()).toEqual([]);
+  });
+});
+
 /** When the next push arrives (the test engines' clock, read once per push). */
 const arrival = { now: 0 };
 
