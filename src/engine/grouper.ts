@@ -31,7 +31,7 @@
  * bounded open-group cache needs room (then it is closed early, never dropped).
  */
 import { isHeaderLine, parseLineHeader } from '../ingest/line-layout.js';
-import type { LogRecord } from '../ingest/record.js';
+import { SERVICE_NAMES, type LogRecord } from '../ingest/record.js';
 import type { CloseReason, Group } from './group.js';
 import { DEFAULT_OPEN_GROUP_LIMITS, type GrouperConfig, type HeaderPattern, type OpenGroupLimits } from './grouper-config.js';
 import { selectGrouper } from './grouper-selection.js';
@@ -39,7 +39,6 @@ import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
 import { HeldQueue } from './held-queue.js';
 import { RecencyMap, type RecencyLinks } from './recency-map.js';
 import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
-import { SharedStrings } from '../text/strings.js';
 
 /**
  * Receives every closed group, in close order. `order` is the use number (see StreamGrouper.push) of
@@ -74,9 +73,6 @@ type Phase = (typeof Phase)[keyof typeof Phase];
 
 /** Plain lines a message may hold before its first frame; past that they are records of their own. */
 const MAX_TENTATIVE_LINES = 64;
-
-/** Service names whose string the grouper shares among their streams (a fleet has tens, not thousands). */
-const MAX_SHARED_SERVICE_NAMES = 1024;
 
 /** StreamState's phase and flags share one number (`bits`): the phase in the low three bits. */
 const PHASE_BITS = 7;
@@ -229,13 +225,18 @@ const NOTHING_HELD = new HeldQueue();
 /** When the stream's front held record may be grouped; +Infinity when it holds none. */
 function firstDue(state: StreamState): number {
   const held = state.held;
-  return held instanceof HeldQueue ? held.firstDue() : state.lastArrival + state.config.reorderWindowMs;
+  return held instanceof HeldQueue ? held.firstDue() : loneDue(state);
 }
 
 /** When its last held record may be grouped (the latest); -Infinity when it holds none. */
 function lastDue(state: StreamState): number {
   const held = state.held;
-  return held instanceof HeldQueue ? held.lastDue() : state.lastArrival + state.config.reorderWindowMs;
+  return held instanceof HeldQueue ? held.lastDue() : loneDue(state);
+}
+
+/** When a stream's lone held record may be grouped: it was the stream's last arrival. */
+function loneDue(state: StreamState): number {
+  return state.lastArrival + state.config.reorderWindowMs;
 }
 
 /** Shared by every stream without tentative lines (nearly all, nearly always): no array per group. */
@@ -275,8 +276,6 @@ export class StreamGrouper {
    * ~130 bytes a stream (13 MB for 100,000).
    */
   private readonly currentProcesses = new Map<string, StreamState | Map<string, StreamState>>();
-  /** One string per service name for the states and groups of its streams. */
-  private readonly serviceNames = new SharedStrings(MAX_SHARED_SERVICE_NAMES);
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
@@ -502,7 +501,7 @@ export class StreamGrouper {
 
   private newState(record: LogRecord): StreamState {
     const host = typeof record.host === 'string' ? record.host : '';
-    const service = typeof record.service === 'string' ? this.serviceNames.of(record.service) : '';
+    const service = typeof record.service === 'string' ? SERVICE_NAMES.of(record.service) : '';
     const pid = typeof record.pid === 'string' ? record.pid : String(record.pid ?? '');
     const state = new StreamState(record.stream, host, service, pid, selectGrouper(this.groupers, service), this.groupers);
     this.streams.set(record.stream, state);
@@ -546,7 +545,7 @@ export class StreamGrouper {
     const held = state.held;
     if (held instanceof HeldQueue) return held;
     const queue = new HeldQueue();
-    queue.insert(held, firstDue(state));
+    queue.insert(held, loneDue(state));
     state.held = queue;
     return queue;
   }
@@ -563,9 +562,7 @@ export class StreamGrouper {
       if (limit < 1 || due > until) return 0;
       state.held = NOTHING_HELD;
       this.stopHolding(state);
-      this.heldCount--;
-      this.heldBytesTotal -= held.message.length + HELD_RECORD_OVERHEAD_BYTES;
-      if (now !== undefined && due > now) this.counters.earlyReleases++;
+      this.noteReleased(held, due, now);
       this.group(state, held);
       return 1;
     }
@@ -573,10 +570,8 @@ export class StreamGrouper {
     const record = this.released;
     for (let due = held.firstDue(); count < limit && held.size > 0 && due <= until; due = held.firstDue()) {
       held.shiftInto(record);
-      this.heldCount--;
-      this.heldBytesTotal -= record.message.length + HELD_RECORD_OVERHEAD_BYTES;
       count++;
-      if (now !== undefined && due > now) this.counters.earlyReleases++;
+      this.noteReleased(record, due, now);
       this.group(state, record);
     }
     // A stream that holds nothing shares the empty queue: 100,000 quiet streams keep no arrays.
@@ -585,6 +580,13 @@ export class StreamGrouper {
       this.stopHolding(state);
     }
     return count;
+  }
+
+  /** A held record, due at `due`, leaves the held ones; with `now`, early when not due by then. */
+  private noteReleased(record: LogRecord, due: number, now: number | undefined): void {
+    this.heldCount--;
+    this.heldBytesTotal -= record.message.length + HELD_RECORD_OVERHEAD_BYTES;
+    if (now !== undefined && due > now) this.counters.earlyReleases++;
   }
 
   /** One record, in source order, through the state machine. */

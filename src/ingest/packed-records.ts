@@ -9,8 +9,7 @@
  * a body's records and messages were all alive until the body was done, so the young generation's
  * collections copied each of them twice and the rest was left for the old one to collect.
  */
-import { SharedStrings } from '../text/strings.js';
-import { journalPosition, streamKeyOf, type LogRecord } from './record.js';
+import { journalPosition, SERVICE_NAMES, streamKeyOf, type LogRecord } from './record.js';
 
 export interface PackedRecords {
   count: number;
@@ -34,13 +33,6 @@ export interface PackedRecords {
   /** The few records that keep the shipper's object (metrics snapshots, records without text). */
   fields: Array<[index: number, fields: Record<string, unknown>]>;
 }
-
-/**
- * Service names as the unpacked records carry them: a batch comes from another thread with its own
- * copy of each name per stream, and a record held for the reorder window keeps it two seconds
- * (100,000 streams: 2.4 MB of copies of one name). A fleet has tens of services, not thousands.
- */
-const serviceNames = new SharedStrings(1024);
 
 const MALFORMED = 1;
 const WITHOUT_TEXT = 2;
@@ -282,7 +274,7 @@ export class PackedBatch {
     private readonly giveBack?: (buffers: ArrayBuffer[]) => void,
   ) {
     this.length = packed.count;
-    this.streams = packed.origins.map(([host, service, pid]) => ({ host, service: serviceNames.of(service), pid, stream: streamKeyOf(host, service, pid) }));
+    this.streams = packed.origins.map(([host, service, pid]) => ({ host, service: SERVICE_NAMES.of(service), pid, stream: streamKeyOf(host, service, pid) }));
     this.bytes = Buffer.from(packed.messageBytes.buffer, packed.messageBytes.byteOffset, packed.messageBytes.byteLength);
     this.encoding = packed.messagesAscii ? 'latin1' : 'utf8';
     this.oddMessages = packed.oddMessages.length === 0 ? undefined : new Map(packed.oddMessages);

@@ -1,3 +1,5 @@
+import { SharedStrings } from '../text/strings.js';
+
 /**
  * The one internal shape every ingest path produces (HTTP bodies of any shipper, journald text,
  * `journalctl -o json`, raw linkerd files) and the engine consumes.
@@ -92,3 +94,11 @@ export function journalPosition(seq: number, index: number): number {
 export function journalBatchOf(position: number): number {
   return Math.floor(position / JOURNAL_BATCH_RECORDS);
 }
+
+/**
+ * One string per service name for the records and stream states that carry it: a decoded batch
+ * comes from another thread with its own copy of each name per stream, and 100,000 held streams of
+ * one service kept 100,000 copies of its name (2.4 MB), then each state its own. A fleet has tens
+ * of services, not thousands: the first 1,024 names are shared.
+ */
+export const SERVICE_NAMES = new SharedStrings(1024);
