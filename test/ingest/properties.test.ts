@@ -124,6 +124,8 @@ describe('normaliser: an empty object', () => {
         const general = recordFromObject({ unrelated: null }, receivedAt, transportUs);
         expect({ ...empty, fields: undefined }).toStrictEqual({ ...general, fields: undefined });
         expect(empty.withoutText).toBe(true);
+        // Nothing in it for the log to show: 90,000 of them from a 90 KB body cost ~1 s to carry.
+        expect(empty.fields).toBeUndefined();
       }),
       { numRuns: 200 },
     );
