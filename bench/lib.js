@@ -12,12 +12,13 @@ export const BIN = join(ROOT, 'bin', 'leakwatch.js');
 
 /**
  * The environment the Dockerfile and `npm start` run the server in, so that the bench measures the
- * server as it is deployed: glibc's malloc keeps its mmap threshold at 128 KiB instead of raising it
- * to the size of the first large buffer freed (up to 32 MiB), after which every request body,
- * inflated body and packed batch of a few MB is carved from the heap and its holes stay resident
- * (README, "Memory"). LEAKWATCH_BENCH_MALLOC=default measures without it.
+ * server as it is deployed (README, "Memory"): glibc's malloc keeps its mmap threshold at 128 KiB
+ * instead of raising it to the size of the first large buffer freed (up to 32 MiB), after which
+ * every request body, inflated body and packed batch of a few MB is carved from the heap and its
+ * holes stay resident; and it keeps two arenas for all threads. LEAKWATCH_BENCH_MALLOC=default
+ * measures without either.
  */
-export const SERVER_ENV = process.env.LEAKWATCH_BENCH_MALLOC === 'default' ? {} : { MALLOC_MMAP_THRESHOLD_: '131072' };
+export const SERVER_ENV = process.env.LEAKWATCH_BENCH_MALLOC === 'default' ? {} : { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2' };
 
 /** A fresh temporary folder and a function that removes it. */
 export function tempDir(name) {

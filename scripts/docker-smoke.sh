@@ -32,7 +32,7 @@ cp -r "$work/build/dist" "$work/app/"
 cp package.json "$work/app/"
 cp -r bin proto rules schema web "$work/app/"
 port=$((20000 + RANDOM % 20000))
-(cd "$work/app" && NODE_ENV=production MALLOC_MMAP_THRESHOLD_=131072 LEAKWATCH_HOST=127.0.0.1 LEAKWATCH_PORT=$port LEAKWATCH_DATA_DIR="$work/data" \
+(cd "$work/app" && NODE_ENV=production MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2 LEAKWATCH_HOST=127.0.0.1 LEAKWATCH_PORT=$port LEAKWATCH_DATA_DIR="$work/data" \
   LEAKWATCH_RULES="$work/app/rules" node bin/leakwatch.js serve > "$work/serve.log" 2>&1) &
 server=$!
 for _ in $(seq 1 60); do

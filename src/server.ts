@@ -261,14 +261,20 @@ export function ingestDecoding(config: Config): { decodeLimits: Partial<DecodeLi
 }
 
 /**
- * Whether this process runs on glibc with its mmap threshold left adaptive: multi-MB request
- * buffers are then carved from the heap once the first is freed, and their holes stay resident.
+ * The glibc malloc settings this process runs without, as `NAME=value` to set: with its mmap
+ * threshold left adaptive, multi-MB request buffers are carved from the heap once the first is
+ * freed, and their holes stay resident; with an arena per thread (up to eight per core), the
+ * decoding, checkpoint and libuv threads each keep freed memory of their own. Empty off glibc.
  */
-function usesAdaptiveMmapThreshold(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env['MALLOC_MMAP_THRESHOLD_'] !== undefined || /glibc\.malloc\.mmap_threshold=/.test(env['GLIBC_TUNABLES'] ?? '')) return false;
+function missingMallocSettings(env: NodeJS.ProcessEnv = process.env): string[] {
   // Node's diagnostic report names the glibc it runs on; musl and other systems have no such field.
   const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  return typeof header?.glibcVersionRuntime === 'string';
+  if (typeof header?.glibcVersionRuntime !== 'string') return [];
+  const tunables = env['GLIBC_TUNABLES'] ?? '';
+  const missing: string[] = [];
+  if (env['MALLOC_MMAP_THRESHOLD_'] === undefined && !/glibc\.malloc\.mmap_threshold=/.test(tunables)) missing.push('MALLOC_MMAP_THRESHOLD_=131072');
+  if (env['MALLOC_ARENA_MAX'] === undefined && !/glibc\.malloc\.arena_max=/.test(tunables)) missing.push('MALLOC_ARENA_MAX=2');
+  return missing;
 }
 
 /** The ingest route's settings, whatever keeps the batches (the journal, or NATS JetStream). */
@@ -494,9 +500,11 @@ export async function runServer(config: Config): Promise<number> {
       `LISTENING ON ${config.host} WITHOUT A TOKEN: anyone who can reach this port can send logs, read incidents and resolve them; set LEAKWATCH_TOKEN or --token-file`,
     );
   }
-  if (usesAdaptiveMmapThreshold()) {
+  const missingMalloc = missingMallocSettings();
+  if (missingMalloc.length > 0) {
     log.info(
-      'glibc adapts its mmap threshold here: set MALLOC_MMAP_THRESHOLD_=131072 in the environment (the Docker image and npm start do) to keep freed request buffers from staying resident (README, "Memory")',
+      { set: missingMalloc },
+      `glibc's malloc runs on its defaults here: set ${missingMalloc.join(' ')} in the environment (the Docker image and npm start do) to keep freed request buffers and threads' freed memory from staying resident (README, "Memory")`,
     );
   }
   // The last start-up line, after every warning: whoever waits for it has seen them all.

@@ -100,14 +100,22 @@ async function startupLog(flags: readonly string[], env: NodeJS.ProcessEnv): Pro
 }
 
 describe('start-up advice', () => {
-  it('on glibc without MALLOC_MMAP_THRESHOLD_, the log says how to keep freed request buffers from staying resident', async () => {
+  it('on glibc without MALLOC_MMAP_THRESHOLD_ or MALLOC_ARENA_MAX, the log says which to set', async () => {
     const glibc = typeof (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime === 'string';
+    const none = { MALLOC_MMAP_THRESHOLD_: undefined, MALLOC_ARENA_MAX: undefined, GLIBC_TUNABLES: undefined };
     for (const [env, advised] of [
-      [{ MALLOC_MMAP_THRESHOLD_: undefined, GLIBC_TUNABLES: undefined }, glibc],
-      [{ MALLOC_MMAP_THRESHOLD_: '131072' }, false],
-      [{ MALLOC_MMAP_THRESHOLD_: undefined, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' }, false],
+      [none, glibc ? ['MALLOC_MMAP_THRESHOLD_=131072', 'MALLOC_ARENA_MAX=2'] : []],
+      [{ ...none, MALLOC_MMAP_THRESHOLD_: '131072' }, glibc ? ['MALLOC_ARENA_MAX=2'] : []],
+      [{ ...none, MALLOC_ARENA_MAX: '2' }, glibc ? ['MALLOC_MMAP_THRESHOLD_=131072'] : []],
+      [{ ...none, MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2' }, []],
+      [{ ...none, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.arena_max=2' }, []],
     ] as const) {
-      expect((await startupLog([], env)).includes('MALLOC_MMAP_THRESHOLD_=131072 in the environment'), JSON.stringify(env)).toBe(advised);
+      const advice = (await startupLog([], env))
+        .split('\n')
+        .filter((line) => line.includes("glibc's malloc runs on its defaults"))
+        .map((line) => JSON.parse(line) as { set: string[]; msg: string });
+      expect(advice.map((line) => line.set), JSON.stringify(env)).toEqual(advised.length === 0 ? [] : [advised]);
+      for (const line of advice) expect(line.msg).toContain(`set ${advised.join(' ')} in the environment`);
     }
   }, 120_000);
 });
