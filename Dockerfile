@@ -24,7 +24,8 @@ RUN npm ci --omit=dev --no-audit --no-fund
 FROM node:20-slim
 # MALLOC_MMAP_THRESHOLD_: request bodies and packed batches of a few MB come and go; with glibc's
 # adaptive threshold they end up carved from the heap, whose holes stay resident. MALLOC_ARENA_MAX:
-# two arenas for all threads, not one more per thread that each keeps its freed memory (README, "Memory").
+# two arenas for all threads instead of one per thread (up to eight per core), each keeping what was
+# freed in it (README, "Memory").
 ENV NODE_ENV=production \
     MALLOC_MMAP_THRESHOLD_=131072 \
     MALLOC_ARENA_MAX=2 \
