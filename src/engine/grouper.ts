@@ -558,7 +558,7 @@ export class StreamGrouper {
   private release(state: StreamState, until: number, limit = Number.POSITIVE_INFINITY, now?: number): number {
     const held = state.held;
     if (!(held instanceof HeldQueue)) {
-      const due = firstDue(state);
+      const due = loneDue(state);
       if (limit < 1 || due > until) return 0;
       state.held = NOTHING_HELD;
       this.stopHolding(state);
