@@ -38,6 +38,7 @@ import { selectGrouper } from './grouper-selection.js';
 import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
 import { HeldQueue } from './held-queue.js';
 import { RecencyMap, type RecencyLinks } from './recency-map.js';
+import { Clock, StreamClocks } from './stream-clocks.js';
 import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
 
 /**
@@ -96,14 +97,10 @@ class StreamState implements RecencyLinks<StreamState> {
    * is one (most groups are; an array of one cost 56 bytes a stream), null when none is open.
    */
   lines: string | string[] | null = null;
-  /** Event time of the open group's first line (ms since the epoch). */
-  groupTime = 0;
   /**
-   * Journal position (LogRecord.journalPos) of the open group's first journaled record, NaN when
-   * it has none; with `positions`, the open group's: not done until it closes.
+   * Journal positions of the open group's later records; with its first (Clock.FirstPosition), the
+   * open group's: not done until it closes.
    */
-  firstPosition = Number.NaN;
-  /** Journal positions of the open group's later records. */
   positions: number[] = NO_POSITIONS;
   /** Lines of the open group that are certain; the ones after are tentative message lines. */
   confirmed = 0;
@@ -113,15 +110,11 @@ class StreamState implements RecencyLinks<StreamState> {
   secondHeader: RegExp | null = null;
   /** Characters of the open group's lines plus one per line break: its share of the byte budget. */
   groupBytes = 0;
-  /** Wall-clock ms of the last record received (held or not). */
-  lastArrival = 0;
-  /** Source clock (µs) of the last record grouped, for silence in event time; NaN before one (a number always, so V8 updates it in place). */
-  lastSourceUs = Number.NaN;
   /**
    * Records held for the reorder window: NOTHING_HELD, the one record held as it came, or a queue
    * in source order. A quiet stream holds one record through its window: 100,000 of them each
    * made a queue (104 bytes with its due time) for two seconds, all promoted and dead at once. A
-   * lone record is due at lastArrival + the window: it was the stream's last arrival.
+   * lone record is due at its last arrival + the window: it was the stream's last arrival.
    */
   held: HeldQueue | LogRecord = NOTHING_HELD;
   /** When it was last used (a counter), for the LRU's recency. */
@@ -138,9 +131,10 @@ class StreamState implements RecencyLinks<StreamState> {
     readonly host: string,
     readonly service: string,
     readonly pid: string,
+    /** Chosen from the grouper's list; a reload chooses again for every stream. */
     public config: GrouperConfig,
-    /** The grouper list `config` was chosen from; a reload gives a new list and a fresh choice. */
-    public configSource: readonly GrouperConfig[],
+    /** Its clocks' place in the grouper's StreamClocks. */
+    readonly clockSlot: number,
   ) {}
 
   get phase(): Phase {
@@ -222,23 +216,6 @@ interface TentativeLine {
 /** Shared by every stream that holds no record (never inserted into: hold() keeps a stream's first record as it is). */
 const NOTHING_HELD = new HeldQueue();
 
-/** When the stream's front held record may be grouped; +Infinity when it holds none. */
-function firstDue(state: StreamState): number {
-  const held = state.held;
-  return held instanceof HeldQueue ? held.firstDue() : loneDue(state);
-}
-
-/** When its last held record may be grouped (the latest); -Infinity when it holds none. */
-function lastDue(state: StreamState): number {
-  const held = state.held;
-  return held instanceof HeldQueue ? held.lastDue() : loneDue(state);
-}
-
-/** When a stream's lone held record may be grouped: it was the stream's last arrival. */
-function loneDue(state: StreamState): number {
-  return state.lastArrival + state.config.reorderWindowMs;
-}
-
 /** Shared by every stream without tentative lines (nearly all, nearly always): no array per group. */
 const NO_TENTATIVE: TentativeLine[] = [];
 /** Shared by the groups without a second journaled record (nearly all; every one in `analyze`). */
@@ -276,6 +253,7 @@ export class StreamGrouper {
    * ~130 bytes a stream (13 MB for 100,000).
    */
   private readonly currentProcesses = new Map<string, StreamState | Map<string, StreamState>>();
+  private readonly clocks = new StreamClocks();
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
@@ -323,6 +301,7 @@ export class StreamGrouper {
           this.counters.evictions++;
           this.closeGroup(state, 'evicted', false);
         }
+        this.clocks.release(state.clockSlot);
       },
     });
   }
@@ -341,7 +320,7 @@ export class StreamGrouper {
     this.streams.forEachNewest((state) => {
       if (state.lines === null) return;
       // Indexed loops (see toBatchPending): once a second over up to 100,000 streams.
-      const first = state.firstPosition;
+      const first = this.clocks.get(state.clockSlot, Clock.FirstPosition);
       if (first === first) pending.push(first);
       const positions = state.positions;
       for (let at = 0; at < positions.length; at++) pending.push(positions[at] as number);
@@ -380,7 +359,7 @@ export class StreamGrouper {
    * shards pass each record's line number in the whole input, so that their streams share one order.
    */
   push(records: readonly LogRecord[], groupers: readonly GrouperConfig[], now: number, uses?: ArrayLike<number>): void {
-    this.groupers = groupers;
+    if (groupers !== this.groupers) this.chooseGroupers(groupers);
     for (let index = 0; index < records.length; index++) {
       const record = records[index] as LogRecord;
       const use = uses === undefined ? ++this.uses : (uses[index] as number);
@@ -392,7 +371,7 @@ export class StreamGrouper {
         this.hold(state, record, now + state.config.reorderWindowMs);
       }
       // After hold(): a lone held record is due by the arrival before this one.
-      state.lastArrival = now;
+      this.clocks.set(state.clockSlot, Clock.LastArrival, now);
     }
     this.writeRecency();
     // At most twice what came in: the held bytes come back under the budget within a few pushes,
@@ -415,15 +394,15 @@ export class StreamGrouper {
         let earliestDue = Number.POSITIVE_INFINITY;
         let latestDue = Number.NEGATIVE_INFINITY;
         for (let state = this.holdingFirst; state !== null; state = state.holdingNext) {
-          earliestDue = Math.min(earliestDue, firstDue(state));
-          latestDue = Math.max(latestDue, lastDue(state));
+          earliestDue = Math.min(earliestDue, this.firstDue(state));
+          latestDue = Math.max(latestDue, this.lastDue(state));
         }
         cutoff = earliestDue + (latestDue - earliestDue) * (1 - target / this.heldBytesTotal);
       }
       for (let state = this.holdingFirst, next: StreamState | null; state !== null; state = next) {
         // Read first: a stream whose last record is released leaves the list.
         next = state.holdingNext;
-        if (firstDue(state) > cutoff) continue;
+        if (this.firstDue(state) > cutoff) continue;
         this.closeOrder = state.lastUse;
         budget -= this.release(state, cutoff, budget, now);
         if (this.heldBytesTotal <= target || budget <= 0) return;
@@ -441,14 +420,14 @@ export class StreamGrouper {
     for (let state = this.holdingFirst, next: StreamState | null; state !== null; state = next) {
       // Read first: a stream whose last record is released leaves the list.
       next = state.holdingNext;
-      if (firstDue(state) > now) continue;
+      if (this.firstDue(state) > now) continue;
       if (budget <= 0) return true;
       this.closeOrder = state.lastUse;
       budget -= this.release(state, now, budget);
-      if (firstDue(state) <= now) return true;
+      if (this.firstDue(state) <= now) return true;
     }
     this.streams.forEachNewest((state) => {
-      if (state.lines !== null && now - state.lastArrival >= state.config.expireAfterMs) {
+      if (state.lines !== null && now - this.clocks.get(state.clockSlot, Clock.LastArrival) >= state.config.expireAfterMs) {
         this.closeOrder = state.lastUse;
         this.closeGroup(state, 'expired', false);
         state.swallowing = false;
@@ -480,16 +459,28 @@ export class StreamGrouper {
       if (state === undefined) {
         this.writeRecency();
         state = this.newState(record);
-      } else if (state.configSource !== this.groupers) {
-        // A lone held record's due time reads the window of the config it was held under.
-        if (state.held !== NOTHING_HELD) this.heldQueueOf(state);
-        state.config = selectGrouper(this.groupers, state.service);
-        state.configSource = this.groupers;
       }
       this.touched.set(stream, state);
     }
     state.lastUse = use;
     return state;
+  }
+
+  /**
+   * A new grouper list (a rules reload): every stream chooses its grouper again now, rather than
+   * each keeping the list it chose from (a field of every state) to notice the change at its next
+   * record. Once a reload; a service's choice is made once.
+   */
+  private chooseGroupers(groupers: readonly GrouperConfig[]): void {
+    this.groupers = groupers;
+    const chosen = new Map<string, GrouperConfig>();
+    this.streams.forEachNewest((state) => {
+      // A lone held record's due time reads the window of the config it was held under.
+      if (state.held !== NOTHING_HELD) this.heldQueueOf(state);
+      let config = chosen.get(state.service);
+      if (config === undefined) chosen.set(state.service, (config = selectGrouper(groupers, state.service)));
+      state.config = config;
+    });
   }
 
   private writeRecency(): void {
@@ -503,7 +494,7 @@ export class StreamGrouper {
     const host = typeof record.host === 'string' ? record.host : '';
     const service = typeof record.service === 'string' ? SERVICE_NAMES.of(record.service) : '';
     const pid = typeof record.pid === 'string' ? record.pid : String(record.pid ?? '');
-    const state = new StreamState(record.stream, host, service, pid, selectGrouper(this.groupers, service), this.groupers);
+    const state = new StreamState(record.stream, host, service, pid, selectGrouper(this.groupers, service), this.clocks.allocate());
     this.streams.set(record.stream, state);
     return state;
   }
@@ -535,7 +526,7 @@ export class StreamGrouper {
       toFront = this.heldQueueOf(state).insert(record, due);
     }
     // NaN (nothing grouped yet) is less than nothing.
-    if (toFront && record.sourceUs !== undefined && record.sourceUs < state.lastSourceUs) this.counters.lateRecords++;
+    if (toFront && record.sourceUs !== undefined && record.sourceUs < this.clocks.get(state.clockSlot, Clock.LastSourceUs)) this.counters.lateRecords++;
     this.heldCount++;
     this.heldBytesTotal += record.message.length + HELD_RECORD_OVERHEAD_BYTES;
   }
@@ -545,7 +536,7 @@ export class StreamGrouper {
     const held = state.held;
     if (held instanceof HeldQueue) return held;
     const queue = new HeldQueue();
-    queue.insert(held, loneDue(state));
+    queue.insert(held, this.loneDue(state));
     state.held = queue;
     return queue;
   }
@@ -558,7 +549,7 @@ export class StreamGrouper {
   private release(state: StreamState, until: number, limit = Number.POSITIVE_INFINITY, now?: number): number {
     const held = state.held;
     if (!(held instanceof HeldQueue)) {
-      const due = loneDue(state);
+      const due = this.loneDue(state);
       if (limit < 1 || due > until) return 0;
       state.held = NOTHING_HELD;
       this.stopHolding(state);
@@ -598,11 +589,12 @@ export class StreamGrouper {
     const sourceUs = record.sourceUs;
     if (sourceUs !== undefined) {
       // Against NaN (nothing grouped yet) the comparison is false.
-      if (state.lines !== null && sourceUs - state.lastSourceUs > state.config.silenceMs * 1000) {
+      const slot = state.clockSlot;
+      if (state.lines !== null && sourceUs - this.clocks.get(slot, Clock.LastSourceUs) > state.config.silenceMs * 1000) {
         this.closeGroup(state, 'silence', false);
         state.swallowing = false;
       }
-      state.lastSourceUs = sourceUs;
+      this.clocks.set(slot, Clock.LastSourceUs, sourceUs);
     }
     const message = record.message;
     if (typeof message !== 'string') return;
@@ -795,11 +787,11 @@ export class StreamGrouper {
     if (certain) {
       state.throwableCandidate = false;
       if (state.tentative !== NO_TENTATIVE) {
-        for (const tentative of state.tentative) if (tentative.position !== undefined) notePosition(state, tentative.position);
+        for (const tentative of state.tentative) if (tentative.position !== undefined) this.notePosition(state, tentative.position);
         state.tentative = NO_TENTATIVE;
       }
       state.confirmed = count + 1;
-      if (position !== undefined) notePosition(state, position);
+      if (position !== undefined) this.notePosition(state, position);
     } else {
       if (state.tentative === NO_TENTATIVE) state.tentative = [];
       state.tentative.push({ time: record.time, position });
@@ -819,8 +811,8 @@ export class StreamGrouper {
     const kept = line.length + 1 > maxBytes ? line.slice(0, Math.max(0, maxBytes - 1)) : line;
     const bytes = kept.length + 1;
     state.lines = kept;
-    state.groupTime = record.time;
-    state.firstPosition = record.journalPos ?? Number.NaN;
+    this.clocks.set(state.clockSlot, Clock.GroupTime, record.time);
+    this.clocks.set(state.clockSlot, Clock.FirstPosition, record.journalPos ?? Number.NaN);
     if (state.positions !== NO_POSITIONS) state.positions = NO_POSITIONS;
     state.confirmed = 1;
     state.hasException = false;
@@ -860,7 +852,7 @@ export class StreamGrouper {
     this.counters.groupsClosed++;
     if (truncated) this.counters.truncatedGroups++;
     const order = this.closeOrder;
-    const time = state.groupTime;
+    const time = this.clocks.get(state.clockSlot, Clock.GroupTime);
     this.close(closedGroup(state, time, lines, truncated, reason), order);
     if (tentative === null) return;
     // Lines that only might have continued the message: each is a record of its own.
@@ -868,6 +860,37 @@ export class StreamGrouper {
       this.counters.groupsClosed++;
       this.close(closedGroup(state, tentativeLines[index]?.time ?? time, [tentative[index] as string], false, reason), order);
     }
+  }
+
+  /** Adds a journal position to the open group's, once per record (its lines come one after another). */
+  private notePosition(state: StreamState, position: number): void {
+    const first = this.clocks.get(state.clockSlot, Clock.FirstPosition);
+    if (first !== first) {
+      this.clocks.set(state.clockSlot, Clock.FirstPosition, position);
+      return;
+    }
+    const positions = state.positions;
+    const last = positions === NO_POSITIONS ? first : (positions[positions.length - 1] as number);
+    if (last === position) return;
+    if (positions === NO_POSITIONS) state.positions = [position];
+    else positions.push(position);
+  }
+
+  /** When the stream's front held record may be grouped; +Infinity when it holds none. */
+  private firstDue(state: StreamState): number {
+    const held = state.held;
+    return held instanceof HeldQueue ? held.firstDue() : this.loneDue(state);
+  }
+
+  /** When its last held record may be grouped (the latest); -Infinity when it holds none. */
+  private lastDue(state: StreamState): number {
+    const held = state.held;
+    return held instanceof HeldQueue ? held.lastDue() : this.loneDue(state);
+  }
+
+  /** When a stream's lone held record may be grouped: it was the stream's last arrival. */
+  private loneDue(state: StreamState): number {
+    return this.clocks.get(state.clockSlot, Clock.LastArrival) + state.config.reorderWindowMs;
   }
 
   /** Over the shared byte budget: close the least recently used groups, sparing the one being fed. */
@@ -891,19 +914,6 @@ function lineCount(lines: string | readonly string[]): number {
   return typeof lines === 'string' ? 1 : lines.length;
 }
 
-/** Adds a journal position to the open group's, once per record (its lines come one after another). */
-function notePosition(state: StreamState, position: number): void {
-  const first = state.firstPosition;
-  if (first !== first) {
-    state.firstPosition = position;
-    return;
-  }
-  const positions = state.positions;
-  const last = positions === NO_POSITIONS ? first : (positions[positions.length - 1] as number);
-  if (last === position) return;
-  if (positions === NO_POSITIONS) state.positions = [position];
-  else positions.push(position);
-}
 
 
 /**

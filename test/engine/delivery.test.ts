@@ -260,6 +260,24 @@ describe("a stream's one held record (kept without a queue)", () => {
     expect(engine.stats().heldRecords).toBe(0);
   });
 
+  it('applies a reload to the streams that receive nothing after it', () => {
+    const edgeB = exportRecords().filter((record) => record.host === 'edge-b');
+    const groupers = { current: [DEFAULT_GROUPER] as const };
+    const engine = engineWith(groupers);
+    pushAt(engine, copies(stream.slice(0, 1)), 0);
+    engine.sweep(WINDOW);
+    expect(engine.stats().openStreams).toBe(1);
+    // Only edge-b's stream is sent anything under the new rules; edge-a's group expires by them.
+    groupers.current = [{ ...DEFAULT_GROUPER, expireAfterMs: 2 * WINDOW }];
+    pushAt(engine, copies(edgeB.slice(0, 1)), WINDOW);
+    engine.sweep(2 * WINDOW + 1);
+    expect(engine.stats().openStreams).toBe(1);
+    engine.sweep(2 * WINDOW + 1_000);
+    expect(engine.stats().openStreams).toBe(1);
+    engine.sweep(3 * WINDOW);
+    expect(engine.stats().openStreams).toBe(0);
+  });
+
   it('goes back into the journal positions still pending until it is grouped', () => {
     const engine = engineWith({ current: [DEFAULT_GROUPER] });
     pushAt(engine, [{ ...(stream[0] as LogRecord), journalPos: 7 }], 0);
