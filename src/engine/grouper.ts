@@ -475,10 +475,12 @@ export class StreamGrouper {
     this.groupers = groupers;
     const chosen = new Map<string, GrouperConfig>();
     this.streams.forEachNewest((state) => {
-      // A lone held record's due time reads the window of the config it was held under.
-      if (state.held !== NOTHING_HELD) this.heldQueueOf(state);
       let config = chosen.get(state.service);
       if (config === undefined) chosen.set(state.service, (config = selectGrouper(groupers, state.service)));
+      // A lone held record's due time reads the window of the config it was held under: under
+      // another window it goes into a queue with that due time. Under the same one nothing changes
+      // (a queue for each of 100,000 quiet streams at every reload would be ~10 MB for nothing).
+      if (state.held !== NOTHING_HELD && config.reorderWindowMs !== state.config.reorderWindowMs) this.heldQueueOf(state);
       state.config = config;
     });
   }
