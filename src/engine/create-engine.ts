@@ -126,7 +126,7 @@ export function createEngine(options: EngineOptions): DetailedEngine {
         deliver();
       }
     },
-    pendingJournalPositions(): number[] {
+    pendingJournalPositions(): Float64Array {
       return grouper.pendingJournalPositions();
     },
     stats(): DetailedEngineStats {

@@ -46,8 +46,8 @@ export interface Engine {
   flush(): void;
   /**
    * Journal positions (LogRecord.journalPos) of the records not yet in a closed group: held for
-   * reordering or in an open group. Every other record the engine was given is done.
+   * reordering or in an open group, in no particular order. Every other record the engine was given is done.
    */
-  pendingJournalPositions(): number[];
+  pendingJournalPositions(): Float64Array;
   stats(): EngineStats;
 }

@@ -37,6 +37,7 @@ import { DEFAULT_OPEN_GROUP_LIMITS, type GrouperConfig, type HeaderPattern, type
 import { selectGrouper } from './grouper-selection.js';
 import { headerPrefilter, type HeaderPrefilter } from './header-union.js';
 import { HeldQueue } from './held-queue.js';
+import { PositionList } from './position-list.js';
 import { RecencyMap, type RecencyLinks } from './recency-map.js';
 import { Clock, StreamClocks } from './stream-clocks.js';
 import { LineKind, lineKindOf, looksLikeThrowable } from './line-kind.js';
@@ -254,6 +255,8 @@ export class StreamGrouper {
    */
   private readonly currentProcesses = new Map<string, StreamState | Map<string, StreamState>>();
   private readonly clocks = new StreamClocks();
+  /** Where pendingJournalPositions() gathers, kept from one checkpoint to the next. */
+  private readonly pendingPositions = new PositionList();
   private readonly limits: OpenGroupLimits;
   private readonly ordered: boolean;
   private heldCount = 0;
@@ -310,8 +313,8 @@ export class StreamGrouper {
    * Journal positions (LogRecord.journalPos) of the records not done yet: held for reordering, or
    * in a group that has not closed. Everything else the engine was given is in a closed group.
    */
-  pendingJournalPositions(): number[] {
-    const pending: number[] = [];
+  pendingJournalPositions(): Float64Array {
+    const pending = this.pendingPositions;
     for (let state = this.holdingFirst; state !== null; state = state.holdingNext) {
       const held = state.held;
       if (held instanceof HeldQueue) held.collectJournalPositions(pending);
@@ -330,7 +333,7 @@ export class StreamGrouper {
         if (position !== undefined) pending.push(position);
       }
     });
-    return pending;
+    return pending.take();
   }
 
   get openStreams(): number {

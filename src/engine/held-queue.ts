@@ -18,6 +18,7 @@
  * journal position and header flag (`shift`); anything else it carried is not kept.
  */
 import type { LogRecord } from '../ingest/record.js';
+import type { PositionList } from './position-list.js';
 
 /** Runs kept before records go to the heap: each costs one comparison per departure. */
 const MAX_RUNS = 8;
@@ -155,7 +156,7 @@ interface Run extends Chunk {
 }
 
 /** The journal positions of a chunk's records from `from` on (NaN: not journaled). */
-function pushJournalPositions(chunk: Chunk, from: number, into: number[]): void {
+function pushJournalPositions(chunk: Chunk, from: number, into: PositionList): void {
   const numbers = chunk.numbers;
   for (let at = from * STRIDE + JOURNAL_POS; at < chunk.filled * STRIDE; at += STRIDE) {
     const position = numbers[at] as number;
@@ -374,7 +375,7 @@ export class HeldQueue {
   }
 
   /** Adds the journal positions of the held records to `into` (a checkpoint's: no iterator per record). */
-  collectJournalPositions(into: number[]): void {
+  collectJournalPositions(into: PositionList): void {
     // Indexed loops: a checkpoint asks every holding stream once a second, too seldom for these
     // loops to be optimised, and an unoptimised for-of makes an object per element.
     const runs = this.runs;

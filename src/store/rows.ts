@@ -132,7 +132,7 @@ const BITS_PER_INDEX_MAX = 64;
  * of the event loop at every checkpoint to build and write; as bitmaps they take two passes and a
  * base64 encoding.
  */
-export function toBatchPending(positions: readonly number[]): BatchPending[] {
+export function toBatchPending(positions: readonly number[] | Float64Array): BatchPending[] {
   /** One batch's positions: their range, then a bitmap of it (dense) or the indexes (sparse). */
   interface Span {
     low: number;
@@ -217,7 +217,7 @@ function fromRuns(runs: ReadonlyArray<readonly [number, number]>): number[] {
 }
 
 /** Pending positions as a checkpoint keeps them (JSON): `{ batches }` (toBatchPending). */
-export function pendingText(positions: readonly number[]): string {
+export function pendingText(positions: readonly number[] | Float64Array): string {
   return JSON.stringify({ batches: toBatchPending(positions) });
 }
 

@@ -97,7 +97,7 @@ export interface JournalBatch {
  */
 export interface JournalCheckpoint {
   pushedThrough: number;
-  pending: number[];
+  pending: readonly number[] | Float64Array;
 }
 
 /**

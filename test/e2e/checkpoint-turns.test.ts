@@ -53,6 +53,6 @@ describe('the timer\'s journal checkpoint', () => {
 
     // stop() closed every group: nothing is pending, and that is what stays stored.
     expect(journal.journalCheckpoint()?.pending).toEqual([]);
-    expect(written.mock.calls.at(-1)?.[1].pending).toEqual([]);
+    expect(written.mock.calls.at(-1)?.[1].pending.length).toBe(0);
   });
 });

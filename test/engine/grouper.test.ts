@@ -153,15 +153,15 @@ describe('journal positions', () => {
     h.engine.push(journaled(linesOf('host-b', 'linkerd', '1', OODM_JOURNALD_1690), 100));
     const trace = OODM_JOURNALD_1690.map((_, index) => 100 + index);
     expect(trace.length).toBeGreaterThan(2);
-    expect(h.engine.pendingJournalPositions().sort((a, b) => a - b)).toEqual([7, ...trace]);
+    expect([...h.engine.pendingJournalPositions()].sort((a, b) => a - b)).toEqual([7, ...trace]);
     // The next record of the first stream closes its group: only the new record is pending there.
     h.engine.push(journaled(linesOf('host-a', 'linkerd', '1', [INFO_1971]), 8));
-    expect(h.engine.pendingJournalPositions().sort((a, b) => a - b)).toEqual([8, ...trace]);
+    expect([...h.engine.pendingJournalPositions()].sort((a, b) => a - b)).toEqual([8, ...trace]);
     // A record without a journal position opens a group that names none; closed, nothing is pending.
     h.engine.push(linesOf('host-c', 'linkerd', '1', [INFO_1971]));
-    expect(h.engine.pendingJournalPositions().sort((a, b) => a - b)).toEqual([8, ...trace]);
+    expect([...h.engine.pendingJournalPositions()].sort((a, b) => a - b)).toEqual([8, ...trace]);
     h.engine.flush();
-    expect(h.engine.pendingJournalPositions()).toEqual([]);
+    expect([...h.engine.pendingJournalPositions()]).toEqual([]);
   });
 });
 

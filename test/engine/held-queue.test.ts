@@ -6,7 +6,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HeldQueue } from '../../src/engine/held-queue.js';
+import { PositionList } from '../../src/engine/position-list.js';
 import type { LogRecord } from '../../src/ingest/record.js';
+
+/** The queue's journal positions as the grouper gathers them for a checkpoint. */
+function journalPositionsOf(queue: HeldQueue): number[] {
+  const list = new PositionList();
+  queue.collectJournalPositions(list);
+  return [...list.take()];
+}
 
 /**
  * Source order as the grouper needs it, written out plainly: the source clock, then the position
@@ -97,8 +105,7 @@ describe('HeldQueue', () => {
             expect(queue.shift()).toEqual(model.shift());
           }
         }
-        const positions: number[] = [];
-        queue.collectJournalPositions(positions);
+        const positions = journalPositionsOf(queue);
         expect(positions.sort((a, b) => a - b)).toEqual(model.flatMap((kept) => (kept.journalPos === undefined ? [] : [kept.journalPos])).sort((a, b) => a - b));
         const rest: LogRecord[] = [];
         while (queue.size > 0) rest.push(queue.shift());
@@ -116,8 +123,7 @@ describe('HeldQueue', () => {
     expect(queue.insert(lone, 1_000)).toBe(true);
     expect(queue.firstDue()).toBe(1_000);
     expect(queue.lastDue()).toBe(1_000);
-    const positions: number[] = [];
-    queue.collectJournalPositions(positions);
+    const positions = journalPositionsOf(queue);
     expect(positions).toEqual([7]);
     expect([...queue.values()]).toEqual([lone]);
     // An earlier record of the source overtakes it, a later one and a tie follow it.
@@ -125,8 +131,7 @@ describe('HeldQueue', () => {
     queue.insert(record(60, 3), 1_200);
     queue.insert(record(50, 4), 1_300);
     expect(queue.firstDue()).toBe(1_100);
-    const afterwards: number[] = [];
-    queue.collectJournalPositions(afterwards);
+    const afterwards = journalPositionsOf(queue);
     expect(afterwards.sort((a, b) => a - b)).toEqual([7, 8]);
     const order: Array<[string, number | undefined, boolean | undefined]> = [];
     while (queue.size > 0) {
@@ -213,8 +218,7 @@ describe('HeldQueue', () => {
       }
       if (index % 700 === 699) for (let count = 0; count < 500; count++) take();
     }
-    const positions: number[] = [];
-    queue.collectJournalPositions(positions);
+    const positions = journalPositionsOf(queue);
     expect(positions.sort((a, b) => a - b)).toEqual(model.map((key) => key * 3));
     expect([...queue.values()].map((held) => held.sourceUs).sort((a, b) => (a as number) - (b as number))).toEqual(model);
     while (queue.size > 0) take();
@@ -240,8 +244,7 @@ describe('HeldQueue', () => {
       held.splice(0, 1500);
       held.push(...fill(queue, name, 3000, 1200));
       expect([...queue.values()].map((record) => record.message)).toEqual(held);
-      const positions: number[] = [];
-      queue.collectJournalPositions(positions);
+      const positions = journalPositionsOf(queue);
       expect(positions).toEqual(Array.from({ length: 2700 }, (_, index) => 1500 + index));
       const taken: string[] = [];
       while (queue.size > 0) taken.push(queue.shift().message);
