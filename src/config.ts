@@ -55,6 +55,8 @@ export interface Config {
   maxHeldBytes: number;
   /** Worker threads that decode request bodies; 0 decodes on the main thread. */
   decodeThreads: number;
+  /** How far (percent) V8 lets the heap grow past what a full collection left before the next one; 0 leaves it to V8. */
+  heapGrowthPercent: number;
   /** Quiet period (event time) after which an open incident resolves. */
   resolveAfterMs: number;
   /** Direct-memory limits of processes that never reported one, per service (or host/service). */
@@ -198,6 +200,10 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'decodeThreads', flag: '--decode-threads', placeholder: 'n', env: 'LEAKWATCH_DECODE_THREADS', type: 'count', default: '1', min: 0, max: 64,
     help: 'worker threads that decompress and decode request bodies, beside the main thread (grouping, store, HTTP); 0 decodes on the main thread',
+  },
+  {
+    key: 'heapGrowthPercent', flag: '--heap-growth', placeholder: 'percent', env: 'LEAKWATCH_HEAP_GROWTH', type: 'count', default: '50', min: 0, max: 1000,
+    help: 'how far the JavaScript heap may grow past what the last full collection left before the next one (V8\'s --heap-growing-percent); 0 leaves it to V8, which lets it grow up to 4x (see Memory)',
   },
   {
     key: 'resolveAfterMs', flag: '--resolve-after', placeholder: 'duration', env: 'LEAKWATCH_RESOLVE_AFTER', type: 'duration', default: '30m', min: 1000, max: 365 * 86_400_000,

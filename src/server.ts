@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
 import { UnclassifiedTally } from './engine/unclassified-tally.js';
 import { installErrorShape, LeakwatchError } from './errors.js';
+import { limitHeapGrowth } from './heap-growth.js';
 import type { Engine, EventSink } from './engine/engine.js';
 import type { Group } from './engine/group.js';
 import type { LeakEvent } from './engine/event.js';
@@ -462,6 +463,7 @@ export interface RunnableService {
 
 /** `leakwatch serve`: listens until SIGINT/SIGTERM; SIGHUP reloads the rules. Returns the exit code. */
 export async function runServer(config: Config): Promise<number> {
+  limitHeapGrowth(config.heapGrowthPercent);
   const log = pino({ level: config.logLevel });
   let service: RunnableService;
   try {
