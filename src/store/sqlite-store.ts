@@ -329,7 +329,11 @@ export class SqliteStore implements Store, CountedEventSource {
 
   transaction<T>(work: () => T): T {
     // better-sqlite3 turns a nested transaction into a savepoint, so callers may nest freely.
-    return this.db.transaction(work)();
+    // IMMEDIATE takes the write lock at BEGIN, where the busy timeout waits for it: a deferred
+    // transaction that read first and then found the lock held by another process (the sqlite3
+    // shell, a second leakwatch) failed at once with SQLITE_BUSY, as SQLite never waits to turn
+    // a read into a write.
+    return this.db.transaction(work).immediate();
   }
 
   hasEvent(id: string, time: number): boolean {

@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS, migrate } from '../../src/store/migrations.js';
@@ -82,5 +84,38 @@ describe('SqliteStore', () => {
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(dir, DB_FILE_NAME), 'this is not sqlite, just text that fills a page '.repeat(200));
     expect(() => new SqliteStore(dir)).toThrow(/cannot open store .*leakwatch\.db: file is not a database/);
+  });
+
+  it('a transaction that reads before it writes waits for another process holding the write lock', async () => {
+    const store = new SqliteStore(dir);
+    // A second process (the sqlite3 shell, a second leakwatch) takes the write lock for 300 ms.
+    const holder = spawn(
+      process.execPath,
+      ['-e', `
+        const db = new (require('better-sqlite3'))(process.argv[1]);
+        db.exec('BEGIN IMMEDIATE');
+        db.prepare("INSERT INTO meta (key, value) VALUES ('holder', 'was here')").run();
+        process.stdout.write('locked\\n');
+        setTimeout(() => { db.exec('COMMIT'); db.close(); }, 300);
+      `, join(dir, DB_FILE_NAME)],
+      { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = new Promise((resolve) => holder.once('exit', resolve));
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.setEncoding('utf8').on('data', (text: string) => text.includes('locked') && resolve());
+      holder.once('exit', (code) => reject(new Error(`the lock holder exited with ${code}`)));
+    });
+    const started = Date.now();
+    // As a batch does: look up whether the event is stored, then store. A deferred transaction
+    // failed here at once with SQLITE_BUSY: SQLite never waits to turn a read into a write.
+    store.transaction(() => {
+      expect(store.getMeta('batch')).toBeUndefined();
+      store.setMeta('batch', 'stored');
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+    await exited;
+    expect(store.getMeta('holder')).toBe('was here');
+    expect(store.getMeta('batch')).toBe('stored');
+    store.close();
   });
 });
