@@ -30,3 +30,15 @@ export function freeNow(buffers: readonly ArrayBuffer[]): void {
     }
   }
 }
+
+/**
+ * Frees a chunk of an upload once it is copied where it belongs. Node's HTTP parser gives each body
+ * chunk a buffer of its own (a copy of the socket's bytes, malloc'd), which died with the chunk
+ * but waited for a collection to be freed: at full ingest rate the main thread's malloc heap held
+ * up to 58 MiB of them (28 MiB when each is freed here). A chunk that is only part of its buffer
+ * (another view may share it) is left to the collector. Nothing may read the chunk after.
+ */
+export function freeChunkNow(chunk: Uint8Array): void {
+  const buffer = chunk.buffer;
+  if (buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength) freeNow([buffer]);
+}

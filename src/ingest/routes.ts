@@ -8,6 +8,7 @@ import { decodeReceivedBody, type BodyFormat, type DecodedBody, type DecodeLimit
 import { badBody, bodyTooLarge } from './errors.js';
 import { InflightBytes, type InflightClaim } from './inflight.js';
 import { SharedBodies } from './shared-bodies.js';
+import { freeChunkNow } from './free-now.js';
 import type { LogRecord } from './record.js';
 import { decodeWriteRequest, isRemoteWriteV2, type RemoteSeries } from './remote-write.js';
 
@@ -285,7 +286,7 @@ async function readBody(body: unknown, limit: number, claim: InflightClaim, time
           return stop(error as Error);
         }
       }
-      if (assembly?.add(chunk) === true) return;
+      if (assembly?.add(chunk) === true) return freeChunkNow(chunk);
       // More than announced (a parser that allowed it): what came so far joins the chunks.
       if (assembly !== undefined) {
         chunks.push(Buffer.from(assembly.body()));
@@ -298,7 +299,11 @@ async function readBody(body: unknown, limit: number, claim: InflightClaim, time
     stream.on('data', onData);
     stream.once('end', () => {
       finish();
-      resolve(assembly !== undefined ? assembly.body() : bodies.join(chunks, total));
+      if (assembly !== undefined) return resolve(assembly.body());
+      const joined = bodies.join(chunks, total);
+      for (const chunk of chunks) freeChunkNow(chunk);
+      chunks.length = 0;
+      resolve(joined);
     });
     stream.once('error', (error) => {
       finish();
