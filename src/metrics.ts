@@ -16,6 +16,8 @@ export class LeakwatchMetrics {
   readonly registry = new Registry();
   /** Bodies answered 200, by shape and content coding. */
   readonly ingestBodies: Counter<'format' | 'encoding'>;
+  readonly ingestPacedAnswers: Counter;
+  readonly ingestPacedSeconds: Counter;
   readonly ingestBodyRecords: Counter<'format' | 'encoding'>;
   readonly ingestBodyBytes: Counter<'format' | 'encoding'>;
   readonly ingestMalformed: Counter;
@@ -36,6 +38,8 @@ export class LeakwatchMetrics {
     this.ingestBodies = new Counter({ name: 'leakwatch_ingest_bodies_total', help: 'Request bodies answered 200, by body shape (json, ndjson, msgpack, text) and content coding.', labelNames: byBody, registers });
     this.ingestBodyRecords = new Counter({ name: 'leakwatch_ingest_body_records_total', help: 'Records of the bodies answered 200, by body shape and content coding.', labelNames: byBody, registers });
     this.ingestBodyBytes = new Counter({ name: 'leakwatch_ingest_body_bytes_total', help: 'Bytes (as received) of the bodies answered 200, by body shape and content coding.', labelNames: byBody, registers });
+    this.ingestPacedAnswers = new Counter({ name: 'leakwatch_ingest_paced_answers_total', help: 'Answers to accepted bodies held back while the engine queue was past a quarter of a capacity (the sender slowed to the engine\'s pace instead of meeting a 503).', registers });
+    this.ingestPacedSeconds = new Counter({ name: 'leakwatch_ingest_paced_seconds_total', help: 'Time the answers counted by leakwatch_ingest_paced_answers_total were held back, in all.', registers });
     this.ingestMalformed = new Counter({ name: 'leakwatch_ingest_malformed_records_total', help: 'Lines or values kept as raw text because they could not be decoded or were over a cap.', registers });
     this.events = new Counter({ name: 'leakwatch_events_total', help: 'New events stored, by category (an event seen again by id is not counted).', labelNames: ['category'], registers });
     this.forwardRequests = new Counter({ name: 'leakwatch_forward_requests_total', help: 'Requests to forwarding targets, by the HTTP status of the answer (network: none came).', labelNames: ['target', 'status'], registers });

@@ -149,6 +149,11 @@ export async function buildLeakwatch(config: Config, log: Logger = pino({ level:
       return pipeline.submit(batch);
     },
     journalBody: (received, receivedAtMs) => (forwarder.backlog() === undefined ? pipeline.journalBody(received, receivedAtMs) : undefined),
+    pace: () => queue.whenUncrowded(),
+    paced: (waitedMs) => {
+      metrics.ingestPacedAnswers.inc();
+      metrics.ingestPacedSeconds.inc(waitedMs / 1000);
+    },
     ready: () => ready,
     remoteWrite: { keep: isDirectMemorySeries, toRecords: recordsOfSeries },
   });

@@ -37,6 +37,13 @@ export interface IngestRoutesOptions {
   journalBody?: (received: ReceivedBody, receivedAtMs: number) => EarlyJournalWrite | undefined;
   /** Told of every body answered 200. */
   accepted?: (body: AcceptedBody) => void;
+  /**
+   * Undefined while the engine keeps up, else a promise that resolves once it has room again: the
+   * answer to an accepted body waits for it (at most PACE_MAX_MS), which slows a faster shipper down
+   * to the engine's pace before the queue is full and answers 503. Told how long each wait was.
+   */
+  pace?: () => Promise<void> | undefined;
+  paced?: (waitedMs: number) => void;
   /** Limit for the body as received and again after each Content-Encoding is undone. */
   maxBodyBytes: number;
   /** Records, line, message and depth limits of one body (the --max-* settings). */
@@ -152,6 +159,15 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
       const codings = parseContentEncoding(received.contentEncoding);
       options.accepted?.({ format, encoding: codings.length === 0 ? 'identity' : [...codings].reverse().join('+'), bytes: raw.length, records: records.length, malformed });
       const answer: IngestAnswer = { accepted: records.length, malformed, without_text: withoutText };
+      const pace = submitted ? options.pace?.() : undefined;
+      if (pace !== undefined) {
+        // The batch is journaled and queued: its body and its bytes in flight are not held while the answer waits.
+        if (bodyIsFree) bodies.release(raw);
+        claim.release();
+        const waitFrom = performance.now();
+        await atMost(pace, PACE_MAX_MS);
+        options.paced?.(performance.now() - waitFrom);
+      }
       return reply.code(200).send(answer);
     } finally {
       if (journaled !== undefined && !submitted) {
@@ -225,6 +241,20 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
     }
   });
 };
+
+/**
+ * The longest an accepted body's answer waits for the engine: the batch is already safe, and a
+ * sender must not be held long enough to time out and send it again. Past it the queue's caps
+ * (503) bound what is held.
+ */
+const PACE_MAX_MS = 2000;
+
+/** Resolves when `promise` does or after `ms`, whichever comes first. */
+async function atMost(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(',') : value;

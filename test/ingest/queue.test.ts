@@ -66,3 +66,57 @@ describe('a batch held back while its journal write is in flight', () => {
 function firstMessage(taken: RecordBatch | undefined): string | undefined {
   return taken === undefined ? undefined : allRecords(taken)[0]?.message;
 }
+
+describe('a crowded queue: past a quarter of a capacity, ingest answers once the engine has taken enough', () => {
+  const batch = (lines: number, message = 'x'): LogRecord[] => Array.from({ length: lines }, () => ({ time: 0, host: 'h', service: 's', pid: '1', stream: 'h\u001fs\u001f1', message }));
+
+  it('by records: crowded past a quarter, and the waiters are told once take() brings it back', async () => {
+    const queue = new BoundedRecordQueue(100);
+    expect(queue.offer(batch(20))).toBe(true);
+    expect(queue.crowded).toBe(false);
+    expect(queue.whenUncrowded()).toBeUndefined();
+    expect(queue.offer(batch(10))).toBe(true);
+    expect(queue.crowded).toBe(true);
+    const told: string[] = [];
+    const first = queue.whenUncrowded()?.then(() => told.push('first'));
+    const second = queue.whenUncrowded()?.then(() => told.push('second'));
+    expect(first).toBeDefined();
+    queue.take();
+    await Promise.all([first, second]);
+    expect(told).toEqual(['first', 'second']);
+    expect(queue.crowded).toBe(false);
+  });
+
+  it('by bytes, and a cancelled held batch gives its room back to the waiters too', async () => {
+    const queue = new BoundedRecordQueue(1_000_000, 64 * 1024);
+    const place = queue.offerHeld(batch(10, 'y'.repeat(2000)));
+    expect(place).toBeDefined();
+    expect(queue.crowded).toBe(true);
+    let told = false;
+    const waiting = queue.whenUncrowded()?.then(() => (told = true));
+    await Promise.resolve();
+    expect(told).toBe(false);
+    place?.cancel();
+    await waiting;
+    expect(told).toBe(true);
+  });
+
+  it('a take() that leaves it still crowded tells no one', async () => {
+    const queue = new BoundedRecordQueue(100);
+    for (let index = 0; index < 6; index++) expect(queue.offer(batch(10))).toBe(true);
+    let told = false;
+    void queue.whenUncrowded()?.then(() => (told = true));
+    queue.take();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(queue.size).toBe(50);
+    expect(told).toBe(false);
+    queue.take();
+    queue.take();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(queue.size).toBe(30);
+    expect(told).toBe(false);
+    queue.take();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(told).toBe(true);
+  });
+});
