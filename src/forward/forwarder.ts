@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
+import { doneWithin } from '../done-within.js';
 import { isLeakEvent, type GroupedRecord } from '../engine/grouped-record.js';
 import { streamKeyOf } from '../ingest/record.js';
 import type { LeakwatchMetrics } from '../metrics.js';
@@ -249,12 +250,7 @@ export class Forwarder {
     if (this.housekeeping) clearInterval(this.housekeeping);
     this.flushing = true;
     for (const delivery of this.deliveries) for (const lane of delivery.lanes) lane.wake?.();
-    let timer: NodeJS.Timeout | undefined;
-    const flushed = await Promise.race([
-      Promise.all(this.running).then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), flushMs))),
-    ]);
-    clearTimeout(timer);
+    const flushed = await doneWithin(Promise.all(this.running), flushMs);
     this.stopped = true;
     if (!flushed) this.log.warn('forward: stopping with deliveries in flight; they stay in the outbox and are sent after the next start');
     await Promise.all(this.deliveries.map((delivery) => delivery.pool.destroy().catch(() => undefined)));

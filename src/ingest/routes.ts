@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config.js';
+import { doneWithin } from '../done-within.js';
 import { isLeakwatchError, isPassingStorageError, LeakwatchError } from '../errors.js';
 import { decodeContentEncoding, parseContentEncoding } from './content-encoding.js';
 import { PackedBatch } from './packed-records.js';
@@ -165,7 +166,7 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
         if (bodyIsFree) bodies.release(raw);
         claim.release();
         const waitFrom = performance.now();
-        await atMost(pace, PACE_MAX_MS);
+        await doneWithin(pace, PACE_MAX_MS);
         options.paced?.(performance.now() - waitFrom);
       }
       return reply.code(200).send(answer);
@@ -249,13 +250,6 @@ export const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app,
  */
 const PACE_MAX_MS = 2000;
 
-/** Resolves when `promise` does or after `ms`, whichever comes first. */
-async function atMost(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
-}
-
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(',') : value;
 }
@@ -332,7 +326,6 @@ async function readBody(body: unknown, limit: number, claim: InflightClaim, time
       if (assembly !== undefined) return resolve(assembly.body());
       const joined = bodies.join(chunks, total);
       for (const chunk of chunks) freeChunkNow(chunk);
-      chunks.length = 0;
       resolve(joined);
     });
     stream.once('error', (error) => {
