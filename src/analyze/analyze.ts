@@ -14,7 +14,7 @@
  * and a shard's thread has a bounded heap.
  */
 import type { Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { GroupedRecord } from '../engine/grouped-record.js';
 import { DEFAULT_OPEN_GROUP_LIMITS, type OpenGroupLimits } from '../engine/grouper-config.js';
 import { UnclassifiedTally } from '../engine/unclassified-tally.js';
@@ -22,6 +22,7 @@ import type { RuleSet } from '../rules/load.js';
 import type { OutputFormat, TableRow } from './format.js';
 import { readChunks, resolveInputs, slotBytesFor, type InputFile, type SlotPool } from './input.js';
 import { Router, type ShardLines } from './router.js';
+import { startShardWorker } from './shard-workers.js';
 import type { ShardSpec, ShardStats } from './shard.js';
 import { defaultThreads } from './threads.js';
 import { EVENT_OBJECT, EVENT_ROW, EVENT_TEXT, RECORD_OBJECT, RECORD_ROW, RECORD_TEXT, RoundWriter, SHAPE, type RoundOutput, type Shape } from './wire.js';
@@ -44,7 +45,7 @@ export interface AnalyzeOptions {
   threads?: number;
   /** Run a single shard on a worker thread too (its heap is bounded there; this thread's is not). */
   workerForOne?: boolean;
-  /** Worker threads started ahead (startShardWorkers), taken instead of starting new ones. */
+  /** Worker threads started ahead (takeShardWorkers), taken instead of starting new ones. */
   workers?: Worker[];
   stdin?: Readable;
   /** Read every file below a folder given as input (else a folder is refused). */
@@ -87,8 +88,6 @@ export const DEFAULT_CHUNK_BYTES = 512 * 1024;
 export const DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES = 32 * 1024 * 1024;
 /** Chunks handed out and not yet merged back: with the slots and a shard's heap, what bounds a run's memory. */
 const MAX_CHUNKS_IN_FLIGHT = 2;
-/** A shard's thread: most of what it allocates dies within a chunk; its old generation holds open groups and rules. */
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 };
 
 /**
  * Why the rules' count windows need every event on one shard, or undefined when they do not: a
@@ -216,17 +215,6 @@ class InProcessHost implements ShardHost {
   async close(): Promise<void> {}
 }
 
-const WORKER_URL = new URL('./worker.js', import.meta.url);
-
-/**
- * Shard threads started ahead of a run (AnalyzeOptions.workers): a thread boots and loads its
- * modules meanwhile (a tenth of a second), while this thread loads the rules and opens the input.
- * Whoever starts them terminates those a run did not take.
- */
-export function startShardWorkers(count: number): Worker[] {
-  return Array.from({ length: count }, () => new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS }));
-}
-
 class WorkerHost implements ShardHost {
   private readonly workers: Worker[] = [];
   /** Per worker: the shared slots its rounds' texts go to (round r in slot r % MAX_CHUNKS_IN_FLIGHT). */
@@ -246,7 +234,7 @@ class WorkerHost implements ShardHost {
     started: Worker[] = [],
   ) {
     for (const spec of specs) {
-      const worker = started.shift() ?? new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
+      const worker = started.shift() ?? startShardWorker();
       worker.on('message', (message: FromWorker) => {
         if (message.type === 'round') {
           reuseLines(message.spent.ranges, message.spent.times);

@@ -5,7 +5,8 @@
  */
 import { writeSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
-import { analyze, DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES, startShardWorkers, type AnalyzeResult } from './analyze.js';
+import { analyze, DEFAULT_ANALYZE_ZSTD_WINDOW_BYTES, type AnalyzeResult } from './analyze.js';
+import { takeShardWorkers } from './shard-workers.js';
 import { defaultThreads } from './threads.js';
 import { EventSummary, TableWriter, unclassifiedSummary, type OutputFormat } from './format.js';
 import { InputError } from './input.js';
@@ -27,8 +28,8 @@ export interface AnalyzeCommandOptions {
 /** Runs the command; returns the exit code. */
 export async function runAnalyzeCommand(files: readonly string[], options: AnalyzeCommandOptions): Promise<number> {
   const threads = options.threads ?? defaultThreads();
-  // Started first: they boot while the rules load.
-  const workers = startShardWorkers(threads);
+  // Started by the launcher, or now: they boot while the rules load.
+  const workers = takeShardWorkers(threads);
   try {
     return await analyzeCommand(files, options, threads, workers);
   } finally {

@@ -213,6 +213,18 @@ describe('commands and flags', () => {
     expect(rules.stderr).toMatch(/unknown command 'chek'[\s\S]*Did you mean check\?/);
   });
 
+  it('a refused flag after `analyze` ends the process at once: the threads the launcher started for the run do not hold it', () => {
+    // The launcher starts analyze's threads before the command line is parsed (a mistyped flag, or
+    // a bad value of another one, leaves --threads as asked); they must not keep the process alive.
+    for (const args of [['--thrads', '2'], ['--threads', '2', '--format', 'yaml'], ['--threads', '0']]) {
+      const result = run(['analyze', ...args, fileURLToPath(JOURNAL_TEXT)]);
+      expect(result.status, args.join(' ')).not.toBe(0);
+      expect(result.status, `${args.join(' ')}: still running when killed`).not.toBeNull();
+      expect(result.stderr, args.join(' ')).toMatch(/^error: /m);
+      expect(result.stdout).toBe('');
+    }
+  });
+
   it('--help shows every flag\'s default', () => {
     for (const command of [['serve'], ['analyze'], ['rules', 'check'], ['rules', 'test']]) {
       const { stdout, status } = run([...command, '--help']);
