@@ -157,10 +157,12 @@ export async function benchHttp({ lines }) {
   const pool = new Pool(server.url, { connections: 2 });
   try {
     const peak = watchPeak(server.pid);
+    const busyBefore = await metric(server.url, 'leakwatch_event_loop_busy_seconds_total');
     const started = performance.now();
     await post(pool, bodies);
     await taken(server.url, lines);
     const seconds = (performance.now() - started) / 1000;
+    const busy = (await metric(server.url, 'leakwatch_event_loop_busy_seconds_total')) - busyBefore;
     await grouped(server.url, lines);
     const eventLoopP99 = await metric(server.url, 'leakwatch_event_loop_delay_p99_seconds');
     return {
@@ -170,6 +172,8 @@ export async function benchHttp({ lines }) {
       http_vs_baseline: round(lines / seconds / baseline, 2),
       http_rss_mb: Math.round(peak()),
       event_loop_p99_ms: round(eventLoopP99 * 1000, 1),
+      // The share of the run the main thread was busy: near 1, it is what bounds the rate.
+      http_main_busy_share: round(busy / seconds, 2),
       http_bodies: bodies.length,
     };
   } finally {

@@ -7,6 +7,7 @@
 //                        connections, until every line went through the engine (server's /metrics)
 //   http_baseline_lines_per_s, http_vs_baseline: the same bodies to a bare parse-and-drop sink
 //                        (bench/bare-sink.js) in the same run, and the share of its rate leakwatch reaches
+//   http_main_busy_share the share of that run the server's main thread was busy (near 1: it sets the rate)
 //   http_p99_ms          answer latency per batch at half that rate
 //   event_loop_p99_ms    the server's event-loop delay p99 while ingesting at full rate
 //   rss_mb_100k_streams  the server's peak RSS with 100,000 streams each holding an open group

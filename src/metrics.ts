@@ -6,7 +6,7 @@
  * the rules, the outbox). One registry per service, so that several services in one process
  * (the tests) do not share figures.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 type Read = () => number;
@@ -52,6 +52,13 @@ export class LeakwatchMetrics {
     this.loopDelay.enable();
     this.gauge('leakwatch_event_loop_delay_max_seconds', 'Longest event-loop delay since start.', () => this.loopDelay.max / 1e9);
     this.gauge('leakwatch_event_loop_delay_p99_seconds', '99th percentile of the event-loop delay since start.', () => this.loopDelay.percentile(99) / 1e9);
+    // Whether leakwatch keeps up is a question of one thread: the main one groups, classifies and
+    // stores, and at full ingest rate it is busy all the time while the cores are not.
+    this.counter(
+      'leakwatch_event_loop_busy_seconds_total',
+      "Time the main thread's event loop has spent running since start, not waiting: its rate is the share of a core the main thread uses, and near 1 the main thread (grouping, classifying, storing) is what sets the ingest rate.",
+      () => performance.eventLoopUtilization().active / 1000,
+    );
   }
 
   /** A gauge read at scrape time. */
