@@ -3,17 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
+import { eventually, metric, startServe, type ServeProcess } from '../helpers/serve-process.js';
 
 // leakwatch_event_loop_busy_seconds_total: the main thread's running time, whose rate tells an
 // operator whether the main thread is what sets the ingest rate.
-
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await request(`${url}/metrics`)).body.text();
-  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  if (match === null) throw new Error(`${name} is not in /metrics`);
-  return Number(match[1]);
-}
 
 /** `lines` journald-like records of one linkerd process, every fifth line a header. */
 function body(lines: number): string {

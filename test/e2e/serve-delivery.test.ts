@@ -14,7 +14,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeOffline, chunk, journalEntries, prng } from '../helpers/journal-corpus.js';
 import { shippedRulesWith } from '../helpers/rules-dir.js';
-import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
+import { eventually, metric, startServe, type ServeProcess } from '../helpers/serve-process.js';
 import { fluentBitRecord, vectorRecord, type JournalEntry } from '../helpers/shipper-records.js';
 
 interface Shipper {
@@ -42,13 +42,6 @@ const SHIPPERS: Shipper[] = [
     }),
   },
 ];
-
-async function metric(base: string, name: string): Promise<number> {
-  const text = await (await request(`${base}/metrics`)).body.text();
-  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  if (!match) throw new Error(`no metric ${name}`);
-  return Number(match[1]);
-}
 
 async function settled(base: string): Promise<void> {
   await eventually(

@@ -5,7 +5,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOURNAL_TEXT, loadManifest } from '../helpers/netty-fixtures.js';
 import { shippedRulesWith } from '../helpers/rules-dir.js';
-import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
+import { eventually, metric, startServe, type ServeProcess } from '../helpers/serve-process.js';
 
 // Issue 4's acceptance: the real two-host Netty export (examples/netty-repro) posted to a real
 // `leakwatch serve` child process with its SQLite file in a temp dir.
@@ -25,14 +25,6 @@ async function getJson<T>(url: string): Promise<T> {
   const response = await request(url);
   expect(response.statusCode, url).toBe(200);
   return (await response.body.json()) as T;
-}
-
-async function metric(base: string, name: string): Promise<number> {
-  const response = await request(`${base}/metrics`);
-  const text = await response.body.text();
-  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  if (!match) throw new Error(`no metric ${name}`);
-  return Number(match[1]);
 }
 
 /** Everything accepted has been grouped (past the reorder window) and every open record has closed (2 s without new lines here). */

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
 
 const BIN = fileURLToPath(new URL('../../bin/leakwatch.js', import.meta.url));
 
@@ -65,4 +66,12 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
     if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
+}
+
+/** The value of an unlabelled metric in a server's /metrics; throws when it is not there. */
+export async function metric(base: string, name: string): Promise<number> {
+  const text = await (await request(`${base}/metrics`)).body.text();
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  if (!match) throw new Error(`no metric ${name}`);
+  return Number(match[1]);
 }
