@@ -84,7 +84,7 @@ export function rulesFailure(rulesDir: string, errors: readonly RuleProblem[]): 
 export async function buildLeakwatch(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Leakwatch> {
   let store: SqliteStore;
   try {
-    store = new SqliteStore(config.dataDir, { checkpointOnThread: true });
+    store = new SqliteStore(config.dataDir, { checkpointOnThread: true, fixedTexts: () => rules.current().fixedTexts });
   } catch (error) {
     throw new StartupError(`cannot open the store in ${config.dataDir}: ${(error as Error).message}`);
   }

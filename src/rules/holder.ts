@@ -55,6 +55,7 @@ const EMPTY_RULE_SET: RuleSet = {
   classifier: new RuleClassifier([], new CountWindows(1)),
   validatedFiles: [],
   countingRules: [],
+  fixedTexts: new Set(),
 };
 
 const WATCH_DEBOUNCE_MS = 250;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Classifier } from '../engine/classifier.js';
 import type { GrouperConfig } from '../engine/grouper-config.js';
 import { RuleClassifier } from './classifier.js';
-import { compileRuleFiles, type ParsedRuleFile, type RegexToCheck } from './compile.js';
+import { compileRuleFiles, type CompiledRule, type ParsedRuleFile, type RegexToCheck } from './compile.js';
 import { CountWindows, type CountingRule, type CountWindowState } from './count-windows.js';
 import type { RuleSource } from './last-good.js';
 import type { RawRuleFile } from './model.js';
@@ -43,6 +43,8 @@ export interface RuleSet {
    * the server fills the windows from the store at a restart (restoreCountWindows).
    */
   countingRules: ReadonlyArray<CountingRule>;
+  /** The enabled rules' annotation texts without placeholders: the same in every event, stored once (SqliteStore). */
+  fixedTexts: ReadonlySet<string>;
 }
 
 
@@ -145,6 +147,23 @@ async function regexSafetyProblems(regexes: readonly RegexToCheck[], options: Lo
   return problems;
 }
 
+/**
+ * Fixed annotation texts worth storing once: a hint is ~400 bytes in every event of its rule, about
+ * a fifth of a stored event. A short one (a bare word) saves less than its lookup costs.
+ */
+const FIXED_TEXT_MIN_LENGTH = 32;
+
+function fixedAnnotationTexts(rules: readonly CompiledRule[]): ReadonlySet<string> {
+  const texts = new Set<string>();
+  for (const rule of rules) {
+    if (!rule.enabled) continue;
+    for (const [, template] of rule.annotations) {
+      if (template.fixedText !== undefined && template.fixedText.length >= FIXED_TEXT_MIN_LENGTH) texts.add(template.fixedText);
+    }
+  }
+  return texts;
+}
+
 function byPosition(a: RuleProblem, b: RuleProblem): number {
   return a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.col - b.col;
 }
@@ -228,6 +247,7 @@ export async function loadRuleSet(dir: string, options: LoadOptions = {}): Promi
     classifier: new RuleClassifier(compiled.rules, options.windows ?? new CountWindows()),
     validatedFiles: parsedFiles.map(({ file, data }) => ({ file, data })),
     countingRules,
+    fixedTexts: fixedAnnotationTexts(compiled.rules),
   };
   return { ruleSet, errors, warnings, regexChecks, sources };
 }

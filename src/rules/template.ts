@@ -10,6 +10,8 @@ export type TemplateValues = Readonly<Record<string, FieldValue | null | undefin
 
 export interface CompiledTemplate {
   names: string[];
+  /** What every render gives when the template has no placeholder (a rule's fixed hint or runbook link). */
+  fixedText: string | undefined;
   render(values: TemplateValues): string;
 }
 
@@ -70,6 +72,7 @@ export function compileTemplate(source: string, knownNames?: ReadonlySet<string>
   if (unclosed >= 0) throw new TemplateError('"{{" without a matching "}}"', last + unclosed);
   return {
     names,
+    fixedText: names.length === 0 ? parts.join('') : undefined,
     render(values) {
       let out = '';
       for (const part of parts) {

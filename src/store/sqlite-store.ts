@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import type { LeakEvent } from '../engine/event.js';
+import type { Annotations, LeakEvent } from '../engine/event.js';
 import type { LogRecord } from '../ingest/record.js';
 import type { CountedEvent, CountedEventSource } from '../rules/count-windows.js';
 import { compiledWorkerFile } from '../worker-file.js';
@@ -46,6 +46,26 @@ export interface SqliteStoreOptions {
    * checkpoints in the commit as usual.
    */
   checkpointOnThread?: boolean;
+  /**
+   * The annotation texts that are the same in every event of their rule (RuleSet.fixedTexts),
+   * asked at each event stored: each is kept once in rule_texts, and an event's row names it by
+   * number. Without it every row keeps its annotations whole.
+   */
+  fixedTexts?: () => ReadonlySet<string>;
+}
+
+/** An event's annotations as its row keeps them: a number names a row of rule_texts. */
+type StoredAnnotations = { [Key in keyof Annotations]?: string | number };
+
+/** Where a row's message is this, the event's message is the first line of its text. */
+const MESSAGE_IS_FIRST_LINE = 0;
+
+/** An event as its row keeps it: what it repeats (a rule's fixed texts, its text's first line) is named instead. */
+type StoredEvent = Omit<LeakEvent, 'annotations' | 'message'> & { annotations?: StoredAnnotations; message: string | typeof MESSAGE_IS_FIRST_LINE };
+
+function firstLineOf(text: string): string {
+  const end = text.indexOf('\n');
+  return end === -1 ? text : text.slice(0, end);
 }
 
 /** Pages of write-ahead log after which it is copied into the database (16 MiB of 4 KiB pages). */
@@ -108,6 +128,12 @@ export class SqliteStore implements Store, CountedEventSource {
   /** The ingest journal's batches, in segment files beside the database (segment-journal.ts). */
   private readonly segments: SegmentJournal;
   private checkpointThread: WalCheckpointThread | undefined;
+  private readonly fixedTexts: (() => ReadonlySet<string>) | undefined;
+  /** rule_texts ids of the fixed texts of textIdsFor, the set they were learnt for. */
+  private textIds = new Map<string, number>();
+  private textIdsFor: ReadonlySet<string> | undefined;
+  /** rule_texts rows read back (never deleted, and as few as the rule texts there ever were). */
+  private readonly textById = new Map<number, string>();
 
   constructor(dataDir: string, options: SqliteStoreOptions = {}) {
     mkdirSync(dataDir, { recursive: true });
@@ -136,6 +162,7 @@ export class SqliteStore implements Store, CountedEventSource {
       throw new Error(`cannot open store ${this.path}: ${(error as Error).message}`, { cause: error });
     }
     this.statements = this.prepare();
+    this.fixedTexts = options.fixedTexts;
     const checkpoint = this.journalCheckpoint();
     const newestInTable = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'ingest_journal'").pluck().get() as number | undefined) ?? 0;
     // New batches are numbered after every seq the checkpoint or an older journal has seen.
@@ -185,6 +212,9 @@ export class SqliteStore implements Store, CountedEventSource {
       insertEvent: db.prepare(
         'INSERT INTO events (id, incident_id, time, host, service, category, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
+      addRuleText: db.prepare('INSERT INTO rule_texts (text) VALUES (?) ON CONFLICT (text) DO NOTHING'),
+      ruleTextId: db.prepare('SELECT id FROM rule_texts WHERE text = ?').pluck(),
+      ruleText: db.prepare('SELECT text FROM rule_texts WHERE id = ?').pluck(),
       eventsOfIncident: db
         .prepare('SELECT body FROM events WHERE incident_id = ? ORDER BY time DESC, rowid DESC LIMIT ?')
         .pluck(),
@@ -333,7 +363,14 @@ export class SqliteStore implements Store, CountedEventSource {
     // transaction that read first and then found the lock held by another process (the sqlite3
     // shell, a second leakwatch) failed at once with SQLITE_BUSY, as SQLite never waits to turn
     // a read into a write.
-    return this.db.transaction(work).immediate();
+    try {
+      return this.db.transaction(work).immediate();
+    } catch (error) {
+      // Rule texts learnt in a transaction or savepoint that rolled back are gone with it.
+      this.textIds = new Map();
+      this.textIdsFor = undefined;
+      throw error;
+    }
   }
 
   hasEvent(id: string, time: number): boolean {
@@ -342,11 +379,76 @@ export class SqliteStore implements Store, CountedEventSource {
 
   insertEvent(event: LeakEvent, time: number): void {
     if (event.incident_id === null) throw new Error(`event ${event.id} has no incident_id`);
-    this.statements.insertEvent.run(event.id, event.incident_id, time, event.host, event.service, event.category, JSON.stringify(event));
+    this.statements.insertEvent.run(event.id, event.incident_id, time, event.host, event.service, event.category, this.rowOf(event));
+  }
+
+  /**
+   * The event's JSON as its row keeps it (StoredEvent). A rule's hint and runbook link are ~480
+   * of an event's ~2,300 bytes, its first line ~150 more: at that size each row filled a 4 KiB
+   * page of its own, without them two share one.
+   */
+  private rowOf(event: LeakEvent): string {
+    const named = this.fixedTextsNamed(event.annotations);
+    const messageIsFirstLine = firstLineOf(event.text) === event.message;
+    if (named === undefined && !messageIsFirstLine) return JSON.stringify(event);
+    const stored: StoredEvent = { ...event };
+    if (named !== undefined) stored.annotations = named;
+    if (messageIsFirstLine) stored.message = MESSAGE_IS_FIRST_LINE;
+    return JSON.stringify(stored);
+  }
+
+  /** The annotations with each fixed rule text replaced by its rule_texts id; undefined when none is. */
+  private fixedTextsNamed(annotations: Annotations): StoredAnnotations | undefined {
+    const fixed = this.fixedTexts?.();
+    if (fixed === undefined || fixed.size === 0) return undefined;
+    if (fixed !== this.textIdsFor) this.learnTexts(fixed);
+    let named: StoredAnnotations | undefined;
+    for (const key of Object.keys(annotations) as Array<keyof Annotations>) {
+      const id = this.textIds.get(annotations[key] as string);
+      if (id !== undefined) (named ??= { ...annotations })[key] = id;
+    }
+    return named;
+  }
+
+  /** Adds the rule texts not stored yet and takes every one's id (once per rule set, not per event). */
+  private learnTexts(fixed: ReadonlySet<string>): void {
+    const ids = new Map<string, number>();
+    for (const text of fixed) {
+      this.statements.addRuleText.run(text);
+      ids.set(text, this.statements.ruleTextId.get(text) as number);
+    }
+    this.textIds = ids;
+    this.textIdsFor = fixed;
+  }
+
+  /** A row's event, with what the row names put back. */
+  private eventOf(row: string): LeakEvent {
+    const event = JSON.parse(row) as StoredEvent;
+    if (event.message === MESSAGE_IS_FIRST_LINE) event.message = firstLineOf(event.text);
+    const annotations = event.annotations;
+    if (annotations !== undefined) {
+      for (const key of Object.keys(annotations) as Array<keyof Annotations>) {
+        const value = annotations[key];
+        if (typeof value !== 'number') continue;
+        const text = this.ruleText(value);
+        if (text === undefined) delete annotations[key];
+        else annotations[key] = text;
+      }
+    }
+    return event as LeakEvent;
+  }
+
+  private ruleText(id: number): string | undefined {
+    let text = this.textById.get(id);
+    if (text === undefined) {
+      text = this.statements.ruleText.get(id) as string | undefined;
+      if (text !== undefined) this.textById.set(id, text);
+    }
+    return text;
   }
 
   eventsOfIncident(incidentId: string, limit: number): LeakEvent[] {
-    return (this.statements.eventsOfIncident.all(incidentId, limit) as string[]).map((body) => JSON.parse(body) as LeakEvent);
+    return (this.statements.eventsOfIncident.all(incidentId, limit) as string[]).map((row) => this.eventOf(row));
   }
 
   recentEventsOfRule(rule: string, version: number, perKey: number, maxKeys: number): CountedEvent[] {
@@ -403,7 +505,7 @@ export class SqliteStore implements Store, CountedEventSource {
     const found = new Map<string, LeakEvent>();
     for (const incident of incidents) {
       const body = this.statements.eventBody.get(incident.last_seen, incident.last_event_id) as string | undefined;
-      if (body !== undefined) found.set(incident.id, JSON.parse(body) as LeakEvent);
+      if (body !== undefined) found.set(incident.id, this.eventOf(body));
     }
     return found;
   }
