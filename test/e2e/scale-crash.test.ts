@@ -16,7 +16,7 @@ import type { LeakEvent } from '../../src/engine/event.js';
 import { chunk, fluentBitRecord, journalEntries, type JournalEntry } from '../helpers/journal-corpus.js';
 import { deliveredLines, startReceiver, type Receiver } from '../helpers/receiver.js';
 import { shippedRulesWith } from '../helpers/rules-dir.js';
-import { startNats, startPostgres, type NatsServer, type PostgresServer } from '../helpers/scale-servers.js';
+import { startPostgresAndNats, type NatsServer, type PostgresServer } from '../helpers/scale-servers.js';
 import { eventually, startServe, type ServeProcess } from '../helpers/serve-process.js';
 
 const BATCH_RECORDS = 150;
@@ -100,7 +100,7 @@ describe('scale-out: 1 ingest + 3 engine nodes give what one process gives', () 
     // stall of a NATS restart (the shipper's retry after a 503), as the production 30 s is.
     rules = shippedRulesWith({ expire_after: '10s' });
     batches = chunk(journalEntries(), BATCH_RECORDS);
-    [postgres, nats] = await Promise.all([startPostgres(), startNats()]);
+    ({ postgres, nats } = await startPostgresAndNats());
   });
 
   afterAll(async () => {

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNats, startPostgres, type NatsServer, type PostgresServer } from '../helpers/scale-servers.js';
+import { startPostgresAndNats, type NatsServer, type PostgresServer } from '../helpers/scale-servers.js';
 import { startServe, type ServeProcess } from '../helpers/serve-process.js';
 import { tempDirs } from '../helpers/temp-dirs.js';
 
@@ -44,7 +44,7 @@ describe('scale-out: the last good rule set is shared through PostgreSQL', () =>
   const processes: ServeProcess[] = [];
 
   beforeAll(async () => {
-    [postgres, nats] = await Promise.all([startPostgres(), startNats()]);
+    ({ postgres, nats } = await startPostgresAndNats());
   });
   afterAll(async () => {
     for (const child of processes) await child.stop('SIGKILL');
