@@ -129,9 +129,8 @@ export class SqliteStore implements Store, CountedEventSource {
   private readonly segments: SegmentJournal;
   private checkpointThread: WalCheckpointThread | undefined;
   private readonly fixedTexts: (() => ReadonlySet<string>) | undefined;
-  /** rule_texts ids of the fixed texts of textIdsFor, the set they were learnt for. */
-  private textIds = new Map<string, number>();
-  private textIdsFor: ReadonlySet<string> | undefined;
+  /** rule_texts ids of a rule set's fixed texts; learnt again for another set or after a rollback. */
+  private learnt: { texts: ReadonlySet<string>; ids: Map<string, number> } | undefined;
   /** rule_texts rows read back (never deleted, and as few as the rule texts there ever were). */
   private readonly textById = new Map<number, string>();
 
@@ -367,8 +366,7 @@ export class SqliteStore implements Store, CountedEventSource {
       return this.db.transaction(work).immediate();
     } catch (error) {
       // Rule texts learnt in a transaction or savepoint that rolled back are gone with it.
-      this.textIds = new Map();
-      this.textIdsFor = undefined;
+      this.learnt = undefined;
       throw error;
     }
   }
@@ -401,24 +399,24 @@ export class SqliteStore implements Store, CountedEventSource {
   private fixedTextsNamed(annotations: Annotations): StoredAnnotations | undefined {
     const fixed = this.fixedTexts?.();
     if (fixed === undefined || fixed.size === 0) return undefined;
-    if (fixed !== this.textIdsFor) this.learnTexts(fixed);
+    const ids = this.learnt?.texts === fixed ? this.learnt.ids : this.learnTexts(fixed);
     let named: StoredAnnotations | undefined;
     for (const key of Object.keys(annotations) as Array<keyof Annotations>) {
-      const id = this.textIds.get(annotations[key] as string);
+      const id = ids.get(annotations[key] as string);
       if (id !== undefined) (named ??= { ...annotations })[key] = id;
     }
     return named;
   }
 
   /** Adds the rule texts not stored yet and takes every one's id (once per rule set, not per event). */
-  private learnTexts(fixed: ReadonlySet<string>): void {
+  private learnTexts(fixed: ReadonlySet<string>): Map<string, number> {
     const ids = new Map<string, number>();
     for (const text of fixed) {
       this.statements.addRuleText.run(text);
       ids.set(text, this.statements.ruleTextId.get(text) as number);
     }
-    this.textIds = ids;
-    this.textIdsFor = fixed;
+    this.learnt = { texts: fixed, ids };
+    return ids;
   }
 
   /** A row's event, with what the row names put back. */
