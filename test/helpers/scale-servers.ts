@@ -4,7 +4,8 @@
  */
 import { startNats, startPostgres, type NatsServer, type PostgresServer } from '../../bench/scale-servers.js';
 
-export { freePort, startNats, startPostgres, type NatsServer, type PostgresServer } from '../../bench/scale-servers.js';
+export { freePort } from '../../bench/scale-servers.js';
+export { startNats, startPostgres, type NatsServer, type PostgresServer };
 
 /**
  * Both servers, started side by side. When one cannot start, the other is stopped before the
