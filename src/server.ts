@@ -237,19 +237,24 @@ export function storeOutputs(
     warnRatio: config.directMemoryRatio,
   });
   // Trend warnings are events like a rule's: stored, counted and forwarded the same way.
-  const ingestWarnings = (warnings: LeakEvent[]): void => {
-    if (warnings.length === 0) return;
-    const stored = incidents.ingest(warnings, (newEvents) => enqueue(newEvents));
-    for (const event of stored.events) metrics.events.inc({ category: event.category });
+  const storeWarnings = (warnings: LeakEvent[]): LeakEvent[] => (warnings.length === 0 ? [] : incidents.ingest(warnings, (newEvents) => enqueue(newEvents)).events);
+  // Counted once committed.
+  const count = (stored: readonly LeakEvent[]): void => {
+    for (const event of stored) metrics.events.inc({ category: event.category });
   };
   const outputs: StoreOutputs = {
-    records: (records) => ingestWarnings(memory.observeRecords(records)),
+    records: (records) => count(storeWarnings(memory.observeRecords(records))),
     grouped: (grouped) => {
-      // An event is in the outbox exactly when it is stored: one transaction, new events only,
-      // in close order with the unclassified records a records=all target takes.
-      const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => enqueue(asStored(grouped, newEvents)));
-      for (const event of stored.events) metrics.events.inc({ category: event.category });
-      ingestWarnings(memory.observeEvents(stored.events));
+      // One transaction, one commit, for the batch's events, the memory samples they carry and
+      // the warnings those raise: a commit costs more than the samples it writes. An event is in
+      // the outbox exactly when it is stored (new events only, in close order with the
+      // unclassified records a records=all target takes).
+      count(
+        incidents.transaction(() => {
+          const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => enqueue(asStored(grouped, newEvents))).events;
+          return [...stored, ...storeWarnings(memory.observeEvents(stored))];
+        }),
+      );
     },
   };
   return { incidents, memory, outputs };

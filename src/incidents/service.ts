@@ -219,7 +219,7 @@ export class IncidentService {
    */
   ingest(events: readonly LeakEvent[], alsoStore?: (stored: LeakEvent[]) => void): IngestResult {
     const result: IngestResult = { inserted: 0, duplicates: 0, invalid: 0, events: [] };
-    const watermark = this.store.transaction(() => {
+    this.transaction(() => {
       let watermark = this.watermark;
       if (this.store.lockScopes !== undefined) {
         this.store.lockScopes(events.filter((event) => event !== null && typeof event === 'object').map((event) => scopeOf(event.host, event.service)));
@@ -264,11 +264,24 @@ export class IncidentService {
         this.store.pruneResolvedIncidents(watermark - this.resolvedRetentionMs);
       }
       alsoStore?.(result.events);
-      return watermark;
+      // Moved inside, so that a later ingest in an enclosing transaction starts from it; put back if that rolls back.
+      this.watermark = watermark;
     });
-    // Only after the commit: a rolled-back batch must not move the watermark.
-    this.watermark = watermark;
     return result;
+  }
+
+  /**
+   * Runs `work` in one store transaction, which the ingests it makes join: a batch's events and
+   * what they lead to are committed once. If it rolls back, the watermark goes back where it was.
+   */
+  transaction<T>(work: () => T): T {
+    const before = this.watermark;
+    try {
+      return this.store.transaction(work);
+    } catch (error) {
+      this.watermark = before;
+      throw error;
+    }
   }
 
   private open(event: LeakEvent, time: number): IncidentRecord {

@@ -216,6 +216,25 @@ describe.each(storeBackends('incidents'))('IncidentService.ingest on $name', (ba
     expect(incidents.list({ status: 'all', limit: 10 }).incidents.map((i) => i.host)).toEqual(['lb-2']);
   });
 
+  it('joins an enclosing transaction: when that rolls back, nothing is stored and the watermark goes back', () => {
+    const incidents = service();
+    incidents.ingest([makeEvent('oodm', { time: T0 })]);
+    const later = makeEvent('leak', { time: T0 + 10 * MIN, host: 'lb-2' });
+    expect(() =>
+      incidents.transaction(() => {
+        incidents.ingest([later]);
+        // A later ingest in the same transaction starts from the watermark this one moved.
+        expect(incidents.eventTimeWatermark).toBe(T0 + 10 * MIN);
+        throw new Error('database or disk is full');
+      }),
+    ).toThrow('database or disk is full');
+    expect(incidents.eventTimeWatermark).toBe(T0);
+    expect(incidents.list({ status: 'all', limit: 10 }).incidents.map((incident) => incident.host)).toEqual(['lb-1']);
+    // Nothing of the rolled-back batch was kept: sent again, it is stored as new.
+    expect(incidents.ingest([later])).toMatchObject({ inserted: 1, duplicates: 0 });
+    expect(incidents.eventTimeWatermark).toBe(T0 + 10 * MIN);
+  });
+
   it('keeps its event-time watermark across a restart', () => {
     const first = service({ quietPeriodMs: 30 * MIN });
     const id = first.ingest([makeEvent('oodm', { time: T0 }), makeEvent('leak', { time: T0 + 10 * MIN, host: 'lb-2' })]).events[0]!.incident_id!;
