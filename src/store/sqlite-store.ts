@@ -289,11 +289,13 @@ export class SqliteStore implements Store, CountedEventSource {
             ORDER BY t DESC, rowid DESC LIMIT 1`,
         )
         .pluck(),
-      processes: db.prepare(
-        `SELECT DISTINCT host, service, pid FROM memory_samples
-          WHERE (@host IS NULL OR host = @host) AND (@service IS NULL OR service = @service)
-          ORDER BY host, service, pid`,
-      ),
+      // The next process in index order, one seek each: as one row value, (host, service, pid) > (?, ?, ?), SQLite seeks on the host alone.
+      firstProcess: db.prepare('SELECT host, service, pid FROM memory_samples ORDER BY host, service, pid LIMIT 1'),
+      firstProcessOfHost: db.prepare('SELECT host, service, pid FROM memory_samples WHERE host = ? ORDER BY service, pid LIMIT 1'),
+      firstProcessOfService: db.prepare('SELECT host, service, pid FROM memory_samples WHERE host = ? AND service = ? ORDER BY pid LIMIT 1'),
+      nextPidOf: db.prepare('SELECT host, service, pid FROM memory_samples WHERE host = ? AND service = ? AND pid > ? ORDER BY pid LIMIT 1'),
+      nextServiceOf: db.prepare('SELECT host, service, pid FROM memory_samples WHERE host = ? AND service > ? ORDER BY service, pid LIMIT 1'),
+      nextHost: db.prepare('SELECT host, service, pid FROM memory_samples WHERE host > ? ORDER BY host, service, pid LIMIT 1'),
       pruneSamplesOf: db.prepare(
         `DELETE FROM memory_samples WHERE rowid IN (
            SELECT rowid FROM memory_samples WHERE host = ? AND service = ? AND pid = ?
@@ -601,7 +603,20 @@ export class SqliteStore implements Store, CountedEventSource {
   }
 
   processes(filter: { host?: string; service?: string } = {}): ProcessId[] {
-    return this.statements.processes.all({ host: filter.host ?? null, service: filter.service ?? null }) as ProcessId[];
+    // One index seek per process: a DISTINCT read every sample (~170 ms a call at 1.2M samples,
+    // and each /metrics scrape makes one).
+    const { host, service } = filter;
+    const { firstProcess, firstProcessOfHost, firstProcessOfService, nextPidOf, nextServiceOf, nextHost } = this.statements;
+    const after = (at: ProcessId): ProcessId | undefined =>
+      (nextPidOf.get(at.host, at.service, at.pid) ?? nextServiceOf.get(at.host, at.service) ?? nextHost.get(at.host)) as ProcessId | undefined;
+    const found: ProcessId[] = [];
+    let next = (host === undefined ? firstProcess.get() : service === undefined ? firstProcessOfHost.get(host) : firstProcessOfService.get(host, service)) as ProcessId | undefined;
+    while (next !== undefined) {
+      if (host !== undefined && (next.host !== host || (service !== undefined && next.service !== service))) break;
+      if (service === undefined || next.service === service) found.push(next);
+      next = after(next);
+    }
+    return found;
   }
 
   saveLimit(limit: LearnedLimit): void {

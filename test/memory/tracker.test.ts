@@ -161,6 +161,41 @@ describe.each(storeBackends('memory'))('on $name', (backend) => {
       expect(process!.trend!.rising).toBe(false);
     });
 
+    it('lists the processes with samples in host, service, pid order, of a host, a host and service, or a service', () => {
+      const sample = (host: string, service: string, pid: string, t: number) => ({ host, service, pid, t, used_bytes: MiB, max_bytes: null, source: 'finagle-netty4-pooling' });
+      // Several samples per process, hosts and pids that sort as text, and empty names (a record without a pid).
+      const processes = [
+        ['lb-2', 'linkerd', '10'],
+        ['lb-1', 'namerd', '7'],
+        ['lb-1', 'linkerd', '9'],
+        ['lb-1', 'linkerd', '10'],
+        ['', 'linkerd', ''],
+        ['lb-10', 'linkerd', '1'],
+        ['lb-1', 'linkerd', ''],
+      ] as const;
+      store.insertSamples(processes.flatMap(([host, service, pid]) => [sample(host, service, pid, T0), sample(host, service, pid, T0 + MINUTE)]));
+      const names = (filter?: { host?: string; service?: string }) => store.processes(filter).map(({ host, service, pid }) => `${host}/${service}/${pid}`);
+      expect(names()).toEqual(['/linkerd/', 'lb-1/linkerd/', 'lb-1/linkerd/10', 'lb-1/linkerd/9', 'lb-1/namerd/7', 'lb-10/linkerd/1', 'lb-2/linkerd/10']);
+      expect(names({ host: 'lb-1' })).toEqual(['lb-1/linkerd/', 'lb-1/linkerd/10', 'lb-1/linkerd/9', 'lb-1/namerd/7']);
+      expect(names({ host: 'lb-1', service: 'namerd' })).toEqual(['lb-1/namerd/7']);
+      expect(names({ service: 'namerd' })).toEqual(['lb-1/namerd/7']);
+      expect(names({ host: '' })).toEqual(['/linkerd/']);
+      expect(names({ host: 'lb-3' })).toEqual([]);
+      expect(names({ host: 'lb-1', service: 'linkerd-x' })).toEqual([]);
+    });
+
+    it('shows a trend that takes in samples arriving late, older than the newest, as a fresh tracker computes it', () => {
+      const tracker = new MemoryTracker(store, {});
+      tracker.observeRecords(pooling(6, (elapsed) => 100 * MiB + (50 * MiB * elapsed) / HOUR));
+      const before = tracker.processes()[0]!.trend!;
+      expect(tracker.processes()[0]!.trend).toEqual(before);
+      // A shipper's late batch: the first three hours' snapshots, 7 s after the others, far lower.
+      tracker.observeRecords(pooling(3, () => 10 * MiB, '4416', T0 + 7000));
+      const after = tracker.processes()[0]!.trend!;
+      expect(after.floor_bytes).not.toBe(before.floor_bytes);
+      expect(new MemoryTracker(store, {}).processes()[0]!.trend).toEqual(after);
+    });
+
     it('forgets processes silent for longer than the retention (event time)', () => {
       const tracker = new MemoryTracker(store, { processRetentionMs: 24 * HOUR });
       tracker.observeRecords([snapshot(T0, { 'finagle/netty4/pooling/used': MiB }, '100')]);
