@@ -145,6 +145,14 @@ export class MemoryTracker {
   private newestSampleTime = Number.MIN_SAFE_INTEGER;
   private savesSinceRetention = 0;
   private readonly insertsSincePrune = new LRUCache<string, { process: ProcessId; count: number }>({ max: 10_000 });
+  /**
+   * The trend each process's view showed, at the newest sample time it was computed for: a view
+   * (every /metrics scrape, GET /memory) reads up to samplesPerProcess samples per process for
+   * it, ~1 ms a process, so 1,000 processes held each scrape's event-loop turn for a second. A
+   * process's entry goes when its samples are written or pruned here; after a minute at most when
+   * another process writes them (the nodes of the scale-out mode share a store).
+   */
+  private readonly viewTrends = new LRUCache<string, { newest: number; at: TrendAt | null }>({ max: 10_000, ttl: 60_000 });
 
   constructor(
     private readonly store: Store,
@@ -206,6 +214,7 @@ export class MemoryTracker {
     const slack = Math.max(1, Math.floor(this.samplesPerProcess / 10));
     for (const sample of samples) {
       const key = streamKeyOf(sample.host, sample.service, sample.pid);
+      this.viewTrends.delete(key);
       const entry = this.insertsSincePrune.get(key) ?? { process: { host: sample.host, service: sample.service, pid: sample.pid }, count: slack };
       entry.count++;
       if (entry.count >= slack) {
@@ -216,7 +225,7 @@ export class MemoryTracker {
       this.newestSampleTime = Math.max(this.newestSampleTime, sample.t);
     }
     // Restarts leave dead pids behind; sweeping for them is a scan, so only every 1000 saves.
-    if (this.savesSinceRetention++ % 1000 === 0) this.store.pruneSilentProcesses(this.newestSampleTime - this.processRetentionMs);
+    if (this.savesSinceRetention++ % 1000 === 0 && this.store.pruneSilentProcesses(this.newestSampleTime - this.processRetentionMs) > 0) this.viewTrends.clear();
   }
 
   /**
@@ -323,6 +332,16 @@ export class MemoryTracker {
     return undefined;
   }
 
+  /** trendAt for a view, from viewTrends while the process's samples have not changed. */
+  private viewTrendAt(process: ProcessId, newest: number): TrendAt | undefined {
+    const key = streamKeyOf(process.host, process.service, process.pid);
+    const kept = this.viewTrends.get(key);
+    if (kept !== undefined && kept.newest === newest) return kept.at ?? undefined;
+    const at = this.trendAt(process, newest);
+    this.viewTrends.set(key, { newest, at: at ?? null });
+    return at;
+  }
+
   /** The process's own report, else the newest one on its host and service (a predecessor's crash), else the setting; as known at `until`. */
   private maxOf(process: ProcessId, until: number): ResolvedMax | null {
     const own = this.store.knownMaxOf(process, until);
@@ -351,7 +370,7 @@ export class MemoryTracker {
       .filter((s) => s.t === newest.t)
       .sort((a, b) => SOURCE_PREFERENCE.indexOf(a.source) - SOURCE_PREFERENCE.indexOf(b.source))[0]!;
     const max = this.maxOf(process, Number.MAX_SAFE_INTEGER);
-    const at = this.trendAt(process, newest.t);
+    const at = this.viewTrendAt(process, newest.t);
     const exhaustion: Exhaustion | null = at === undefined ? null : exhaustionOf(at.trend, max?.bytes ?? null);
     return {
       ...process,
