@@ -402,10 +402,20 @@ export class PostgresStore implements Store {
   }
 
   processes(filter: { host?: string; service?: string } = {}): ProcessId[] {
+    // A walk over the samples' index, one seek per process: a GROUP BY read every sample, and each /metrics scrape lists them.
     return this.query<ProcessId>(
-      `SELECT host, service, pid FROM memory_samples
-        WHERE ($1::text IS NULL OR host = $1) AND ($2::text IS NULL OR service = $2)
-        GROUP BY host, service, pid ORDER BY host COLLATE "C", service COLLATE "C", pid COLLATE "C"`,
+      `WITH RECURSIVE walk AS (
+         (SELECT host, service, pid FROM memory_samples
+           WHERE ($1::text IS NULL OR host = $1) AND ($2::text IS NULL OR service = $2)
+           ORDER BY host, service, pid LIMIT 1)
+         UNION ALL
+         SELECT next.host, next.service, next.pid FROM walk, LATERAL (
+           SELECT host, service, pid FROM memory_samples AS m
+            WHERE (m.host, m.service, m.pid) > (walk.host, walk.service, walk.pid)
+              AND ($1::text IS NULL OR m.host = $1) AND ($2::text IS NULL OR m.service = $2)
+            ORDER BY m.host, m.service, m.pid LIMIT 1) AS next
+       )
+       SELECT host, service, pid FROM walk ORDER BY host COLLATE "C", service COLLATE "C", pid COLLATE "C"`,
       [filter.host ?? null, filter.service ?? null],
     );
   }
