@@ -48,4 +48,5 @@ VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.LEAKWATCH_PORT || 8080) + '/healthz').then(r => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "bin/leakwatch.js", "serve"]
+# --max-semi-space-size=8: a young generation of 2 x 8 MiB instead of V8's 2 x 16 (README, "Memory").
+CMD ["node", "--max-semi-space-size=8", "bin/leakwatch.js", "serve"]

@@ -19,6 +19,8 @@ export const BIN = join(ROOT, 'bin', 'leakwatch.js');
  * measures without either.
  */
 export const SERVER_ENV = process.env.LEAKWATCH_BENCH_MALLOC === 'default' ? {} : { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2' };
+/** The node flags the server runs with, as `npm start` and the Docker image start it (README, "Memory"). */
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=8'];
 
 /** A fresh temporary folder and a function that removes it. */
 export function tempDir(name) {
@@ -40,7 +42,7 @@ export function memoryOf(pid) {
 /** Starts `leakwatch serve` and resolves once it listens and /readyz says ready. */
 export async function startServe(args = []) {
   const data = tempDir('data');
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', data.dir, '--log-level', 'info', ...args], {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', data.dir, '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...SERVER_ENV },
   });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEED_OODM_RECORD } from './helpers/seed-lines.js';
 import { startLeakwatch, type RunningLeakwatch } from './helpers/in-process.js';
 import { startServe } from './helpers/serve-process.js';
+import { missingSemiSpaceFlag } from '../src/server.js';
 
 // Issue 8, defect 7: with a token set, every route but the probes needs it; the read-only token
 // reads but changes nothing.
@@ -118,6 +119,25 @@ describe('start-up advice', () => {
       for (const line of advice) expect(line.msg).toContain(`set ${advised.join(' ')} in the environment`);
     }
   }, 120_000);
+});
+
+describe('start-up advice on the young generation', () => {
+  it('without --max-semi-space-size on node\'s command line or in NODE_OPTIONS, the log names the flag', async () => {
+    const advice = async (env: NodeJS.ProcessEnv): Promise<string[]> =>
+      (await startupLog([], env))
+        .split('\n')
+        .filter((line) => line.includes("V8's young generation is at its default size"))
+        .map((line) => (JSON.parse(line) as { nodeFlag: string }).nodeFlag);
+    expect(await advice({ NODE_OPTIONS: undefined })).toEqual(['--max-semi-space-size=8']);
+    expect(await advice({ NODE_OPTIONS: '--max-semi-space-size=8' })).toEqual([]);
+    expect(await advice({ NODE_OPTIONS: '--no-warnings --max_semi_space_size=4' })).toEqual([]);
+  }, 120_000);
+
+  it('reads the flag from node\'s command line as well', () => {
+    expect(missingSemiSpaceFlag(['--max-semi-space-size=8'], {})).toBeUndefined();
+    expect(missingSemiSpaceFlag(['--max-semi-space-size', '8'], {})).toBeUndefined();
+    expect(missingSemiSpaceFlag(['--max-old-space-size=512'], { NODE_OPTIONS: '--inspect' })).toBe('--max-semi-space-size=8');
+  });
 });
 
 describe('start-up warning', () => {
