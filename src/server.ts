@@ -245,10 +245,11 @@ export function storeOutputs(
   const outputs: StoreOutputs = {
     records: (records) => count(storeWarnings(memory.observeRecords(records))),
     grouped: (grouped) => {
-      // One transaction, one commit, for the batch's events, the memory samples they carry and
-      // the warnings those raise: a commit costs more than the samples it writes. An event is in
-      // the outbox exactly when it is stored (new events only, in close order with the
-      // unclassified records a records=all target takes).
+      // One transaction for the batch's events, the memory samples they carry and the warnings
+      // those raise: a batch whose samples fail is not left half stored (sent again, its events
+      // would be found stored and its samples never written). An event is in the outbox exactly
+      // when it is stored (new events only, in close order with the unclassified records a
+      // records=all target takes).
       count(
         incidents.transaction(() => {
           const stored = incidents.ingest(grouped.filter(isLeakEvent), (newEvents) => enqueue(asStored(grouped, newEvents))).events;
