@@ -45,15 +45,29 @@ function runAsOwner(program, args) {
 export async function startPostgres() {
   const dir = mkdtempSync(join(tmpdir(), 'leakwatch-pg-'));
   const data = join(dir, 'data');
-  if (asRoot) chownSync(dir, ...postgresIds());
-  runAsOwner('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync']);
-  const port = await freePort();
+  let port;
   const start = () => {
     // fsync off: the tests kill processes, not the machine; listen on loopback only, socket in the test folder.
     runAsOwner('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`, 'start']);
   };
-  start();
-  runAsOwner('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', 'CREATE DATABASE leakwatch']);
+  try {
+    if (asRoot) chownSync(dir, ...postgresIds());
+    runAsOwner('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync']);
+    port = await freePort();
+    start();
+    runAsOwner('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', 'CREATE DATABASE leakwatch']);
+  } catch (error) {
+    // A server that started and a folder made for it are not left behind by a start that failed.
+    if (existsSync(join(data, 'postmaster.pid'))) {
+      try {
+        runAsOwner('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+      } catch {
+        // Not running after all: nothing to stop.
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   let running = true;
   const stop = (mode = 'fast') => {
     if (!running) return;
@@ -140,7 +154,13 @@ export async function startNats() {
     running.kill('SIGTERM');
     await exited;
   };
-  await start();
+  try {
+    await start();
+  } catch (error) {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
