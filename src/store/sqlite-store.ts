@@ -68,6 +68,12 @@ function firstLineOf(text: string): string {
   return end === -1 ? text : text.slice(0, end);
 }
 
+/** firstLineOf(text) === message, without making the line: asked of every event stored. */
+function isFirstLineOf(message: string, text: string): boolean {
+  const end = text.indexOf('\n');
+  return (end === -1 ? text.length : end) === message.length && text.startsWith(message);
+}
+
 /** Pages of write-ahead log after which it is copied into the database (16 MiB of 4 KiB pages). */
 const WAL_CHECKPOINT_PAGES = 4000;
 
@@ -389,7 +395,7 @@ export class SqliteStore implements Store, CountedEventSource {
    */
   private rowOf(event: LeakEvent): string {
     const named = this.fixedTextsNamed(event.annotations);
-    const messageIsFirstLine = firstLineOf(event.text) === event.message;
+    const messageIsFirstLine = isFirstLineOf(event.message, event.text);
     if (named === undefined && !messageIsFirstLine) return JSON.stringify(event);
     const stored: StoredEvent = { ...event };
     if (named !== undefined) stored.annotations = named;
