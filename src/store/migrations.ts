@@ -465,6 +465,19 @@ export const MIGRATIONS: readonly Migration[] = [
     // PostgreSQL keeps each event's annotations whole: its rows are not written a page at a time.
     postgres: '',
   },
+  {
+    version: 10,
+    name: 'memory samples that carry a limit, indexed',
+    sql: `
+      -- A process's last reported limit (knownMaxOf), asked for every memory view and every
+      -- judged process: metrics snapshots carry none, so over samples_by_process the newest
+      -- sample with a limit was found by reading every sample of the process (up to 4,000).
+      CREATE INDEX samples_with_limit ON memory_samples (host, service, pid, t) WHERE max_bytes IS NOT NULL;
+    `,
+    postgres: `
+      CREATE INDEX samples_with_limit ON memory_samples (host, service, pid, t, rowid) WHERE max_bytes IS NOT NULL;
+    `,
+  },
 ];
 
 /** Applies the migrations the database has not seen yet. Returns the schema version afterwards. */

@@ -184,6 +184,27 @@ describe.each(storeBackends('memory'))('on $name', (backend) => {
       expect(names({ host: 'lb-1', service: 'linkerd-x' })).toEqual([]);
     });
 
+    it("knows a process's newest reported limit as of a time, past the samples that carry none, and no other process's", () => {
+      const sample = (pid: string, t: number, max: number | null) => ({ host: 'lb-1', service: 'linkerd', pid, t, used_bytes: MiB, max_bytes: max, source: max === null ? 'finagle-netty4-pooling' : 'oodm' });
+      store.insertSamples([
+        sample('4416', T0, 900 * MiB),
+        sample('4416', T0 + MINUTE, 1000 * MiB),
+        // A snapshot at the same time as a limit, and a later one: metrics snapshots carry no limit.
+        ...Array.from({ length: 50 }, (_, index) => sample('4416', T0 + MINUTE + index * SCRAPE, null)),
+        sample('4416', T0 + 2 * HOUR, 1100 * MiB),
+        sample('77', T0 + 3 * HOUR, 2000 * MiB),
+        sample('5', T0, null),
+      ]);
+      const process = { host: 'lb-1', service: 'linkerd', pid: '4416' };
+      expect(store.knownMaxOf(process)).toBe(1100 * MiB);
+      expect(store.knownMaxOf(process, T0 + 2 * HOUR - 1)).toBe(1000 * MiB);
+      expect(store.knownMaxOf(process, T0 + MINUTE)).toBe(1000 * MiB);
+      expect(store.knownMaxOf(process, T0 + MINUTE - 1)).toBe(900 * MiB);
+      expect(store.knownMaxOf(process, T0 - 1)).toBeNull();
+      expect(store.knownMaxOf({ ...process, pid: '5' })).toBeNull();
+      expect(store.knownMaxOf({ ...process, pid: '7' })).toBeNull();
+    });
+
     it('shows a trend that takes in samples arriving late, older than the newest, as a fresh tracker computes it', () => {
       const tracker = new MemoryTracker(store, {});
       tracker.observeRecords(pooling(6, (elapsed) => 100 * MiB + (50 * MiB * elapsed) / HOUR));

@@ -80,6 +80,20 @@ describe('SqliteStore', () => {
     }
   });
 
+
+  it("finds a process's last reported limit by an index of the samples that carry one, not by reading its samples", () => {
+    const store = new SqliteStore(dir);
+    // The store's own statement, as it runs it: a rewording that loses the index fails here.
+    const source = (store as unknown as { statements: { knownMaxOf: Database.Statement } }).statements.knownMaxOf.source;
+    store.close();
+    const raw = new Database(join(dir, DB_FILE_NAME), { readonly: true });
+    try {
+      const plan = raw.prepare(`EXPLAIN QUERY PLAN ${source}`).all('lb-1', 'linkerd', '4416', Number.MAX_SAFE_INTEGER) as { detail: string }[];
+      expect(plan.map((step) => step.detail)).toEqual([expect.stringMatching(/^SEARCH memory_samples USING INDEX samples_with_limit \(host=\? AND service=\? AND pid=\? AND t<\?\)$/)]);
+    } finally {
+      raw.close();
+    }
+  });
   it('reports a file that is not a database clearly', async () => {
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(dir, DB_FILE_NAME), 'this is not sqlite, just text that fills a page '.repeat(200));
