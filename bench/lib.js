@@ -54,38 +54,54 @@ export async function startServe(args = []) {
   child.stderr.setEncoding('utf8').on('data', (chunk) => {
     if (log.length < 1 << 16) log += chunk;
   });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`leakwatch serve did not start:\n${log}`)), 60_000);
-    const onData = () => {
-      const match = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(log);
-      if (!match) return;
-      clearTimeout(timer);
-      child.stdout.off('data', onData);
-      resolve(match[1]);
-    };
-    child.stdout.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`leakwatch serve exited with ${code}:\n${log}`));
+  let url;
+  try {
+    url = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`leakwatch serve did not start within 60 s:\n${log}`)), 60_000);
+      const onData = () => {
+        const match = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(log);
+        if (!match) return;
+        clearTimeout(timer);
+        child.stdout.off('data', onData);
+        resolve(match[1]);
+      };
+      child.stdout.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`leakwatch serve exited with ${code}:\n${log}`));
+      });
     });
-  });
-  for (;;) {
-    const ready = await request(`${url}/readyz`).catch(() => undefined);
-    if (ready) await ready.body.dump();
-    if (ready?.statusCode === 200) break;
-    await sleep(100);
+    const deadline = performance.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`leakwatch serve exited with ${child.exitCode ?? child.signalCode} before it was ready:\n${log}`);
+      if (performance.now() > deadline) throw new Error(`leakwatch serve listened but was not ready within 60 s:\n${log}`);
+      const ready = await request(`${url}/readyz`).catch(() => undefined);
+      if (ready) await ready.body.dump();
+      if (ready?.statusCode === 200) break;
+      await sleep(100);
+    }
+  } catch (error) {
+    // A server that did not start leaves nothing behind: neither a process nor its data folder.
+    await stopChild(child);
+    data.remove();
+    throw error;
   }
   return {
     url,
     pid: child.pid,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await new Promise((resolve) => child.once('exit', resolve));
-      }
+      await stopChild(child);
       data.remove();
     },
   };
+}
+
+/** Kills a child process and waits for its exit, unless it has exited already. */
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
 }
 
 /** The value of one metric line `name value` of /metrics. */

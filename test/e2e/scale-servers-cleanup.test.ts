@@ -2,13 +2,14 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startServe } from '../../bench/lib.js';
 import { startNats } from '../../bench/scale-servers.js';
 
 /**
- * The scale-out tests and bench/scale.js start real servers in temporary folders: one that fails
- * to start must not leave its folder (or a process) behind on the machine that runs them.
+ * The scale-out tests and the bench start real servers in temporary folders: one that fails to
+ * start must not leave its folder (or a process) behind on the machine that runs them.
  */
-describe('a server of the scale-out tests that cannot start', () => {
+describe('a server of the tests or the bench that cannot start', () => {
   const saved = { PATH: process.env['PATH'], TMPDIR: process.env['TMPDIR'] };
   const made: string[] = [];
   afterEach(() => {
@@ -33,6 +34,14 @@ describe('a server of the scale-out tests that cannot start', () => {
     process.env['PATH'] = `${bin}:${saved.PATH ?? ''}`;
     process.env['TMPDIR'] = scratch;
     await expect(startNats()).rejects.toThrow(/nats-server exited with 1:\n.*address already in use/);
+    expect(readdirSync(scratch)).toEqual([]);
+  });
+
+  it('leakwatch serve exiting at start (rules that do not load): the start fails with its output, and its data folder is removed', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'leakwatch-scratch-tmp-'));
+    made.push(scratch);
+    process.env['TMPDIR'] = scratch;
+    await expect(startServe(['--rules', join(scratch, 'no-such-rules')])).rejects.toThrow(/leakwatch serve exited with 1:\n[^]*no-such-rules/);
     expect(readdirSync(scratch)).toEqual([]);
   });
 });
