@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Pool } from 'undici';
 import { generateCorpus, journalEntry } from './corpus.js';
-import { memoryOf, metric, percentile, ROOT, round, sleep, startServe } from './lib.js';
+import { cpus } from 'node:os';
+import { cpuSecondsOf, memoryOf, metric, percentile, ROOT, round, sleep, startServe } from './lib.js';
 
 const BODY_MIB = [1, 2.5, 5, 7.5, 10];
 
@@ -129,8 +130,8 @@ function watchPeak(pid) {
   };
 }
 
-/** The same bodies, posted the same way, to bench/bare-sink.js: lines/s of reading, gunzipping and parsing them and nothing else. */
-async function bareSinkLinesPerSecond(bodies, lines) {
+/** The same bodies, posted the same way, to bench/bare-sink.js: lines/s of reading, gunzipping and parsing them and nothing else, and its CPU per line. */
+async function bareSinkRate(bodies, lines) {
   const child = spawn(process.execPath, [join(ROOT, 'bench', 'bare-sink.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const url = await new Promise((resolve, reject) => {
@@ -139,9 +140,11 @@ async function bareSinkLinesPerSecond(bodies, lines) {
     });
     const pool = new Pool(url, { connections: 2 });
     try {
+      const cpuBefore = cpuSecondsOf(child.pid);
       const started = performance.now();
       await post(pool, bodies);
-      return Math.round(lines / ((performance.now() - started) / 1000));
+      const seconds = (performance.now() - started) / 1000;
+      return { linesPerSecond: Math.round(lines / seconds), cpuUsPerLine: ((cpuSecondsOf(child.pid) - cpuBefore) / lines) * 1e6 };
     } finally {
       await pool.close();
     }
@@ -152,24 +155,34 @@ async function bareSinkLinesPerSecond(bodies, lines) {
 
 export async function benchHttp({ lines }) {
   const bodies = buildBodies(lines);
-  const baseline = await bareSinkLinesPerSecond(bodies, lines);
+  const baseline = await bareSinkRate(bodies, lines);
   const server = await startServe(['--max-body-bytes', '32MiB']);
   const pool = new Pool(server.url, { connections: 2 });
   try {
     const peak = watchPeak(server.pid);
     const busyBefore = await metric(server.url, 'leakwatch_event_loop_busy_seconds_total');
+    const cpuBefore = cpuSecondsOf(server.pid);
+    const mainCpuBefore = cpuSecondsOf(server.pid, server.pid);
     const started = performance.now();
     await post(pool, bodies);
     await taken(server.url, lines);
     const seconds = (performance.now() - started) / 1000;
+    const cpu = cpuSecondsOf(server.pid) - cpuBefore;
+    const mainCpu = cpuSecondsOf(server.pid, server.pid) - mainCpuBefore;
     const busy = (await metric(server.url, 'leakwatch_event_loop_busy_seconds_total')) - busyBefore;
     await grouped(server.url, lines);
     const eventLoopP99 = await metric(server.url, 'leakwatch_event_loop_delay_p99_seconds');
     return {
       http_lines_per_s: Math.round(lines / seconds),
       // Machines differ: what share of a bare parse-and-drop sink's rate, on the same bodies in the same run.
-      http_baseline_lines_per_s: baseline,
-      http_vs_baseline: round(lines / seconds / baseline, 2),
+      http_baseline_lines_per_s: baseline.linesPerSecond,
+      http_vs_baseline: round(lines / seconds / baseline.linesPerSecond, 2),
+      // What the rate costs: the server's CPU (every thread) per line, against the bare sink's, and
+      // the share of the machine's cores it took (near 1, the rate is what the cores allow).
+      http_server_cpu_us_per_line: round((cpu / lines) * 1e6, 2),
+      http_main_cpu_us_per_line: round((mainCpu / lines) * 1e6, 2),
+      http_baseline_cpu_us_per_line: round(baseline.cpuUsPerLine, 2),
+      http_server_cpu_share: round(cpu / seconds / cpus().length, 2),
       http_rss_mb: Math.round(peak()),
       event_loop_p99_ms: round(eventLoopP99 * 1000, 1),
       // The share of the run the main thread was busy: near 1, it is what bounds the rate.

@@ -8,6 +8,9 @@
 //   http_baseline_lines_per_s, http_vs_baseline: the same bodies to a bare parse-and-drop sink
 //                        (bench/bare-sink.js) in the same run, and the share of its rate leakwatch reaches
 //   http_main_busy_share the share of that run the server's main thread was busy (near 1: it sets the rate)
+//   http_server_cpu_us_per_line, http_main_cpu_us_per_line, http_baseline_cpu_us_per_line: CPU (user +
+//                        system) per line of the server's threads, of its main thread, and of the bare sink
+//   http_server_cpu_share the server's CPU over that run as a share of all the machine's cores
 //   http_p99_ms          answer latency per batch at half that rate
 //   event_loop_p99_ms    the server's event-loop delay p99 while ingesting at full rate
 //   rss_mb_100k_streams  the server's peak RSS with 100,000 streams each holding an open group
