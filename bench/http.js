@@ -1,13 +1,14 @@
 // The HTTP path end to end: Vector-like JSON array bodies of 1–10 MB (gzip and not) posted over two
 // connections to a `leakwatch serve` child (ingest journal on), counted until every line has gone
-// into the engine (its /metrics: grouped or held for the reorder window; not the 200s). Then the answer latency at
+// into the engine (its /metrics: grouped or held for the reorder window; not the 200s), with the CPU per line
+// that took (the server's and the bare sink's, from /proc). Then the answer latency at
 // half that rate, the RSS with many streams each holding an open group, and RSS drift over a long run.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { Pool } from 'undici';
 import { generateCorpus, journalEntry } from './corpus.js';
-import { cpus } from 'node:os';
 import { cpuSecondsOf, memoryOf, metric, percentile, ROOT, round, sleep, startServe } from './lib.js';
 
 const BODY_MIB = [1, 2.5, 5, 7.5, 10];
