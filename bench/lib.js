@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { SERVE_MALLOC_ENV, SERVE_SEMI_SPACE_FLAG } from '../dist/process-settings.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = join(ROOT, 'bin', 'leakwatch.js');
@@ -18,9 +19,9 @@ export const BIN = join(ROOT, 'bin', 'leakwatch.js');
  * holes stay resident; and it keeps two arenas for all threads. LEAKWATCH_BENCH_MALLOC=default
  * measures without either.
  */
-export const SERVER_ENV = process.env.LEAKWATCH_BENCH_MALLOC === 'default' ? {} : { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2' };
+export const SERVER_ENV = process.env.LEAKWATCH_BENCH_MALLOC === 'default' ? {} : SERVE_MALLOC_ENV;
 /** The node flags the server runs with, as `npm start` and the Docker image start it (README, "Memory"). */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=8'];
+export const SERVER_NODE_FLAGS = [SERVE_SEMI_SPACE_FLAG];
 
 /** A fresh temporary folder and a function that removes it. */
 export function tempDir(name) {

@@ -8,33 +8,28 @@
 // seconds (user + system, from /proc) and peak RSS.
 //
 //   node bench/scale.js [--lines N] [--json]
-import { readFileSync } from 'node:fs';
 import { request, Pool } from 'undici';
 import { buildBodies, post } from './http.js';
-import { memoryOf, metric, round, sleep, startServe } from './lib.js';
+import { cpuSecondsOf, memoryOf, metric, round, sleep, startServe } from './lib.js';
 import { startNats, startPostgres } from './scale-servers.js';
 
 const args = process.argv.slice(2);
 const LINES = Number(args[args.indexOf('--lines') + 1] ?? 0) || 300_000;
 const PARTITIONS = 16;
-const CLOCK_TICKS = 100;
 const CORPORA = [
   { name: 'storm', options: {} },
   { name: 'fleet', options: { processes: 64, hosts: 32, traceShare: 0.02 } },
 ];
 
-/** CPU seconds (user + system) processes have used so far, from /proc/<pid>/stat (0 for one gone). */
+/** CPU seconds (user + system) processes have used so far (0 for one gone). */
 function cpuSeconds(pids) {
-  let ticks = 0;
+  let seconds = 0;
   for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // Ended meanwhile.
-    }
+    const used = cpuSecondsOf(pid);
+    // Ended meanwhile: NaN.
+    if (!Number.isNaN(used)) seconds += used;
   }
-  return ticks / CLOCK_TICKS;
+  return seconds;
 }
 
 async function sumMetric(urls, name) {

@@ -8,6 +8,7 @@ import { createEngine } from './engine/create-engine.js';
 import { UnclassifiedTally } from './engine/unclassified-tally.js';
 import { installErrorShape, LeakwatchError } from './errors.js';
 import { limitHeapGrowth } from './heap-growth.js';
+import { missingMallocSettings, missingSemiSpaceFlag } from './process-settings.js';
 import type { Engine, EventSink } from './engine/engine.js';
 import type { Group } from './engine/group.js';
 import type { LeakEvent } from './engine/event.js';
@@ -270,36 +271,6 @@ export function ingestDecoding(config: Config): { decodeLimits: Partial<DecodeLi
     { threads: config.decodeThreads, inflight },
   );
   return { decodeLimits, inflight, decoders };
-}
-
-/**
- * The glibc malloc settings this process runs without, as `NAME=value` to set: with its mmap
- * threshold left adaptive, multi-MB request buffers are carved from the heap once the first is
- * freed, and their holes stay resident; with an arena per thread (up to eight per core), the
- * decoding, checkpoint and libuv threads each keep freed memory of their own. Empty off glibc.
- */
-function missingMallocSettings(env: NodeJS.ProcessEnv = process.env): string[] {
-  // Node's diagnostic report names the glibc it runs on; musl and other systems have no such field.
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  if (typeof header?.glibcVersionRuntime !== 'string') return [];
-  const tunables = env['GLIBC_TUNABLES'] ?? '';
-  const missing: string[] = [];
-  if (env['MALLOC_MMAP_THRESHOLD_'] === undefined && !/glibc\.malloc\.mmap_threshold=/.test(tunables)) missing.push('MALLOC_MMAP_THRESHOLD_=131072');
-  if (env['MALLOC_ARENA_MAX'] === undefined && !/glibc\.malloc\.arena_max=/.test(tunables)) missing.push('MALLOC_ARENA_MAX=2');
-  return missing;
-}
-
-/** The young generation `leakwatch serve` is meant to run with: 2 x 8 MiB instead of V8's 2 x 16 on 64-bit. */
-export const SERVE_SEMI_SPACE_FLAG = '--max-semi-space-size=8';
-
-/**
- * The node flag this process runs without, or undefined: V8 sizes the young generation when the
- * process starts, so only node's command line or NODE_OPTIONS can set it. At its default it takes
- * ~13 MiB more of the peak RSS at full ingest rate (README, "Memory").
- */
-export function missingSemiSpaceFlag(execArgv: readonly string[] = process.execArgv, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const given = [...execArgv, ...(env['NODE_OPTIONS'] ?? '').split(/\s+/)].some((flag) => /^--max[-_]semi[-_]space[-_]size(=|$)/.test(flag));
-  return given ? undefined : SERVE_SEMI_SPACE_FLAG;
 }
 
 /** The ingest route's settings, whatever keeps the batches (the journal, or NATS JetStream). */

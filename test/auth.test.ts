@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEED_OODM_RECORD } from './helpers/seed-lines.js';
 import { startLeakwatch, type RunningLeakwatch } from './helpers/in-process.js';
 import { startServe } from './helpers/serve-process.js';
-import { missingSemiSpaceFlag } from '../src/server.js';
+import { missingSemiSpaceFlag } from '../src/process-settings.js';
 
 // Issue 8, defect 7: with a token set, every route but the probes needs it; the read-only token
 // reads but changes nothing.
