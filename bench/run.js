@@ -2,7 +2,10 @@
 //
 //   engine_lines_per_s   the engine alone in this process, one core, the shipped rules
 //   analyze_lines_per_s  `leakwatch analyze FILE --format ndjson > /dev/null` as a child process on the
-//   analyze_rss_mb       generated journald file (wall time including start-up), and its peak RSS
+//   analyze_rss_mb       generated journald file (the median of three runs' wall time including start-up),
+//                        and the highest peak RSS of the three
+//   analyze_baseline_lines_per_s, analyze_vs_baseline: bench/bare-reader.js (read, cut into lines,
+//                        nothing else) on the same file in the same run, and the share of its rate analyze reaches
 //   http_lines_per_s     POST /ingest on loopback, Vector-like JSON bodies of 1–10 MB (gzip and not), two
 //                        connections, until every line went through the engine (server's /metrics)
 //   http_baseline_lines_per_s, http_vs_baseline: the same bodies to a bare parse-and-drop sink

@@ -31,6 +31,8 @@ describe('npm run bench -- --json', () => {
       'engine_lines_per_s',
       'analyze_lines_per_s',
       'analyze_rss_mb',
+      'analyze_baseline_lines_per_s',
+      'analyze_vs_baseline',
       'http_lines_per_s',
       'http_baseline_lines_per_s',
       'http_vs_baseline',
@@ -46,6 +48,8 @@ describe('npm run bench -- --json', () => {
     // The main thread is one of the server's threads, and no process takes more than all the cores.
     expect(report['http_main_cpu_us_per_line'] as number).toBeLessThanOrEqual(report['http_server_cpu_us_per_line'] as number);
     expect(report['http_server_cpu_share'] as number).toBeLessThanOrEqual(1.05);
+    // analyze does more with each line than a reader that only cuts lines.
+    expect(report['analyze_vs_baseline'] as number).toBeLessThan(1);
     // The sections it did not run are not reported as if they had been.
     expect(report).not.toHaveProperty('rss_mb_100k_streams');
     expect(report).not.toHaveProperty('soak_rss_drift_pct');
