@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateCorpus, journaldLine } from './corpus.js';
-import { BIN, memoryOf, ROOT, round } from './lib.js';
+import { BIN, percentile, ROOT, round, watchPeak } from './lib.js';
 
 const BARE_READER = join(ROOT, 'bench', 'bare-reader.js');
 
@@ -33,26 +33,18 @@ async function timedChild(args) {
   try {
     const started = process.hrtime.bigint();
     const child = spawn(process.execPath, args, { stdio: ['ignore', devNull, 'pipe'] });
-    let peakMiB = 0;
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
-    const poll = setInterval(() => {
-      const memory = memoryOf(child.pid);
-      if (memory && memory.peakMiB > peakMiB) peakMiB = memory.peakMiB;
-    }, 10);
+    // Every 10 ms: a run lasts about a second and a half.
+    const peak = watchPeak(child.pid, 10);
     const code = await new Promise((resolve) => child.once('exit', resolve));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    clearInterval(poll);
+    const peakMiB = peak();
     if (code !== 0) throw new Error(`${args.join(' ')} exited with ${code}: ${stderr}`);
     return { seconds, peakMiB };
   } finally {
     closeSync(devNull);
   }
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 export async function benchAnalyze({ lines, dir }) {
@@ -64,8 +56,8 @@ export async function benchAnalyze({ lines, dir }) {
     baselines.push(await timedChild([BARE_READER, file]));
     runs.push(await timedChild([BIN, 'analyze', '--format', 'ndjson', file]));
   }
-  const seconds = median(runs.map((run) => run.seconds));
-  const baselineSeconds = median(baselines.map((run) => run.seconds));
+  const seconds = percentile(runs.map((run) => run.seconds), 50);
+  const baselineSeconds = percentile(baselines.map((run) => run.seconds), 50);
   return {
     // The median run's rate; the peak is the highest of all runs.
     analyze_lines_per_s: Math.round(lines / seconds),

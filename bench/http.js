@@ -9,7 +9,7 @@ import { cpus } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { Pool } from 'undici';
 import { generateCorpus, journalEntry } from './corpus.js';
-import { cpuSecondsOf, memoryOf, metric, percentile, ROOT, round, sleep, startServe } from './lib.js';
+import { cpuSecondsOf, memoryOf, metric, percentile, ROOT, round, sleep, startServe, watchPeak } from './lib.js';
 
 const BODY_MIB = [1, 2.5, 5, 7.5, 10];
 
@@ -117,18 +117,6 @@ async function taken(url, lines) {
     if (groupedLines + held >= lines) return;
     await sleep(100);
   }
-}
-
-function watchPeak(pid) {
-  let peakMiB = 0;
-  const timer = setInterval(() => {
-    const memory = memoryOf(pid);
-    if (memory && memory.peakMiB > peakMiB) peakMiB = memory.peakMiB;
-  }, 50);
-  return () => {
-    clearInterval(timer);
-    return peakMiB;
-  };
 }
 
 /** The same bodies, posted the same way, to bench/bare-sink.js: lines/s of reading, gunzipping and parsing them and nothing else, and its CPU per line. */

@@ -9,6 +9,9 @@ export function tempDir(name: string): { dir: string; remove(): void };
 /** Peak and current RSS of a process in MiB, from /proc; undefined once it is gone. */
 export function memoryOf(pid: number): { peakMiB: number; rssMiB: number } | undefined;
 
+/** Polls a process's peak RSS every `intervalMs`; the function returned stops polling and gives the highest seen (MiB). */
+export function watchPeak(pid: number, intervalMs?: number): () => number;
+
 /** CPU seconds (user + system) of a process, or of one of its threads; NaN once it is gone. */
 export function cpuSecondsOf(pid: number, thread?: number): number;
 

@@ -40,6 +40,19 @@ export function memoryOf(pid) {
   }
 }
 
+/** Polls a process's peak RSS every `intervalMs`; the function returned stops polling and gives the highest seen (MiB). */
+export function watchPeak(pid, intervalMs = 50) {
+  let peakMiB = 0;
+  const timer = setInterval(() => {
+    const memory = memoryOf(pid);
+    if (memory && memory.peakMiB > peakMiB) peakMiB = memory.peakMiB;
+  }, intervalMs);
+  return () => {
+    clearInterval(timer);
+    return peakMiB;
+  };
+}
+
 /** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`: 100 on Linux everywhere in practice). */
 const CLOCK_TICKS = (() => {
   try {
