@@ -85,8 +85,15 @@ export class Router {
   private emptyLines(estimate: number): ShardLines {
     const spare = this.spareLines.pop();
     // push() grows the two together: times holds 2 per line where ranges holds LINE_FIELDS.
-    if (spare !== undefined && spare.ranges.length >= estimate * LINE_FIELDS) return { ...spare, count: 0, origins: [] };
-    return { ranges: new Uint32Array(estimate * LINE_FIELDS), times: new Float64Array(estimate * 2), count: 0, origins: [] };
+    const reused = spare !== undefined && spare.ranges.length >= estimate * LINE_FIELDS;
+    // One literal for both: a spread of the spare made objects of another shape, and routePiece and
+    // push, compiled for one, were thrown out and compiled again four times each early in a run.
+    return {
+      ranges: reused ? spare.ranges : new Uint32Array(estimate * LINE_FIELDS),
+      times: reused ? spare.times : new Float64Array(estimate * 2),
+      count: 0,
+      origins: [],
+    };
   }
 
   /**

@@ -31,8 +31,8 @@ export interface RoundOutput {
   kinds: Uint8Array;
   /** Per item: where its text ends in the bytes (the end of the one before, for items without text). */
   ends: Uint32Array;
-  /** The texts when they are not in the round's shared slot. */
-  bytes?: Uint8Array;
+  /** The texts when they are not in the round's shared slot (the key is always there: one shape for every round). */
+  bytes: Uint8Array | undefined;
   /** The objects of the other items, in item order. */
   objects: WireObject[];
 }
@@ -98,6 +98,7 @@ export class RoundWriter implements ShardOutput {
       orders: Float64Array.from(this.orders),
       kinds: Uint8Array.from(this.kinds),
       ends: Uint32Array.from(this.ends),
+      bytes: undefined,
       objects: this.objects,
     };
     const transfer = [output.orders.buffer, output.kinds.buffer, output.ends.buffer] as ArrayBuffer[];
