@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import { createEngine } from './engine/create-engine.js';
 import { UnclassifiedTally } from './engine/unclassified-tally.js';
 import { installErrorShape, LeakwatchError } from './errors.js';
-import { limitHeapGrowth } from './heap-growth.js';
+import { limitHeapGrowth, stopPretenuring } from './gc-tuning.js';
 import { missingMallocSettings, missingSemiSpaceFlag } from './process-settings.js';
 import type { Engine, EventSink } from './engine/engine.js';
 import type { Group } from './engine/group.js';
@@ -459,6 +459,7 @@ export interface RunnableService {
 /** `leakwatch serve`: listens until SIGINT/SIGTERM; SIGHUP reloads the rules. Returns the exit code. */
 export async function runServer(config: Config): Promise<number> {
   limitHeapGrowth(config.heapGrowthPercent);
+  stopPretenuring();
   const log = pino({ level: config.logLevel });
   let service: RunnableService;
   try {
