@@ -14,10 +14,10 @@ export function limitHeapGrowth(percent: number): void {
 /**
  * Turns off V8's allocation-site pretenuring: once most objects made at one place in the code
  * outlive a young collection, V8 makes the rest there in the old generation. At full ingest rate
- * the main thread collects its young generation every ~25 ms, and bursts made the sites of events,
- * their texts and their ids look long-lived, though 95 % of events are stored within 5 ms and let
- * go: made old, they died there, and each full collection had to find them (~50 MB of such
- * objects in one 1.5M-line pass, a third of all that left the young generation). The decision is
+ * (a young collection every ~25 ms on the main thread) it judged the places that make events,
+ * their texts and their ids long-lived, though 95 % of events are stored within 5 ms and let go:
+ * made old, they died there, and each full collection had to find them (~50 MB of such objects in
+ * one 1.5M-line pass, a third of all that left the young generation). The decision is
  * taken and read while the program runs, so turning it off at start-up, before any site is
  * judged, applies to every thread.
  */
