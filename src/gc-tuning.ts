@@ -17,9 +17,9 @@ export function limitHeapGrowth(percent: number): void {
  * (a young collection every ~25 ms on the main thread) it judged the places that make events,
  * their texts and their ids long-lived, though 95 % of events are stored within 5 ms and let go:
  * made old, they died there, and each full collection had to find them (~50 MB of such objects in
- * one 1.5M-line pass, a third of all that left the young generation). The decision is
- * taken and read while the program runs, so turning it off at start-up, before any site is
- * judged, applies to every thread.
+ * one 1.5M-line pass, a third of all that left the young generation). The decision is taken and
+ * read while the program runs, so turning it off at start-up, before any site is judged, applies
+ * to every thread.
  */
 export function stopPretenuring(): void {
   setFlagsFromString('--no-allocation-site-pretenuring');
